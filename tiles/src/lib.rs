@@ -1,0 +1,1 @@
+//! Tile math, MVT encoding and generalisation (no I/O).
