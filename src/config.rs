@@ -1,1 +1,232 @@
-//! config (being written)
+//! Service configuration: command-line flags, then environment variables, then an optional
+//! TOML file, then defaults — in that order of precedence. Flags and variables are
+//! declared together (clap's `env`), so a flag always wins over its variable.
+
+use crate::model::Role;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Why the configuration is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid setting {key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// Settings shared by every subcommand that touches a store.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct StoreArgs {
+    /// Optional TOML config file (see `lifeline.example.toml`).
+    #[arg(long, env = "LIFELINE_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// PostGIS connection URL (`postgres://user:pass@host/db`). When unset, the embedded
+    /// GeoPackage store is used.
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    pub database_url: Option<String>,
+    /// Path of the GeoPackage file of the embedded store.
+    #[arg(long, env = "LIFELINE_GPKG", global = true)]
+    pub gpkg: Option<PathBuf>,
+}
+
+/// Settings of `lifeline serve`.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "LIFELINE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Role granted to requests without an API key: a role name, or `none` to require keys.
+    #[arg(long, env = "LIFELINE_ANONYMOUS_ROLE")]
+    pub anonymous_role: Option<String>,
+    /// Projected CRS for distances (`auto`, or e.g. `EPSG:4545`).
+    #[arg(long, env = "LIFELINE_METRIC_CRS")]
+    pub metric_crs: Option<String>,
+    /// Directory of the web client.
+    #[arg(long, env = "LIFELINE_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
+}
+
+/// The file form: every key optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    database_url: Option<String>,
+    gpkg: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    anonymous_role: Option<String>,
+    metric_crs: Option<String>,
+    web_dir: Option<PathBuf>,
+    pool_size: Option<usize>,
+    max_body_bytes: Option<usize>,
+    max_bulk_body_bytes: Option<usize>,
+    request_timeout_secs: Option<u64>,
+}
+
+/// The resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `postgres://…` for PostGIS, otherwise the GeoPackage path.
+    pub store_url: String,
+    pub listen: SocketAddr,
+    /// `None`: requests without a key are refused.
+    pub anonymous_role: Option<Role>,
+    /// `None`: choose from the data's extent at start-up.
+    pub metric_crs: Option<String>,
+    pub web_dir: PathBuf,
+    pub pool_size: usize,
+    /// Largest request body for single-record endpoints.
+    pub max_body_bytes: usize,
+    /// Largest request body for bulk loads.
+    pub max_bulk_body_bytes: usize,
+    pub request_timeout_secs: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            store_url: "data/lifeline.gpkg".into(),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            anonymous_role: Some(Role::Viewer),
+            metric_crs: None,
+            web_dir: PathBuf::from("web"),
+            pool_size: 16,
+            max_body_bytes: 2 * 1024 * 1024,
+            max_bulk_body_bytes: 256 * 1024 * 1024,
+            request_timeout_secs: 60,
+        }
+    }
+}
+
+fn parse_anonymous(s: &str) -> Result<Option<Role>, ConfigError> {
+    if s == "none" {
+        return Ok(None);
+    }
+    s.parse::<Role>()
+        .map(Some)
+        .map_err(|e| ConfigError::Invalid {
+            key: "anonymous_role",
+            message: format!("{e}, or none"),
+        })
+}
+
+impl Config {
+    /// Resolves flags/env (already merged by clap) over the file over the defaults.
+    pub fn resolve(store: &StoreArgs, serve: &ServeArgs) -> Result<Config, ConfigError> {
+        let file = match &store.config {
+            Some(p) => load_file(p)?,
+            None => FileConfig::default(),
+        };
+        let d = Config::default();
+        let store_url = store
+            .database_url
+            .clone()
+            .or_else(|| store.gpkg.as_ref().map(|p| p.display().to_string()))
+            .or(file.database_url)
+            .or_else(|| file.gpkg.map(|p| p.display().to_string()))
+            .unwrap_or(d.store_url);
+        let anonymous_role = match serve.anonymous_role.clone().or(file.anonymous_role) {
+            Some(s) => parse_anonymous(&s)?,
+            None => d.anonymous_role,
+        };
+        let metric_crs = serve
+            .metric_crs
+            .clone()
+            .or(file.metric_crs)
+            .filter(|s| s != "auto");
+        let pool_size = file.pool_size.unwrap_or(d.pool_size);
+        if pool_size == 0 {
+            return Err(ConfigError::Invalid {
+                key: "pool_size",
+                message: "must be at least 1".into(),
+            });
+        }
+        Ok(Config {
+            store_url,
+            listen: serve.listen.or(file.listen).unwrap_or(d.listen),
+            anonymous_role,
+            metric_crs,
+            web_dir: serve.web_dir.clone().or(file.web_dir).unwrap_or(d.web_dir),
+            pool_size,
+            max_body_bytes: file.max_body_bytes.unwrap_or(d.max_body_bytes),
+            max_bulk_body_bytes: file.max_bulk_body_bytes.unwrap_or(d.max_bulk_body_bytes),
+            request_timeout_secs: file.request_timeout_secs.unwrap_or(d.request_timeout_secs),
+        })
+    }
+}
+
+fn load_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn precedence_flag_over_file_over_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "gpkg = 'from-file.gpkg'\nanonymous_role = 'none'\nlisten = '0.0.0.0:9000'\n",
+        )
+        .unwrap();
+        let store = StoreArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        let c = Config::resolve(&store, &ServeArgs::default()).unwrap();
+        assert_eq!(c.store_url, "from-file.gpkg");
+        assert_eq!(c.anonymous_role, None);
+        assert_eq!(c.listen.port(), 9000);
+        let serve = ServeArgs {
+            anonymous_role: Some("analyst".into()),
+            ..Default::default()
+        };
+        let store = StoreArgs {
+            config: Some(path),
+            database_url: Some("postgres://x@y/z".into()),
+            gpkg: None,
+        };
+        let c = Config::resolve(&store, &serve).unwrap();
+        assert_eq!(c.store_url, "postgres://x@y/z");
+        assert_eq!(c.anonymous_role, Some(Role::Analyst));
+    }
+
+    #[test]
+    fn bad_file_and_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(&path, "colour = 'red'\n").unwrap();
+        let store = StoreArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        let e = Config::resolve(&store, &ServeArgs::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("colour"), "{e}");
+        let serve = ServeArgs {
+            anonymous_role: Some("king".into()),
+            ..Default::default()
+        };
+        let e = Config::resolve(&StoreArgs::default(), &serve)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("king"), "{e}");
+    }
+}

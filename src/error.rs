@@ -1,1 +1,135 @@
-//! error (being written)
+//! The one error type handlers return, [`AppError`], and how every module's error maps to
+//! an HTTP status. The client always gets JSON `{"error": {"status", "code", "message"}}`
+//! naming the problem; internals (SQL, file paths, backtraces) go to the log only.
+
+use crate::index::IndexError;
+use crate::io::crs::CrsError;
+use crate::model::ModelError;
+use crate::store::StoreError;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// Every failure a request can end in.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// Malformed request: bad query parameter, bad path, unparseable body.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No credentials where they are needed, or a key that is unknown or revoked.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Credentials valid but the role is not enough.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// Well-formed but invalid content (geometry, ranges, vocabulary).
+    #[error("{0}")]
+    Unprocessable(String),
+    /// The store is unreachable: try again later.
+    #[error("the service is temporarily unavailable")]
+    Unavailable(String),
+    /// A bug or an unexpected failure; the detail is logged, never shown.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl AppError {
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
+            AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::BadRequest(_) => "bad_request",
+            AppError::Unauthorized(_) => "unauthorized",
+            AppError::Forbidden(_) => "forbidden",
+            AppError::NotFound(_) => "not_found",
+            AppError::Conflict(_) => "conflict",
+            AppError::PayloadTooLarge(_) => "payload_too_large",
+            AppError::Unprocessable(_) => "invalid",
+            AppError::Unavailable(_) => "unavailable",
+            AppError::Internal(_) => "internal",
+        }
+    }
+
+    /// Builds an error from a status and message (for framework rejections).
+    pub fn from_status(status: StatusCode, message: String) -> Self {
+        match status.as_u16() {
+            401 => AppError::Unauthorized(message),
+            403 => AppError::Forbidden(message),
+            404 => AppError::NotFound(message),
+            409 => AppError::Conflict(message),
+            413 => AppError::PayloadTooLarge(message),
+            422 => AppError::Unprocessable(message),
+            400..=499 => AppError::BadRequest(message),
+            503 => AppError::Unavailable(message),
+            _ => AppError::Internal(message),
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        match &self {
+            AppError::Internal(detail) => tracing::error!(%detail, "internal error"),
+            AppError::Unavailable(detail) => tracing::warn!(%detail, "store unavailable"),
+            other => tracing::debug!(error = %other, "client error"),
+        }
+        let body = json!({"error": {"status": status.as_u16(), "code": self.code(), "message": self.to_string()}});
+        (status, axum::Json(body)).into_response()
+    }
+}
+
+impl From<ModelError> for AppError {
+    fn from(e: ModelError) -> Self {
+        AppError::Unprocessable(e.to_string())
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound { .. } => AppError::NotFound(e.to_string()),
+            StoreError::Conflict(m) => AppError::Conflict(m),
+            StoreError::Invalid(m) => AppError::Unprocessable(m),
+            StoreError::Backend(m) => AppError::Unavailable(m),
+        }
+    }
+}
+
+impl From<CrsError> for AppError {
+    fn from(e: CrsError) -> Self {
+        match e {
+            CrsError::Transform { .. } => AppError::Unprocessable(e.to_string()),
+            CrsError::Unknown { .. } => AppError::BadRequest(e.to_string()),
+        }
+    }
+}
+
+impl From<IndexError> for AppError {
+    fn from(e: IndexError) -> Self {
+        match e {
+            IndexError::Crs(c) => c.into(),
+            other => AppError::BadRequest(other.to_string()),
+        }
+    }
+}

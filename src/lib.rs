@@ -15,3 +15,5 @@ pub mod io;
 pub mod model;
 pub mod server;
 pub mod store;
+
+pub use error::AppError;

@@ -1,1 +1,175 @@
-//! server (being written)
+//! The service's state and lifecycle: [`AppState::open`] opens the store, applies
+//! migrations and builds the index from it; [`run`] serves a listener until a shutdown
+//! future completes, so tests can bind port 0 and `main` can wait for SIGTERM.
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::index::SpatialIndex;
+use crate::io::crs::MetricCrs;
+use crate::model::{Catalog, Layer, Record};
+use crate::store::{self, SharedStore};
+use crate::AppError;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the store: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("bad CRS setting: {0}")]
+    Crs(#[from] crate::io::crs::CrsError),
+    #[error("cannot build the index: {0}")]
+    Index(String),
+}
+
+/// Everything a handler needs: cheap clones of shared handles.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: SharedStore,
+    pub index: Arc<SpatialIndex>,
+    pub auth: Arc<Authenticator>,
+    pub config: Arc<Config>,
+    pub catalog: &'static Catalog,
+    /// Serialises writes so the index applies them in the store's commit order (see
+    /// [`AppState::write`]).
+    writes: Arc<tokio::sync::Mutex<()>>,
+    /// How long the start-up load took, for `/ready`.
+    pub load_time: Duration,
+}
+
+impl AppState {
+    /// Opens the configured store, migrates it, and loads the index from it.
+    pub async fn open(config: Config) -> Result<AppState, StartError> {
+        let store = store::open(&config.store_url, config.pool_size).await?;
+        Self::with_store(store, config).await
+    }
+
+    /// Builds the state around an already opened store.
+    pub async fn with_store(store: SharedStore, config: Config) -> Result<AppState, StartError> {
+        let started = Instant::now();
+        let data = store.load_all().await?;
+        let crs = match &config.metric_crs {
+            Some(code) => MetricCrs::new(code)?,
+            None => {
+                let bbox = data
+                    .grid_cells
+                    .iter()
+                    .filter_map(|c| crate::model::Bbox::of(&c.geometry))
+                    .chain(
+                        data.pipelines
+                            .iter()
+                            .filter_map(|p| crate::model::Bbox::of(&p.geometry)),
+                    )
+                    .reduce(|a, b| a.union(&b));
+                // An empty store measures in the zone of the first city, Chongqing.
+                let (lon, lat) = bbox.map(|b| b.center()).unwrap_or((106.55, 29.56));
+                MetricCrs::auto(lon, lat)
+            }
+        };
+        let index = Arc::new(SpatialIndex::new(crs));
+        let idx = index.clone();
+        tokio::task::spawn_blocking(move || idx.load(data))
+            .await
+            .map_err(|e| StartError::Index(e.to_string()))??;
+        let load_time = started.elapsed();
+        tracing::info!(
+            store = %store.describe(),
+            crs = index.crs().code(),
+            ms = load_time.as_millis() as u64,
+            counts = ?index.stats().iter().map(|s| (s.layer.as_str(), s.count)).collect::<Vec<_>>(),
+            "index loaded"
+        );
+        let auth = Arc::new(Authenticator::new(store.clone(), config.anonymous_role));
+        Ok(AppState {
+            store,
+            index,
+            auth,
+            config: Arc::new(config),
+            catalog: Catalog::builtin(),
+            writes: Arc::new(tokio::sync::Mutex::new(())),
+            load_time,
+        })
+    }
+
+    /// Runs one write: the store commits first (durably), then the index is updated, under
+    /// a lock so concurrent writes reach the index in commit order.
+    pub async fn write<F, Fut>(&self, f: F) -> Result<Vec<IndexUpdate>, AppError>
+    where
+        F: FnOnce(SharedStore) -> Fut,
+        Fut: Future<Output = Result<(Vec<IndexUpdate>, i64), AppError>>,
+    {
+        let _guard = self.writes.lock().await;
+        let (updates, version) = f(self.store.clone()).await?;
+        for u in &updates {
+            match u {
+                IndexUpdate::Upsert(r) => self.index.upsert((**r).clone()).map_err(|e| {
+                    // The store has the record; the index could not project it. Restarting
+                    // rebuilds the index from the store, so nothing is lost, but say so.
+                    AppError::Internal(format!("index update failed after commit: {e}"))
+                })?,
+                IndexUpdate::Remove(layer, id) => {
+                    self.index.remove(*layer, *id);
+                }
+                IndexUpdate::Reload => {
+                    let data = self.store.load_all().await?;
+                    let idx = self.index.clone();
+                    tokio::task::spawn_blocking(move || idx.load(data))
+                        .await
+                        .map_err(|e| AppError::Internal(e.to_string()))?
+                        .map_err(|e| AppError::Internal(e.to_string()))?;
+                }
+            }
+        }
+        self.index.set_version(version);
+        Ok(updates)
+    }
+}
+
+/// What a committed write changes in the index.
+#[derive(Debug, Clone)]
+pub enum IndexUpdate {
+    Upsert(Box<Record>),
+    Remove(Layer, i64),
+    /// Rebuild everything from the store (after bulk loads).
+    Reload,
+}
+
+/// Serves the API and the web client on `listener` until `shutdown` completes; in-flight
+/// requests finish first.
+pub async fn run(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = crate::http::router(state);
+    tracing::info!(addr = %listener.local_addr()?, "listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}

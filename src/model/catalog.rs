@@ -86,7 +86,7 @@ impl Catalog {
             }
         }
         for s in &sensors.kind {
-            if !(s.min < s.max) {
+            if s.min.partial_cmp(&s.max) != Some(std::cmp::Ordering::Less) {
                 return Err(ModelError::invalid(
                     "sensor_kinds.toml",
                     format!("kind '{}': min must be below max", s.kind),

@@ -488,3 +488,8 @@ pub(crate) fn check_id(field: &str, id: i64, zero_ok: bool) -> Result<(), ModelE
     }
     Ok(())
 }
+
+/// Checks a short human name (key names, labels): non-blank, at most 100 characters.
+pub fn check_name(field: &str, s: &str) -> Result<(), ModelError> {
+    check_required_text(field, s, 100)
+}

@@ -1,0 +1,38 @@
+//! `/openapi.json`: the OpenAPI document of the service, generated from the handlers'
+//! annotations with utoipa.
+
+use crate::server::AppState;
+use axum::routing::get;
+use axum::{Json, Router};
+use utoipa::OpenApi;
+
+/// The API description.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Lifeline", description = "Geospatial digital twin of a city's underground lifelines. Send API keys as `Authorization: Bearer <key>`."),
+    paths(
+        super::health::health,
+        super::health::ready,
+        super::layers::list,
+        super::layers::risk_categories,
+        super::layers::sensor_kinds,
+        super::features::read,
+        super::features::query,
+        super::features::nearest,
+        super::features::create,
+        super::features::replace,
+        super::features::remove,
+        super::features::bulk_load,
+        super::admin::create_key,
+        super::admin::list_keys,
+        super::admin::revoke_key,
+        super::admin::audit,
+    ),
+    tags((name = "service"), (name = "layers"), (name = "features"), (name = "admin"))
+)]
+pub struct ApiDoc;
+
+/// Routes of this resource.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/openapi.json", get(|| async { Json(ApiDoc::openapi()) }))
+}
