@@ -193,29 +193,40 @@ impl SpatialIndex {
     }
 
     fn build_layer(&self, records: Vec<Record>) -> Result<LayerIndex, CrsError> {
-        let threads = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1);
-        let chunk = records.len().div_ceil(threads).max(1);
-        let built: Vec<Result<Vec<Slot>, CrsError>> =
-            std::thread::scope(|s| {
-                let handles: Vec<_> = records
-                    .chunks(chunk)
-                    .map(|part| {
-                        s.spawn(move || {
-                            part.iter()
-                                .map(|r| Ok((Arc::new(r.clone()), self.entry_for(r)?)))
-                                .collect::<Result<Vec<_>, CrsError>>()
-                        })
+        let total = records.len();
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let chunk = total.div_ceil(threads).max(1);
+        // Owned chunks, so each record moves into its Arc instead of being copied: at city
+        // scale a copy would double peak memory during start-up.
+        let mut parts = Vec::with_capacity(threads);
+        let mut rest = records;
+        while rest.len() > chunk {
+            let tail = rest.split_off(chunk);
+            parts.push(rest);
+            rest = tail;
+        }
+        parts.push(rest);
+        let built: Vec<Result<Vec<Slot>, CrsError>> = std::thread::scope(|s| {
+            let handles: Vec<_> = parts
+                .into_iter()
+                .map(|part| {
+                    s.spawn(move || {
+                        part.into_iter()
+                            .map(|r| {
+                                let entry = self.entry_for(&r)?;
+                                Ok((Arc::new(r), entry))
+                            })
+                            .collect::<Result<Vec<_>, CrsError>>()
                     })
-                    .collect();
-                handles
-                    .into_iter()
-                    .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                    .collect()
-            });
-        let mut map = HashMap::with_capacity(records.len());
-        let mut entries = Vec::with_capacity(records.len());
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        let mut map = HashMap::with_capacity(total);
+        let mut entries = Vec::with_capacity(total);
         let mut bbox: Option<Bbox> = None;
         for part in built {
             for (rec, entry) in part? {
