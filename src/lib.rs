@@ -15,5 +15,7 @@ pub mod io;
 pub mod model;
 pub mod server;
 pub mod store;
+pub mod tileserver;
 
 pub use error::AppError;
+pub use server::{run, AppState};

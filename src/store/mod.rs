@@ -161,9 +161,14 @@ pub type SharedStore = Arc<dyn Store>;
 /// Opens the store a URL names: `postgres://…` / `postgresql://…` selects PostGIS,
 /// anything else is a GeoPackage path (created if missing). Migrations are applied.
 pub async fn open(url_or_path: &str, pool_size: usize) -> StoreResult<SharedStore> {
-    // BOOTSTRAP: enabled once both stores implement `Store`.
-    let _ = (url_or_path, pool_size);
-    Err(StoreError::Backend("no store implementation yet".into()))
+    let store: SharedStore =
+        if url_or_path.starts_with("postgres://") || url_or_path.starts_with("postgresql://") {
+            Arc::new(postgis::PostgisStore::connect(url_or_path, pool_size).await?)
+        } else {
+            Arc::new(gpkg::GpkgStore::open(std::path::Path::new(url_or_path))?)
+        };
+    store.migrate().await?;
+    Ok(store)
 }
 
 /// Records of a data set in the order foreign keys need: owners, grid cells (parents

@@ -1,0 +1,153 @@
+//! Test support shared by the HTTP integration tests: start the real server on port 0
+//! against a real store (a fresh PostGIS database of the shared throwaway cluster, or a
+//! GeoPackage in a temp dir), plus small realistic fixtures around Chongqing.
+#![allow(dead_code)]
+
+pub mod fixtures;
+
+use lifeline::config::Config;
+use lifeline::model::{Actor, Role};
+use lifeline::store::{self, SharedStore};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// Which store a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgis,
+    Gpkg,
+}
+
+/// A running server with its store and keys for each role.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub store: SharedStore,
+    pub store_url: String,
+    pub client: reqwest::Client,
+    /// Keys by role name.
+    pub keys: std::collections::HashMap<Role, String>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<()>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A fresh, empty, migrated store of the given backend and its URL.
+pub async fn fresh_store(backend: Backend) -> (SharedStore, String, Option<tempfile::TempDir>) {
+    match backend {
+        Backend::Postgis => {
+            let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+            let name = format!("http_{}_{n}", std::process::id());
+            let url = lifeline::store::pgcluster::shared()
+                .create_database(&name)
+                .expect("create test database");
+            let store = store::open(&url, 4).await.expect("open postgis store");
+            (store, url, None)
+        }
+        Backend::Gpkg => {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let path = dir.path().join("test.gpkg");
+            let url = path.display().to_string();
+            let store = store::open(&url, 1).await.expect("open gpkg store");
+            (store, url, Some(dir))
+        }
+    }
+}
+
+impl TestApp {
+    /// Starts a server over a fresh store loaded with `fixtures::dataset()`.
+    pub async fn start(backend: Backend) -> TestApp {
+        Self::start_with(backend, Some(Role::Viewer), true).await
+    }
+
+    /// Starts a server; `anonymous` is the anonymous role, `seed` loads the fixtures first.
+    pub async fn start_with(backend: Backend, anonymous: Option<Role>, seed: bool) -> TestApp {
+        let (store, store_url, dir) = fresh_store(backend).await;
+        if seed {
+            store
+                .bulk_load(&fixtures::dataset(), &Actor::cli())
+                .await
+                .expect("load fixtures");
+        }
+        let mut keys = std::collections::HashMap::new();
+        for role in Role::ALL {
+            let key = lifeline::auth::generate_key();
+            store
+                .create_api_key(&format!("test-{role}"), *role, &lifeline::auth::hash_key(&key), &Actor::cli())
+                .await
+                .expect("create key");
+            keys.insert(*role, key);
+        }
+        let config = Config {
+            store_url: store_url.clone(),
+            anonymous_role: anonymous,
+            web_dir: std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("web"),
+            ..Config::default()
+        };
+        let state = lifeline::AppState::with_store(store.clone(), config)
+            .await
+            .expect("build state");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            lifeline::run(listener, state, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("server");
+        });
+        TestApp {
+            addr,
+            store,
+            store_url,
+            client: reqwest::Client::new(),
+            keys,
+            shutdown: Some(tx),
+            handle: Some(handle),
+            _dir: dir,
+        }
+    }
+
+    /// Full URL of a path.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// A request builder carrying the key of `role` (None: anonymous).
+    pub fn req(&self, method: reqwest::Method, path: &str, role: Option<Role>) -> reqwest::RequestBuilder {
+        let b = self.client.request(method, self.url(path));
+        match role {
+            Some(r) => b.bearer_auth(&self.keys[&r]),
+            None => b,
+        }
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(h) = self.handle.take() {
+            let _ = h.await;
+        }
+    }
+}
+
+/// Instantiates an async test body `fn(Backend)` once per backend.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgis() {
+                super::$name(super::app::Backend::Postgis).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn gpkg() {
+                super::$name(super::app::Backend::Gpkg).await
+            }
+        }
+    };
+}
