@@ -17,10 +17,20 @@ fn setup() -> (SpatialIndex, Bbox) {
         .unwrap_or_else(|_| "jiulongpo".into())
         .parse()
         .expect("preset");
-    let (data, _) = generate(&GenerateOptions { preset, seed: 42, progress: false }).expect("generate");
+    let (data, _) = generate(&GenerateOptions {
+        preset,
+        seed: 42,
+        progress: false,
+    })
+    .expect("generate");
     let index = SpatialIndex::new(MetricCrs::new("EPSG:4545").unwrap());
     index.load(data).unwrap();
-    let extent = index.stats().into_iter().find(|s| s.layer == Layer::Pipelines).and_then(|s| s.bbox).expect("pipelines");
+    let extent = index
+        .stats()
+        .into_iter()
+        .find(|s| s.layer == Layer::Pipelines)
+        .and_then(|s| s.bbox)
+        .expect("pipelines");
     (index, extent)
 }
 
@@ -31,7 +41,9 @@ pub fn centres(index: &SpatialIndex, n: usize) -> Vec<(f64, f64)> {
     (0..n)
         .map(|_| {
             let r = &pipes[rng.gen_range(0..pipes.len())];
-            let Some(Geometry::LineString(l)) = r.geometry() else { unreachable!("pipelines are lines") };
+            let Some(Geometry::LineString(l)) = r.geometry() else {
+                unreachable!("pipelines are lines")
+            };
             (l.0[0].x, l.0[0].y)
         })
         .collect()
@@ -55,20 +67,35 @@ fn bench(c: &mut Criterion) {
     c.bench_function("bbox 200m x 200m (exact)", |b| {
         b.iter(|| {
             let (x, y) = next();
-            black_box(index.bbox(Layer::Pipelines, &window(x, y, 200.0)).unwrap().len())
+            black_box(
+                index
+                    .bbox(Layer::Pipelines, &window(x, y, 200.0))
+                    .unwrap()
+                    .len(),
+            )
         })
     });
     c.bench_function("within 100 m of a point", |b| {
         b.iter(|| {
             let (x, y) = next();
             let q = Geometry::Point(geo::point!(x: x, y: y));
-            black_box(index.within_distance(Layer::Pipelines, &q, 100.0).unwrap().len())
+            black_box(
+                index
+                    .within_distance(Layer::Pipelines, &q, 100.0)
+                    .unwrap()
+                    .len(),
+            )
         })
     });
     c.bench_function("10 nearest pipelines", |b| {
         b.iter(|| {
             let (x, y) = next();
-            black_box(index.nearest(Layer::Pipelines, x, y, 10, None).unwrap().len())
+            black_box(
+                index
+                    .nearest(Layer::Pipelines, x, y, 10, None)
+                    .unwrap()
+                    .len(),
+            )
         })
     });
 }

@@ -41,16 +41,26 @@ fn trim() {
 fn percentiles(mut v: Vec<Duration>) -> (f64, f64, f64) {
     v.sort();
     let us = |d: Duration| d.as_secs_f64() * 1e6;
-    (us(v[v.len() / 2]), us(v[v.len() * 99 / 100]), us(v[v.len() - 1]))
+    (
+        us(v[v.len() / 2]),
+        us(v[v.len() * 99 / 100]),
+        us(v[v.len() - 1]),
+    )
 }
 
 async fn measure(name: &str, store: SharedStore, preset: &str) -> lifeline::AppState {
     trim();
     let before = rss_mb();
     let started = Instant::now();
-    let state = lifeline::AppState::with_store(store, Config { metric_crs: Some("EPSG:4545".into()), ..Config::default() })
-        .await
-        .expect("start-up load");
+    let state = lifeline::AppState::with_store(
+        store,
+        Config {
+            metric_crs: Some("EPSG:4545".into()),
+            ..Config::default()
+        },
+    )
+    .await
+    .expect("start-up load");
     let secs = started.elapsed().as_secs_f64();
     trim();
     let after = rss_mb();
@@ -64,14 +74,27 @@ async fn measure(name: &str, store: SharedStore, preset: &str) -> lifeline::AppS
 
 #[tokio::main]
 async fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let preset_name = args.first().cloned().unwrap_or_else(|| "jiulongpo".into());
     let which = args.get(1).cloned().unwrap_or_else(|| "both".into());
-    let preset: Preset = preset_name.parse().expect("preset: demo, jiulongpo or city");
+    let preset: Preset = preset_name
+        .parse()
+        .expect("preset: demo, jiulongpo or city");
 
     let t = Instant::now();
-    let (data, report) = generate(&GenerateOptions { preset, seed: 42, progress: false }).expect("generate");
-    println!("generated {preset_name} in {:.1} s: {report}", t.elapsed().as_secs_f64());
+    let (data, report) = generate(&GenerateOptions {
+        preset,
+        seed: 42,
+        progress: false,
+    })
+    .expect("generate");
+    println!(
+        "generated {preset_name} in {:.1} s: {report}",
+        t.elapsed().as_secs_f64()
+    );
 
     let mut stores: Vec<(&str, SharedStore)> = Vec::new();
     let dir = tempfile::tempdir().expect("tempdir");
@@ -81,16 +104,30 @@ async fn main() {
         let url = cluster.create_database("bench_startup").expect("create db");
         let s = store::open(&url, 8).await.expect("open postgis");
         let t = Instant::now();
-        s.bulk_load(&data, &Actor::cli()).await.expect("bulk load postgis");
-        println!("| bulk load | {preset_name} | postgis | {:.1} s | {} records |", t.elapsed().as_secs_f64(), data.len());
+        s.bulk_load(&data, &Actor::cli())
+            .await
+            .expect("bulk load postgis");
+        println!(
+            "| bulk load | {preset_name} | postgis | {:.1} s | {} records |",
+            t.elapsed().as_secs_f64(),
+            data.len()
+        );
         stores.push(("postgis", s));
     }
     if which == "gpkg" || which == "both" {
         let path = dir.path().join("bench.gpkg");
-        let s = store::open(&path.display().to_string(), 1).await.expect("open gpkg");
+        let s = store::open(&path.display().to_string(), 1)
+            .await
+            .expect("open gpkg");
         let t = Instant::now();
-        s.bulk_load(&data, &Actor::cli()).await.expect("bulk load gpkg");
-        println!("| bulk load | {preset_name} | geopackage | {:.1} s | {} records |", t.elapsed().as_secs_f64(), data.len());
+        s.bulk_load(&data, &Actor::cli())
+            .await
+            .expect("bulk load gpkg");
+        println!(
+            "| bulk load | {preset_name} | geopackage | {:.1} s | {} records |",
+            t.elapsed().as_secs_f64(),
+            data.len()
+        );
         stores.push(("geopackage", s));
     }
     drop(data);
@@ -128,7 +165,10 @@ async fn main() {
     for &(x, y) in &pts {
         let q = Geometry::Point(geo::point!(x: x, y: y));
         let t = Instant::now();
-        hits += index.within_distance(Layer::Pipelines, &q, 100.0).unwrap().len();
+        hits += index
+            .within_distance(Layer::Pipelines, &q, 100.0)
+            .unwrap()
+            .len();
         dist_t.push(t.elapsed());
     }
     let (p50, p99, max) = percentiles(dist_t);

@@ -38,6 +38,8 @@ pub struct AppState {
     writes: Arc<tokio::sync::Mutex<()>>,
     /// How long the start-up load took, for `/ready`.
     pub load_time: Duration,
+    /// Vector tiles cut from the index, with their cache (invalidated by [`AppState::write`]).
+    pub tiles: crate::tileserver::TileService,
 }
 
 impl AppState {
@@ -83,6 +85,7 @@ impl AppState {
             "index loaded"
         );
         let auth = Arc::new(Authenticator::new(store.clone(), config.anonymous_role));
+        let tiles = crate::tileserver::TileService::new(index.clone());
         Ok(AppState {
             store,
             index,
@@ -91,6 +94,7 @@ impl AppState {
             catalog: Catalog::builtin(),
             writes: Arc::new(tokio::sync::Mutex::new(())),
             load_time,
+            tiles,
         })
     }
 
@@ -105,13 +109,20 @@ impl AppState {
         let (updates, version) = f(self.store.clone()).await?;
         for u in &updates {
             match u {
-                IndexUpdate::Upsert(r) => self.index.upsert((**r).clone()).map_err(|e| {
-                    // The store has the record; the index could not project it. Restarting
-                    // rebuilds the index from the store, so nothing is lost, but say so.
-                    AppError::Internal(format!("index update failed after commit: {e}"))
-                })?,
+                IndexUpdate::Upsert(r) => {
+                    let old = self.index.get(r.layer(), r.id());
+                    self.index.upsert((**r).clone()).map_err(|e| {
+                        // The store has the record; the index could not project it. Restarting
+                        // rebuilds the index from the store, so nothing is lost, but say so.
+                        AppError::Internal(format!("index update failed after commit: {e}"))
+                    })?;
+                    // After the index: a tile cut from here on shows the change.
+                    self.tiles.record_changed(old.as_deref(), Some(&**r));
+                }
                 IndexUpdate::Remove(layer, id) => {
+                    let old = self.index.get(*layer, *id);
                     self.index.remove(*layer, *id);
+                    self.tiles.record_changed(old.as_deref(), None);
                 }
                 IndexUpdate::Reload => {
                     let data = self.store.load_all().await?;
@@ -120,6 +131,7 @@ impl AppState {
                         .await
                         .map_err(|e| AppError::Internal(e.to_string()))?
                         .map_err(|e| AppError::Internal(e.to_string()))?;
+                    self.tiles.clear();
                 }
             }
         }

@@ -10,15 +10,21 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn spawn_server(store_url: &str, port: u16) -> Child {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_lifeline"));
     if store_url.starts_with("postgres") {
-        cmd.env("DATABASE_URL", store_url).env_remove("LIFELINE_GPKG");
+        cmd.env("DATABASE_URL", store_url)
+            .env_remove("LIFELINE_GPKG");
     } else {
-        cmd.env("LIFELINE_GPKG", store_url).env_remove("DATABASE_URL");
+        cmd.env("LIFELINE_GPKG", store_url)
+            .env_remove("DATABASE_URL");
     }
     cmd.args(["serve", "--listen", &format!("127.0.0.1:{port}")])
         .env("RUST_LOG", "warn")
@@ -31,7 +37,11 @@ fn spawn_server(store_url: &str, port: u16) -> Child {
 async fn wait_ready(client: &reqwest::Client, port: u16) -> serde_json::Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Ok(r) = client.get(format!("http://127.0.0.1:{port}/ready")).send().await {
+        if let Ok(r) = client
+            .get(format!("http://127.0.0.1:{port}/ready"))
+            .send()
+            .await
+        {
             if r.status().is_success() {
                 return r.json().await.unwrap();
             }
@@ -47,7 +57,14 @@ fn big_dataset(n: usize) -> Dataset {
     for i in 0..n {
         let x = 106.45 + (i % 300) as f64 * 0.0003;
         let y = 29.45 + (i / 300) as f64 * 0.0003;
-        data.pipelines.push(fixtures::pipe(1000 + i as i64, 1, lifeline::model::PipeKind::WaterSupply, x, y, 0.0002));
+        data.pipelines.push(fixtures::pipe(
+            1000 + i as i64,
+            1,
+            lifeline::model::PipeKind::WaterSupply,
+            x,
+            y,
+            0.0002,
+        ));
     }
     data
 }
@@ -55,7 +72,15 @@ fn big_dataset(n: usize) -> Dataset {
 async fn kill_during_bulk_write(backend: Backend) {
     let (store, url, _dir) = app::fresh_store(backend).await;
     let key = lifeline::auth::generate_key();
-    store.create_api_key("crash-op", Role::Operator, &lifeline::auth::hash_key(&key), &Actor::cli()).await.unwrap();
+    store
+        .create_api_key(
+            "crash-op",
+            Role::Operator,
+            &lifeline::auth::hash_key(&key),
+            &Actor::cli(),
+        )
+        .await
+        .unwrap();
     let client = reqwest::Client::new();
     let data = big_dataset(40_000);
     let body = serde_json::to_vec(&data).unwrap();
@@ -98,12 +123,22 @@ async fn kill_during_bulk_write(backend: Backend) {
             break;
         }
     }
-    assert!(saw_interrupted, "no kill landed before the write finished; the test proved nothing");
+    assert!(
+        saw_interrupted,
+        "no kill landed before the write finished; the test proved nothing"
+    );
 }
 
 async fn pipelines_in_store(url: &str) -> i64 {
     let store = lifeline::store::open(url, 1).await.expect("reopen store");
-    store.counts().await.unwrap().into_iter().find(|(l, _)| *l == Layer::Pipelines).map(|(_, n)| n).unwrap_or(0)
+    store
+        .counts()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|(l, _)| *l == Layer::Pipelines)
+        .map(|(_, n)| n)
+        .unwrap_or(0)
 }
 
 both_backends!(kill_during_bulk_write);

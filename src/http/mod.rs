@@ -7,6 +7,7 @@ pub mod features;
 pub mod health;
 pub mod layers;
 pub mod openapi;
+pub mod tiles;
 
 use crate::model::{Actor, Layer};
 use crate::server::AppState;
@@ -35,6 +36,7 @@ pub fn router(state: AppState) -> Router {
         .merge(features::router(&state.config))
         .merge(admin::router())
         .merge(openapi::router())
+        .merge(tiles::router())
         .fallback_service(web)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -27,8 +27,12 @@ use utoipa::OpenApi;
         super::admin::list_keys,
         super::admin::revoke_key,
         super::admin::audit,
+        super::tiles::tile,
+        super::tiles::tilejson_doc,
+        super::tiles::tile_dir_file,
+        super::tiles::style_doc,
     ),
-    tags((name = "service"), (name = "layers"), (name = "features"), (name = "admin"))
+    tags((name = "service"), (name = "layers"), (name = "features"), (name = "admin"), (name = "tiles"))
 )]
 pub struct ApiDoc;
 

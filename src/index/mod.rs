@@ -194,7 +194,9 @@ impl SpatialIndex {
 
     fn build_layer(&self, records: Vec<Record>) -> Result<LayerIndex, CrsError> {
         let total = records.len();
-        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         let chunk = total.div_ceil(threads).max(1);
         // Owned chunks, so each record moves into its Arc instead of being copied: at city
         // scale a copy would double peak memory during start-up.

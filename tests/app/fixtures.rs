@@ -107,7 +107,13 @@ pub fn dataset() -> Dataset {
         ],
         risk_points: vec![
             risk(1, "gas_pipe_leak", RiskLevel::Major, 106.5005, 29.5001),
-            risk(2, "drain_waterlogging", RiskLevel::General, 106.511, 29.5101),
+            risk(
+                2,
+                "drain_waterlogging",
+                RiskLevel::General,
+                106.511,
+                29.5101,
+            ),
         ],
         sensors: vec![
             sensor(1, SensorKind::GasLel, Some(2), Some(1), 106.5005, 29.50012),

@@ -74,7 +74,12 @@ impl TestApp {
         for role in Role::ALL {
             let key = lifeline::auth::generate_key();
             store
-                .create_api_key(&format!("test-{role}"), *role, &lifeline::auth::hash_key(&key), &Actor::cli())
+                .create_api_key(
+                    &format!("test-{role}"),
+                    *role,
+                    &lifeline::auth::hash_key(&key),
+                    &Actor::cli(),
+                )
                 .await
                 .expect("create key");
             keys.insert(*role, key);
@@ -88,7 +93,9 @@ impl TestApp {
         let state = lifeline::AppState::with_store(store.clone(), config)
             .await
             .expect("build state");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
@@ -116,7 +123,12 @@ impl TestApp {
     }
 
     /// A request builder carrying the key of `role` (None: anonymous).
-    pub fn req(&self, method: reqwest::Method, path: &str, role: Option<Role>) -> reqwest::RequestBuilder {
+    pub fn req(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        role: Option<Role>,
+    ) -> reqwest::RequestBuilder {
         let b = self.client.request(method, self.url(path));
         match role {
             Some(r) => b.bearer_auth(&self.keys[&r]),
