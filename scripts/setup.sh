@@ -23,4 +23,7 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
   [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 fi
+# The PMTiles export test reads archives back with the reference Python reader.
+python3 -c "import pmtiles" 2>/dev/null || pip install -q pmtiles >/dev/null 2>&1 || echo "setup: pip install pmtiles failed; that check will be skipped" >&2
+
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found; install Rust with rustup first" >&2; exit 1; }

@@ -2,32 +2,18 @@
 
 use super::*;
 use crate::model::*;
+use geo::Intersects;
 use rand::{Rng, SeedableRng};
 
 fn pipe(id: i64, x: f64, y: f64, dx: f64, dy: f64) -> Pipeline {
     Pipeline {
-        id,
-        kind: PipeKind::WaterSupply,
-        sub_kind: None,
-        pressure_class: None,
-        voltage_kv: None,
-        material: None,
         diameter_mm: Some(200.0),
-        section_width_mm: None,
-        section_height_mm: None,
-        depth_start_m: None,
-        depth_end_m: None,
-        invert_start_m: None,
-        invert_end_m: None,
-        burial: None,
-        owner_id: 1,
-        year_built: None,
-        survey_date: None,
-        plan_accuracy_cm: None,
-        depth_accuracy_cm: None,
-        quality_level: None,
-        status: PipeStatus::InService,
-        geometry: geo::LineString::from(vec![(x, y), (x + dx, y + dy)]),
+        ..Pipeline::new(
+            id,
+            PipeKind::WaterSupply,
+            1,
+            geo::LineString::from(vec![(x, y), (x + dx, y + dy)]),
+        )
     }
 }
 

@@ -278,6 +278,19 @@ impl Record {
         }
     }
 
+    /// Whether the record's geometry meets a lon/lat rectangle, without copying the
+    /// geometry (the hot path of bbox queries); owners never do.
+    pub fn intersects_rect(&self, rect: &geo::Rect<f64>) -> bool {
+        use geo::Intersects;
+        match self {
+            Record::Pipeline(r) => r.geometry.intersects(rect),
+            Record::RiskPoint(r) => r.geometry.intersects(rect),
+            Record::GridCell(r) => r.geometry.intersects(rect),
+            Record::Sensor(r) => r.location.intersects(rect),
+            Record::Owner(_) => false,
+        }
+    }
+
     /// Checks every field and the geometry against the catalog.
     pub fn validate(&self, catalog: &Catalog) -> Result<(), ModelError> {
         match self {

@@ -165,6 +165,35 @@ fn default_status() -> PipeStatus {
 }
 
 impl Pipeline {
+    /// A pipe with only the required fields set: every optional attribute unknown, in
+    /// service. Use struct-update syntax to add what is known.
+    pub fn new(id: i64, kind: PipeKind, owner_id: i64, geometry: LineString<f64>) -> Self {
+        Pipeline {
+            id,
+            kind,
+            sub_kind: None,
+            pressure_class: None,
+            voltage_kv: None,
+            material: None,
+            diameter_mm: None,
+            section_width_mm: None,
+            section_height_mm: None,
+            depth_start_m: None,
+            depth_end_m: None,
+            invert_start_m: None,
+            invert_end_m: None,
+            burial: None,
+            owner_id,
+            year_built: None,
+            survey_date: None,
+            plan_accuracy_cm: None,
+            depth_accuracy_cm: None,
+            quality_level: None,
+            status: PipeStatus::InService,
+            geometry,
+        }
+    }
+
     /// Checks ranges, kind-specific fields and the geometry.
     pub fn validate(&self) -> Result<(), ModelError> {
         check_id("id", self.id, true)?;

@@ -165,28 +165,8 @@ mod tests {
         let line = line_string![(x: 106.5, y: 29.5), (x: 106.501, y: 29.5)];
         let data = Dataset {
             pipelines: vec![Pipeline {
-                id: 1,
-                kind: PipeKind::WaterSupply,
-                sub_kind: None,
-                pressure_class: None,
-                voltage_kv: None,
-                material: None,
                 diameter_mm: Some(300.0),
-                section_width_mm: None,
-                section_height_mm: None,
-                depth_start_m: None,
-                depth_end_m: None,
-                invert_start_m: None,
-                invert_end_m: None,
-                burial: None,
-                owner_id: 9,
-                year_built: None,
-                survey_date: None,
-                plan_accuracy_cm: None,
-                depth_accuracy_cm: None,
-                quality_level: None,
-                status: PipeStatus::InService,
-                geometry: line,
+                ..Pipeline::new(1, PipeKind::WaterSupply, 9, line)
             }],
             risk_points: vec![RiskPoint {
                 id: 2,

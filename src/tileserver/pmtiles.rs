@@ -832,31 +832,16 @@ mod tests {
         };
         let pipes = (0..40)
             .map(|i| Pipeline {
-                id: i + 1,
-                kind: PipeKind::ALL[i as usize % PipeKind::ALL.len()],
-                sub_kind: None,
-                pressure_class: None,
-                voltage_kv: None,
-                material: None,
                 diameter_mm: Some(600.0),
-                section_width_mm: None,
-                section_height_mm: None,
-                depth_start_m: None,
-                depth_end_m: None,
-                invert_start_m: None,
-                invert_end_m: None,
-                burial: None,
-                owner_id: 1,
-                year_built: None,
-                survey_date: None,
-                plan_accuracy_cm: None,
-                depth_accuracy_cm: None,
-                quality_level: None,
-                status: PipeStatus::InService,
-                geometry: geo::LineString::from(vec![
-                    (106.45 + i as f64 * 0.002, 29.50),
-                    (106.45 + i as f64 * 0.002, 29.52),
-                ]),
+                ..Pipeline::new(
+                    i + 1,
+                    PipeKind::ALL[i as usize % PipeKind::ALL.len()],
+                    1,
+                    geo::LineString::from(vec![
+                        (106.45 + i as f64 * 0.002, 29.50),
+                        (106.45 + i as f64 * 0.002, 29.52),
+                    ]),
+                )
             })
             .collect();
         let idx = SpatialIndex::new(MetricCrs::new("EPSG:4545").unwrap());
