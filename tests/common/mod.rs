@@ -169,28 +169,13 @@ pub fn pipeline_full(id: i64, owner_id: i64) -> Pipeline {
 /// A drainage pipe with only the required fields.
 pub fn pipeline_min(id: i64, owner_id: i64) -> Pipeline {
     Pipeline {
-        id,
-        kind: PipeKind::Drainage,
-        sub_kind: None,
-        pressure_class: None,
-        voltage_kv: None,
-        material: None,
-        diameter_mm: None,
-        section_width_mm: None,
-        section_height_mm: None,
-        depth_start_m: None,
-        depth_end_m: None,
-        invert_start_m: None,
-        invert_end_m: None,
-        burial: None,
-        owner_id,
-        year_built: None,
-        survey_date: None,
-        plan_accuracy_cm: None,
-        depth_accuracy_cm: None,
-        quality_level: None,
         status: PipeStatus::Planned,
-        geometry: LineString::from(vec![(106.52, 29.53), (106.5212, 29.5305)]),
+        ..Pipeline::new(
+            id,
+            PipeKind::Drainage,
+            owner_id,
+            LineString::from(vec![(106.52, 29.53), (106.5212, 29.5305)]),
+        )
     }
 }
 
