@@ -5,7 +5,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use geo::Geometry;
-use lifeline::generate::{generate, GenerateOptions, Preset};
+use lifeline::generate::bench_dataset;
 use lifeline::index::SpatialIndex;
 use lifeline::io::crs::MetricCrs;
 use lifeline::model::{Bbox, Layer};
@@ -13,16 +13,7 @@ use rand::{Rng, SeedableRng};
 use std::hint::black_box;
 
 fn setup() -> (SpatialIndex, Bbox) {
-    let preset: Preset = std::env::var("LIFELINE_BENCH_PRESET")
-        .unwrap_or_else(|_| "jiulongpo".into())
-        .parse()
-        .expect("preset");
-    let (data, _) = generate(&GenerateOptions {
-        preset,
-        seed: 42,
-        progress: false,
-    })
-    .expect("generate");
+    let (data, _) = bench_dataset();
     let index = SpatialIndex::new(MetricCrs::new("EPSG:4545").unwrap());
     index.load(data).unwrap();
     let extent = index

@@ -8,7 +8,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use geo::Geometry;
-use lifeline::generate::{generate, GenerateOptions, Preset};
+use lifeline::generate::bench_dataset;
 use lifeline::index::SpatialIndex;
 use lifeline::io::crs::MetricCrs;
 use lifeline::model::{Layer, Role};
@@ -18,17 +18,10 @@ use rand::{Rng, SeedableRng};
 use std::hint::black_box;
 
 fn setup() -> SpatialIndex {
-    let preset: Preset = std::env::var("LIFELINE_BENCH_PRESET")
-        .unwrap_or_else(|_| "jiulongpo".into())
-        .parse()
-        .expect("preset");
-    let (data, _) = generate(&GenerateOptions {
-        preset,
-        seed: 42,
-        progress: false,
-    })
-    .expect("generate");
-    let index = SpatialIndex::new(MetricCrs::new("EPSG:4545").unwrap());
+    let (data, _) = bench_dataset();
+    // As the server builds it: entries know their lowest drawn zoom.
+    let index = SpatialIndex::new(MetricCrs::new("EPSG:4545").unwrap())
+        .with_min_zoom(render::index_min_zoom());
     index.load(data).unwrap();
     index
 }

@@ -2,6 +2,12 @@
 # Load benchmark of vector tiles: Lifeline against Martin (the Rust PostGIS tile server) on
 # the same PostGIS tables, driven with the same random list of tiles (z12–z16 over the
 # central part of the data), first uncached on both sides, then cached on both sides.
+# A second run per server asks z14 tiles only, one connection at a time, uncached: the
+# latency of one tile with nothing queued in front of it (the p99 goal is for that).
+# Martin serves the same `pipelines` table with the attributes an anonymous viewer gets from
+# Lifeline (kind, sub_kind, status), extent 4096 and buffer 64, as Lifeline does. Below z14
+# the two do not cut the same tiles: Lifeline leaves small pipes out by tier (data/tiles.toml)
+# and Martin sends every row, so compare z14 for like with like.
 # Prints tiles/s and latency percentiles per server and mode; copy them into BENCHMARKS.md
 # with the machine and date.
 #
@@ -15,6 +21,7 @@
 #   REQUESTS               requests per run (default 20000)
 #   CONCURRENCY            concurrent connections (default 32)
 #   LAYERS                 Lifeline layer set (default pipelines; Martin serves the same table)
+#   LIFELINE_BIN           a built lifeline binary to use instead of building one here
 #
 # Tools: the load generator is `oha` (cargo install oha --locked; it compiles for a few
 # minutes) or, failing that, `wrk` (apt-get install wrk). Martin is used when `martin` is on
@@ -99,8 +106,12 @@ if [ -z "${DATABASE_URL:-}" ]; then
 fi
 
 # --- Lifeline: build, load data -------------------------------------------------------
-cargo build --release --quiet
-BIN=target/release/lifeline
+if [ -n "${LIFELINE_BIN:-}" ]; then
+    BIN=$LIFELINE_BIN
+else
+    cargo build --release --quiet
+    BIN=target/release/lifeline
+fi
 "$BIN" migrate >/dev/null
 "$BIN" generate --preset "$PRESET" --if-empty
 
@@ -119,9 +130,11 @@ stop() { kill "$1" 2>/dev/null; wait "$1" 2>/dev/null || true; }
 # --- the tile list --------------------------------------------------------------------
 start_lifeline 0
 curl -fsS "$LL_URL/layers" >"$WORK/layers.json"
-python3 - "$WORK/layers.json" "$TILES" >"$WORK/tiles.txt" <<'PY'
+make_tiles() { # zmin zmax out
+python3 - "$WORK/layers.json" "$TILES" "$1" "$2" >"$3" <<'PY'
 import json, math, random, sys
 layers = json.load(open(sys.argv[1]))["layers"]
+zmin, zmax = int(sys.argv[3]), int(sys.argv[4])
 b = next(l["bbox"] for l in layers if l["id"] == "pipelines")
 # The central half of the data's extent ("central city"), z12–z16, seed 42.
 cx, cy, w, h = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2, (b[2] - b[0]) / 2, (b[3] - b[1]) / 2
@@ -135,27 +148,31 @@ seen, out = set(), []
 for _ in range(int(sys.argv[2]) * 50):
     if len(out) == int(sys.argv[2]):
         break
-    t = tile(rng.uniform(cx - w / 2, cx + w / 2), rng.uniform(cy - h / 2, cy + h / 2), rng.randint(12, 16))
+    t = tile(rng.uniform(cx - w / 2, cx + w / 2), rng.uniform(cy - h / 2, cy + h / 2), rng.randint(zmin, zmax))
     if t not in seen:
         seen.add(t)
         out.append(t)
 for z, x, y in out:
     print(f"{z}/{x}/{y}")
 PY
-echo "$(wc -l <"$WORK/tiles.txt") distinct tiles"
+}
+make_tiles 12 16 "$WORK/tiles.txt"
+make_tiles 14 14 "$WORK/tiles14.txt"
+echo "$(wc -l <"$WORK/tiles.txt") distinct tiles z12-z16, $(wc -l <"$WORK/tiles14.txt") at z14"
 stop "$LL_PID"
 
-urls() { # base, suffix -> url file
-    sed "s#^#$1/#; s#\$#$2#" "$WORK/tiles.txt" >"$WORK/urls.txt"
-    echo "$WORK/urls.txt"
+urls() { # base, suffix [, tile list] -> url file
+    local list=${3:-$WORK/tiles.txt}
+    sed "s#^#$1/#; s#\$#$2#" "$list" >"$WORK/urls-$(basename "$list")"
+    echo "$WORK/urls-$(basename "$list")"
 }
 
-run_load() { # label, url file
-    local label=$1 file=$2
+run_load() { # label, url file [, concurrency]
+    local label=$1 file=$2 conc=${3:-$CONCURRENCY}
     if [ "$LOADGEN" = oha ]; then
-        oha --no-tui -n "$REQUESTS" -c "$CONCURRENCY" -H "Accept-Encoding: gzip" \
+        oha --no-tui -n "$REQUESTS" -c "$conc" -H "Accept-Encoding: gzip" \
             --output-format json --urls-from-file "$file" >"$WORK/out.json" 2>"$WORK/oha.err" ||
-            oha --no-tui -n "$REQUESTS" -c "$CONCURRENCY" -H "Accept-Encoding: gzip" \
+            oha --no-tui -n "$REQUESTS" -c "$conc" -H "Accept-Encoding: gzip" \
                 -j --urls-from-file "$file" >"$WORK/out.json"
         python3 - "$label" "$WORK/out.json" <<'PY'
 import json, sys
@@ -182,12 +199,13 @@ LUA
         local host
         host=$(head -1 "$file" | sed -E 's#^(https?://[^/]+).*#\1#')
         # wrk runs for a time, not a count: about REQUESTS at a few thousand per second.
-        wrk -t2 -c "$CONCURRENCY" -d "${WRK_SECONDS:-20}s" -s "$WORK/paths.lua" "$host" | tail -1
+        wrk -t"$(( conc < 2 ? 1 : 2 ))" -c "$conc" -d "${WRK_SECONDS:-20}s" -s "$WORK/paths.lua" "$host" | tail -1
     fi
 }
 
 warm() { # url file: every tile once
-    xargs -P 8 -n 50 curl -fsS -o /dev/null -H "Accept-Encoding: gzip" <"$1" || true
+    # One curl per URL: with several URLs, `-o` would cover only the first.
+    xargs -P 8 -I{} curl -fsS -o /dev/null -H "Accept-Encoding: gzip" {} <"$1" || true
 }
 
 echo
@@ -195,6 +213,7 @@ printf '%-34s %s\n' "server / mode" "result"
 # --- Lifeline ------------------------------------------------------------------------
 start_lifeline 0
 run_load "lifeline uncached" "$(urls "$LL_URL/tiles/$LAYERS" .mvt)"
+run_load "lifeline uncached z14, 1 conn" "$(urls "$LL_URL/tiles/$LAYERS" .mvt "$WORK/tiles14.txt")" 1
 stop "$LL_PID"
 start_lifeline 1073741824
 f=$(urls "$LL_URL/tiles/$LAYERS" .mvt)
@@ -213,7 +232,23 @@ cache_size_mb: $1
 postgres:
   connection_string: '$DATABASE_URL'
   pool_size: 20
-  auto_publish: true
+  auto_publish: false
+  tables:
+    # The same table and the attributes an anonymous viewer gets from Lifeline, same
+    # extent and buffer.
+    pipelines:
+      schema: public
+      table: pipelines
+      srid: 4490
+      geometry_column: geom
+      geometry_type: LINESTRING
+      id_column: id
+      extent: 4096
+      buffer: 64
+      properties:
+        kind: text
+        sub_kind: text
+        status: text
 YAML
         martin --config "$WORK/martin.yaml" >"$WORK/martin.log" 2>&1 &
         M_PID=$!
@@ -225,6 +260,7 @@ YAML
     MARTIN_SOURCE=${LAYERS%%,*}
     start_martin 0
     run_load "martin uncached ($MARTIN_SOURCE)" "$(urls "$M_URL/$MARTIN_SOURCE" "")"
+    run_load "martin uncached z14, 1 conn" "$(urls "$M_URL/$MARTIN_SOURCE" "" "$WORK/tiles14.txt")" 1
     stop "$M_PID"
     start_martin 1024
     f=$(urls "$M_URL/$MARTIN_SOURCE" "")

@@ -3,7 +3,14 @@
 # its crates link (GDAL, PROJ, SQLite, libclang for bindgen), PostgreSQL 15 with PostGIS 3
 # (the tests start throwaway clusters), and GDAL's command-line tools (tests judge output
 # with ogrinfo). The Rust toolchain is expected to be installed already (rustup).
+#
+#   bash scripts/setup.sh          what the service and its web client need (scripts/run.sh)
+#   bash scripts/setup.sh --tests  that, plus what only the tests use: Debian's chromium for
+#                                  the browser test, playwright-core, and the Python clients
+#                                  that judge our output (pmtiles, OWSLib, ogctests)
 set -euo pipefail
+TESTS=0
+[ "${1:-}" = "--tests" ] && TESTS=1
 
 PKGS=(pkg-config libclang-dev libsqlite3-dev libgdal-dev libproj-dev gdal-bin proj-bin
       postgresql-15 postgresql-15-postgis-3)
@@ -23,7 +30,42 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
   [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 fi
-# The PMTiles export test reads archives back with the reference Python reader.
-python3 -c "import pmtiles" 2>/dev/null || pip install -q pmtiles >/dev/null 2>&1 || echo "setup: pip install pmtiles failed; that check will be skipped" >&2
+if ((TESTS)); then
+  # Outside clients that judge our output: the reference PMTiles reader, OWSLib's OGC API
+  # client, and the `ogctests` conformance suite (which needs geopandas).
+  python3 -c "import pmtiles, owslib, ogctests, geopandas" 2>/dev/null \
+    || pip install -q pmtiles OWSLib ogctests geopandas >/dev/null 2>&1 \
+    || echo "setup: pip install of the Python test clients failed" >&2
+fi
 
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found; install Rust with rustup first" >&2; exit 1; }
+
+# --- web client (issue 7) ------------------------------------------------------------------
+# Debian's chromium (the end-to-end test drives it with playwright-core; no browser
+# download) and a CJK font; node/npm from Debian when the machine has none. MapLibre GL JS
+# comes from npm, pinned in web/package-lock.json, and `npm run build` copies it into
+# web/vendor/ (gitignored), which the service serves: the web client needs nothing else.
+web_missing=()
+web_pkgs=()
+((TESTS)) && web_pkgs=(chromium fonts-noto-cjk)
+for p in "${web_pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || web_missing+=("$p")
+done
+command -v npm >/dev/null 2>&1 || web_missing+=(nodejs npm)
+if ((${#web_missing[@]})); then
+  echo "setup: installing ${web_missing[*]}" >&2
+  SUDO=""
+  [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${web_missing[@]}" >/dev/null
+fi
+(
+  cd "$(dirname "$0")/.."
+  if [ ! -f web/vendor/maplibre-gl/VERSION ] || [ web/package-lock.json -nt web/vendor/maplibre-gl/VERSION ]; then
+    (cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build)
+  fi
+  if ((TESTS)); then
+    [ -f tests/web/node_modules/playwright-core/package.json ] \
+      || (cd tests/web && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+)

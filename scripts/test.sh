@@ -4,7 +4,7 @@
 # throwaway PostGIS cluster and a real GeoPackage, judged by GDAL's ogrinfo).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --tests
 [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings

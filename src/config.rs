@@ -67,6 +67,7 @@ struct FileConfig {
     max_body_bytes: Option<usize>,
     max_bulk_body_bytes: Option<usize>,
     request_timeout_secs: Option<u64>,
+    excavation_config: Option<PathBuf>,
 }
 
 /// The resolved configuration.
@@ -86,6 +87,8 @@ pub struct Config {
     /// Largest request body for bulk loads.
     pub max_bulk_body_bytes: usize,
     pub request_timeout_secs: u64,
+    /// Excavation settings file (`data/excavation.toml` format); `None`: the built-in one.
+    pub excavation_config: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -100,6 +103,7 @@ impl Default for Config {
             max_body_bytes: 2 * 1024 * 1024,
             max_bulk_body_bytes: 256 * 1024 * 1024,
             request_timeout_secs: 60,
+            excavation_config: None,
         }
     }
 }
@@ -157,6 +161,7 @@ impl Config {
             max_body_bytes: file.max_body_bytes.unwrap_or(d.max_body_bytes),
             max_bulk_body_bytes: file.max_bulk_body_bytes.unwrap_or(d.max_bulk_body_bytes),
             request_timeout_secs: file.request_timeout_secs.unwrap_or(d.request_timeout_secs),
+            excavation_config: file.excavation_config,
         })
     }
 }

@@ -5,16 +5,22 @@
 //! [`index`], and serves them over HTTP ([`http`]). See `README.md` for how to run it and
 //! `DEVELOPERS.md` for the design rules.
 
+pub mod analysis;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod excavation;
 pub mod generate;
 pub mod http;
 pub mod index;
 pub mod io;
 pub mod model;
+pub mod ogc;
+pub mod risk;
 pub mod server;
+pub mod simulate;
 pub mod store;
+pub mod sync;
 pub mod tileserver;
 
 pub use error::AppError;

@@ -57,11 +57,88 @@ enum Command {
         #[command(subcommand)]
         action: TilesAction,
     },
+    /// Replay realistic sensor streams (diurnal patterns, drift, growing leaks, dead
+    /// sensors) against a running server's `POST /sensors/readings`.
+    Simulate {
+        /// Base URL of the server.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        /// API key with the operator role.
+        #[arg(long, env = "LIFELINE_KEY")]
+        key: Option<String>,
+        /// Readings per second in total.
+        #[arg(long, default_value_t = 1000)]
+        rate: u32,
+        /// Stop after this many seconds (default: until Ctrl-C).
+        #[arg(long)]
+        seconds: Option<u64>,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Share of gas sensors with a leak that grows until it alarms.
+        #[arg(long, default_value_t = 0.01)]
+        leaks: f64,
+        /// Share of sensors that never report (the offline rule fires for them).
+        #[arg(long, default_value_t = 0.02)]
+        dead: f64,
+    },
     /// Manage API keys.
     Keys {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Import a vector file GDAL reads (GeoPackage, Shapefile, GeoJSON, FlatGeobuf, CSV with
+    /// WKT, DXF, KML...) into one layer, through a field-mapping file, in one transaction.
+    Import(ImportArgs),
+    /// Export one layer to gpkg, geojson, fgb, csv or shp in any EPSG CRS.
+    Export(ExportArgs),
+}
+
+/// Arguments of `lifeline import`.
+#[derive(clap::Args)]
+struct ImportArgs {
+    /// The source file.
+    file: std::path::PathBuf,
+    /// Target layer: pipelines, risk_points, grid_cells or sensors.
+    #[arg(long)]
+    layer: String,
+    /// Field-mapping file (TOML; see data/mappings/).
+    #[arg(long)]
+    mapping: std::path::PathBuf,
+    /// Validate and report only; write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Source CRS, overriding the file's: an EPSG code or a PROJ string.
+    #[arg(long)]
+    s_srs: Option<String>,
+    /// Source coordinates are GCJ-02; convert them back to WGS84 first.
+    #[arg(long)]
+    gcj02: bool,
+    /// Write the full validation report (JSON) here.
+    #[arg(long)]
+    report: Option<std::path::PathBuf>,
+}
+
+/// Arguments of `lifeline export`.
+#[derive(clap::Args)]
+struct ExportArgs {
+    /// Layer to export.
+    #[arg(long)]
+    layer: String,
+    /// gpkg, geojson, fgb, csv or shp.
+    #[arg(long)]
+    format: String,
+    /// Target CRS (EPSG:n).
+    #[arg(long, default_value = "EPSG:4490")]
+    crs: String,
+    /// minLon,minLat,maxLon,maxLat.
+    #[arg(long)]
+    bbox: Option<String>,
+    /// CQL2 filter (text or JSON).
+    #[arg(long)]
+    filter: Option<String>,
+    /// Output file.
+    #[arg(long, short)]
+    out: std::path::PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -259,6 +336,39 @@ async fn main() -> Result<()> {
             .await??;
             println!("{report}");
         }
+        Command::Simulate {
+            url,
+            key,
+            rate,
+            seconds,
+            seed,
+            leaks,
+            dead,
+        } => {
+            let options = lifeline::simulate::SimOptions {
+                url: url.clone(),
+                key: key.clone(),
+                rate: *rate,
+                duration: seconds.map(std::time::Duration::from_secs),
+                seed: *seed,
+                leak_share: *leaks,
+                dead_share: *dead,
+            };
+            let s = lifeline::simulate::run(options, lifeline::server::shutdown_signal()).await?;
+            println!(
+                "sent {} readings in {:.1} s: {} stored ({:.0}/s), {} duplicates, {} rejected, {} alarm changes, {} failed requests",
+                s.sent,
+                s.seconds,
+                s.stored,
+                s.stored as f64 / s.seconds.max(0.001),
+                s.duplicates,
+                s.rejected,
+                s.alarm_changes,
+                s.failed_requests
+            );
+        }
+        Command::Import(args) => run_import(&cli, args).await?,
+        Command::Export(args) => run_export(&cli, args).await?,
         Command::Keys { action } => {
             let (store, _) = open_store(&cli).await?;
             let actor = Actor::cli();
@@ -297,6 +407,129 @@ async fn main() -> Result<()> {
             }
         }
     }
+    Ok(())
+}
+
+async fn run_import(cli: &Cli, a: &ImportArgs) -> Result<()> {
+    use lifeline::io::import::{prepare, ImportOptions, Mapping};
+    let layer: lifeline::model::Layer = a.layer.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mapping = Mapping::load(&a.mapping)?;
+    let opts = ImportOptions {
+        layer,
+        source_crs: a.s_srs.clone(),
+        gcj02: a.gcj02,
+    };
+    let started = Instant::now();
+    let file = a.file.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        let bar = indicatif::ProgressBar::new(0).with_style(
+            indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} rows")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.set_message("reading");
+        let r = prepare(
+            &file,
+            &mapping,
+            &opts,
+            Catalog::builtin(),
+            &mut |done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            },
+        );
+        bar.finish_and_clear();
+        r
+    })
+    .await??;
+    for i in report.issues.iter().take(30) {
+        println!(
+            "row {:>6}{}: {:?}: {}",
+            i.row,
+            i.fid.map(|f| format!(" (fid {f})")).unwrap_or_default(),
+            i.outcome,
+            i.reason
+        );
+    }
+    if report.issues.len() > 30 {
+        println!(
+            "... {} more issues (use --report FILE for all)",
+            report.issues.len() - 30
+        );
+    }
+    if let Some(p) = &a.report {
+        std::fs::write(p, serde_json::to_vec_pretty(&report)?)
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    println!(
+        "{}: read {} rows from layer '{}' ({}), accepted {}, repaired {}, rejected {}",
+        a.file.display(),
+        report.read,
+        report.source_layer,
+        report.source_crs.as_deref().unwrap_or("?"),
+        report.accepted,
+        report.repaired,
+        report.rejected
+    );
+    if a.dry_run {
+        println!("dry run: nothing written");
+        return Ok(());
+    }
+    let (store, _) = open_store(cli).await?;
+    let version = store.bulk_load(&report.data, &Actor::cli()).await?;
+    println!(
+        "wrote {} {} (and {} owners) in one transaction (version {version}) in {:.1} s",
+        report.accepted,
+        layer,
+        report.data.owners.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn run_export(cli: &Cli, a: &ExportArgs) -> Result<()> {
+    use lifeline::io::export::{export, ExportOptions};
+    let layer: lifeline::model::Layer = a.layer.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let format = lifeline::io::gdal::OutFormat::parse(&a.format)?;
+    let bbox = a
+        .bbox
+        .as_deref()
+        .map(lifeline::model::Bbox::parse)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (store, config) = open_store(cli).await?;
+    let data = store.load_all().await?;
+    // Measure where the data are, as the server does (S_DWITHIN filters are in metres).
+    let (lon, lat) = data
+        .pipelines
+        .iter()
+        .filter_map(|p| lifeline::model::Bbox::of(&p.geometry))
+        .reduce(|a, b| a.union(&b))
+        .map(|b| b.center())
+        .unwrap_or((106.55, 29.56));
+    let crs = lifeline::io::crs::MetricCrs::auto(lon, lat);
+    let index = lifeline::index::SpatialIndex::new(match &config.metric_crs {
+        Some(c) => lifeline::io::crs::MetricCrs::new(c)?,
+        None => crs,
+    });
+    let opts = ExportOptions {
+        layer,
+        format,
+        crs: a.crs.clone(),
+        bbox,
+        filter: a.filter.clone(),
+    };
+    let out = a.out.clone();
+    let n = tokio::task::spawn_blocking(move || -> Result<usize> {
+        index.load(data)?;
+        Ok(export(&index, &opts, &out)?)
+    })
+    .await??;
+    println!(
+        "wrote {n} {layer} to {} ({}, {})",
+        a.out.display(),
+        a.format,
+        a.crs
+    );
     Ok(())
 }
 

@@ -23,6 +23,8 @@ pub enum StartError {
     Crs(#[from] crate::io::crs::CrsError),
     #[error("cannot build the index: {0}")]
     Index(String),
+    #[error("excavation rules or settings: {0}")]
+    Excavation(String),
 }
 
 /// Everything a handler needs: cheap clones of shared handles.
@@ -40,6 +42,10 @@ pub struct AppState {
     pub load_time: Duration,
     /// Vector tiles cut from the index, with their cache (invalidated by [`AppState::write`]).
     pub tiles: crate::tileserver::TileService,
+    /// Excavation-check rules and settings (issue 4), validated at start-up.
+    pub excavation: Arc<crate::excavation::Excavation>,
+    /// The risk one map (issue 5): readings, alarms, live levels and the event bus.
+    pub risk: Arc<crate::risk::RiskEngine>,
 }
 
 impl AppState {
@@ -71,7 +77,9 @@ impl AppState {
                 MetricCrs::auto(lon, lat)
             }
         };
-        let index = Arc::new(SpatialIndex::new(crs));
+        let index = Arc::new(
+            SpatialIndex::new(crs).with_min_zoom(crate::tileserver::render::index_min_zoom()),
+        );
         let idx = index.clone();
         tokio::task::spawn_blocking(move || idx.load(data))
             .await
@@ -86,6 +94,11 @@ impl AppState {
         );
         let auth = Arc::new(Authenticator::new(store.clone(), config.anonymous_role));
         let tiles = crate::tileserver::TileService::new(index.clone());
+        let excavation = Arc::new(
+            crate::excavation::Excavation::from_path(config.excavation_config.as_deref())
+                .map_err(|e| StartError::Excavation(e.to_string()))?,
+        );
+        let risk = crate::risk::RiskEngine::open(store.clone(), index.clone()).await?;
         Ok(AppState {
             store,
             index,
@@ -95,6 +108,8 @@ impl AppState {
             writes: Arc::new(tokio::sync::Mutex::new(())),
             load_time,
             tiles,
+            excavation,
+            risk,
         })
     }
 
@@ -156,11 +171,27 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Issue 5: the change follower and the offline rule live as long as the server.
+    let background = [
+        crate::sync::spawn(state.clone()),
+        crate::risk::spawn_offline_checker(state.risk.clone()),
+    ];
+    // Live event streams never end on their own: end them when shutdown starts, so the
+    // graceful shutdown below does not wait for them forever.
+    let closing = state.risk.closing.clone();
+    let shutdown = async move {
+        shutdown.await;
+        closing.cancel();
+    };
     let app = crate::http::router(state);
     tracing::info!(addr = %listener.local_addr()?, "listening");
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    for task in background {
+        task.abort();
+    }
+    served
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

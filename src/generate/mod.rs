@@ -212,6 +212,23 @@ impl fmt::Display for GenerateReport {
     }
 }
 
+/// The data every bench runs on: the preset named by `LIFELINE_BENCH_PRESET` (default
+/// `jiulongpo`; the issues' goals are stated for `city`), seed 42, with the preset's name.
+/// Panics on an unknown preset name: benches have no one to return an error to.
+pub fn bench_dataset() -> (Dataset, String) {
+    let name = std::env::var("LIFELINE_BENCH_PRESET").unwrap_or_else(|_| "jiulongpo".into());
+    let preset: Preset = name
+        .parse()
+        .unwrap_or_else(|e| panic!("LIFELINE_BENCH_PRESET: {e}"));
+    let (data, _) = generate(&GenerateOptions {
+        preset,
+        seed: 42,
+        progress: false,
+    })
+    .unwrap_or_else(|e| panic!("generating {name}: {e}"));
+    (data, name)
+}
+
 /// Generates the sample city of a preset.
 pub fn generate(opts: &GenerateOptions) -> Result<(Dataset, GenerateReport), GenerateError> {
     generate_plan(&Plan::for_preset(opts.preset), opts.seed, opts.progress)

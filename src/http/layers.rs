@@ -19,7 +19,7 @@ pub fn router() -> Router<AppState> {
 }
 
 /// `(name, type)` of each layer's attributes, as the model serialises them.
-fn attributes(layer: Layer) -> &'static [(&'static str, &'static str)] {
+pub fn attributes(layer: Layer) -> &'static [(&'static str, &'static str)] {
     match layer {
         Layer::Pipelines => &[
             ("kind", "string"),
@@ -79,7 +79,7 @@ fn attributes(layer: Layer) -> &'static [(&'static str, &'static str)] {
     }
 }
 
-fn geometry_type(layer: Layer) -> Value {
+pub fn geometry_type(layer: Layer) -> Value {
     match layer {
         Layer::Pipelines => json!("LineString"),
         Layer::RiskPoints => json!(["Point", "Polygon"]),

@@ -3,10 +3,17 @@
 //! route — becomes the same JSON error shape as [`AppError`].
 
 pub mod admin;
+pub mod analysis;
+pub mod events;
+pub mod excavation;
 pub mod features;
 pub mod health;
 pub mod layers;
+pub mod me;
+pub mod ogc;
 pub mod openapi;
+pub mod risk;
+pub mod sensors;
 pub mod tiles;
 
 use crate::model::{Actor, Layer};
@@ -35,8 +42,15 @@ pub fn router(state: AppState) -> Router {
         .merge(layers::router())
         .merge(features::router(&state.config))
         .merge(admin::router())
+        .merge(excavation::router())
         .merge(openapi::router())
         .merge(tiles::router())
+        .merge(sensors::router())
+        .merge(risk::router())
+        .merge(events::router())
+        .merge(me::router())
+        .merge(ogc::router())
+        .merge(analysis::router())
         .fallback_service(web)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

@@ -13,6 +13,7 @@ use utoipa::OpenApi;
     paths(
         super::health::health,
         super::health::ready,
+        super::me::me,
         super::layers::list,
         super::layers::risk_categories,
         super::layers::sensor_kinds,
@@ -27,12 +28,32 @@ use utoipa::OpenApi;
         super::admin::list_keys,
         super::admin::revoke_key,
         super::admin::audit,
+        super::excavation::check,
+        super::excavation::rules,
+        super::excavation::submit,
+        super::excavation::list,
+        super::excavation::read,
+        super::excavation::respond,
+        super::excavation::transition,
+        super::sensors::ingest,
+        super::sensors::sensor,
+        super::sensors::readings,
+        super::risk::list_alarms,
+        super::risk::alarm,
+        super::risk::transition,
+        super::risk::points,
+        super::risk::point,
+        super::risk::suggested,
+        super::risk::coverage,
+        super::risk::grid_stats,
+        super::risk::alarm_density,
+        super::events::events,
         super::tiles::tile,
         super::tiles::tilejson_doc,
         super::tiles::tile_dir_file,
         super::tiles::style_doc,
     ),
-    tags((name = "service"), (name = "layers"), (name = "features"), (name = "admin"), (name = "tiles"))
+    tags((name = "service"), (name = "layers"), (name = "features"), (name = "admin"), (name = "tiles"), (name = "excavation"), (name = "risk", description = "The risk one map: sensor readings, alarms and their lifecycle, live risk levels, grid statistics, live events (issue 5)"))
 )]
 pub struct ApiDoc;
 

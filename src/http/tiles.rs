@@ -7,6 +7,7 @@
 
 use super::Caller;
 use crate::server::AppState;
+use crate::tileserver::derived::{self, MixedSet};
 use crate::tileserver::{style, tilejson, Encoding, LayerSet, LayerSetError, MAX_SEGMENT_BYTES};
 use crate::AppError;
 use axum::extract::rejection::PathRejection;
@@ -70,6 +71,12 @@ pub fn parse_tile_path(
     x: &str,
     file: &str,
 ) -> Result<(LayerSet, TileCoord), AppError> {
+    check_lengths(z, x, file)?;
+    let set = layer_set(layers)?;
+    Ok((set, parse_tile_coord(file, z, x)?))
+}
+
+fn check_lengths(z: &str, x: &str, file: &str) -> Result<(), AppError> {
     for (name, seg) in [("z", z), ("x", x), ("y", file)] {
         if seg.len() > MAX_SEGMENT_BYTES {
             return Err(AppError::BadRequest(format!(
@@ -78,7 +85,11 @@ pub fn parse_tile_path(
             )));
         }
     }
-    let set = layer_set(layers)?;
+    Ok(())
+}
+
+/// Parses `{z}/{x}/{y}.{mvt|pbf}` (segment lengths checked by the caller).
+fn parse_tile_coord(file: &str, z: &str, x: &str) -> Result<TileCoord, AppError> {
     let (y, ext) = file.rsplit_once('.').ok_or_else(|| {
         AppError::NotFound(format!(
             "'{}' has no extension; tiles are {{y}}.mvt or {{y}}.pbf",
@@ -91,13 +102,23 @@ pub fn parse_tile_path(
             short(ext)
         )));
     }
-    let tile = TileCoord::new(
+    TileCoord::new(
         coordinate("z", z)?,
         coordinate("x", x)?,
         coordinate("y", y)?,
     )
-    .map_err(|e| AppError::BadRequest(e.to_string()))?;
-    Ok((set, tile))
+    .map_err(|e| AppError::BadRequest(e.to_string()))
+}
+
+/// The layer list when it names a derived layer (`grid_stats`, `alarm_density`).
+fn mixed_set(segment: &str) -> Result<Option<MixedSet>, AppError> {
+    MixedSet::parse(segment).map_err(|e: LayerSetError| {
+        if e.is_not_found() {
+            AppError::NotFound(e.to_string())
+        } else {
+            AppError::BadRequest(e.to_string())
+        }
+    })
 }
 
 /// Whether an `If-None-Match` header matches `etag` (weak comparison, RFC 9110 §13.1.2).
@@ -118,7 +139,7 @@ fn header_value(s: &str) -> HeaderValue {
 
 /// A vector tile of one or several layers, as the caller's role may see it.
 #[utoipa::path(get, path = "/tiles/{layers}/{z}/{x}/{y}.mvt", tag = "tiles",
-    params(("layers" = String, Path, description = "one or more of pipelines, risk_points, grid_cells, sensors, comma-separated (at most 8 names, 200 bytes)"),
+    params(("layers" = String, Path, description = "one or more of pipelines, risk_points, grid_cells, sensors and the derived grid_stats, alarm_density (never cached, Cache-Control no-cache), comma-separated (at most 8 names, 200 bytes)"),
         ("z" = u32, Path, description = "zoom 0..=22"), ("x" = u32, Path, description = "column < 2^z"),
         ("y" = u32, Path, description = "row < 2^z; the extension may be .mvt or .pbf")),
     responses((status = 200, description = "Mapbox Vector Tile 2.1 (gzip or brotli by Accept-Encoding; strong ETag per encoding)", content_type = "application/vnd.mapbox-vector-tile"),
@@ -133,22 +154,43 @@ pub async fn tile(
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     let Path((layers, z, x, file)) = path.map_err(path_error)?;
-    let (set, coord) = parse_tile_path(&layers, &z, &x, &file)?;
     let encoding = Encoding::negotiate(
         headers
             .get(header::ACCEPT_ENCODING)
             .and_then(|v| v.to_str().ok()),
     );
-    let served = state
-        .tiles
-        .tile(set, coord, caller.0.role, encoding)
-        .await?;
     let d = &state.tiles.config().defaults;
-    let cache_control = if served.private {
-        &d.private_cache_control
-    } else {
-        &d.cache_control
+    // Derived layers change with alarms, so they bypass the cache (see tileserver::derived).
+    let (served, cache_control) = match mixed_set(&layers)? {
+        Some(set) => {
+            check_lengths(&z, &x, &file)?;
+            let coord = parse_tile_coord(&file, &z, &x)?;
+            let served = state
+                .tiles
+                .mixed_tile(state.risk.clone(), set, coord, caller.0.role, encoding)
+                .await?;
+            let cc = if served.private {
+                format!("private, {}", state.tiles.config().derived.cache_control)
+            } else {
+                state.tiles.config().derived.cache_control.clone()
+            };
+            (served, cc)
+        }
+        None => {
+            let (set, coord) = parse_tile_path(&layers, &z, &x, &file)?;
+            let served = state
+                .tiles
+                .tile(set, coord, caller.0.role, encoding)
+                .await?;
+            let cc = if served.private {
+                d.private_cache_control.clone()
+            } else {
+                d.cache_control.clone()
+            };
+            (served, cc)
+        }
     };
+    let cache_control = &cache_control;
     let mut h = HeaderMap::new();
     h.insert(header::CACHE_CONTROL, header_value(cache_control));
     h.insert(header::VARY, HeaderValue::from_static(VARY));
@@ -233,6 +275,17 @@ pub async fn tilejson_doc(
             short(&file)
         ))
     })?;
+    if let Some(set) = mixed_set(layers)? {
+        let base = base_url(&state, &headers, &uri)?;
+        let cfg = state.tiles.config();
+        let class = cfg.class_for(set.stored.layers(), caller.0.role);
+        let doc = derived::tilejson(cfg, &state.index, &set, class, &base);
+        return Ok(json_response(
+            &state,
+            class > crate::model::Role::Viewer,
+            doc,
+        ));
+    }
     let set = layer_set(layers)?;
     let base = base_url(&state, &headers, &uri)?;
     let cfg = state.tiles.config();
@@ -256,7 +309,11 @@ pub async fn tile_dir_file(
     caller: Caller,
 ) -> Result<Response, AppError> {
     let Path((layers, file)) = path.map_err(path_error)?;
-    let set = layer_set(&layers)?;
+    let mixed = mixed_set(&layers)?;
+    let set = match &mixed {
+        Some(m) => m.stored,
+        None => layer_set(&layers)?,
+    };
     if file != "metadata.json" {
         return Err(AppError::NotFound(format!(
             "no resource /tiles/{}/{}; tiles are /tiles/{{layers}}/{{z}}/{{x}}/{{y}}.mvt",
@@ -265,6 +322,15 @@ pub async fn tile_dir_file(
         )));
     }
     let cfg = state.tiles.config();
+    if let Some(m) = mixed {
+        let class = cfg.class_for(set.layers(), caller.0.role);
+        let doc = derived::mbtiles_metadata(cfg, &state.index, &m, class);
+        return Ok(json_response(
+            &state,
+            class > crate::model::Role::Viewer,
+            doc,
+        ));
+    }
     let class = cfg.class_for(set.layers(), caller.0.role);
     let doc = tilejson::mbtiles_metadata(cfg, &state.index, &set, class);
     Ok(json_response(

@@ -56,7 +56,11 @@ use std::sync::Arc;
 
 /// Schema migrations in order: (version, SQL). The version is recorded in
 /// `schema_migrations` once the file has been applied.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/gpkg/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../migrations/gpkg/0001_init.sql")),
+    (2, include_str!("../../migrations/gpkg/0002_excavation.sql")),
+    (3, include_str!("../../migrations/gpkg/0003_risk.sql")),
+];
 
 /// The spatial reference system of every geometry: CGCS2000 lon/lat.
 pub const SRS_ID: i32 = 4490;
@@ -126,7 +130,7 @@ impl GpkgStore {
     }
 
     /// Runs `f` on the writer connection on a blocking thread.
-    async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    pub(crate) async fn write<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
@@ -138,7 +142,7 @@ impl GpkgStore {
     }
 
     /// Runs `f` on the reader connection on a blocking thread.
-    async fn read<T, F>(&self, f: F) -> StoreResult<T>
+    pub(crate) async fn read<T, F>(&self, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> StoreResult<T> + Send + 'static,
@@ -2218,7 +2222,8 @@ mod tests {
     async fn fresh() -> (GpkgStore, tempfile::TempDir) {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = GpkgStore::open(&dir.path().join("t.gpkg")).expect("open");
-        assert_eq!(store.migrate().await.expect("migrate"), 1);
+        let latest = MIGRATIONS.iter().map(|(v, _)| *v).max().unwrap();
+        assert_eq!(store.migrate().await.expect("migrate"), latest);
         (store, dir)
     }
 
@@ -2843,16 +2848,17 @@ mod tests {
     #[tokio::test]
     async fn migrate_is_idempotent_and_the_file_is_a_geopackage() {
         let (store, dir) = fresh().await;
-        assert_eq!(store.migrate().await.unwrap(), 1);
+        let latest = MIGRATIONS.iter().map(|(v, _)| *v).max().unwrap();
+        assert_eq!(store.migrate().await.unwrap(), latest);
         assert_eq!(
             sql_count(&store, "SELECT count(*) FROM schema_migrations"),
-            1
+            MIGRATIONS.len() as i64
         );
         store.bulk_load(&dataset(), &actor()).await.unwrap();
         drop(store);
         // Reopening finds the schema in force and the data intact.
         let store = GpkgStore::open(&dir.path().join("t.gpkg")).unwrap();
-        assert_eq!(store.migrate().await.unwrap(), 1);
+        assert_eq!(store.migrate().await.unwrap(), latest);
         assert_eq!(count(&store, Layer::Pipelines).await, 3);
         assert_eq!(
             store.describe(),

@@ -13,6 +13,8 @@ pub mod check;
 pub mod gpkg;
 pub mod pgcluster;
 pub mod postgis;
+pub mod readings;
+pub mod tickets;
 
 use crate::model::{Actor, Change, Dataset, Layer, Record, Role};
 use async_trait::async_trait;
@@ -85,7 +87,7 @@ pub type Counts = Vec<(Layer, i64)>;
 
 /// The system of record. See the module docs for the contract every implementation keeps.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: tickets::TicketStore + readings::RiskStore + Send + Sync + 'static {
     /// Which implementation this is.
     fn backend(&self) -> Backend;
 

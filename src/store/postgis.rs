@@ -53,11 +53,23 @@ struct Migration {
 }
 
 /// Every migration, in order. Append only: an applied migration is never edited.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../../migrations/postgis/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../../migrations/postgis/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "excavation",
+        sql: include_str!("../../migrations/postgis/0002_excavation.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "risk",
+        sql: include_str!("../../migrations/postgis/0003_risk.sql"),
+    },
+];
 
 /// Advisory-lock key serialising migrations between instances ("LIFELN" + 1).
 const MIGRATION_LOCK: i64 = 0x4c49_4645_4c4e_0001;
@@ -814,7 +826,7 @@ impl PostgisStore {
         Ok(store)
     }
 
-    async fn client(&self) -> StoreResult<deadpool_postgres::Client> {
+    pub(crate) async fn client(&self) -> StoreResult<deadpool_postgres::Client> {
         self.pool.get().await.map_err(pool_err)
     }
 
@@ -1464,7 +1476,8 @@ mod tests {
         assert!(store
             .describe()
             .starts_with("postgres://lifeline@127.0.0.1:"));
-        assert_eq!(store.migrate().await.expect("migrate again"), 1);
+        let latest = MIGRATIONS.iter().map(|m| m.version).max().unwrap();
+        assert_eq!(store.migrate().await.expect("migrate again"), latest);
         store.ping().await.expect("ping");
     }
 

@@ -99,6 +99,8 @@ struct LayerFile {
 struct File {
     defaults: Defaults,
     layers: BTreeMap<String, LayerFile>,
+    #[serde(default)]
+    derived: super::derived::DerivedConfig,
 }
 
 /// One layer's resolved settings.
@@ -140,6 +142,8 @@ impl LayerConfig {
 pub struct TilesConfig {
     pub defaults: Defaults,
     layers: Vec<LayerConfig>,
+    /// The derived layers `grid_stats` and `alarm_density` (see [`super::derived`]).
+    pub derived: super::derived::DerivedConfig,
     /// Distinct roles at which some attribute appears, ascending, always starting with
     /// viewer: the "role classes" whose tiles can differ.
     classes: Vec<Role>,
@@ -230,10 +234,12 @@ impl TilesConfig {
             .collect();
         classes.sort();
         classes.dedup();
+        file.derived.validate()?;
         Ok(TilesConfig {
             defaults: file.defaults,
             layers,
             classes,
+            derived: file.derived,
         })
     }
 

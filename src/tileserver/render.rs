@@ -14,7 +14,6 @@ use crate::model::{
 use geo::Geometry;
 use lifeline_tiles::tilemath::mercator_to_lonlat;
 use lifeline_tiles::{LayerEncoder, LayerOptions, LayerStats, SourceFeature, TileCoord, TileError};
-use std::borrow::Cow;
 use std::cell::RefCell;
 
 /// Why a tile could not be cut. Both are bugs or broken data, not client mistakes: the
@@ -139,6 +138,23 @@ pub fn visible_at(record: &Record, lc: &LayerConfig, z: u8) -> bool {
     }
 }
 
+/// The lowest zoom at which `record` is drawn: the first zoom where [`visible_at`] holds
+/// (its pipe tier's or grid level's zoom; 0 for layers without either).
+pub fn min_zoom(record: &Record, config: &TilesConfig) -> u8 {
+    let Some(lc) = config.layer(record.layer()) else {
+        return 0;
+    };
+    (0..=lifeline_tiles::tilemath::MAX_ZOOM)
+        .find(|&z| visible_at(record, lc, z))
+        .unwrap_or(u8::MAX)
+}
+
+/// The index's per-entry minimum zoom under the built-in tile configuration (install with
+/// [`crate::index::SpatialIndex::with_min_zoom`]).
+pub fn index_min_zoom() -> crate::index::MinZoomFn {
+    Box::new(|r| min_zoom(r, TilesConfig::builtin()))
+}
+
 /// The lon/lat box the tile's features are taken from: the tile plus its buffer.
 pub fn query_bbox(tile: TileCoord, extent: u32, buffer: u32) -> Bbox {
     let m = tile.bounds_mercator();
@@ -171,9 +187,15 @@ pub fn layer_options(config: &TilesConfig, lc: &LayerConfig, z: u8) -> LayerOpti
     }
 }
 
+/// Most geometries a thread keeps for reuse per layer (a dense z14 tile has ~7,000).
+const POOL_MAX: usize = 16_384;
+
 thread_local! {
     // One encoder per worker thread: its buffers are reused across tiles.
     static ENCODER: RefCell<LayerEncoder> = RefCell::new(LayerEncoder::new());
+    // Per worker thread and spatial layer: geometry copies handed to the encoder, kept
+    // between tiles so their buffers are reused (see `render_layer`).
+    static GEOMETRY_POOL: RefCell<[Vec<Geometry<f64>>; 4]> = RefCell::new(Default::default());
 }
 
 /// What rendering one layer produced.
@@ -207,11 +229,13 @@ pub fn render_layer(
     }
     let d = &config.defaults;
     let bbox = query_bbox(tile, d.extent, d.buffer);
-    let mut records = index.bbox_candidates(layer, &bbox)?;
+    // The index skips what is not drawn at this zoom when it knows the tiers; the retain
+    // keeps tiles right with an index built without them (or from another configuration).
+    let mut records = index.bbox_candidates_at_zoom(layer, &bbox, z)?;
     records.retain(|r| visible_at(r, lc, z));
-    // R-tree order depends on insertion history; sorting makes a tile's bytes (and so its
-    // ETag) a function of the data alone.
-    records.sort_unstable_by_key(|r| r.id());
+    // The index returns them in id order (R-tree order would depend on insertion history),
+    // so a tile's bytes, and so its ETag, are a function of the data alone.
+    debug_assert!(records.windows(2).all(|w| w[0].id() < w[1].id()));
     rendered.candidates = records.len();
     if records.is_empty() {
         return Ok(rendered);
@@ -221,17 +245,19 @@ pub fn render_layer(
         .attributes_at(z, class)
         .map(|a| a.name.as_str())
         .collect();
-    let mut geoms: Vec<Cow<'_, Geometry<f64>>> = Vec::with_capacity(records.len());
+    // The geometries are copied into this thread's pool of the layer, whose buffers are
+    // reused from tile to tile: a fresh copy per feature made allocation a quarter of the
+    // cost of a dense z14 tile.
+    let pool_slot = layer.spatial_index().unwrap_or(0);
+    let mut geoms = GEOMETRY_POOL.with(|p| std::mem::take(&mut p.borrow_mut()[pool_slot]));
+    if geoms.len() < records.len() {
+        geoms.resize_with(records.len(), || Geometry::Point(geo::Point::new(0.0, 0.0)));
+    }
     let mut props = Vec::with_capacity(records.len() * attrs.len());
     let mut spans = Vec::with_capacity(records.len());
     let mut weights = Vec::with_capacity(records.len());
-    for r in &records {
-        geoms.push(match &**r {
-            Record::RiskPoint(p) => Cow::Borrowed(&p.geometry),
-            other => Cow::Owned(other.geometry().unwrap_or(Geometry::GeometryCollection(
-                geo::GeometryCollection::default(),
-            ))),
-        });
+    for (r, slot) in records.iter().zip(geoms.iter_mut()) {
+        copy_geometry(r, slot);
         let start = props.len();
         for name in &attrs {
             if let Some(v) = fields::value(r, name) {
@@ -260,8 +286,31 @@ pub fn render_layer(
     if stats.output == 0 {
         out.truncate(start);
     }
+    drop(features);
+    drop(props);
+    // Bounded, because tiles are cut on blocking-pool threads, of which there can be many.
+    geoms.truncate(POOL_MAX);
+    GEOMETRY_POOL.with(|p| p.borrow_mut()[pool_slot] = geoms);
     rendered.stats = stats;
     Ok(rendered)
+}
+
+/// Copies a record's geometry into `slot`, reusing the slot's buffers when it already holds
+/// the same type.
+fn copy_geometry(record: &Record, slot: &mut Geometry<f64>) {
+    match (record, &mut *slot) {
+        (Record::Pipeline(p), Geometry::LineString(ls)) => {
+            ls.0.clear();
+            ls.0.extend_from_slice(&p.geometry.0);
+        }
+        (Record::GridCell(c), Geometry::MultiPolygon(mp)) => mp.0.clone_from(&c.geometry.0),
+        (Record::RiskPoint(p), _) => slot.clone_from(&p.geometry),
+        (other, _) => {
+            *slot = other.geometry().unwrap_or(Geometry::GeometryCollection(
+                geo::GeometryCollection::default(),
+            ))
+        }
+    }
 }
 
 /// Cuts a tile of several layers (in the order given). Empty `Vec`: no feature at all.
@@ -528,6 +577,39 @@ mod tests {
             ids(&layer(cfg, &idx, Layer::Pipelines, 14, Role::Viewer)),
             [1, 2, 3, 4, 5, 6, 7]
         );
+    }
+
+    #[test]
+    fn index_min_zoom_skips_exactly_what_tiles_do_not_draw() {
+        let cfg = TilesConfig::builtin();
+        let plain = index();
+        let ranked =
+            SpatialIndex::new(MetricCrs::new("EPSG:4545").unwrap()).with_min_zoom(index_min_zoom());
+        ranked.load(dataset()).unwrap();
+        for z in 6..=18 {
+            let (a, b) = (
+                render_tile(&plain, cfg, &Layer::SPATIAL, tile_at(z), Role::Analyst).unwrap(),
+                render_tile(&ranked, cfg, &Layer::SPATIAL, tile_at(z), Role::Analyst).unwrap(),
+            );
+            assert_eq!(a, b, "z{z}");
+        }
+        // The pruning is real: at z9 only the major pipes come out of the tree.
+        let bbox = query_bbox(tile_at(9), 4096, 64);
+        let n = |i: &SpatialIndex| {
+            i.bbox_candidates_at_zoom(Layer::Pipelines, &bbox, 9)
+                .unwrap()
+                .len()
+        };
+        assert_eq!(n(&ranked), 2);
+        assert!(n(&plain) > 2);
+        // A write recomputes the entry's zoom.
+        let mut p = match &*ranked.get(Layer::Pipelines, 5).unwrap() {
+            Record::Pipeline(p) => p.clone(),
+            _ => unreachable!(),
+        };
+        p.kind = PipeKind::OilGas;
+        ranked.upsert(Record::Pipeline(p)).unwrap();
+        assert_eq!(n(&ranked), 3);
     }
 
     #[test]

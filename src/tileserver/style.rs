@@ -230,6 +230,50 @@ fn grid_fill(config: &TilesConfig) -> Value {
     })
 }
 
+/// The source of the derived layers: a separate source, so the cached stored layers and
+/// the uncached live statistics are fetched (and revalidated) independently.
+fn live_source(base: &str) -> Value {
+    json!({
+        "type": "vector",
+        "url": format!("{base}/tiles/grid_stats,alarm_density.json"),
+        "attribution": "Lifeline",
+    })
+}
+
+/// Choropleth of sensor coverage per grid cell (red: no risk point watched, green: all),
+/// and a heat map of open alarms weighted by severity.
+fn live_layers(config: &TilesConfig) -> Vec<Value> {
+    let dc = &config.derived;
+    vec![
+        json!({
+            "id": "grid-stats-coverage",
+            "type": "fill",
+            "source": "lifeline-live",
+            "source-layer": "grid_stats",
+            "minzoom": dc.grid_stats.minzoom,
+            "filter": [">", ["get", "risk_points"], 0],
+            "paint": {
+                "fill-color": ["interpolate", ["linear"], ["get", "coverage_pct"],
+                    0, "#d7191c", 50, "#fdae61", 90, "#a6d96a", 100, "#1a9641"],
+                "fill-opacity": 0.35,
+            },
+        }),
+        json!({
+            "id": "alarm-density-heat",
+            "type": "heatmap",
+            "source": "lifeline-live",
+            "source-layer": "alarm_density",
+            "minzoom": dc.alarm_density.minzoom,
+            "paint": {
+                "heatmap-weight": ["interpolate", ["linear"], ["get", "weight"], 0, 0, 5, 1],
+                "heatmap-intensity": ["interpolate", ["linear"], ["zoom"], 6, 1, 16, 3],
+                "heatmap-radius": ["interpolate", ["linear"], ["zoom"], 6, 8, 16, 30],
+                "heatmap-opacity": 0.7,
+            },
+        }),
+    ]
+}
+
 /// The style called `name`, its tiles under `base`; `None` for an unknown name.
 pub fn style(name: &str, config: &TilesConfig, base: &str) -> Option<Value> {
     let glyphs = &config.defaults.glyphs;
@@ -247,6 +291,7 @@ pub fn style(name: &str, config: &TilesConfig, base: &str) -> Option<Value> {
         }
         "risk" => {
             let mut l = vec![background(), grid_fill(config)];
+            l.extend(live_layers(config));
             l.extend(grid_outlines(config));
             l.extend(risk_layers(config));
             l.extend(sensor_layers(config));
@@ -268,6 +313,9 @@ pub fn style(name: &str, config: &TilesConfig, base: &str) -> Option<Value> {
         "sources": {"lifeline": source(base, &list)},
         "layers": layers,
     });
+    if name == "risk" {
+        s["sources"]["lifeline-live"] = live_source(base);
+    }
     if !glyphs.is_empty() {
         let g = if glyphs.starts_with('/') {
             format!("{base}{glyphs}")

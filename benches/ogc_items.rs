@@ -1,0 +1,154 @@
+//! OGC API items latency and import throughput (issue 6), timed per operation so tails are
+//! real: (1) `/items` work — parameter parsing, CQL2 compilation, R-tree candidates, filter
+//! evaluation, paging, GeoJSON shaping — for a 1.5 km bbox plus a CQL2 filter with
+//! `limit=1000`, at 2,000 random windows on pipelines; (2) the preset's pipelines exported
+//! to a GeoPackage and imported back (read + map + validate), then bulk-loaded into a
+//! GeoPackage store. `LIFELINE_BENCH_PRESET` (default `jiulongpo`; `city` for city scale).
+//! Run: `cargo bench --bench ogc_items`.
+
+use lifeline::generate::bench_dataset;
+use lifeline::index::SpatialIndex;
+use lifeline::io::crs::MetricCrs;
+use lifeline::io::export::{export, ExportOptions};
+use lifeline::io::gdal::OutFormat;
+use lifeline::io::import::{prepare, ImportOptions, Mapping};
+use lifeline::model::{Actor, Catalog, Layer, Role};
+use rand::{Rng, SeedableRng};
+use std::time::Instant;
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn main() {
+    let (data, _) = bench_dataset();
+    let n_pipes = data.pipelines.len();
+    let owners = data.owners.clone();
+    let index = SpatialIndex::new(MetricCrs::new("EPSG:4545").unwrap());
+    index.load(data).unwrap();
+    let pipes = index.all(Layer::Pipelines);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+    let filter = "kind IN ('gas','water_supply','drainage') AND diameter_mm >= 100";
+    let mut times = Vec::new();
+    let mut returned = 0usize;
+    for _ in 0..2000 {
+        let r = &pipes[rng.gen_range(0..pipes.len())];
+        let Some(geo::Geometry::LineString(l)) = r.geometry() else {
+            continue;
+        };
+        let (x, y) = (l.0[0].x, l.0[0].y);
+        let (dx, dy) = (
+            750.0 / (111_320.0 * y.to_radians().cos()),
+            750.0 / 111_320.0,
+        );
+        let pairs = vec![
+            (
+                "bbox".to_string(),
+                format!("{},{},{},{}", x - dx, y - dy, x + dx, y + dy),
+            ),
+            ("filter".to_string(), filter.to_string()),
+            ("limit".to_string(), "1000".to_string()),
+        ];
+        let t = Instant::now();
+        let q = lifeline::ogc::parse_items_query(&pairs, Layer::Pipelines, Role::Analyst, &index)
+            .unwrap();
+        let page = lifeline::ogc::items(&index, Layer::Pipelines, Role::Analyst, &q).unwrap();
+        let body = serde_json::to_vec(&page.features).unwrap();
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+        returned += page.features.len();
+        std::hint::black_box(body);
+    }
+    let avg = returned as f64 / times.len() as f64;
+    println!(
+        "items bbox 1.5 km + CQL2, limit 1000 ({n_pipes} pipelines): avg returned {avg:.0}, p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        pct(&mut times, 0.5),
+        pct(&mut times, 0.99),
+        pct(&mut times, 1.0)
+    );
+
+    // Import throughput: export the preset's pipelines, read them back through the importer.
+    let dir = tempfile::tempdir().unwrap();
+    let gpkg = dir.path().join("pipes.gpkg");
+    let t = Instant::now();
+    let n = export(
+        &index,
+        &ExportOptions {
+            layer: Layer::Pipelines,
+            format: OutFormat::GeoPackage,
+            crs: "EPSG:4490".into(),
+            bbox: None,
+            filter: None,
+        },
+        &gpkg,
+    )
+    .unwrap();
+    println!(
+        "export {n} pipelines to GeoPackage: {:.2} s ({:.0} features/s)",
+        t.elapsed().as_secs_f64(),
+        n as f64 / t.elapsed().as_secs_f64()
+    );
+    let fields = [
+        "id",
+        "kind",
+        "sub_kind",
+        "pressure_class",
+        "voltage_kv",
+        "material",
+        "diameter_mm",
+        "depth_start_m",
+        "depth_end_m",
+        "burial",
+        "owner_id",
+        "year_built",
+        "survey_date",
+        "plan_accuracy_cm",
+        "depth_accuracy_cm",
+        "quality_level",
+        "status",
+    ];
+    let text: String = std::iter::once("[fields]\n".to_string())
+        .chain(
+            fields
+                .iter()
+                .map(|f| format!("{f} = {{ from = \"{f}\" }}\n")),
+        )
+        .collect();
+    let mapping = Mapping::parse(&text).unwrap();
+    let t = Instant::now();
+    let mut report = prepare(
+        &gpkg,
+        &mapping,
+        &ImportOptions {
+            layer: Layer::Pipelines,
+            source_crs: None,
+            gcj02: false,
+        },
+        Catalog::builtin(),
+        &mut |_, _| {},
+    )
+    .unwrap();
+    let secs = t.elapsed().as_secs_f64();
+    println!(
+        "import read+map+validate {} rows: {secs:.2} s ({:.0} features/s), rejected {}",
+        report.read,
+        report.read as f64 / secs,
+        report.rejected
+    );
+    report.data.owners = owners;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store_path = dir.path().join("store.gpkg");
+    let t = Instant::now();
+    rt.block_on(async {
+        let store = lifeline::store::open(&store_path.display().to_string(), 1)
+            .await
+            .unwrap();
+        store.bulk_load(&report.data, &Actor::cli()).await.unwrap();
+    });
+    let secs2 = t.elapsed().as_secs_f64();
+    println!(
+        "bulk_load into GeoPackage: {secs2:.2} s ({:.0} features/s); end to end {:.0} features/s",
+        report.accepted as f64 / secs2,
+        report.accepted as f64 / (secs + secs2)
+    );
+}

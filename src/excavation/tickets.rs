@@ -1,0 +1,814 @@
+//! Excavation tickets: a check that follows the dig. States
+//! `submitted → owners_notified → (each owner: marked | clear | partially_marked) → cleared
+//! → in_progress → closed`, plus `expired`, `cancelled` and `emergency`. The transitions
+//! here are pure functions of the ticket, the caller and the time; the store persists the
+//! result with an optimistic version check and one audit entry per change
+//! ([`crate::store::tickets::TicketStore`]).
+//!
+//! Who may do what: contractors submit and see only their own tickets, and move their own
+//! tickets (start, close, cancel, declare an emergency); owners' responses are recorded by
+//! operators (the owners' duty desks hold operator keys); operators see and move every
+//! ticket; viewers cannot submit.
+
+use super::check::{CheckRequest, CheckResult, OwnerNotice, Severity};
+use super::{ExcavationError, TicketSettings};
+use crate::model::{Actor, Role};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use utoipa::ToSchema;
+
+crate::string_enum! {
+    /// Where a ticket is in its life.
+    pub enum TicketState {
+        Submitted = "submitted",
+        OwnersNotified = "owners_notified",
+        Cleared = "cleared",
+        InProgress = "in_progress",
+        Closed = "closed",
+        Expired = "expired",
+        Cancelled = "cancelled",
+        Emergency = "emergency",
+    }
+}
+
+impl TicketState {
+    /// No transition leaves these.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            TicketState::Closed | TicketState::Expired | TicketState::Cancelled
+        )
+    }
+}
+
+crate::string_enum! {
+    /// An owner's answer (California one-call response codes, simplified).
+    pub enum ResponseStatus {
+        Pending = "pending",
+        Marked = "marked",
+        Clear = "clear",
+        PartiallyMarked = "partially_marked",
+    }
+}
+
+crate::string_enum! {
+    /// Normal tickets wait for the owners; emergency tickets (a burst main, a gas leak)
+    /// may start at once and get the short response deadline.
+    pub enum TicketType {
+        Normal = "normal",
+        Emergency = "emergency",
+    }
+}
+
+/// Who asks: the person and firm doing the work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Requester {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub company: Option<String>,
+    pub phone: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+impl Requester {
+    fn validate(&self) -> Result<(), ExcavationError> {
+        let text = |field: &str, v: &str, max: usize| {
+            crate::model::check_name(field, v)
+                .map_err(|e| ExcavationError::Invalid(format!("requester.{e}")))
+                .and_then(|_| {
+                    if v.chars().count() > max {
+                        Err(ExcavationError::Invalid(format!(
+                            "requester.{field} is longer than {max} characters"
+                        )))
+                    } else {
+                        Ok(())
+                    }
+                })
+        };
+        text("name", &self.name, 100)?;
+        text("phone", &self.phone, 40)?;
+        if !self
+            .phone
+            .chars()
+            .all(|c| c.is_ascii_digit() || " +-()".contains(c))
+        {
+            return Err(ExcavationError::Invalid(
+                "requester.phone may hold only digits, spaces and + - ( )".into(),
+            ));
+        }
+        if let Some(c) = &self.company {
+            text("company", c, 100)?;
+        }
+        if let Some(e) = &self.email {
+            text("email", e, 100)?;
+            if !e.contains('@') {
+                return Err(ExcavationError::Invalid(
+                    "requester.email is not an e-mail address".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The body of `POST /excavation/tickets`: the check request's fields plus these.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TicketRequest {
+    #[serde(flatten)]
+    pub dig: CheckRequest,
+    pub requester: Requester,
+    /// normal (default) or emergency.
+    #[serde(default = "normal")]
+    #[schema(value_type = String)]
+    pub ticket_type: TicketType,
+}
+
+fn normal() -> TicketType {
+    TicketType::Normal
+}
+
+impl TicketRequest {
+    /// Parses a body: `requester` and `ticket_type` are taken out and the rest must be a
+    /// valid [`CheckRequest`] (unknown fields are refused, naming them).
+    pub fn from_json(mut v: serde_json::Value) -> Result<TicketRequest, ExcavationError> {
+        let obj = v
+            .as_object_mut()
+            .ok_or_else(|| ExcavationError::BadRequest("the body must be a JSON object".into()))?;
+        let requester = obj.remove("requester").ok_or_else(|| {
+            ExcavationError::BadRequest(
+                "requester is required: {\"name\", \"phone\", \"company\"?, \"email\"?}".into(),
+            )
+        })?;
+        let requester: Requester = serde_json::from_value(requester)
+            .map_err(|e| ExcavationError::BadRequest(format!("requester: {e}")))?;
+        let ticket_type = match obj.remove("ticket_type") {
+            None => TicketType::Normal,
+            Some(t) => serde_json::from_value(t)
+                .map_err(|e| ExcavationError::BadRequest(format!("ticket_type: {e}")))?,
+        };
+        let dig: CheckRequest =
+            serde_json::from_value(v).map_err(|e| ExcavationError::BadRequest(e.to_string()))?;
+        requester.validate()?;
+        Ok(TicketRequest {
+            dig,
+            requester,
+            ticket_type,
+        })
+    }
+
+    /// A stable hash of the request, to tell a retry from a different request that reuses
+    /// an idempotency key.
+    pub fn hash(&self) -> String {
+        let text = serde_json::to_string(self).unwrap_or_default();
+        hex::encode(Sha256::digest(text.as_bytes()))
+    }
+}
+
+/// One owner's part of a ticket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct OwnerResponse {
+    #[serde(flatten)]
+    pub owner: OwnerNotice,
+    #[schema(value_type = String)]
+    pub status: ResponseStatus,
+    #[schema(value_type = String, format = DateTime)]
+    pub due_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub responded_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responder: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Responded after the deadline.
+    #[serde(default)]
+    pub late: bool,
+    /// Still pending after the deadline (computed when the ticket is read).
+    #[serde(default)]
+    pub overdue: bool,
+}
+
+/// One entry of a ticket's history (the audit log holds the same, across tickets).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct TicketEvent {
+    #[schema(value_type = String, format = DateTime)]
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>)]
+    pub from: Option<TicketState>,
+    #[schema(value_type = String)]
+    pub to: TicketState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// A ticket as stored and returned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Ticket {
+    pub id: i64,
+    /// Bumped by every save (optimistic concurrency).
+    pub version: i64,
+    #[schema(value_type = String)]
+    pub state: TicketState,
+    #[schema(value_type = String)]
+    pub ticket_type: TicketType,
+    /// The API key name that submitted it: the contractor who owns it.
+    pub submitted_by: String,
+    pub requester: Requester,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    pub request_hash: String,
+    pub request: CheckRequest,
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: DateTime<Utc>,
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: DateTime<Utc>,
+    #[schema(value_type = String, format = Date)]
+    pub valid_from: NaiveDate,
+    /// After this the ticket expires unless work is under way.
+    #[schema(value_type = String, format = DateTime)]
+    pub valid_until: DateTime<Utc>,
+    pub owners: Vec<OwnerResponse>,
+    /// The check at submission (the `POST /excavation/check` answer).
+    #[schema(value_type = Object)]
+    pub check: serde_json::Value,
+    pub history: Vec<TicketEvent>,
+}
+
+/// The body of `POST /excavation/tickets/{id}/responses`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseRequest {
+    pub owner_id: i64,
+    /// marked, clear or partially_marked.
+    #[schema(value_type = String, example = "marked")]
+    pub status: ResponseStatus,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+/// The body of `POST /excavation/tickets/{id}/transitions`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionRequest {
+    /// The target state: in_progress, closed, cancelled, emergency, expired or cleared.
+    #[schema(value_type = String, example = "in_progress")]
+    pub to: TicketState,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+fn conflict(m: impl Into<String>) -> ExcavationError {
+    ExcavationError::Conflict(m.into())
+}
+
+fn check_note(note: &Option<String>) -> Result<(), ExcavationError> {
+    if let Some(n) = note {
+        if n.chars().count() > 1000 {
+            return Err(ExcavationError::Invalid(
+                "note is longer than 1000 characters".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `actor` may see (and act on as requester) `t`: its submitter, or an analyst
+/// and above (operators, admins; analysts read only).
+pub fn can_see(actor: &Actor, t: &Ticket) -> bool {
+    actor.has(Role::Analyst) || (actor.has(Role::Contractor) && actor.name == t.submitted_by)
+}
+
+impl Ticket {
+    /// A new ticket from a submitted request and its check, in its first state:
+    /// `owners_notified` (owners affected), `cleared` (none), or `emergency`.
+    pub fn new(
+        req: &TicketRequest,
+        check: &CheckResult,
+        actor: &Actor,
+        idempotency_key: Option<String>,
+        settings: &TicketSettings,
+        now: DateTime<Utc>,
+    ) -> Result<Ticket, ExcavationError> {
+        let hours = match req.ticket_type {
+            TicketType::Normal => settings.response_hours,
+            TicketType::Emergency => settings.emergency_response_hours,
+        };
+        let due_at = now + Duration::hours(hours);
+        let end_of_work = req
+            .dig
+            .end_date
+            .and_hms_opt(23, 59, 59)
+            .map(|d| d.and_utc())
+            .unwrap_or(now);
+        let valid_until = end_of_work.min(now + Duration::days(settings.validity_days));
+        let owners: Vec<OwnerResponse> = check
+            .owners
+            .iter()
+            .map(|o| OwnerResponse {
+                owner: o.clone(),
+                status: ResponseStatus::Pending,
+                due_at,
+                responded_at: None,
+                responder: None,
+                note: None,
+                late: false,
+                overdue: false,
+            })
+            .collect();
+        let mut history = vec![TicketEvent {
+            at: now,
+            actor: actor.name.clone(),
+            from: None,
+            to: TicketState::Submitted,
+            note: None,
+        }];
+        let (state, note) = match (req.ticket_type, owners.is_empty()) {
+            (TicketType::Emergency, _) => (
+                TicketState::Emergency,
+                format!("emergency work; {} owner(s) notified", owners.len()),
+            ),
+            (TicketType::Normal, false) => (
+                TicketState::OwnersNotified,
+                format!("{} owner(s) notified", owners.len()),
+            ),
+            (TicketType::Normal, true) => (
+                TicketState::Cleared,
+                "no pipeline within reach: no owner to notify".to_string(),
+            ),
+        };
+        history.push(TicketEvent {
+            at: now,
+            actor: "system".into(),
+            from: Some(TicketState::Submitted),
+            to: state,
+            note: Some(note),
+        });
+        Ok(Ticket {
+            id: 0,
+            version: 1,
+            state,
+            ticket_type: req.ticket_type,
+            submitted_by: actor.name.clone(),
+            requester: req.requester.clone(),
+            idempotency_key,
+            request_hash: req.hash(),
+            request: req.dig.clone(),
+            created_at: now,
+            updated_at: now,
+            valid_from: req.dig.start_date,
+            valid_until,
+            owners,
+            check: serde_json::to_value(check)
+                .map_err(|e| ExcavationError::Internal(e.to_string()))?,
+            history,
+        })
+    }
+
+    fn go(&mut self, to: TicketState, actor: &str, note: Option<String>, now: DateTime<Utc>) {
+        self.history.push(TicketEvent {
+            at: now,
+            actor: actor.to_string(),
+            from: Some(self.state),
+            to,
+            note,
+        });
+        self.state = to;
+        self.updated_at = now;
+    }
+
+    /// Applies what time alone decides: a ticket not yet under way expires after
+    /// `valid_until`; pending owners past their deadline are flagged overdue. Returns
+    /// whether the state changed (and so must be saved).
+    pub fn refresh(&mut self, now: DateTime<Utc>) -> bool {
+        for o in &mut self.owners {
+            o.overdue = o.status == ResponseStatus::Pending && now > o.due_at;
+        }
+        let waiting = matches!(
+            self.state,
+            TicketState::Submitted | TicketState::OwnersNotified | TicketState::Cleared
+        );
+        if waiting && now > self.valid_until {
+            self.go(
+                TicketState::Expired,
+                "system",
+                Some(format!("validity ended {}", self.valid_until)),
+                now,
+            );
+            return true;
+        }
+        false
+    }
+
+    /// Records an owner's response (operators, for the owner's duty desk). When every
+    /// owner has answered `marked` or `clear`, a ticket waiting on owners becomes `cleared`.
+    pub fn respond(
+        &mut self,
+        r: &ResponseRequest,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<(), ExcavationError> {
+        if !actor.has(Role::Operator) {
+            return Err(ExcavationError::Forbidden(format!(
+                "owner responses are recorded by operators; your key has '{}'",
+                actor.role
+            )));
+        }
+        check_note(&r.note)?;
+        if r.status == ResponseStatus::Pending {
+            return Err(ExcavationError::Invalid(
+                "status must be marked, clear or partially_marked".into(),
+            ));
+        }
+        if !matches!(
+            self.state,
+            TicketState::OwnersNotified | TicketState::Emergency | TicketState::InProgress
+        ) {
+            return Err(conflict(format!(
+                "ticket {} is {}; owners respond while it is owners_notified, emergency or in_progress",
+                self.id, self.state
+            )));
+        }
+        let id = self.id;
+        let o = self
+            .owners
+            .iter_mut()
+            .find(|o| o.owner.owner_id == r.owner_id)
+            .ok_or_else(|| {
+                ExcavationError::NotFound(format!(
+                    "owner {} was not notified by ticket {id}",
+                    r.owner_id
+                ))
+            })?;
+        if matches!(o.status, ResponseStatus::Marked | ResponseStatus::Clear) {
+            return Err(conflict(format!(
+                "owner {} already answered {} on ticket {id}",
+                r.owner_id, o.status
+            )));
+        }
+        o.status = r.status;
+        o.responded_at = Some(now);
+        o.responder = Some(actor.name.clone());
+        o.note = r.note.clone();
+        o.late = now > o.due_at;
+        o.overdue = false;
+        self.updated_at = now;
+        let all_answered = self
+            .owners
+            .iter()
+            .all(|o| matches!(o.status, ResponseStatus::Marked | ResponseStatus::Clear));
+        if self.state == TicketState::OwnersNotified && all_answered {
+            self.go(
+                TicketState::Cleared,
+                "system",
+                Some("every owner has marked its pipelines or answered clear".into()),
+                now,
+            );
+        }
+        Ok(())
+    }
+
+    /// Moves the ticket to `to` if the state machine, the caller and the time allow it.
+    pub fn transition(
+        &mut self,
+        req: &TransitionRequest,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> Result<(), ExcavationError> {
+        use TicketState::*;
+        check_note(&req.note)?;
+        let to = req.to;
+        let operator = actor.has(Role::Operator);
+        let owner = actor.has(Role::Contractor) && actor.name == self.submitted_by;
+        if !operator && !owner {
+            return Err(ExcavationError::Forbidden(
+                "only the contractor who submitted the ticket or an operator may change it".into(),
+            ));
+        }
+        if self.state.is_terminal() {
+            return Err(conflict(format!(
+                "ticket {} is {}; no further transition is possible",
+                self.id, self.state
+            )));
+        }
+        let from = self.state;
+        let allowed = match (from, to) {
+            (Submitted | OwnersNotified | Cleared | Emergency, Cancelled) => true,
+            (Cleared | Emergency, InProgress) => true,
+            (InProgress | Emergency, Closed) => true,
+            (Submitted | OwnersNotified | Cleared | InProgress, Emergency) => true,
+            // Override after a site meeting: owners answered but not all marked fully.
+            (OwnersNotified, Cleared) => {
+                if !operator {
+                    return Err(ExcavationError::Forbidden(
+                        "only an operator may clear a ticket by hand".into(),
+                    ));
+                }
+                if self
+                    .owners
+                    .iter()
+                    .any(|o| o.status == ResponseStatus::Pending)
+                {
+                    return Err(conflict(format!(
+                        "ticket {} cannot be cleared: owner(s) {} have not answered",
+                        self.id,
+                        self.pending_owners()
+                    )));
+                }
+                true
+            }
+            (Submitted | OwnersNotified | Cleared, Expired) => {
+                if now <= self.valid_until {
+                    return Err(conflict(format!(
+                        "ticket {} is valid until {}; it cannot expire yet",
+                        self.id, self.valid_until
+                    )));
+                }
+                true
+            }
+            _ => false,
+        };
+        if !allowed {
+            let hint = match (from, to) {
+                (OwnersNotified, InProgress) => format!(
+                    ": owner(s) {} must mark their pipelines or answer clear first",
+                    self.pending_owners()
+                ),
+                _ => String::new(),
+            };
+            return Err(conflict(format!(
+                "ticket {} cannot go from {from} to {to}{hint}",
+                self.id
+            )));
+        }
+        if to == InProgress {
+            let today = now.date_naive();
+            if from != Emergency && today < self.valid_from {
+                return Err(conflict(format!(
+                    "work may not start before the ticket's start date {}",
+                    self.valid_from
+                )));
+            }
+            if from != Emergency && now > self.valid_until {
+                self.go(
+                    Expired,
+                    "system",
+                    Some(format!("validity ended {}", self.valid_until)),
+                    now,
+                );
+                return Err(conflict(format!(
+                    "ticket {} expired at {}; submit a new one",
+                    self.id, self.valid_until
+                )));
+            }
+        }
+        self.go(to, &actor.name, req.note.clone(), now);
+        Ok(())
+    }
+
+    fn pending_owners(&self) -> String {
+        self.owners
+            .iter()
+            .filter(|o| !matches!(o.status, ResponseStatus::Marked | ResponseStatus::Clear))
+            .map(|o| o.owner.owner_id.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The most serious conflict among the notified owners' pipelines.
+    pub fn worst(&self) -> Option<Severity> {
+        self.owners.iter().map(|o| o.owner.worst_severity).min()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::excavation::check::{DigSummary, Summary};
+    use crate::excavation::{DigMethod, Excavation};
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-23T09:00:00Z".parse().unwrap()
+    }
+
+    fn actor(name: &str, role: Role) -> Actor {
+        Actor {
+            name: name.into(),
+            key_id: Some(1),
+            role,
+        }
+    }
+
+    fn request(t: TicketType) -> TicketRequest {
+        TicketRequest {
+            dig: CheckRequest {
+                geometry: serde_json::json!({"type": "Polygon", "coordinates": []}),
+                width_m: None,
+                top_depth_m: 0.0,
+                bottom_depth_m: 2.0,
+                method: DigMethod::Manual,
+                work_type: "trench".into(),
+                start_date: NaiveDate::from_ymd_opt(2026, 11, 24).unwrap(),
+                end_date: NaiveDate::from_ymd_opt(2026, 11, 30).unwrap(),
+            },
+            requester: Requester {
+                name: "Li".into(),
+                company: None,
+                phone: "138 0000".into(),
+                email: None,
+            },
+            ticket_type: t,
+        }
+    }
+
+    fn result(owners: usize) -> CheckResult {
+        let notice = |id| OwnerNotice {
+            owner_id: id,
+            name: format!("o{id}"),
+            emergency_contact: "d".into(),
+            emergency_phone: "1".into(),
+            email: None,
+            worst_severity: Severity::Violation,
+            pipeline_ids: vec![id],
+        };
+        CheckResult {
+            dig: DigSummary {
+                geometry: serde_json::json!(null),
+                area_m2: 1.0,
+                width_m: None,
+                top_depth_m: 0.0,
+                bottom_depth_m: 2.0,
+                method: DigMethod::Manual,
+                method_factor: 1.0,
+                work_type: "t".into(),
+                start_date: NaiveDate::from_ymd_opt(2026, 11, 24).unwrap(),
+                end_date: NaiveDate::from_ymd_opt(2026, 11, 30).unwrap(),
+                metric_crs: "EPSG:4545".into(),
+            },
+            summary: Summary {
+                violations: owners,
+                warnings: 0,
+                infos: 0,
+                owners_to_notify: owners,
+                permit_required: false,
+                depth_unknown: 0,
+                verdict: "stop".into(),
+                text: String::new(),
+            },
+            conflicts: vec![],
+            owners: (1..=owners as i64).map(notice).collect(),
+            risk_points: vec![],
+            sensors: vec![],
+            rules_version: 1,
+            checked_at: now(),
+        }
+    }
+
+    fn ticket(owners: usize, t: TicketType) -> Ticket {
+        let s = Excavation::builtin().tickets;
+        let mut t = Ticket::new(
+            &request(t),
+            &result(owners),
+            &actor("acme", Role::Contractor),
+            None,
+            &s,
+            now(),
+        )
+        .unwrap();
+        t.id = 7;
+        t
+    }
+
+    fn to(t: TicketState) -> TransitionRequest {
+        TransitionRequest { to: t, note: None }
+    }
+
+    #[test]
+    fn full_life_cycle() {
+        let op = actor("desk", Role::Operator);
+        let acme = actor("acme", Role::Contractor);
+        let mut t = ticket(2, TicketType::Normal);
+        assert_eq!(t.state, TicketState::OwnersNotified);
+        assert_eq!(
+            t.valid_until.date_naive(),
+            NaiveDate::from_ymd_opt(2026, 11, 30).unwrap()
+        );
+        let later = now() + Duration::days(2);
+        let e = t
+            .transition(&to(TicketState::InProgress), &acme, later)
+            .unwrap_err();
+        assert!(e.to_string().contains("1, 2"), "{e}");
+        let r = |id, s| ResponseRequest {
+            owner_id: id,
+            status: s,
+            note: None,
+        };
+        assert!(matches!(
+            t.respond(&r(1, ResponseStatus::Marked), &acme, later),
+            Err(ExcavationError::Forbidden(_))
+        ));
+        t.respond(&r(1, ResponseStatus::Marked), &op, later)
+            .unwrap();
+        t.respond(&r(2, ResponseStatus::PartiallyMarked), &op, later)
+            .unwrap();
+        assert_eq!(t.state, TicketState::OwnersNotified);
+        assert!(t.owners[0].late, "answered after the 24 h deadline");
+        t.respond(&r(2, ResponseStatus::Clear), &op, later).unwrap();
+        assert_eq!(t.state, TicketState::Cleared);
+        assert!(t.respond(&r(2, ResponseStatus::Clear), &op, later).is_err());
+        let other = actor("rival", Role::Contractor);
+        assert!(matches!(
+            t.transition(&to(TicketState::InProgress), &other, later),
+            Err(ExcavationError::Forbidden(_))
+        ));
+        t.transition(&to(TicketState::InProgress), &acme, later)
+            .unwrap();
+        t.transition(&to(TicketState::Closed), &acme, later)
+            .unwrap();
+        assert!(t
+            .transition(&to(TicketState::Cancelled), &op, later)
+            .is_err());
+        let states: Vec<_> = t.history.iter().map(|e| e.to).collect();
+        assert_eq!(
+            states,
+            vec![
+                TicketState::Submitted,
+                TicketState::OwnersNotified,
+                TicketState::Cleared,
+                TicketState::InProgress,
+                TicketState::Closed
+            ]
+        );
+    }
+
+    #[test]
+    fn expiry_and_early_start() {
+        let acme = actor("acme", Role::Contractor);
+        let mut t = ticket(0, TicketType::Normal);
+        assert_eq!(t.state, TicketState::Cleared);
+        // Before the start date.
+        let e = t
+            .transition(&to(TicketState::InProgress), &acme, now())
+            .unwrap_err();
+        assert!(e.to_string().contains("start date"), "{e}");
+        // After validity: refresh expires it.
+        let late = now() + Duration::days(10);
+        assert!(t.refresh(late));
+        assert_eq!(t.state, TicketState::Expired);
+        let mut t = ticket(0, TicketType::Normal);
+        let e = t
+            .transition(&to(TicketState::InProgress), &acme, late)
+            .unwrap_err();
+        assert!(e.to_string().contains("expired"), "{e}");
+        assert_eq!(t.state, TicketState::Expired);
+    }
+
+    #[test]
+    fn emergency_starts_at_once_and_overdue_is_flagged() {
+        let acme = actor("acme", Role::Contractor);
+        let mut t = ticket(1, TicketType::Emergency);
+        assert_eq!(t.state, TicketState::Emergency);
+        assert_eq!(t.owners[0].due_at, now() + Duration::hours(2));
+        t.refresh(now() + Duration::hours(3));
+        assert!(t.owners[0].overdue);
+        t.transition(&to(TicketState::InProgress), &acme, now())
+            .unwrap();
+        t.transition(&to(TicketState::Emergency), &acme, now())
+            .unwrap();
+        t.transition(&to(TicketState::Closed), &acme, now())
+            .unwrap();
+    }
+
+    #[test]
+    fn requests_parse_and_hash() {
+        let body = serde_json::json!({
+            "geometry": {"type": "Polygon", "coordinates": []}, "top_depth_m": 0, "bottom_depth_m": 2,
+            "method": "manual", "work_type": "t", "start_date": "2026-11-24", "end_date": "2026-11-30",
+            "requester": {"name": "Li", "phone": "138"}
+        });
+        let a = TicketRequest::from_json(body.clone()).unwrap();
+        assert_eq!(
+            a.hash(),
+            TicketRequest::from_json(body.clone()).unwrap().hash()
+        );
+        let mut other = body.clone();
+        other["bottom_depth_m"] = 3.into();
+        assert_ne!(a.hash(), TicketRequest::from_json(other).unwrap().hash());
+        let mut bad = body.clone();
+        bad["colour"] = "red".into();
+        assert!(TicketRequest::from_json(bad)
+            .unwrap_err()
+            .to_string()
+            .contains("colour"));
+        let mut bad = body;
+        bad["requester"]["phone"] = "call me".into();
+        assert!(TicketRequest::from_json(bad)
+            .unwrap_err()
+            .to_string()
+            .contains("phone"));
+    }
+}

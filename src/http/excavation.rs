@@ -1,0 +1,252 @@
+//! `/excavation`: the excavation check (JSON, GeoJSON or printable HTML) and tickets —
+//! submit (idempotent with `Idempotency-Key`), list, read, owner responses, transitions.
+//! Handlers extract, call [`crate::excavation::service`], and map the result.
+
+use super::{parse_id, Caller, JsonBody, QueryParams};
+use crate::excavation::check::CheckResult;
+use crate::excavation::tickets::{ResponseRequest, Ticket, TicketState, TransitionRequest};
+use crate::excavation::{report, service, CheckRequest, Rules};
+use crate::server::AppState;
+use crate::AppError;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Routes of this resource.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/excavation/check", post(check))
+        .route("/excavation/rules", get(rules))
+        .route("/excavation/tickets", post(submit).get(list))
+        .route("/excavation/tickets/{id}", get(read))
+        .route("/excavation/tickets/{id}/responses", post(respond))
+        .route("/excavation/tickets/{id}/transitions", post(transition))
+        // A dig polygon of 500 vertices is ~20 kB; leave room, refuse megabytes.
+        .layer(DefaultBodyLimit::max(256 * 1024))
+}
+
+/// `?format=` of the check.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormatQuery {
+    /// json (default), geojson or html; overrides the Accept header.
+    pub format: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Format {
+    Json,
+    GeoJson,
+    Html,
+}
+
+fn negotiate(q: &FormatQuery, headers: &HeaderMap) -> Result<Format, AppError> {
+    if let Some(f) = &q.format {
+        return match f.as_str() {
+            "json" => Ok(Format::Json),
+            "geojson" => Ok(Format::GeoJson),
+            "html" => Ok(Format::Html),
+            other => Err(AppError::BadRequest(format!(
+                "format '{}' is not one of json, geojson, html",
+                other.chars().take(40).collect::<String>()
+            ))),
+        };
+    }
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    Ok(if accept.contains("text/html") {
+        Format::Html
+    } else if accept.contains("application/geo+json") {
+        Format::GeoJson
+    } else {
+        Format::Json
+    })
+}
+
+fn render(state: &AppState, r: &CheckResult, f: Format, title: &str) -> Response {
+    match f {
+        Format::Json => Json(r).into_response(),
+        Format::GeoJson => (
+            [(header::CONTENT_TYPE, "application/geo+json")],
+            Json(report::geojson(r)).0.to_string(),
+        )
+            .into_response(),
+        Format::Html => Html(report::html(r, state.index.crs(), title)).into_response(),
+    }
+}
+
+/// Checks a dig: every pipeline within reach judged by the clearance rules, the owners to
+/// notify, risk points and sensors nearby, and a verdict (contractor role and above).
+#[utoipa::path(post, path = "/excavation/check", tag = "excavation",
+    params(("format" = Option<String>, Query, description = "json (default), geojson or html; the Accept header (application/geo+json, text/html) is honoured too")),
+    request_body = CheckRequest,
+    responses((status = 200, description = "The check (JSON), a GeoJSON FeatureCollection, or an HTML report", body = CheckResult),
+        (status = 400, description = "Malformed body, wrong geometry type, width_m missing for a LineString"),
+        (status = 403, description = "Viewers cannot check"),
+        (status = 422, description = "Invalid geometry (self-intersecting, …), too many vertices, area over the limit, depths inverted or out of range, bad dates")))]
+pub async fn check(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(q): QueryParams<FormatQuery>,
+    headers: HeaderMap,
+    JsonBody(req): JsonBody<CheckRequest>,
+) -> Result<Response, AppError> {
+    let f = negotiate(&q, &headers)?;
+    let index = state.index.clone();
+    let ex = state.excavation.clone();
+    let actor = caller.0;
+    // Projection and distance work for a 1 km² dig take milliseconds: keep them off the
+    // async workers.
+    let r = tokio::task::spawn_blocking(move || service::run_check(&index, &ex, &actor, &req))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))??;
+    Ok(render(&state, &r, f, "Excavation check"))
+}
+
+/// The clearance rules in force, with their sources and whether each is confirmed.
+#[utoipa::path(get, path = "/excavation/rules", tag = "excavation",
+    responses((status = 200, description = "The rule table and the request limits")))]
+pub async fn rules(State(state): State<AppState>) -> Json<Value> {
+    let ex = &state.excavation;
+    let r: &Rules = &ex.rules;
+    Json(json!({"rules": r, "limits": ex.limits, "tickets": ex.tickets}))
+}
+
+/// Submits a ticket: the check's input plus `requester` (and optionally `ticket_type`:
+/// normal | emergency). With an `Idempotency-Key` header a retry returns the first ticket
+/// (200) instead of creating another (201); the same key with a different body is a 409.
+#[utoipa::path(post, path = "/excavation/tickets", tag = "excavation",
+    params(("Idempotency-Key" = Option<String>, Header, description = "client-chosen key, 1..200 characters")),
+    request_body(content = crate::excavation::tickets::TicketRequest, description = "The check request's fields plus requester {name, phone, company?, email?} and ticket_type?"),
+    responses((status = 201, description = "Created", body = Ticket), (status = 200, description = "Retry of an earlier submission", body = Ticket),
+        (status = 403, description = "Viewers cannot submit"), (status = 409, description = "Idempotency-Key reused with another body"),
+        (status = 422, description = "Invalid dig (see /excavation/check)")))]
+pub async fn submit(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Response, AppError> {
+    let key = match headers.get("idempotency-key") {
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| AppError::BadRequest("Idempotency-Key is not text".into()))?
+                .to_string(),
+        ),
+        None => None,
+    };
+    let (t, created) = service::submit(
+        &state.store,
+        &state.index,
+        &state.excavation,
+        &caller.0,
+        body,
+        key,
+    )
+    .await?;
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        [(header::LOCATION, format!("/excavation/tickets/{}", t.id))],
+        Json(t),
+    )
+        .into_response())
+}
+
+/// Query of a ticket list.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    pub state: Option<String>,
+    pub limit: Option<usize>,
+    pub offset: Option<usize>,
+}
+
+/// Tickets newest first: a contractor's own; everyone's for analysts and above.
+#[utoipa::path(get, path = "/excavation/tickets", tag = "excavation",
+    params(("state" = Option<String>, Query, description = "only tickets in this state"),
+        ("limit" = Option<usize>, Query, description = "1..1000, default 100"), ("offset" = Option<usize>, Query, description = "tickets to skip")),
+    responses((status = 200, description = "{\"tickets\": [Ticket]}"), (status = 403, description = "Viewers")))]
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(q): QueryParams<ListQuery>,
+) -> Result<Json<Value>, AppError> {
+    let st = q
+        .state
+        .as_deref()
+        .map(str::parse::<TicketState>)
+        .transpose()
+        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let tickets = service::list(
+        &state.store,
+        &state.excavation,
+        &caller.0,
+        st,
+        q.limit,
+        q.offset,
+    )
+    .await?;
+    Ok(Json(
+        json!({"numberReturned": tickets.len(), "tickets": tickets}),
+    ))
+}
+
+/// One ticket (its submitter, or analysts and above; others get 404).
+#[utoipa::path(get, path = "/excavation/tickets/{id}", tag = "excavation",
+    params(("id" = i64, Path, description = "ticket id")),
+    responses((status = 200, description = "The ticket", body = Ticket), (status = 404, description = "No such ticket, or not yours")))]
+pub async fn read(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Ticket>, AppError> {
+    let id = parse_id(&id)?;
+    Ok(Json(service::get(&state.store, &caller.0, id).await?))
+}
+
+/// Records an owner's response (operators, for the owner's duty desk). When every owner
+/// has answered marked or clear, the ticket becomes `cleared`.
+#[utoipa::path(post, path = "/excavation/tickets/{id}/responses", tag = "excavation",
+    params(("id" = i64, Path, description = "ticket id")), request_body = ResponseRequest,
+    responses((status = 200, description = "The updated ticket", body = Ticket), (status = 403, description = "Not an operator"),
+        (status = 404, description = "No such ticket or owner not notified"), (status = 409, description = "State does not take responses, or already answered")))]
+pub async fn respond(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(r): JsonBody<ResponseRequest>,
+) -> Result<Json<Ticket>, AppError> {
+    let id = parse_id(&id)?;
+    Ok(Json(
+        service::respond(&state.store, &caller.0, id, &r).await?,
+    ))
+}
+
+/// Moves a ticket: `in_progress` (after clearance, inside the validity window), `closed`,
+/// `cancelled`, `emergency`, `expired` (after validity), `cleared` (operator override).
+#[utoipa::path(post, path = "/excavation/tickets/{id}/transitions", tag = "excavation",
+    params(("id" = i64, Path, description = "ticket id")), request_body = TransitionRequest,
+    responses((status = 200, description = "The updated ticket", body = Ticket), (status = 403, description = "Not the submitter or an operator"),
+        (status = 409, description = "The state machine does not allow it; the message says why")))]
+pub async fn transition(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(r): JsonBody<TransitionRequest>,
+) -> Result<Json<Ticket>, AppError> {
+    let id = parse_id(&id)?;
+    Ok(Json(
+        service::transition(&state.store, &caller.0, id, &r).await?,
+    ))
+}

@@ -1,0 +1,302 @@
+//! `/alarms` and `/risk`: alarms with their lifecycle moves, risk points at their live
+//! level, suggested sensors, the coverage report and per-grid statistics.
+
+use super::{parse_id, Caller, JsonBody, QueryParams};
+use crate::model::{Bbox, GridLevel, RiskLevel, RiskStatus};
+use crate::risk::model::{AlarmFilter, AlarmStatus};
+use crate::risk::stats::PointFilter;
+use crate::server::AppState;
+use crate::AppError;
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+/// Routes of this resource.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/alarms", get(list_alarms))
+        .route("/alarms/{id}", get(alarm))
+        .route("/alarms/{id}/transitions", post(transition))
+        .route("/risk/points", get(points))
+        .route("/risk/points/{id}", get(point))
+        .route("/risk/points/{id}/suggested-sensors", get(suggested))
+        .route("/risk/coverage", get(coverage))
+        .route("/risk/grid-stats", get(grid_stats))
+        .route("/risk/alarm-density", get(alarm_density))
+}
+
+fn list<T: std::str::FromStr<Err = crate::model::ModelError>>(
+    s: &Option<String>,
+) -> Result<Vec<T>, AppError> {
+    match s {
+        None => Ok(Vec::new()),
+        Some(s) => s
+            .split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(|p| {
+                p.trim()
+                    .parse::<T>()
+                    .map_err(|e| AppError::BadRequest(e.to_string()))
+            })
+            .collect(),
+    }
+}
+
+fn bbox(s: &Option<String>) -> Result<Option<Bbox>, AppError> {
+    s.as_deref()
+        .map(|b| Bbox::parse(b).map_err(|e| AppError::BadRequest(e.to_string())))
+        .transpose()
+}
+
+/// Query of `GET /alarms`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmQuery {
+    status: Option<String>,
+    bbox: Option<String>,
+    sensor_id: Option<i64>,
+    limit: Option<usize>,
+}
+
+/// Alarms, newest first.
+#[utoipa::path(get, path = "/alarms", tag = "risk",
+    params(("status" = Option<String>, Query, description = "comma-separated: detected, verified, dispatched, handled, closed, false_alarm; `open` = all but closed and false_alarm"),
+        ("bbox" = Option<String>, Query, description = "minLon,minLat,maxLon,maxLat"),
+        ("sensor_id" = Option<i64>, Query, description = "one sensor"),
+        ("limit" = Option<usize>, Query, description = "1..10000, default 1000")),
+    responses((status = 200, description = "`{\"alarms\": [Alarm]}`; Alarm = `{\"id\", \"sensor_id\", \"sensor_kind\", \"risk_point_id\", \"rule\": \"threshold|rate_of_rise|offline\", \"severity\": \"notice|alarm|emergency\", \"status\", \"value\", \"detected_at\", \"updated_at\", \"cleared_at\", \"lon\", \"lat\", \"history\": [{\"from\", \"to\", \"by\", \"role\", \"at\", \"comment\"}]}`"),
+        (status = 400, description = "Bad status, bbox or limit")))]
+pub async fn list_alarms(
+    State(state): State<AppState>,
+    _caller: Caller,
+    QueryParams(q): QueryParams<AlarmQuery>,
+) -> Result<Json<Value>, AppError> {
+    let statuses = match q.status.as_deref() {
+        Some("open") => AlarmStatus::ALL
+            .iter()
+            .copied()
+            .filter(|s| s.is_open())
+            .collect(),
+        _ => list::<AlarmStatus>(&q.status)?,
+    };
+    let limit = q.limit.unwrap_or(1000);
+    if !(1..=10_000).contains(&limit) {
+        return Err(AppError::BadRequest("limit must be 1..10000".into()));
+    }
+    let filter = AlarmFilter {
+        statuses,
+        bbox: bbox(&q.bbox)?.map(Into::into),
+        sensor_id: q.sensor_id,
+        limit,
+    };
+    Ok(Json(json!({"alarms": state.risk.alarms(&filter).await?})))
+}
+
+/// One alarm, with the statuses it may move to next.
+#[utoipa::path(get, path = "/alarms/{id}", tag = "risk", params(("id" = i64, Path, description = "alarm id")),
+    responses((status = 200, description = "Alarm plus `\"next\": [status]`"), (status = 404, description = "No such alarm")))]
+pub async fn alarm(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let a = state.risk.alarm(parse_id(&id)?).await?;
+    let next = crate::risk::alarms::next_statuses(a.status);
+    let mut v = serde_json::to_value(&a).unwrap_or_default();
+    v["next"] = json!(next);
+    Ok(Json(v))
+}
+
+/// Body of `POST /alarms/{id}/transitions`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransitionBody {
+    to: AlarmStatus,
+    comment: Option<String>,
+}
+
+/// Moves an alarm along its lifecycle (who and when go in its history and the audit log).
+#[utoipa::path(post, path = "/alarms/{id}/transitions", tag = "risk", params(("id" = i64, Path, description = "alarm id")),
+    request_body(content = Object, description = "`{\"to\": \"verified|dispatched|handled|closed|false_alarm\", \"comment\"?: \"…\"}`. Roles per target status are data (`[lifecycle]` in data/rules/alarms.toml): verified and false_alarm need analyst, dispatched/handled/closed need operator.", content_type = "application/json"),
+    responses((status = 200, description = "The alarm after the move"),
+        (status = 403, description = "The caller's role may not make this move (e.g. a viewer dispatching)"),
+        (status = 404, description = "No such alarm"),
+        (status = 409, description = "The lifecycle does not allow this move from the alarm's status (the message lists what does)")))]
+pub async fn transition(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<TransitionBody>,
+) -> Result<Json<Value>, AppError> {
+    let id = parse_id(&id)?;
+    let a = state
+        .risk
+        .transition(id, body.to, body.comment, &caller.0)
+        .await?;
+    Ok(Json(serde_json::to_value(a).unwrap_or_default()))
+}
+
+/// Query of `GET /risk/points`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PointQuery {
+    bbox: Option<String>,
+    level: Option<String>,
+    category: Option<String>,
+    status: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Risk points with their live level.
+#[utoipa::path(get, path = "/risk/points", tag = "risk",
+    params(("bbox" = Option<String>, Query, description = "minLon,minLat,maxLon,maxLat"),
+        ("level" = Option<String>, Query, description = "comma-separated live levels: major, large, general, low"),
+        ("category" = Option<String>, Query, description = "a category code"),
+        ("status" = Option<String>, Query, description = "active, mitigated or closed"),
+        ("limit" = Option<usize>, Query, description = "1..100000, default 10000")),
+    responses((status = 200, description = "`{\"risk_points\": [{\"id\", \"name\", \"category\", \"registered_level\", \"level\", \"colour\", \"status\", \"grid_cell_id\", \"open_alarms\", \"lon\", \"lat\"}]}`")))]
+pub async fn points(
+    State(state): State<AppState>,
+    _caller: Caller,
+    QueryParams(q): QueryParams<PointQuery>,
+) -> Result<Json<Value>, AppError> {
+    let limit = q.limit.unwrap_or(10_000);
+    if !(1..=100_000).contains(&limit) {
+        return Err(AppError::BadRequest("limit must be 1..100000".into()));
+    }
+    if let Some(c) = &q.category {
+        if state.catalog.risk_category(c).is_none() {
+            return Err(AppError::BadRequest(format!(
+                "unknown risk category '{}'",
+                c.chars().take(60).collect::<String>()
+            )));
+        }
+    }
+    let f = PointFilter {
+        bbox: bbox(&q.bbox)?,
+        levels: list::<RiskLevel>(&q.level)?,
+        category: q.category,
+        status: q
+            .status
+            .as_deref()
+            .map(|s| {
+                s.parse::<RiskStatus>()
+                    .map_err(|e| AppError::BadRequest(e.to_string()))
+            })
+            .transpose()?,
+        limit,
+    };
+    Ok(Json(json!({"risk_points": state.risk.risk_points(&f)?})))
+}
+
+/// One risk point: live level, sensors with latest values, open alarms, plan, people.
+#[utoipa::path(get, path = "/risk/points/{id}", tag = "risk", params(("id" = i64, Path, description = "risk point id")),
+    responses((status = 200, description = "The list fields plus `responsible_unit`, `responsible_person`, `responsible_phone`, `emergency_plan`, `last_review`, `next_review`, `sensors`: [{\"id\", \"kind\", \"code\", \"status\", \"offline\", \"unit\", \"latest\", \"lon\", \"lat\"}], `alarms`: [Alarm]"),
+        (status = 404, description = "No such risk point")))]
+pub async fn point(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    Ok(Json(state.risk.risk_point(parse_id(&id)?).await?))
+}
+
+/// Sensors near a risk point that could watch it, nearest first.
+#[utoipa::path(get, path = "/risk/points/{id}/suggested-sensors", tag = "risk", params(("id" = i64, Path, description = "risk point id")),
+    responses((status = 200, description = "`{\"risk_point_id\", \"radius_m\", \"sensors\": [{\"id\", \"kind\", \"code\", \"distance_m\", \"linked_to\", \"working\", \"lon\", \"lat\"}]}`; kinds per category group and the radius are data (data/rules/risk_raise.toml)"),
+        (status = 404, description = "No such risk point")))]
+pub async fn suggested(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, AppError> {
+    let id = parse_id(&id)?;
+    let sensors = state.risk.suggested_sensors(id)?;
+    Ok(Json(
+        json!({"risk_point_id": id, "radius_m": state.risk.rules.suggest_radius_m, "sensors": sensors}),
+    ))
+}
+
+/// Query of `/risk/coverage` and `/risk/grid-stats`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GridQuery {
+    level: Option<String>,
+    bbox: Option<String>,
+    limit: Option<usize>,
+    /// `json` (default) or `geojson`.
+    format: Option<String>,
+}
+
+fn grid_level(s: &Option<String>) -> Result<GridLevel, AppError> {
+    s.as_deref()
+        .unwrap_or("street")
+        .parse::<GridLevel>()
+        .map_err(|e| AppError::BadRequest(e.to_string()))
+}
+
+/// Which risk points have no working sensor, in total, per category and per grid cell.
+#[utoipa::path(get, path = "/risk/coverage", tag = "risk",
+    params(("bbox" = Option<String>, Query, description = "minLon,minLat,maxLon,maxLat"),
+        ("level" = Option<String>, Query, description = "grid level of the per-cell rows (default street)"),
+        ("limit" = Option<usize>, Query, description = "uncovered ids listed, default 1000")),
+    responses((status = 200, description = "`{\"risk_points\", \"linked\", \"working\", \"coverage\", \"target\": 1.0, \"by_category\": [{\"category\", \"risk_points\", \"linked\", \"working\", \"coverage\"}], \"grid_level\", \"by_grid_cell\": [{\"grid_cell_id\", …}], \"uncovered_total\", \"uncovered\": [id]}` (closed risk points are left out)")))]
+pub async fn coverage(
+    State(state): State<AppState>,
+    _caller: Caller,
+    QueryParams(q): QueryParams<GridQuery>,
+) -> Result<Json<Value>, AppError> {
+    let level = grid_level(&q.level)?;
+    let b = bbox(&q.bbox)?;
+    Ok(Json(state.risk.coverage(
+        b.as_ref(),
+        level,
+        q.limit.unwrap_or(1000).min(100_000),
+    )?))
+}
+
+/// Counts per grid cell at one level, rolled up through the grid hierarchy.
+#[utoipa::path(get, path = "/risk/grid-stats", tag = "risk",
+    params(("level" = Option<String>, Query, description = "district, street (default), community, grid or micro_grid"),
+        ("bbox" = Option<String>, Query, description = "cells meeting minLon,minLat,maxLon,maxLat"),
+        ("format" = Option<String>, Query, description = "`json` (default) or `geojson`: a FeatureCollection of the cells' polygons with the counts as properties, for a choropleth")),
+    responses((status = 200, description = "`{\"level\", \"cells\": [{\"id\", \"name\", \"code\", \"level\", \"major\", \"large\", \"general\", \"low\", \"risk_points\", \"covered\", \"coverage\", \"open_alarms\", \"sensors\", \"offline_sensors\"}]}`; risk-point levels are live levels, sensors are those linked to the cell's risk points")))]
+pub async fn grid_stats(
+    State(state): State<AppState>,
+    _caller: Caller,
+    QueryParams(q): QueryParams<GridQuery>,
+) -> Result<Json<Value>, AppError> {
+    let level = grid_level(&q.level)?;
+    let b = bbox(&q.bbox)?;
+    let cells = state.risk.grid_stats(level, b.as_ref())?;
+    match q.format.as_deref() {
+        None | Some("json") => Ok(Json(json!({"level": level, "cells": cells}))),
+        Some("geojson") => Ok(Json(state.risk.grid_stats_geojson(&cells))),
+        Some(other) => Err(AppError::BadRequest(format!(
+            "format '{}' is not json or geojson",
+            other.chars().take(20).collect::<String>()
+        ))),
+    }
+}
+
+/// Query of `/risk/alarm-density`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DensityQuery {
+    bbox: Option<String>,
+}
+
+/// Open alarms as weighted points for a heat map.
+#[utoipa::path(get, path = "/risk/alarm-density", tag = "risk",
+    params(("bbox" = Option<String>, Query, description = "minLon,minLat,maxLon,maxLat")),
+    responses((status = 200, description = "GeoJSON FeatureCollection of Points, properties `{\"id\", \"severity\", \"rule\", \"status\", \"sensor_id\", \"weight\"}` (weight: notice 1, alarm 3, emergency 5) — a MapLibre `heatmap` layer's source")))]
+pub async fn alarm_density(
+    State(state): State<AppState>,
+    _caller: Caller,
+    QueryParams(q): QueryParams<DensityQuery>,
+) -> Result<Json<Value>, AppError> {
+    let b = bbox(&q.bbox)?;
+    Ok(Json(state.risk.alarm_density(b.as_ref())))
+}

@@ -1,0 +1,357 @@
+//! GDAL (through the `gdal` crate) for everything the service reads from or writes to
+//! vector files: reading any format GDAL opens into plain rows ([`read_layer`]) for the
+//! importer, and writing features to GeoPackage, GeoJSON, FlatGeobuf, CSV (WKT) or
+//! Shapefile ([`write_features`], [`features_to_bytes`]) for export and `?f=fgb`.
+//!
+//! Coordinates handed to and taken from GDAL are always x = easting/longitude,
+//! y = northing/latitude (GDAL's traditional GIS order); CRS changes go through PROJ in
+//! [`crate::io::crs`], never through GDAL, so there is one transformation path.
+
+use crate::http::layers::attributes;
+use crate::model::Layer;
+use gdal::spatial_ref::{AxisMappingStrategy, SpatialRef};
+use gdal::vector::{
+    Feature, FieldDefn, FieldValue, Geometry as GGeometry, LayerAccess, LayerOptions, OGRFieldType,
+    OGRwkbGeometryType, ToGdal,
+};
+use gdal::{Dataset, DriverManager};
+use serde_json::{Map, Value};
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Why a GDAL operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum GdalError {
+    #[error("GDAL: {0}")]
+    Gdal(#[from] gdal::errors::GdalError),
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("cannot open '{path}' as a vector data set: {reason}")]
+    Open { path: String, reason: String },
+}
+
+/// Output formats of export and `?f=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutFormat {
+    GeoPackage,
+    GeoJson,
+    FlatGeobuf,
+    Csv,
+    Shapefile,
+}
+
+impl OutFormat {
+    /// Parses `gpkg|geojson|fgb|csv|shp`.
+    pub fn parse(s: &str) -> Result<Self, GdalError> {
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "gpkg" | "geopackage" => OutFormat::GeoPackage,
+            "geojson" | "json" => OutFormat::GeoJson,
+            "fgb" | "flatgeobuf" => OutFormat::FlatGeobuf,
+            "csv" => OutFormat::Csv,
+            "shp" | "shapefile" => OutFormat::Shapefile,
+            o => {
+                return Err(GdalError::Unsupported(format!(
+                    "format '{o}' is not supported; use gpkg, geojson, fgb, csv or shp"
+                )))
+            }
+        })
+    }
+
+    fn driver(self) -> &'static str {
+        match self {
+            OutFormat::GeoPackage => "GPKG",
+            OutFormat::GeoJson => "GeoJSON",
+            OutFormat::FlatGeobuf => "FlatGeobuf",
+            OutFormat::Csv => "CSV",
+            OutFormat::Shapefile => "ESRI Shapefile",
+        }
+    }
+
+    /// The usual file extension.
+    pub fn extension(self) -> &'static str {
+        match self {
+            OutFormat::GeoPackage => "gpkg",
+            OutFormat::GeoJson => "geojson",
+            OutFormat::FlatGeobuf => "fgb",
+            OutFormat::Csv => "csv",
+            OutFormat::Shapefile => "shp",
+        }
+    }
+}
+
+/// One feature to write: id, properties (JSON values), lon/lat geometry.
+pub struct OutFeature {
+    pub id: i64,
+    pub props: Map<String, Value>,
+    pub geometry: Option<geo::Geometry<f64>>,
+}
+
+fn geometry_type(layer: Layer) -> OGRwkbGeometryType::Type {
+    match layer {
+        Layer::Pipelines => OGRwkbGeometryType::wkbLineString,
+        Layer::Sensors => OGRwkbGeometryType::wkbPoint,
+        Layer::GridCells => OGRwkbGeometryType::wkbMultiPolygon,
+        Layer::RiskPoints => OGRwkbGeometryType::wkbUnknown,
+        Layer::Owners => OGRwkbGeometryType::wkbNone,
+    }
+}
+
+fn epsg_of(code: &str) -> Result<u32, GdalError> {
+    code.strip_prefix("EPSG:")
+        .and_then(|c| c.parse().ok())
+        .ok_or_else(|| GdalError::Unsupported(format!("CRS '{code}' is not an EPSG code")))
+}
+
+/// Writes features of `layer` (geometries already in `crs_code`, x = east) to `path` in
+/// `format`. Returns the number written. The file is created (an existing one is replaced).
+pub fn write_features(
+    path: &Path,
+    layer: Layer,
+    features: &[OutFeature],
+    crs_code: &str,
+    format: OutFormat,
+) -> Result<usize, GdalError> {
+    if format == OutFormat::Shapefile && layer == Layer::RiskPoints {
+        return Err(GdalError::Unsupported(
+            "risk points mix Points and Polygons, which a Shapefile cannot hold; use gpkg, geojson, fgb or csv".into(),
+        ));
+    }
+    let driver = DriverManager::get_driver_by_name(format.driver())?;
+    if path.exists() && !path.to_string_lossy().starts_with("/vsimem/") {
+        let _ = driver.delete(path);
+        let _ = std::fs::remove_file(path);
+    }
+    let mut ds = driver.create_vector_only(path)?;
+    let mut srs = SpatialRef::from_epsg(epsg_of(crs_code)?)?;
+    srs.set_axis_mapping_strategy(AxisMappingStrategy::TraditionalGisOrder);
+    let mut opts: Vec<&str> = Vec::new();
+    if format == OutFormat::Csv {
+        opts.push("GEOMETRY=AS_WKT");
+    }
+    if format == OutFormat::GeoJson {
+        opts.push("RFC7946=NO");
+        opts.push("WRITE_NAME=NO");
+    }
+    if format == OutFormat::Shapefile {
+        opts.push("ENCODING=UTF-8");
+    }
+    let name = layer.as_str();
+    let attrs = attributes(layer);
+    {
+        let lyr = ds.create_layer(LayerOptions {
+            name,
+            srs: (layer != Layer::Owners).then_some(&srs),
+            ty: geometry_type(layer),
+            options: if opts.is_empty() { None } else { Some(&opts) },
+        })?;
+        // `id` is an ordinary field too, so every format keeps it (Shapefile and CSV have no
+        // writable FID).
+        FieldDefn::new("id", OGRFieldType::OFTInteger64)?.add_to_layer(&lyr)?;
+        for (n, t) in attrs {
+            let ty = match *t {
+                "number" => OGRFieldType::OFTReal,
+                "integer" => OGRFieldType::OFTInteger64,
+                "date" => OGRFieldType::OFTDate,
+                _ => OGRFieldType::OFTString,
+            };
+            FieldDefn::new(n, ty)?.add_to_layer(&lyr)?;
+        }
+    }
+    let mut written = 0usize;
+    // One transaction for the whole layer: GeoPackage inserts are otherwise one commit each.
+    let tx_ok = matches!(format, OutFormat::GeoPackage);
+    if tx_ok {
+        ds.execute_sql("BEGIN", None, gdal::vector::sql::Dialect::DEFAULT)?;
+    }
+    // By position: CSV and Shapefile name the layer after the file, not `name`.
+    let lyr = ds.layer(ds.layer_count().saturating_sub(1))?;
+    let defn = lyr.defn();
+    for f in features {
+        let mut feat = Feature::new(defn)?;
+        feat.set_field_integer64(0, f.id)?;
+        for (i, (n, t)) in attrs.iter().enumerate() {
+            // By position (after `id`): Shapefile launders names to 10 characters.
+            let idx = i + 1;
+            // Explicit nulls: FlatGeobuf otherwise reads an unset number back as 0.
+            let Some(v) = f.props.get(*n) else {
+                feat.set_field_null(idx)?;
+                continue;
+            };
+            match (v, *t) {
+                (Value::Null, _) => feat.set_field_null(idx)?,
+                (Value::Number(x), "integer") => feat.set_field_integer64(
+                    idx,
+                    x.as_i64().unwrap_or(x.as_f64().unwrap_or(0.0) as i64),
+                )?,
+                (Value::Number(x), _) => {
+                    feat.set_field_double(idx, x.as_f64().unwrap_or(f64::NAN))?
+                }
+                (Value::String(s), _) => feat.set_field_string(idx, s)?,
+                (Value::Bool(b), _) => {
+                    feat.set_field_string(idx, if *b { "true" } else { "false" })?
+                }
+                (other, _) => feat.set_field_string(idx, &other.to_string())?,
+            }
+        }
+        if let Some(g) = &f.geometry {
+            feat.set_geometry(g.to_gdal()?)?;
+        }
+        feat.create(&lyr)?;
+        written += 1;
+    }
+    if tx_ok {
+        ds.execute_sql("COMMIT", None, gdal::vector::sql::Dialect::DEFAULT)?;
+    }
+    ds.flush_cache()?;
+    ds.close()?;
+    Ok(written)
+}
+
+static MEM_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+/// Writes features to an in-memory file of `format` and returns its bytes (for `?f=fgb`).
+pub fn features_to_bytes(
+    layer: Layer,
+    features: &[OutFeature],
+    crs_code: &str,
+    format: OutFormat,
+) -> Result<Vec<u8>, GdalError> {
+    let n = MEM_COUNTER.fetch_add(1, Ordering::Relaxed);
+    let path = format!(
+        "/vsimem/lifeline_{}_{n}.{}",
+        std::process::id(),
+        format.extension()
+    );
+    write_features(Path::new(&path), layer, features, crs_code, format)?;
+    let bytes = gdal::vsi::get_vsi_mem_file_bytes_owned(&path)?;
+    Ok(bytes)
+}
+
+/// One row of a source file as the importer sees it.
+#[derive(Debug, Clone)]
+pub struct SourceRow {
+    /// 1-based position in the layer (what the validation report names).
+    pub row: usize,
+    /// The source FID, if the format has one.
+    pub fid: Option<u64>,
+    /// Fields by source name; dates as `YYYY-MM-DD` strings.
+    pub fields: Map<String, Value>,
+    /// The geometry in the source CRS, or why it could not be read.
+    pub geometry: Result<Option<geo::Geometry<f64>>, String>,
+}
+
+/// What [`read_layer`] found in a file.
+#[derive(Debug)]
+pub struct SourceLayer {
+    pub name: String,
+    /// The layer's CRS as `EPSG:n` when GDAL identifies it, else its WKT; `None` if absent.
+    pub crs: Option<String>,
+    pub rows: Vec<SourceRow>,
+    pub field_names: Vec<String>,
+}
+
+fn field_json(v: Option<FieldValue>) -> Value {
+    match v {
+        None => Value::Null,
+        Some(FieldValue::IntegerValue(i)) => Value::from(i),
+        Some(FieldValue::Integer64Value(i)) => Value::from(i),
+        Some(FieldValue::RealValue(r)) => serde_json::Number::from_f64(r)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
+        Some(FieldValue::StringValue(s)) => Value::String(s),
+        Some(FieldValue::DateValue(d)) => Value::String(d.format("%Y-%m-%d").to_string()),
+        Some(FieldValue::DateTimeValue(d)) => Value::String(d.to_rfc3339()),
+        Some(other) => Value::String(format!("{other:?}")),
+    }
+}
+
+/// Identifies a layer's CRS: `EPSG:n` when there is an EPSG authority code, else WKT.
+fn crs_of(srs: Option<SpatialRef>) -> Option<String> {
+    let mut s = srs?;
+    if let (Some(auth), Ok(code)) = (s.auth_name(), s.auth_code()) {
+        if auth.eq_ignore_ascii_case("EPSG") {
+            return Some(format!("EPSG:{code}"));
+        }
+    }
+    if s.auto_identify_epsg().is_ok() {
+        if let Ok(code) = s.auth_code() {
+            return Some(format!("EPSG:{code}"));
+        }
+    }
+    s.to_wkt().ok()
+}
+
+/// Reads one layer of any vector file GDAL opens (by name, or the first layer). Geometries
+/// stay in the source CRS; a geometry GDAL cannot convert is recorded, not fatal.
+pub fn read_layer(
+    path: &Path,
+    layer_name: Option<&str>,
+    where_: Option<&str>,
+) -> Result<SourceLayer, GdalError> {
+    let ds = Dataset::open(path).map_err(|e| GdalError::Open {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let mut lyr = match layer_name {
+        Some(n) => ds.layer_by_name(n).map_err(|_| {
+            let names: Vec<String> = ds.layers().map(|l| l.name()).collect();
+            GdalError::Unsupported(format!(
+                "no layer '{n}' in {}; layers: {}",
+                path.display(),
+                names.join(", ")
+            ))
+        })?,
+        None => ds.layer(0)?,
+    };
+    if let Some(w) = where_ {
+        lyr.set_attribute_filter(w)
+            .map_err(|e| GdalError::Unsupported(format!("where '{w}': {e}")))?;
+    }
+    let crs = crs_of(lyr.spatial_ref());
+    let field_names: Vec<String> = lyr.defn().fields().map(|f| f.name()).collect();
+    let mut rows = Vec::new();
+    for (i, f) in lyr.features().enumerate() {
+        let mut fields = Map::new();
+        for (idx, name) in field_names.iter().enumerate() {
+            // SAFETY: `f` is a live feature of this layer and `idx` is below its field count.
+            // An unset field (FlatGeobuf, Shapefile) must read as null, but `Feature::field`
+            // only checks for null and returns 0 for an unset number.
+            let set = unsafe { gdal_sys::OGR_F_IsFieldSet(f.c_feature(), idx as i32) } != 0;
+            let v = if set {
+                f.field(idx).ok().flatten()
+            } else {
+                None
+            };
+            fields.insert(name.clone(), field_json(v));
+        }
+        let geometry = match f.geometry() {
+            None => Ok(None),
+            Some(g) if g.is_empty() => Ok(None),
+            Some(g) => {
+                let mut g = g.clone();
+                g.flatten_to_2d();
+                geo::Geometry::<f64>::try_from(&g)
+                    .map(Some)
+                    .map_err(|e| format!("unreadable geometry: {e}"))
+            }
+        };
+        rows.push(SourceRow {
+            row: i + 1,
+            fid: f.fid(),
+            fields,
+            geometry,
+        });
+    }
+    Ok(SourceLayer {
+        name: lyr.name(),
+        crs,
+        rows,
+        field_names,
+    })
+}
+
+/// A GDAL geometry from WKT (used by tests and the CSV path).
+pub fn geometry_from_wkt(wkt: &str) -> Result<geo::Geometry<f64>, GdalError> {
+    let g = GGeometry::from_wkt(wkt)?;
+    Ok(geo::Geometry::<f64>::try_from(&g)?)
+}

@@ -1,0 +1,518 @@
+// End-to-end test of the web client in Debian's headless chromium (playwright-core, no
+// browser download): `node tests/web/e2e.mjs <base-url>`. tests/web_e2e.rs starts the real
+// server and runs this; it can also be pointed at any running service.
+//
+// Environment: LIFELINE_E2E_KEYS — JSON {role: key} (an operator key is needed for the
+// alarm and excavation steps); LIFELINE_E2E_ARTIFACTS — where screenshots and the report go
+// (default target/web-artifacts); LIFELINE_E2E_FRAMES=1 — also measure frame times while
+// panning (meant for the jiulongpo preset); CHROMIUM — the browser (default
+// /usr/bin/chromium).
+//
+// Checks: the page loads with no console error; login by key shows the role; features
+// render (queryRenderedFeatures finds pipelines and risk points); the per-kind toggles
+// filter what is drawn; search by id opens the record; language toggle; the tablet
+// layout; a drawn dig polygon shows its conflicts; an alarm pushed through the ingest API
+// appears on the map within 2 s; frame times while panning. Exit code 0 only when every
+// check passed; a JSON report (report.json) lists each check.
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const base = (process.argv[2] || process.env.LIFELINE_URL || '').replace(/\/$/, '');
+if (!base) {
+  console.error('usage: node tests/web/e2e.mjs <base-url>');
+  process.exit(2);
+}
+const keys = JSON.parse(process.env.LIFELINE_E2E_KEYS || '{}');
+const out = resolve(process.env.LIFELINE_E2E_ARTIFACTS || 'target/web-artifacts');
+const measureFrames = process.env.LIFELINE_E2E_FRAMES === '1';
+mkdirSync(out, { recursive: true });
+
+const results = [];
+let failed = 0;
+function record(name, ok, detail = '') {
+  results.push({ name, ok, detail });
+  if (ok === false) failed += 1;
+  const mark = ok === true ? 'ok  ' : ok === false ? 'FAIL' : 'skip';
+  console.log(`${mark} ${name}${detail ? ` — ${typeof detail === 'string' ? detail : JSON.stringify(detail)}` : ''}`);
+}
+async function step(name, f) {
+  try {
+    const r = await f();
+    if (r && r.skip) record(name, null, r.skip);
+    else record(name, true, r ?? '');
+  } catch (e) {
+    record(name, false, e.message.split('\n')[0]);
+  }
+}
+function assert(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+async function http(path, { method = 'GET', body, role } = {}) {
+  const headers = {};
+  if (role) headers.Authorization = `Bearer ${keys[role]}`;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const res = await fetch(base + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  let json = null;
+  try { json = JSON.parse(text); } catch { /* not JSON */ }
+  return { status: res.status, json, text };
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  // Software GL (no GPU here), and none of chromium's own calls home (the network is closed).
+  args: ['--no-sandbox', '--use-gl=angle', '--use-angle=swiftshader', '--enable-unsafe-swiftshader',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run',
+    '--disable-quic', '--disable-default-apps'],
+});
+const context = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'zh-CN' });
+const page = await context.newPage();
+const consoleErrors = [];
+const outside = [];
+page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+page.on('pageerror', (e) => consoleErrors.push(`pageerror: ${e.message}`));
+page.on('request', (r) => { if (!r.url().startsWith(base) && !r.url().startsWith('data:') && !r.url().startsWith('blob:')) outside.push(r.url()); });
+
+const idle = () => page.evaluate(() => new Promise((r) => {
+  const m = window.lifeline.map;
+  if (m.loaded() && !m.isMoving() && m.areTilesLoaded()) r(); else m.once('idle', () => r());
+}));
+const jump = async (center, zoom) => {
+  await page.evaluate(([c, z]) => window.lifeline.map.jumpTo({ center: c, zoom: z }), [center, zoom]);
+  await idle();
+};
+const rendered = (layers) => page.evaluate((ls) => {
+  const m = window.lifeline.map;
+  const ids = ls.filter((l) => m.getLayer(l));
+  return m.queryRenderedFeatures({ layers: ids }).map((f) => ({ id: f.id, layer: f.layer.id, props: f.properties }));
+}, layers);
+const shot = (name) => page.screenshot({ path: join(out, `${name}.png`) });
+
+const paths = new Set(Object.keys((await http('/openapi.json')).json?.paths ?? {}));
+const operator = keys.operator ? 'operator' : keys.admin ? 'admin' : null;
+
+// ---- load and login --------------------------------------------------------------------
+await step('page loads anonymously and becomes ready', async () => {
+  await page.goto(`${base}/`);
+  await page.waitForSelector('body[data-ready=true]', { timeout: 30000 });
+  await idle();
+  const who = await page.textContent('#whoami');
+  // A viewer gets no excavation view (contractor and up) and no login-only controls.
+  assert(await page.isHidden('#tab-excavation'), 'excavation tab shown to an anonymous viewer');
+  assert(await page.isHidden('#logout'), 'logout shown without a key');
+  return `whoami: ${who}`;
+});
+
+await step('login by API key shows the role and is kept in the session', async () => {
+  if (!operator) return { skip: 'no operator key given' };
+  await page.click('#login-open');
+  await page.fill('#login-key', 'll_not_a_key');
+  await page.click('#login-form button[type=submit]');
+  await page.waitForFunction(() => document.getElementById('login-error').textContent.length > 0);
+  consoleErrors.length = 0; // the refused key's 401 is the expected answer
+  await page.fill('#login-key', keys[operator]);
+  await Promise.all([page.waitForNavigation(), page.click('#login-form button[type=submit]')]);
+  await page.waitForSelector('body[data-ready=true]', { timeout: 30000 });
+  const who = await page.textContent('#whoami');
+  assert(who.includes('运维') || who.includes('管理'), `whoami after login: ${who}`);
+  const stored = await page.evaluate(() => sessionStorage.getItem('lifeline.key'));
+  assert(stored === keys[operator], 'key not in sessionStorage');
+  assert(!(await page.isHidden('#tab-excavation')), 'excavation tab hidden for an operator');
+  return who;
+});
+
+// ---- network view ----------------------------------------------------------------------
+const pipes = (await http('/features/pipelines?limit=200', { role: operator })).json?.features ?? [];
+const pipeLayers = await page.evaluate(() => window.lifeline.pipeLayers);
+const pipe = pipes.find((f) => f.geometry.coordinates.length >= 2) ?? pipes[0];
+const mid = (c) => [(c[0][0] + c[c.length - 1][0]) / 2, (c[0][1] + c[c.length - 1][1]) / 2];
+
+await step('network view: queryRenderedFeatures finds pipelines', async () => {
+  assert(pipe, 'the service has no pipeline');
+  await page.click('#tab-network');
+  await jump(mid(pipe.geometry.coordinates), 16);
+  const f = await rendered(pipeLayers);
+  assert(f.length > 0, 'no pipeline rendered');
+  await shot('network');
+  return `${f.length} pipeline features rendered, kinds ${[...new Set(f.map((x) => x.props.kind))].join(',')}`;
+});
+
+await step('network view: per-kind toggle hides a kind', async () => {
+  const before = await rendered(pipeLayers);
+  const kind = before[0].props.kind;
+  await page.uncheck(`#kind-legend input[data-kind="${kind}"]`);
+  await idle();
+  const after = await rendered(pipeLayers);
+  assert(!after.some((x) => x.props.kind === kind), `${kind} still drawn`);
+  await page.check(`#kind-legend input[data-kind="${kind}"]`);
+  await idle();
+  const again = await rendered(pipeLayers);
+  assert(again.some((x) => x.props.kind === kind), `${kind} not drawn again`);
+  return `${kind}: ${before.length} → ${after.length} → ${again.length}`;
+});
+
+await step('network view: grid cell outlines and names render', async () => {
+  const b = (await http('/layers')).json.layers.find((l) => l.id === 'grid_cells').bbox;
+  await jump([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2], 11);
+  const f = await rendered(['grid-cells-outline', 'grid-cells-names']);
+  assert(f.some((x) => x.layer === 'grid-cells-outline'), 'no grid outline');
+  assert(f.some((x) => x.layer === 'grid-cells-names' && x.props.name), 'no grid name label');
+  return `${f.length} grid features, e.g. ${f.find((x) => x.props.name)?.props.name}`;
+});
+
+await step('search by id opens the record', async () => {
+  await page.selectOption('#search-layer', 'pipelines');
+  await page.fill('#search-id', String(pipe.id));
+  await page.click('#search button[type=submit]');
+  await page.waitForSelector(`.maplibregl-popup dl[data-layer=pipelines][data-id="${pipe.id}"]`, { timeout: 10000 });
+  const text = await page.textContent('.maplibregl-popup');
+  if (operator) assert(text.includes('权属单位'), 'an operator sees the owner in the popup');
+  else assert(!text.includes('权属单位'), 'an anonymous viewer sees no owner');
+  await shot('search-popup');
+  return `pipeline ${pipe.id}`;
+});
+
+await step('navigation lists real district/street/community names', async () => {
+  await page.waitForFunction(() => document.querySelectorAll('#nav-district option').length > 1, null, { timeout: 30000 });
+  const districts = await page.$$eval('#nav-district option', (o) => o.map((x) => x.textContent).slice(1));
+  await page.selectOption('#nav-district', { index: 1 });
+  const streets = await page.$$eval('#nav-street option', (o) => o.map((x) => x.textContent).slice(1));
+  assert(districts.length > 0 && streets.length > 0, 'no district or street');
+  // The first street that has communities; choosing one moves the map onto it.
+  let communities = [];
+  for (let i = 1; i <= streets.length && !communities.length; i += 1) {
+    await page.selectOption('#nav-street', { index: i });
+    communities = await page.$$eval('#nav-community option', (o) => o.map((x) => x.value).slice(1));
+  }
+  assert(communities.length > 0, 'no street has communities');
+  await page.selectOption('#nav-community', communities[0]);
+  await page.evaluate(() => new Promise((r) => window.lifeline.map.once('moveend', r)));
+  const inside = await page.evaluate((id) => {
+    const c = window.lifeline.nav.find((x) => String(x.id) === id);
+    const m = window.lifeline.map.getCenter();
+    return m.lng >= c.bounds[0][0] && m.lng <= c.bounds[1][0] && m.lat >= c.bounds[0][1] && m.lat <= c.bounds[1][1];
+  }, communities[0]);
+  assert(inside, 'the map did not move onto the community');
+  const name = await page.$eval('#nav-community', (s) => s.selectedOptions[0].textContent);
+  return `districts ${districts.slice(0, 3).join('、')}; streets ${streets.slice(0, 3).join('、')}; went to ${name}`;
+});
+
+await step('language toggle switches to English and back', async () => {
+  await page.click('#lang');
+  assert((await page.textContent('#tab-network')).trim() === 'Network', 'tab not in English');
+  await shot('network-en');
+  await page.click('#lang');
+  assert((await page.textContent('#tab-network')).trim() === '管网', 'tab not back in Chinese');
+});
+
+// ---- risk view -------------------------------------------------------------------------
+const riskPoints = (await http('/features/risk_points?limit=100', { role: operator })).json?.features ?? [];
+await step('risk view: queryRenderedFeatures finds risk points', async () => {
+  const rp = riskPoints.find((f) => f.geometry.type === 'Point');
+  assert(rp, 'the service has no point risk point');
+  await page.click('#tab-risk');
+  await jump(rp.geometry.coordinates, 15);
+  const f = await rendered(['risk-points']);
+  assert(f.length > 0, 'no risk point rendered');
+  const levels = [...new Set(f.map((x) => x.props.level))];
+  await shot('risk');
+  return `${f.length} risk points, levels ${levels.join(',')}`;
+});
+
+await step('risk view: alarm list and grid statistics', async () => {
+  if (!paths.has('/alarms')) return { skip: 'GET /alarms is not in the service yet' };
+  await page.waitForFunction(() => document.querySelectorAll('#alarm-list li').length > 0, null, { timeout: 10000 });
+  if (!paths.has('/risk/grid-stats')) return { skip: 'GET /risk/grid-stats is not in the service yet' };
+  await page.selectOption('#choro-level', 'community');
+  await page.waitForFunction(() => (window.lifeline.choropleth ?? []).length > 0, null, { timeout: 10000 });
+  await idle();
+  // Cells drawn with a value from the statistics (feature state on the grid tiles).
+  const coloured = await page.evaluate(() => window.lifeline.map.queryRenderedFeatures({ layers: ['grid-choropleth'] })
+    .filter((f) => (f.state?.value ?? 0) > 0).length);
+  assert(coloured > 0, 'no community coloured by the grid statistics');
+  await page.evaluate(() => { window.previousChoropleth = window.lifeline.choropleth; });
+  await page.selectOption('#choro-metric', 'coverage');
+  await page.waitForFunction(() => window.lifeline.choropleth !== window.previousChoropleth
+    && window.lifeline.choropleth.length > 0 && !document.getElementById('choro-legend').hidden, null, { timeout: 10000 });
+  await idle();
+  await shot('risk-choropleth');
+  return `${await page.textContent('#choro-status')}; ${coloured} communities drawn with a risk value`;
+});
+
+await step('an alarm pushed through the ingest API appears on the map within 2 s', async () => {
+  if (!paths.has('/events') || !paths.has('/sensors/readings')) return { skip: 'GET /events or POST /sensors/readings is not in the service yet' };
+  if (!operator) return { skip: 'no operator key' };
+  await page.waitForFunction(() => window.lifeline.eventsState === 'open', null, { timeout: 10000 });
+  const push = JSON.parse(process.env.LIFELINE_E2E_ALARM || 'null');
+  if (!push) return { skip: 'no LIFELINE_E2E_ALARM readings given' };
+  await page.click('#tab-risk');
+  await jump(push.at, 16);
+  const before = await page.evaluate(() => [...window.lifeline.alarms.keys()]);
+  const t0 = Date.now();
+  const now = Date.now();
+  const body = push.readings.map((r) => ({ sensor_id: push.sensor_id, time: new Date(now + r.dt_s * 1000).toISOString(), value: r.value }));
+  const res = await http('/sensors/readings', { method: 'POST', body, role: operator });
+  assert(res.status < 300, `ingest answered ${res.status}: ${res.text.slice(0, 200)}`);
+  // On the map = drawn in the alarms layer (queryRenderedFeatures) and pulsing.
+  const id = await page.waitForFunction((known) => {
+    const el = [...document.querySelectorAll('.pulse[data-alarm-id]')].find((e) => !known.includes(Number(e.dataset.alarmId)));
+    if (!el) return null;
+    const id = Number(el.dataset.alarmId);
+    const drawn = window.lifeline.map.queryRenderedFeatures({ layers: ['alarms'] }).some((f) => f.properties.id === id);
+    return drawn ? id : null;
+  }, before, { timeout: 5000, polling: 20 }).then((h) => h.jsonValue());
+  const ms = Date.now() - t0;
+  assert(await page.isVisible(`#alarm-list li[data-alarm-id="${id}"]`), 'alarm not in the list');
+  await shot('risk-alarm');
+  assert(ms <= 2000, `alarm took ${ms} ms`);
+  return `alarm ${id} on the map ${ms} ms after the POST`;
+});
+
+await step('operator moves an alarm through its lifecycle', async () => {
+  if (!paths.has('/alarms/{id}/transitions')) return { skip: 'POST /alarms/{id}/transitions is not in the service yet' };
+  const btn = await page.$('#alarm-list li[data-alarm-id] button[data-to]');
+  if (!btn) return { skip: 'no open alarm with an allowed action' };
+  const li = await btn.evaluateHandle((b) => b.closest('li'));
+  const id = await li.evaluate((l) => l.dataset.alarmId);
+  const to = await btn.getAttribute('data-to');
+  await btn.click();
+  await page.waitForFunction(([i, s]) => window.lifeline.alarms.get(Number(i))?.status === s, [id, to], { timeout: 5000 });
+  const server = await http(`/alarms/${id}`, { role: operator });
+  return `alarm ${id} → ${to}${server.json?.status ? ` (server: ${server.json.status})` : ''}`;
+});
+
+await step('sensor popup shows a 24 h sparkline', async () => {
+  if (!paths.has('/sensors/{id}/readings')) return { skip: 'GET /sensors/{id}/readings is not in the service yet' };
+  const push = JSON.parse(process.env.LIFELINE_E2E_ALARM || 'null');
+  if (!push) return { skip: 'no sensor with readings' };
+  await page.evaluate(([id, at]) => window.lifeline.showSensor(id, at), [push.sensor_id, push.at]);
+  await page.waitForSelector(`.sensor-readings[data-sensor="${push.sensor_id}"]`, { timeout: 10000 });
+  const svg = await page.$(`.sensor-readings[data-sensor="${push.sensor_id}"] svg.spark path`);
+  assert(svg, 'no sparkline');
+  await shot('sensor-popup');
+});
+
+// ---- excavation view -------------------------------------------------------------------
+await step('a drawn dig polygon shows its conflicts', async () => {
+  if (!paths.has('/excavation/check')) return { skip: 'POST /excavation/check is not in the service yet' };
+  if (!operator) return { skip: 'no operator key' };
+  await page.click('#tab-excavation');
+  const c = mid(pipe.geometry.coordinates);
+  await jump(c, 18);
+  await page.click('#draw-polygon');
+  const box = await page.$eval('#map', (e) => { const r = e.getBoundingClientRect(); return { x: r.x, y: r.y, w: r.width, h: r.height }; });
+  const cx = box.x + box.w / 2; const cy = box.y + box.h / 2; const d = 60;
+  for (const [dx, dy] of [[-d, -d], [d, -d], [d, d], [-d, d]]) {
+    await page.mouse.click(cx + dx, cy + dy);
+    await page.waitForTimeout(350); // not a double-click
+  }
+  await page.keyboard.press('Enter');
+  await page.fill('#dig-top', '0');
+  await page.fill('#dig-bottom', '3');
+  await page.click('#dig-check');
+  await page.waitForSelector('#dig-result:not([hidden])', { timeout: 15000 });
+  const n = await page.$$eval('#dig-conflicts li', (l) => l.length);
+  assert(n > 0, `no conflict listed (${await page.textContent('#dig-status')})`);
+  await idle();
+  const hl = await rendered(['conflict-pipes', 'conflict-points']);
+  assert(hl.length > 0, 'no conflict highlighted on the map');
+  const owners = await page.$$eval('#dig-owners li', (l) => l.length);
+  await shot('excavation');
+  return `${n} conflicts listed, ${hl.length} highlighted features, ${owners} owners`;
+});
+
+await step('a drawn trench (line + width) shows its conflicts', async () => {
+  if (!paths.has('/excavation/check')) return { skip: 'POST /excavation/check is not in the service yet' };
+  if (!operator) return { skip: 'no operator key' };
+  const box = await page.$eval('#map', (e) => { const r = e.getBoundingClientRect(); return { x: r.x, y: r.y, w: r.width, h: r.height }; });
+  // Across the pipe, from one side of the map centre to the other; keyboard finish.
+  await page.click('#draw-line');
+  await page.mouse.click(box.x + box.w / 2 - 80, box.y + box.h / 2 - 80);
+  await page.waitForTimeout(350);
+  await page.mouse.click(box.x + box.w / 2 + 80, box.y + box.h / 2 + 80);
+  await page.keyboard.press('Enter');
+  assert(await page.isVisible('#dig-width'), 'width field hidden for a line');
+  await page.fill('#dig-width', '2');
+  await page.click('#dig-check');
+  await page.waitForSelector('#dig-result:not([hidden])', { timeout: 15000 });
+  const n = await page.$$eval('#dig-conflicts li', (l) => l.length);
+  assert(n > 0, `no conflict for the trench (${await page.textContent('#dig-status')})`);
+  await shot('excavation-line');
+  // Back to the polygon for the report and the ticket.
+  await page.click('#draw-polygon');
+  const d = 60; const cx = box.x + box.w / 2; const cy = box.y + box.h / 2;
+  for (const [dx, dy] of [[-d, -d], [d, -d], [d, d], [-d, d]]) {
+    await page.mouse.click(cx + dx, cy + dy);
+    await page.waitForTimeout(350);
+  }
+  await page.keyboard.press('Enter');
+  assert(await page.isHidden('#dig-width'), 'width field shown for a polygon');
+  await page.click('#dig-check');
+  await page.waitForSelector('#dig-result:not([hidden])', { timeout: 15000 });
+  return `${n} conflicts along a 2 m trench`;
+});
+
+await step('excavation report downloads as HTML and GeoJSON', async () => {
+  if (!paths.has('/excavation/check')) return { skip: 'POST /excavation/check is not in the service yet' };
+  if (!operator) return { skip: 'no operator key' };
+  const [html] = await Promise.all([page.waitForEvent('download'), page.click('#dl-html')]);
+  await html.saveAs(join(out, 'excavation-report.html'));
+  const [geo] = await Promise.all([page.waitForEvent('download'), page.click('#dl-geojson')]);
+  const p = join(out, 'excavation.geojson');
+  await geo.saveAs(p);
+  const fc = JSON.parse(await (await import('node:fs/promises')).readFile(p, 'utf8'));
+  assert(fc.type === 'FeatureCollection' && fc.features.length > 0, 'GeoJSON report empty');
+  return `${fc.features.length} features`;
+});
+
+await step('a ticket is submitted and followed', async () => {
+  if (!paths.has('/excavation/tickets')) return { skip: 'POST /excavation/tickets is not in the service yet' };
+  if (!operator) return { skip: 'no operator key' };
+  await page.fill('#ticket-requester', '张工');
+  await page.fill('#ticket-phone', '023-6000 0000');
+  await page.fill('#ticket-company', '重庆测试施工有限公司');
+  await page.click('#ticket-form button[type=submit]');
+  await page.waitForSelector('#ticket-view:not([hidden])', { timeout: 10000 });
+  const id = await page.getAttribute('#ticket-view', 'data-ticket-id');
+  await shot('ticket');
+  return `ticket ${id}: ${(await page.textContent('#ticket-state')).slice(0, 80)}`;
+});
+
+await step('keyboard only: a dig polygon drawn with Space, arrow keys and Enter', async () => {
+  if (!operator) return { skip: 'no operator key' };
+  await page.click('#tab-excavation');
+  await page.focus('#draw-polygon');
+  await page.keyboard.press('Enter'); // starts drawing and focuses the map
+  const pan = async (key) => {
+    for (let i = 0; i < 2; i += 1) await page.keyboard.press(key);
+    await page.evaluate(() => new Promise((r) => { const m = window.lifeline.map; if (m.isMoving()) m.once('moveend', r); else r(); }));
+  };
+  await page.keyboard.press('Space');
+  await pan('ArrowRight');
+  await page.keyboard.press('Space');
+  await pan('ArrowDown');
+  await page.keyboard.press('Space');
+  await page.keyboard.press('Enter');
+  const g = await page.evaluate(() => window.lifeline.dig.geometry());
+  assert(g?.type === 'Polygon' && g.coordinates[0].length === 4, `not a triangle: ${JSON.stringify(g)}`);
+  return await page.textContent('#draw-status');
+});
+
+// ---- responsiveness and layout --------------------------------------------------------
+await step('frame times while panning', async () => {
+  if (!measureFrames) return { skip: 'LIFELINE_E2E_FRAMES not set' };
+  await page.click('#tab-network');
+  const b = (await http('/layers')).json.layers.find((l) => l.id === 'pipelines').bbox;
+  await jump([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2], 14);
+  const pan = () => page.evaluate(() => new Promise((done) => {
+    const m = window.lifeline.map;
+    // Two measures: the interval between animation frames (what the user sees; vsync-
+    // capped near 16.7 ms), and the main-thread time MapLibre spends rendering each frame.
+    const intervals = []; const work = [];
+    const orig = m._render.bind(m);
+    m._render = (t) => { const s = performance.now(); const r = orig(t); work.push(performance.now() - s); return r; };
+    let last = performance.now(); let running = true;
+    const tick = (now) => { intervals.push(now - last); last = now; if (running) requestAnimationFrame(tick); };
+    requestAnimationFrame(tick);
+    let i = 0;
+    const dirs = [[300, 0], [0, 200], [-300, 0], [0, -200]];
+    const step = () => {
+      if (i >= 16) {
+        running = false; m._render = orig;
+        const q = (a, p) => { const s = [...a].sort((x, y) => x - y); return s[Math.min(s.length - 1, Math.floor(p * s.length))]; };
+        const sum = (a) => a.reduce((x, y) => x + y, 0);
+        const f = (a) => ({ n: a.length, mean: sum(a) / a.length, p50: q(a, 0.5), p95: q(a, 0.95), p99: q(a, 0.99), max: Math.max(...a) });
+        done({ interval: f(intervals.slice(1)), render: f(work), over16: work.filter((x) => x > 16).length });
+        return;
+      }
+      const [dx, dy] = dirs[i % 4]; i += 1;
+      m.panBy([dx, dy], { duration: 500, easing: (x) => x });
+      m.once('moveend', step);
+    };
+    step();
+  }));
+  const stats = await pan();
+  // The same pans over an empty map (background only): what this browser's software GL
+  // delivers with nothing to draw, so the figures above can be read against it.
+  await page.evaluate(() => { const m = window.lifeline.map; for (const l of m.getStyle().layers) if (l.id !== 'background') m.setLayoutProperty(l.id, 'visibility', 'none'); });
+  await idle();
+  stats.baseline = await pan();
+  await page.evaluate(() => window.lifeline.applyVisibility());
+  await idle();
+  stats.environment = { gl: await page.evaluate(() => { const g = window.lifeline.map.painter.context.gl; const e = g.getExtension('WEBGL_debug_renderer_info'); return e ? g.getParameter(e.UNMASKED_RENDERER_WEBGL) : g.getParameter(g.RENDERER); }), viewport: '1280x800', preset_bbox: b };
+  writeFileSync(join(out, 'frames.json'), JSON.stringify(stats, null, 2));
+  const r = (x) => x.toFixed(1);
+  // The goal (frames under 16 ms) is asserted on the work MapLibre does per frame on the
+  // main thread; the frame interval in this software-GL browser is reported, not asserted
+  // (see the empty-map baseline: it is slow with nothing to draw).
+  assert(stats.render.p95 < 16, `MapLibre render work p95 ${r(stats.render.p95)} ms ≥ 16 ms`);
+  return `render p50 ${r(stats.render.p50)} ms, p95 ${r(stats.render.p95)} ms, p99 ${r(stats.render.p99)} ms, max ${r(stats.render.max)} ms over ${stats.render.n} frames;`
+    + ` frame interval p50 ${r(stats.interval.p50)} ms, p95 ${r(stats.interval.p95)} ms`
+    + ` (empty map: interval p50 ${r(stats.baseline.interval.p50)} ms, render p50 ${r(stats.baseline.render.p50)} ms)`;
+});
+
+await step('tablet layout (1024×768 and 768×1024) keeps map and panel usable', async () => {
+  for (const [w, h] of [[1024, 768], [768, 1024]]) {
+    await page.setViewportSize({ width: w, height: h });
+    await page.waitForTimeout(300);
+    const r = await page.evaluate(() => {
+      const m = document.getElementById('map').getBoundingClientRect();
+      const p = document.getElementById('panel').getBoundingClientRect();
+      return { map: [m.width, m.height], panel: [p.width, p.height], scroll: document.documentElement.scrollWidth };
+    });
+    assert(r.map[0] >= w * 0.6 && r.map[1] >= 300, `map too small at ${w}×${h}: ${r.map}`);
+    assert(r.panel[1] > 100 && r.scroll <= w, `panel unusable or page scrolls sideways at ${w}×${h}`);
+    await page.evaluate(() => window.lifeline.map.resize());
+    await idle();
+    await shot(`tablet-${w}x${h}`);
+  }
+  await page.setViewportSize({ width: 1280, height: 800 });
+});
+
+await step('keyboard: tabs move with arrow keys and the map takes focus', async () => {
+  await page.focus('#tab-network');
+  await page.keyboard.press('ArrowRight');
+  const sel = await page.getAttribute('#tab-risk', 'aria-selected');
+  assert(sel === 'true', 'ArrowRight did not select the risk tab');
+  await page.focus('.maplibregl-canvas');
+  assert(await page.evaluate(() => document.activeElement.classList.contains('maplibregl-canvas')), 'map not focusable');
+  const unlabeled = await page.$$eval('input, select', (els) => els.filter((e) => !e.labels?.length && !e.getAttribute('aria-label') && e.type !== 'hidden').map((e) => e.id || e.outerHTML.slice(0, 60)));
+  assert(unlabeled.length === 0, `controls without a label: ${unlabeled.join(', ')}`);
+});
+
+await step('a contractor sees the excavation view but no analyst attributes or alarm actions', async () => {
+  if (!keys.contractor) return { skip: 'no contractor key' };
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'zh-CN' });
+  await ctx.addInitScript((k) => sessionStorage.setItem('lifeline.key', k), keys.contractor);
+  const p = await ctx.newPage();
+  p.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(`contractor page: ${m.text()}`); });
+  await p.goto(`${base}/#risk`);
+  await p.waitForSelector('body[data-ready=true]', { timeout: 30000 });
+  assert((await p.textContent('#whoami')).includes('施工单位'), 'role not shown');
+  assert(await p.isVisible('#tab-excavation'), 'no excavation tab for a contractor');
+  if (paths.has('/alarms')) {
+    await p.waitForFunction(() => document.querySelectorAll('#alarm-list li').length > 0, null, { timeout: 10000 });
+    assert((await p.$$('#alarm-list button[data-to]')).length === 0, 'alarm actions shown to a contractor');
+  }
+  await p.click('#tab-network');
+  await p.evaluate((id) => window.lifeline.showRecord('pipelines', id, [0, 0]), pipe.id);
+  await p.waitForSelector('.maplibregl-popup dl[data-layer=pipelines]');
+  const text = await p.textContent('.maplibregl-popup');
+  assert(!text.includes('材质') && !text.includes('权属单位'), `analyst attributes shown to a contractor: ${text}`);
+  await p.screenshot({ path: join(out, 'contractor.png') });
+  await ctx.close();
+});
+
+record('no console errors', consoleErrors.length === 0, consoleErrors.slice(0, 5).join(' | '));
+record('nothing fetched from outside the service', outside.length === 0, outside.slice(0, 5).join(' '));
+
+await browser.close();
+writeFileSync(join(out, 'report.json'), JSON.stringify({ base, results }, null, 2));
+const passed = results.filter((r) => r.ok === true).length;
+const skipped = results.filter((r) => r.ok === null).length;
+console.log(`artefacts in ${out}`);
+console.log(`e2e: ${passed} passed, ${failed} failed, ${skipped} skipped`);
+process.exit(failed ? 1 : 0);
