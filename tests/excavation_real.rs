@@ -18,16 +18,18 @@ use lifeline::config::Config;
 use lifeline::model::{Actor, Dataset, GasPressure, Owner, PipeKind, Pipeline, QualityLevel};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-const REAL: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/real");
 /// DHDN / 3-degree Gauss–Krüger zone 3 with the EPSG:1777 Helmert to WGS84.
 const GK3_1777: &str = "+proj=tmerc +lat_0=0 +lon_0=9 +k=1 +x_0=3500000 +y_0=0 +ellps=bessel \
     +towgs84=598.1,73.7,418.2,0.202,0.045,-2.455,6.7 +units=m +no_defs";
 
 fn ogr2ogr(out: &Path, args: &[&str]) -> Value {
-    let gpkg = format!("{REAL}/schutterwald_gas_gk3.gpkg");
+    let gpkg = app::shared_data_dir()
+        .join("real/schutterwald_gas_gk3.gpkg")
+        .display()
+        .to_string();
     let status = Command::new("ogr2ogr")
         .args(["-f", "GeoJSON"])
         .args(args)
@@ -212,7 +214,7 @@ fn trench(coords: Vec<[f64; 2]>, width: f64, method: &str) -> Value {
 
 async fn real_networks(backend: Backend) {
     assert!(
-        PathBuf::from(REAL).join("README.md").exists(),
+        app::shared_data_dir().join("real/README.md").exists(),
         "shared real data missing"
     );
     let dir = tempfile::tempdir().unwrap();
@@ -225,7 +227,8 @@ async fn real_networks(backend: Backend) {
         &["-s_srs", GK3_1777, "-t_srs", "EPSG:4326"],
     ));
     let power_fc: Value = serde_json::from_str(
-        &std::fs::read_to_string(format!("{REAL}/schutterwald_lv_power.geojson")).unwrap(),
+        &std::fs::read_to_string(app::shared_data_dir().join("real/schutterwald_lv_power.geojson"))
+            .unwrap(),
     )
     .unwrap();
     let power = lines(&power_fc);

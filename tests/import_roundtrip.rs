@@ -17,9 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn shared(p: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/data")
-        .join(p)
+    app::shared_data_dir().join(p)
 }
 
 fn mapping(name: &str) -> Mapping {

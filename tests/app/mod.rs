@@ -9,6 +9,7 @@ use lifeline::config::Config;
 use lifeline::model::{Actor, Role};
 use lifeline::store::{self, SharedStore};
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Which store a test runs against.
@@ -162,4 +163,23 @@ macro_rules! both_backends {
             }
         }
     };
+}
+
+/// The shared real data (`../shared/data` beside the checkout): `LIFELINE_SHARED_DATA` if
+/// set, else `../shared/data` next to the workspace, else `/work/shared/data` (where a
+/// checkout elsewhere, e.g. a CI clone, finds it on this workplace's machines).
+#[allow(dead_code)]
+pub fn shared_data_dir() -> PathBuf {
+    let candidates = [
+        std::env::var_os("LIFELINE_SHARED_DATA").map(PathBuf::from),
+        Some(Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data")),
+        Some(PathBuf::from("/work/shared/data")),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|d| d.join("real").is_dir())
+        .unwrap_or_else(|| {
+            panic!("the shared real data (../shared/data) is missing; set LIFELINE_SHARED_DATA")
+        })
 }
