@@ -12,7 +12,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use geo::Geometry;
 use lifeline::excavation::check::{run, Dig};
 use lifeline::excavation::{CheckRequest, DigMethod, Excavation};
-use lifeline::generate::{generate, GenerateOptions, Preset};
+use lifeline::generate::bench_dataset;
 use lifeline::index::SpatialIndex;
 use lifeline::io::crs::MetricCrs;
 use lifeline::model::Layer;
@@ -21,14 +21,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 fn setup() -> (SpatialIndex, String) {
-    let name = std::env::var("LIFELINE_BENCH_PRESET").unwrap_or_else(|_| "jiulongpo".into());
-    let preset: Preset = name.parse().expect("preset");
-    let (data, _) = generate(&GenerateOptions {
-        preset,
-        seed: 42,
-        progress: false,
-    })
-    .expect("generate");
+    let (data, name) = bench_dataset();
     let index = SpatialIndex::new(MetricCrs::new("EPSG:4545").unwrap());
     index.load(data).unwrap();
     (index, name)
