@@ -5,16 +5,21 @@
 //!   (body parsing, per-item checks, the store insert, alarm rules evaluated inline) over
 //!   the `jiulongpo` preset's sensors, with `lifeline simulate`'s generator (diurnal
 //!   patterns, drift, growing leaks), batches of 10,000, one and four concurrent writers;
-//! * `grid-stats [preset]` — `GET /risk/grid-stats?level=street` (all streets) and the
-//!   coverage report over a preset (default `city`);
+//! * `grid-stats [preset]` — `GET /risk/grid-stats?level=street` (all streets; after
+//!   start-up, repeated, and the first call after each kind of data edit), the coverage
+//!   report, and the `grid_stats` tile layer at z8–z14 over a preset (default `city`);
 //! * `sse [clients] [events]` — fan-out of `GET /events` to many clients: delivery latency
 //!   from publication to receipt at every client.
 //!
-//! `cargo bench --bench risk -- ingest both`, `-- grid-stats city`, `-- sse 1000 200`.
+//! * `simulate [postgis|gpkg|both] [rate] [seconds]` — `lifeline simulate --rate 20000`
+//!   against a server on the `jiulongpo` preset (HTTP end to end): readings/s stored.
+//!
+//! `cargo bench --bench risk -- ingest both`, `-- grid-stats city`, `-- sse 1000 200`,
+//! `-- simulate both 20000 30`.
 
 use lifeline::config::Config;
 use lifeline::generate::{generate, GenerateOptions, Preset};
-use lifeline::model::{Actor, Dataset, GridLevel};
+use lifeline::model::{Actor, Dataset, GridLevel, Layer, Record, RiskLevel};
 use lifeline::risk::events::{Cursor, EventKind, NewEvent};
 use lifeline::simulate::Generator;
 use lifeline::store::{self, SharedStore};
@@ -142,22 +147,24 @@ async fn grid_stats(preset: Preset) {
     let crs = lifeline::io::crs::MetricCrs::new("EPSG:4545").expect("crs");
     let index = Arc::new(lifeline::index::SpatialIndex::new(crs));
     let idx = index.clone();
+    let keep = data.clone();
     tokio::task::spawn_blocking(move || idx.load(data))
         .await
         .unwrap()
         .expect("index");
-    let engine = lifeline::risk::RiskEngine::open(store, index)
+    let data = keep;
+    let engine = lifeline::risk::RiskEngine::open(store, index.clone())
         .await
         .expect("engine");
-    // The first call builds the structure cache (grid ancestry, sensor links) that later
-    // calls reuse until the data change; alarms are applied per call.
+    // The first call builds (or waits for the start-up build of) the structure: grid
+    // ancestry, risk points per cell, sensor links, unlinked sensors located in cells.
     let s = Instant::now();
     let n = engine
         .grid_stats(GridLevel::Street, None)
         .expect("stats")
         .len();
     println!(
-        "| grid stats, all street cells, first call after a data change (cache build) | {preset:?} | {n} cells | **{:.1} ms** | – |",
+        "| grid stats, all street cells, first call after start-up or a bulk load (full build) | {preset:?} | {n} cells | **{:.1} ms** | – |",
         s.elapsed().as_secs_f64() * 1e3
     );
     for (name, level) in [
@@ -172,11 +179,80 @@ async fn grid_stats(preset: Preset) {
             cells = engine.grid_stats(level, None).expect("stats").len();
             times.push(s.elapsed());
         }
-        times.sort();
-        println!(
-            "| grid stats, all {name} cells | {preset:?} | {cells} cells | median **{:.1} ms** | max {:.1} ms |",
-            times[times.len() / 2].as_secs_f64() * 1e3,
-            times[times.len() - 1].as_secs_f64() * 1e3
+        row(
+            &format!("grid stats, all {name} cells"),
+            preset,
+            &format!("{cells} cells"),
+            times,
+        );
+    }
+    // First call after a data edit, as the write path and the change follower report it
+    // (index first, then `index_changed`); a different record each round.
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    let mut pick = |n: usize| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        (rng % n as u64) as usize
+    };
+    let edits: [(&str, Layer); 3] = [
+        ("a sensor re-linked", Layer::Sensors),
+        (
+            "a risk point re-levelled and moved to another cell",
+            Layer::RiskPoints,
+        ),
+        (
+            "a community re-parented (its subtree and unlinked sensors re-rolled)",
+            Layer::GridCells,
+        ),
+    ];
+    let communities: Vec<&lifeline::model::GridCell> = data
+        .grid_cells
+        .iter()
+        .filter(|c| c.level == GridLevel::Community)
+        .collect();
+    let streets: Vec<i64> = data
+        .grid_cells
+        .iter()
+        .filter(|c| c.level == GridLevel::Street)
+        .map(|c| c.id)
+        .collect();
+    for (what, layer) in edits {
+        let mut times = Vec::new();
+        let mut cells = 0;
+        for _ in 0..15 {
+            let (rec, id) = match layer {
+                Layer::Sensors => {
+                    let mut s = data.sensors[pick(data.sensors.len())].clone();
+                    s.risk_point_id = Some(data.risk_points[pick(data.risk_points.len())].id);
+                    (Record::Sensor(s.clone()), s.id)
+                }
+                Layer::RiskPoints => {
+                    let mut p = data.risk_points[pick(data.risk_points.len())].clone();
+                    p.level = RiskLevel::Major;
+                    p.grid_cell_id = Some(data.grid_cells[pick(data.grid_cells.len())].id);
+                    (Record::RiskPoint(p.clone()), p.id)
+                }
+                _ => {
+                    let mut c = communities[pick(communities.len())].clone();
+                    c.parent_id = Some(streets[pick(streets.len())]);
+                    (Record::GridCell(c.clone()), c.id)
+                }
+            };
+            index.upsert(rec).expect("upsert");
+            let s = Instant::now();
+            engine.index_changed(layer, id);
+            cells = engine
+                .grid_stats(GridLevel::Street, None)
+                .expect("stats")
+                .len();
+            times.push(s.elapsed());
+        }
+        row(
+            &format!("grid stats, all street cells, first call after a data edit: {what}"),
+            preset,
+            &format!("{cells} cells"),
+            times,
         );
     }
     let mut times = Vec::new();
@@ -187,12 +263,85 @@ async fn grid_stats(preset: Preset) {
             .expect("coverage");
         times.push(s.elapsed());
     }
+    row(
+        "coverage report (per category and street, with unlinked sensors)",
+        preset,
+        "–",
+        times,
+    );
+    tiles(&engine, &data);
+}
+
+/// Prints one Markdown row: median and max of `times`.
+fn row(what: &str, preset: Preset, n: &str, mut times: Vec<Duration>) {
     times.sort();
     println!(
-        "| coverage report (per category and street) | {preset:?} | – | median **{:.1} ms** | max {:.1} ms |",
+        "| {what} | {preset:?} | {n} | median **{:.1} ms** | max {:.1} ms |",
         times[times.len() / 2].as_secs_f64() * 1e3,
         times[times.len() - 1].as_secs_f64() * 1e3
     );
+}
+
+/// The `grid_stats` vector-tile layer (cut, as the tile server does, on every request:
+/// derived layers are never cached) at a few zooms over the whole preset: every tile at
+/// z8 and z10, 300 tiles under random risk points at z12 and z14.
+fn tiles(engine: &lifeline::risk::RiskEngine, data: &Dataset) {
+    use lifeline::tileserver::derived::{render_derived, DerivedLayer};
+    use lifeline_tiles::TileCoord;
+    let config = lifeline::tileserver::config::TilesConfig::builtin();
+    let bbox = data
+        .grid_cells
+        .iter()
+        .filter_map(|c| lifeline::model::Bbox::of(&c.geometry))
+        .reduce(|a, b| a.union(&b))
+        .expect("cells");
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    for z in [8u8, 10, 12, 14] {
+        let tiles: Vec<TileCoord> = if z <= 10 {
+            let a = TileCoord::from_lonlat(bbox.min_x(), bbox.max_y(), z).unwrap();
+            let b = TileCoord::from_lonlat(bbox.max_x(), bbox.min_y(), z).unwrap();
+            (a.x()..=b.x())
+                .flat_map(|x| {
+                    (a.y()..=b.y()).map(move |y| TileCoord::new(u32::from(z), x, y).unwrap())
+                })
+                .collect()
+        } else {
+            (0..300)
+                .map(|_| {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    let p = &data.risk_points[(rng % data.risk_points.len() as u64) as usize];
+                    let (lon, lat) =
+                        lifeline::risk::anchor(&Record::RiskPoint(p.clone())).expect("anchor");
+                    TileCoord::from_lonlat(lon, lat, z).unwrap()
+                })
+                .collect()
+        };
+        let mut times = Vec::with_capacity(tiles.len());
+        let mut bytes = 0usize;
+        let mut non_empty = 0usize;
+        for t in &tiles {
+            let mut out = Vec::new();
+            let s = Instant::now();
+            render_derived(engine, config, DerivedLayer::GridStats, *t, &mut out)
+                .expect("grid_stats tile");
+            times.push(s.elapsed());
+            bytes += out.len();
+            non_empty += usize::from(!out.is_empty());
+        }
+        times.sort();
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        println!(
+            "| `grid_stats` tile layer, z{z} ({}) | {} tiles ({non_empty} with cells, {:.0} KB mean, uncompressed) | p50 **{:.1} ms** | p99 {:.1} ms, max {:.1} ms |",
+            config.derived.level_at(z),
+            tiles.len(),
+            bytes as f64 / tiles.len() as f64 / 1024.0,
+            ms(times[times.len() / 2]),
+            ms(times[times.len() * 99 / 100]),
+            ms(times[times.len() - 1]),
+        );
+    }
 }
 
 async fn sse(clients: usize, events: usize) {
@@ -296,6 +445,74 @@ async fn sse(clients: usize, events: usize) {
     let _ = server.await;
 }
 
+/// `lifeline simulate` (its HTTP client, NDJSON batches every 100 ms, at most four
+/// requests in flight) against a release server on the `jiulongpo` preset, in one process:
+/// readings/s stored by the server at the asked rate.
+async fn simulate(backend: &str, rate: u32, seconds: u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dataset(Preset::Jiulongpo, false);
+    let store = open(
+        backend,
+        &format!("risk_simulate_{}", std::process::id()),
+        &dir,
+    )
+    .await;
+    store.bulk_load(&data, &Actor::cli()).await.expect("load");
+    let key = lifeline::auth::generate_key();
+    store
+        .create_api_key(
+            "simulator",
+            lifeline::model::Role::Operator,
+            &lifeline::auth::hash_key(&key),
+            &Actor::cli(),
+        )
+        .await
+        .expect("key");
+    let state = lifeline::AppState::with_store(
+        store,
+        Config {
+            metric_crs: Some("EPSG:4545".into()),
+            ..Config::default()
+        },
+    )
+    .await
+    .expect("state");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(lifeline::run(listener, state, async {
+        let _ = stop_rx.await;
+    }));
+    let s = lifeline::simulate::run(
+        lifeline::simulate::SimOptions {
+            url: format!("http://{addr}"),
+            key: Some(key),
+            rate,
+            duration: Some(Duration::from_secs(seconds)),
+            seed: 42,
+            leak_share: 0.01,
+            dead_share: 0.02,
+            leak_now: Vec::new(),
+        },
+        std::future::pending(),
+    )
+    .await
+    .expect("simulate");
+    println!(
+        "| simulate --rate {rate} | {backend} | {} sensors' streams, {:.0} s | {} sent, {} stored, {} rejected, {} failed requests, {} alarm changes | **{:.0} readings/s stored** |",
+        data.sensors.len(),
+        s.seconds,
+        s.sent,
+        s.stored,
+        s.rejected,
+        s.failed_requests,
+        s.alarm_changes,
+        s.stored as f64 / s.seconds
+    );
+    let _ = stop_tx.send(());
+    let _ = server.await;
+}
+
 fn main() {
     let args: Vec<String> = std::env::args()
         .skip(1)
@@ -322,6 +539,16 @@ fn main() {
                 .and_then(|p| p.parse().ok())
                 .unwrap_or(Preset::City);
             grid_stats(preset).await;
+        }
+        if what == "simulate" {
+            let backend = args.get(1).map(String::as_str).unwrap_or("both");
+            let rate = args.get(2).and_then(|r| r.parse().ok()).unwrap_or(20_000);
+            let secs = args.get(3).and_then(|r| r.parse().ok()).unwrap_or(30);
+            for b in ["postgis", "gpkg"] {
+                if backend == b || backend == "both" {
+                    simulate(b, rate, secs).await;
+                }
+            }
         }
         if what == "sse" || what == "all" {
             let clients = args.get(1).and_then(|c| c.parse().ok()).unwrap_or(1000);

@@ -20,8 +20,8 @@ use std::hint::black_box;
 fn setup() -> SpatialIndex {
     let (data, _) = bench_dataset();
     // As the server builds it: entries know their lowest drawn zoom.
-    let index = SpatialIndex::new(MetricCrs::new("EPSG:4545").unwrap())
-        .with_min_zoom(render::index_min_zoom());
+    let index =
+        render::with_index_min_zoom(SpatialIndex::new(MetricCrs::new("EPSG:4545").unwrap()));
     index.load(data).unwrap();
     index
 }
@@ -53,7 +53,11 @@ fn bench(c: &mut Criterion) {
     let all = Layer::SPATIAL;
     let mut g = c.benchmark_group("tile from index");
     g.sample_size(30);
-    for z in [10u8, 14, 18] {
+    let zooms: Vec<u8> = std::env::var("LIFELINE_BENCH_ZOOMS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|z| z.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![10, 14, 18]);
+    for z in zooms {
         let ts = tiles(&index, z, 64);
         let sizes: Vec<usize> = ts
             .iter()
@@ -86,6 +90,61 @@ fn bench(c: &mut Criterion) {
             });
         }
     }
+    // The tail the z14 latency goal is about: the densest tiles of the city centre, cut and
+    // gzip-compressed as the server sends them (viewer role).
+    let mut dense: Vec<(usize, TileCoord)> = tiles(&index, 14, 256)
+        .into_iter()
+        .map(|t| {
+            let bbox = render::query_bbox(t, 4096, 64);
+            let n = index
+                .bbox_candidates_at_zoom(Layer::Pipelines, &bbox, 14)
+                .map_or(0, |c| c.len());
+            (n, t)
+        })
+        .collect();
+    dense.sort_by_key(|d| std::cmp::Reverse(d.0));
+    dense.truncate(8);
+    eprintln!(
+        "z14 densest {} of 256: {:?} pipes",
+        dense.len(),
+        dense.iter().map(|d| d.0).collect::<Vec<_>>()
+    );
+    let mut i = 0usize;
+    g.bench_function("pipelines z14 densest 8 + gzip", |b| {
+        b.iter(|| {
+            i = (i + 1) % dense.len();
+            let raw = render::render_tile(
+                &index,
+                config,
+                &[Layer::Pipelines],
+                dense[i].1,
+                Role::Viewer,
+            )
+            .unwrap();
+            black_box(
+                lifeline::tileserver::compress(&raw, lifeline::tileserver::Encoding::Gzip)
+                    .unwrap()
+                    .len(),
+            )
+        })
+    });
+    let mut i = 0usize;
+    g.bench_function("pipelines z14 densest 8", |b| {
+        b.iter(|| {
+            i = (i + 1) % dense.len();
+            black_box(
+                render::render_tile(
+                    &index,
+                    config,
+                    &[Layer::Pipelines],
+                    dense[i].1,
+                    Role::Viewer,
+                )
+                .unwrap()
+                .len(),
+            )
+        })
+    });
     g.finish();
 }
 

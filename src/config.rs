@@ -51,6 +51,101 @@ pub struct ServeArgs {
     /// Directory of the web client.
     #[arg(long, env = "LIFELINE_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
+    /// Optional raster basemap under the web client's layers: a tile URL template with
+    /// {z}, {x} and {y} (`[web] basemap_url` in the file).
+    #[arg(long, env = "LIFELINE_BASEMAP_URL")]
+    pub basemap_url: Option<String>,
+    /// Attribution shown for the basemap.
+    #[arg(long, env = "LIFELINE_BASEMAP_ATTRIBUTION")]
+    pub basemap_attribution: Option<String>,
+    /// The basemap's datum: `cgcs2000` (or `wgs84`, the default) or `gcj02` (Chinese
+    /// commercial basemaps; the client then asks for GCJ-02 tiles and offsets its GeoJSON).
+    #[arg(long, env = "LIFELINE_BASEMAP_DATUM")]
+    pub basemap_datum: Option<String>,
+}
+
+/// `[web]` of the file: the optional raster basemap of the web client.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileWeb {
+    basemap_url: Option<String>,
+    basemap_attribution: Option<String>,
+    basemap_datum: Option<String>,
+    basemap_tile_size: Option<u16>,
+    basemap_max_zoom: Option<u8>,
+}
+
+/// A raster basemap the web client draws under the service's layers (`GET /client-config`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Basemap {
+    /// Tile URL template with `{z}`, `{x}`, `{y}`.
+    pub url: String,
+    pub attribution: String,
+    /// The datum of the basemap's imagery; our layers are drawn in it.
+    pub datum: crate::tileserver::Datum,
+    /// Tile size in pixels (256 or 512).
+    pub tile_size: u16,
+    /// Highest zoom the basemap has tiles for (MapLibre over-zooms beyond).
+    pub max_zoom: u8,
+}
+
+impl Basemap {
+    fn resolve(serve: &ServeArgs, file: FileWeb) -> Result<Option<Basemap>, ConfigError> {
+        let Some(url) = serve.basemap_url.clone().or(file.basemap_url) else {
+            return Ok(None);
+        };
+        let url = url.trim().to_string();
+        let invalid = |message: String| ConfigError::Invalid {
+            key: "basemap_url",
+            message,
+        };
+        if !["{z}", "{x}", "{y}"].iter().all(|p| url.contains(p)) {
+            return Err(invalid(format!(
+                "'{url}' is not a tile URL template: it needs {{z}}, {{x}} and {{y}}"
+            )));
+        }
+        if !(url.starts_with("http://") || url.starts_with("https://") || url.starts_with('/')) {
+            return Err(invalid(format!(
+                "'{url}' must start with http://, https:// or / (a path on this service)"
+            )));
+        }
+        let datum = match serve.basemap_datum.clone().or(file.basemap_datum) {
+            Some(d) => d
+                .parse()
+                .map_err(
+                    |e: crate::tileserver::datum::DatumError| ConfigError::Invalid {
+                        key: "basemap_datum",
+                        message: e.to_string(),
+                    },
+                )?,
+            None => crate::tileserver::Datum::Cgcs2000,
+        };
+        let tile_size = file.basemap_tile_size.unwrap_or(256);
+        if tile_size != 256 && tile_size != 512 {
+            return Err(ConfigError::Invalid {
+                key: "basemap_tile_size",
+                message: format!("{tile_size}; must be 256 or 512"),
+            });
+        }
+        let max_zoom = file.basemap_max_zoom.unwrap_or(18);
+        if max_zoom > 22 {
+            return Err(ConfigError::Invalid {
+                key: "basemap_max_zoom",
+                message: format!("{max_zoom}; must be at most 22"),
+            });
+        }
+        Ok(Some(Basemap {
+            url,
+            attribution: serve
+                .basemap_attribution
+                .clone()
+                .or(file.basemap_attribution)
+                .unwrap_or_default(),
+            datum,
+            tile_size,
+            max_zoom,
+        }))
+    }
 }
 
 /// The file form: every key optional.
@@ -68,6 +163,7 @@ struct FileConfig {
     max_bulk_body_bytes: Option<usize>,
     request_timeout_secs: Option<u64>,
     excavation_config: Option<PathBuf>,
+    web: Option<FileWeb>,
 }
 
 /// The resolved configuration.
@@ -89,6 +185,8 @@ pub struct Config {
     pub request_timeout_secs: u64,
     /// Excavation settings file (`data/excavation.toml` format); `None`: the built-in one.
     pub excavation_config: Option<PathBuf>,
+    /// The web client's optional raster basemap; `None`: our own layers only.
+    pub basemap: Option<Basemap>,
 }
 
 impl Default for Config {
@@ -104,6 +202,7 @@ impl Default for Config {
             max_bulk_body_bytes: 256 * 1024 * 1024,
             request_timeout_secs: 60,
             excavation_config: None,
+            basemap: None,
         }
     }
 }
@@ -151,6 +250,7 @@ impl Config {
                 message: "must be at least 1".into(),
             });
         }
+        let basemap = Basemap::resolve(serve, file.web.unwrap_or_default())?;
         Ok(Config {
             store_url,
             listen: serve.listen.or(file.listen).unwrap_or(d.listen),
@@ -162,6 +262,7 @@ impl Config {
             max_bulk_body_bytes: file.max_bulk_body_bytes.unwrap_or(d.max_bulk_body_bytes),
             request_timeout_secs: file.request_timeout_secs.unwrap_or(d.request_timeout_secs),
             excavation_config: file.excavation_config,
+            basemap,
         })
     }
 }
@@ -233,5 +334,52 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("king"), "{e}");
+    }
+
+    #[test]
+    fn basemap_from_file_and_env_with_named_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[web]\nbasemap_url = 'https://tiles.example/{z}/{x}/{y}.png'\nbasemap_attribution = '© Example'\nbasemap_datum = 'gcj02'\n",
+        )
+        .unwrap();
+        let store = StoreArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        let none = Config::resolve(&StoreArgs::default(), &ServeArgs::default()).unwrap();
+        assert_eq!(none.basemap, None);
+        let b = Config::resolve(&store, &ServeArgs::default())
+            .unwrap()
+            .basemap
+            .unwrap();
+        assert_eq!(b.url, "https://tiles.example/{z}/{x}/{y}.png");
+        assert_eq!(b.attribution, "© Example");
+        assert_eq!(b.datum, crate::tileserver::Datum::Gcj02);
+        assert_eq!((b.tile_size, b.max_zoom), (256, 18));
+        // The variables (flags) win over the file.
+        let serve = ServeArgs {
+            basemap_datum: Some("wgs84".into()),
+            ..Default::default()
+        };
+        let b = Config::resolve(&store, &serve).unwrap().basemap.unwrap();
+        assert_eq!(b.datum, crate::tileserver::Datum::Cgcs2000);
+        for (url, datum, key) in [
+            ("https://x/{z}/{x}.png", None, "basemap_url"),
+            ("ftp://x/{z}/{x}/{y}.png", None, "basemap_url"),
+            ("/basemap/{z}/{x}/{y}.png", Some("bd09"), "bd09"),
+        ] {
+            let serve = ServeArgs {
+                basemap_url: Some(url.into()),
+                basemap_datum: datum.map(str::to_string),
+                ..Default::default()
+            };
+            let e = Config::resolve(&StoreArgs::default(), &serve)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{e}");
+        }
     }
 }

@@ -80,6 +80,10 @@ enum Command {
         /// Share of sensors that never report (the offline rule fires for them).
         #[arg(long, default_value_t = 0.02)]
         dead: f64,
+        /// A gas detector whose leak is past the emergency threshold from its first
+        /// reading and that reports every 100 ms (repeatable): a prompt alarm.
+        #[arg(long = "leak-now", value_name = "SENSOR_ID")]
+        leak_now: Vec<i64>,
     },
     /// Manage API keys.
     Keys {
@@ -116,6 +120,16 @@ struct ImportArgs {
     /// Write the full validation report (JSON) here.
     #[arg(long)]
     report: Option<std::path::PathBuf>,
+    /// Any rejected row fails the import (nothing of its transaction or batch is written).
+    #[arg(long)]
+    strict: bool,
+    /// Commit every N source rows, recording progress in the store (resumable); the default
+    /// is one transaction for the whole import.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Continue a batch import after its last committed row.
+    #[arg(long, requires = "batch_size")]
+    resume: bool,
 }
 
 /// Arguments of `lifeline export`.
@@ -344,6 +358,7 @@ async fn main() -> Result<()> {
             seed,
             leaks,
             dead,
+            leak_now,
         } => {
             let options = lifeline::simulate::SimOptions {
                 url: url.clone(),
@@ -353,6 +368,7 @@ async fn main() -> Result<()> {
                 seed: *seed,
                 leak_share: *leaks,
                 dead_share: *dead,
+                leak_now: leak_now.clone(),
             };
             let s = lifeline::simulate::run(options, lifeline::server::shutdown_signal()).await?;
             println!(
@@ -411,7 +427,7 @@ async fn main() -> Result<()> {
 }
 
 async fn run_import(cli: &Cli, a: &ImportArgs) -> Result<()> {
-    use lifeline::io::import::{prepare, ImportOptions, Mapping};
+    use lifeline::io::import::{import, prepare, ImportOptions, Mapping, RunOptions};
     let layer: lifeline::model::Layer = a.layer.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
     let mapping = Mapping::load(&a.mapping)?;
     let opts = ImportOptions {
@@ -420,27 +436,57 @@ async fn run_import(cli: &Cli, a: &ImportArgs) -> Result<()> {
         gcj02: a.gcj02,
     };
     let started = Instant::now();
-    let file = a.file.clone();
-    let report = tokio::task::spawn_blocking(move || {
-        let bar = indicatif::ProgressBar::new(0).with_style(
-            indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} rows")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar.set_message("reading");
-        let r = prepare(
-            &file,
+    let bar = indicatif::ProgressBar::new(0).with_style(
+        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} rows")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message("importing");
+    let progress = {
+        let bar = bar.clone();
+        Box::new(move |done: usize, total: usize| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        })
+    };
+    let summary = if a.dry_run {
+        // A dry run must not even create the store file.
+        let file = a.file.clone();
+        let mut progress = progress;
+        let report = tokio::task::spawn_blocking(move || {
+            prepare(&file, &mapping, &opts, Catalog::builtin(), &mut *progress)
+        })
+        .await??;
+        bar.finish_and_clear();
+        lifeline::io::import::Summary {
+            report,
+            written: 0,
+            commits: 0,
+            resumed_after: 0,
+            version: None,
+            job: None,
+        }
+    } else {
+        let (store, _) = open_store(cli).await?;
+        let run = RunOptions {
+            dry_run: false,
+            strict: a.strict,
+            batch_size: a.batch_size,
+            resume: a.resume,
+        };
+        let r = import(
+            store.as_ref(),
+            &a.file,
             &mapping,
             &opts,
-            Catalog::builtin(),
-            &mut |done, total| {
-                bar.set_length(total as u64);
-                bar.set_position(done as u64);
-            },
-        );
+            &run,
+            &Actor::cli(),
+            progress,
+        )
+        .await;
         bar.finish_and_clear();
-        r
-    })
-    .await??;
+        r?
+    };
+    let report = &summary.report;
     for i in report.issues.iter().take(30) {
         println!(
             "row {:>6}{}: {:?}: {}",
@@ -457,15 +503,22 @@ async fn run_import(cli: &Cli, a: &ImportArgs) -> Result<()> {
         );
     }
     if let Some(p) = &a.report {
-        std::fs::write(p, serde_json::to_vec_pretty(&report)?)
+        std::fs::write(p, serde_json::to_vec_pretty(report)?)
             .with_context(|| format!("writing {}", p.display()))?;
     }
+    if summary.resumed_after > 0 {
+        println!(
+            "resumed after source row {} (committed by an earlier run)",
+            summary.resumed_after
+        );
+    }
     println!(
-        "{}: read {} rows from layer '{}' ({}), accepted {}, repaired {}, rejected {}",
+        "{}: read {} rows from layer '{}' ({}; {}), accepted {}, repaired {}, rejected {}",
         a.file.display(),
         report.read,
         report.source_layer,
         report.source_crs.as_deref().unwrap_or("?"),
+        report.operation,
         report.accepted,
         report.repaired,
         report.rejected
@@ -474,16 +527,37 @@ async fn run_import(cli: &Cli, a: &ImportArgs) -> Result<()> {
         println!("dry run: nothing written");
         return Ok(());
     }
-    let (store, _) = open_store(cli).await?;
-    let version = store.bulk_load(&report.data, &Actor::cli()).await?;
-    println!(
-        "wrote {} {} (and {} owners) in one transaction (version {version}) in {:.1} s",
-        report.accepted,
-        layer,
-        report.data.owners.len(),
-        started.elapsed().as_secs_f64()
-    );
+    let secs = started.elapsed().as_secs_f64();
+    match &summary.job {
+        _ if summary.commits == 0 => {
+            println!("nothing to do: this batch import was completed by an earlier run")
+        }
+        Some(j) => println!(
+            "wrote {} records in {} transaction(s) (version {}) in {secs:.1} s; job: {} batches, \
+             through source row {}, {} accepted, {} rejected in total{}",
+            summary.written,
+            summary.commits,
+            summary.version.unwrap_or(0),
+            j.batches,
+            j.last_row,
+            j.accepted,
+            j.rejected,
+            if j.done { ", done" } else { "" }
+        ),
+        None => println!(
+            "wrote {} {} (and {} owners) in one transaction (version {}) in {secs:.1} s",
+            report.accepted,
+            layer,
+            mapping_owner_count(&summary),
+            summary.version.unwrap_or(0)
+        ),
+    }
     Ok(())
+}
+
+/// Owners written along with an import (the mapping's `[owner]`).
+fn mapping_owner_count(s: &lifeline::io::import::Summary) -> usize {
+    s.written.saturating_sub(s.report.accepted)
 }
 
 async fn run_export(cli: &Cli, a: &ExportArgs) -> Result<()> {

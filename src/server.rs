@@ -78,7 +78,7 @@ impl AppState {
             }
         };
         let index = Arc::new(
-            SpatialIndex::new(crs).with_min_zoom(crate::tileserver::render::index_min_zoom()),
+            crate::tileserver::render::with_index_min_zoom(SpatialIndex::new(crs)),
         );
         let idx = index.clone();
         tokio::task::spawn_blocking(move || idx.load(data))
@@ -133,11 +133,13 @@ impl AppState {
                     })?;
                     // After the index: a tile cut from here on shows the change.
                     self.tiles.record_changed(old.as_deref(), Some(&**r));
+                    self.risk.index_changed(r.layer(), r.id());
                 }
                 IndexUpdate::Remove(layer, id) => {
                     let old = self.index.get(*layer, *id);
                     self.index.remove(*layer, *id);
                     self.tiles.record_changed(old.as_deref(), None);
+                    self.risk.index_changed(*layer, *id);
                 }
                 IndexUpdate::Reload => {
                     let data = self.store.load_all().await?;
@@ -147,6 +149,7 @@ impl AppState {
                         .map_err(|e| AppError::Internal(e.to_string()))?
                         .map_err(|e| AppError::Internal(e.to_string()))?;
                     self.tiles.clear();
+                    self.risk.index_reloaded();
                 }
             }
         }
@@ -175,6 +178,8 @@ pub async fn run(
     let background = [
         crate::sync::spawn(state.clone()),
         crate::risk::spawn_offline_checker(state.risk.clone()),
+        // Issue 4: delivers owners' webhook notifications from the outbox.
+        crate::excavation::notify::spawn(state.store.clone(), state.excavation.clone()),
     ];
     // Live event streams never end on their own: end them when shutdown starts, so the
     // graceful shutdown below does not wait for them forever.

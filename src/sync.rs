@@ -10,9 +10,10 @@
 //! listening connection is down). Edits are applied from the store's current state of the
 //! record, so applying an entry twice, or late, is harmless.
 
-use crate::model::{ChangeOp, Layer, Record};
-use crate::risk::events::{Cursor, EventKind, NewEvent};
-use crate::risk::{anchor, RiskEngine};
+use crate::model::{Change, ChangeOp, Layer, Record};
+use crate::risk::events::{BusEvent, Cursor, EventKind, NewEvent};
+use crate::risk::model::RiskEvent;
+use crate::risk::{anchor, Book, RiskEngine};
 use crate::server::AppState;
 use crate::store::{Backend, StoreError};
 use futures::StreamExt;
@@ -105,13 +106,7 @@ pub async fn step(state: &AppState, r: &mut i64, c: &mut i64) -> Result<bool, St
     for ev in &events {
         *r = ev.id;
         let changes = engine.apply_event(ev);
-        out.push(NewEvent {
-            cursor: Cursor { r: *r, c: *c, k: 0 },
-            kind: EventKind::Alarm,
-            lon: Some(ev.alarm.lon),
-            lat: Some(ev.alarm.lat),
-            data: serde_json::to_value(&ev.alarm).unwrap_or_default(),
-        });
+        out.push(alarm_event(Cursor { r: *r, c: *c, k: 0 }, ev));
         for (i, ch) in changes.into_iter().enumerate() {
             out.push(NewEvent {
                 cursor: Cursor {
@@ -136,28 +131,13 @@ pub async fn step(state: &AppState, r: &mut i64, c: &mut i64) -> Result<bool, St
         *c = ch.version;
         let mut k = 0;
         let (lon, lat) = apply_change(state, ch).await?;
-        out.push(NewEvent {
-            cursor: Cursor { r: *r, c: *c, k },
-            kind: EventKind::Edit,
-            lon,
-            lat,
-            data: json!({
-                "layer": ch.layer, "id": ch.record_id, "op": ch.op, "version": ch.version,
-                "actor": ch.actor, "at": ch.at, "lon": lon, "lat": lat,
-            }),
-        });
+        out.push(edit_event(Cursor { r: *r, c: *c, k }, ch, lon, lat));
         // A risk point edit may change its registered, and so its shown, level.
         if ch.layer == Layer::RiskPoints && ch.op != ChangeOp::Delete {
             let book = engine.book.read();
-            if let Some((registered, level, lon, lat)) = engine.shown_level(&book, ch.record_id) {
-                k += 1;
-                out.push(NewEvent {
-                    cursor: Cursor { r: *r, c: *c, k },
-                    kind: EventKind::RiskLevel,
-                    lon: Some(lon),
-                    lat: Some(lat),
-                    data: json!({"id": ch.record_id, "registered": registered, "level": level, "lon": lon, "lat": lat}),
-                });
+            k += 1;
+            if let Some(e) = level_event(engine, &book, Cursor { r: *r, c: *c, k }, ch.record_id) {
+                out.push(e);
             }
         }
     }
@@ -167,11 +147,157 @@ pub async fn step(state: &AppState, r: &mut i64, c: &mut i64) -> Result<bool, St
     Ok(more)
 }
 
+fn alarm_event(cursor: Cursor, ev: &RiskEvent) -> NewEvent {
+    NewEvent {
+        cursor,
+        kind: EventKind::Alarm,
+        lon: Some(ev.alarm.lon),
+        lat: Some(ev.alarm.lat),
+        data: serde_json::to_value(&ev.alarm).unwrap_or_default(),
+    }
+}
+
+fn edit_event(cursor: Cursor, ch: &Change, lon: Option<f64>, lat: Option<f64>) -> NewEvent {
+    NewEvent {
+        cursor,
+        kind: EventKind::Edit,
+        lon,
+        lat,
+        data: json!({
+            "layer": ch.layer, "id": ch.record_id, "op": ch.op, "version": ch.version,
+            "actor": ch.actor, "at": ch.at, "lon": lon, "lat": lat,
+        }),
+    }
+}
+
+/// The level a risk point shows now, as a `risk_level` event (`None`: not in the index).
+fn level_event(engine: &RiskEngine, book: &Book, cursor: Cursor, id: i64) -> Option<NewEvent> {
+    let (registered, level, lon, lat) = engine.shown_level(book, id)?;
+    Some(NewEvent {
+        cursor,
+        kind: EventKind::RiskLevel,
+        lon: Some(lon),
+        lat: Some(lat),
+        data: json!({"id": id, "registered": registered, "level": level, "lon": lon, "lat": lat}),
+    })
+}
+
+/// Most log entries replayed from the store to one reconnecting client; a client further
+/// behind gets `reset` (reloading the state is cheaper than streaming that history).
+pub const REPLAY_MAX: usize = 50_000;
+
+/// The events after a client's cursor `seen` up to `head` (the newest event this instance
+/// has published), rebuilt from the store's two durable logs: for a client whose cursor is
+/// older than the in-memory ring, or than this process (after a restart).
+///
+/// Alarm and edit events carry the same data as when they were live (alarm snapshots are
+/// stored with each risk event; an edit's place is its record's current place). The two
+/// logs are merged by time and each event's cursor advances only the log it came from, so
+/// resuming from any replayed id continues without loss. The per-change `risk_level`
+/// events are not stored; instead the replay ends with one `risk_level` event per risk
+/// point the replayed entries touched, at the level it shows now (cursor `head`).
+///
+/// `Ok(None)`: the logs cannot cover it — the cursor is ahead of this instance (another
+/// store's id), or more than [`REPLAY_MAX`] entries are missing.
+pub async fn replay_from_store(
+    engine: &RiskEngine,
+    seen: Cursor,
+    head: Cursor,
+) -> Result<Option<Vec<BusEvent>>, StoreError> {
+    if seen.r > head.r || seen.c > head.c {
+        return Ok(None);
+    }
+    let mut alarms: Vec<RiskEvent> = Vec::new();
+    let mut after = seen.r;
+    while after < head.r {
+        let page = engine.store.risk_events_since(after, PAGE).await?;
+        let full = page.len() == PAGE;
+        for ev in page.into_iter().take_while(|e| e.id <= head.r) {
+            after = ev.id;
+            alarms.push(ev);
+        }
+        if alarms.len() > REPLAY_MAX {
+            return Ok(None);
+        }
+        if !full {
+            break;
+        }
+    }
+    let mut changes: Vec<Change> = Vec::new();
+    let mut after = seen.c;
+    while after < head.c {
+        let page = engine.store.changes_since(after, PAGE).await?;
+        let full = page.len() == PAGE;
+        for ch in page.into_iter().take_while(|c| c.version <= head.c) {
+            after = ch.version;
+            changes.push(ch);
+        }
+        if alarms.len() + changes.len() > REPLAY_MAX {
+            return Ok(None);
+        }
+        if !full {
+            break;
+        }
+    }
+    let (mut r, mut c) = (seen.r, seen.c);
+    let mut out = Vec::with_capacity(alarms.len() + changes.len());
+    let mut points = std::collections::BTreeSet::new();
+    let (mut a, mut e) = (alarms.iter().peekable(), changes.iter().peekable());
+    loop {
+        let take_alarm = match (a.peek(), e.peek()) {
+            (Some(x), Some(y)) => x.alarm.updated_at <= y.at,
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        let ev = if take_alarm {
+            let Some(ev) = a.next() else { break };
+            r = ev.id;
+            points.extend(ev.alarm.risk_point_id);
+            alarm_event(Cursor { r, c, k: 0 }, ev)
+        } else {
+            let Some(ch) = e.next() else { break };
+            c = ch.version;
+            if ch.layer == Layer::RiskPoints && ch.op != ChangeOp::Delete {
+                points.insert(ch.record_id);
+            }
+            let (lon, lat) = engine
+                .index
+                .get(ch.layer, ch.record_id)
+                .and_then(|rec| anchor(&rec))
+                .map(|(x, y)| (Some(x), Some(y)))
+                .unwrap_or((None, None));
+            edit_event(Cursor { r, c, k: 0 }, ch, lon, lat)
+        };
+        out.push(ev);
+    }
+    {
+        let book = engine.book.read();
+        out.extend(
+            points
+                .into_iter()
+                .filter_map(|p| level_event(engine, &book, head, p)),
+        );
+    }
+    Ok(Some(
+        out.into_iter()
+            .map(|e| BusEvent {
+                seq: 0,
+                cursor: e.cursor,
+                kind: e.kind,
+                lon: e.lon,
+                lat: e.lat,
+                data: e.data.to_string(),
+            })
+            .collect(),
+    ))
+}
+
 /// Applies one change-log entry to the index and tile cache from the store's current
 /// state of the record; returns where it is (if it has a place).
 async fn apply_change(
     state: &AppState,
-    ch: &crate::model::Change,
+    ch: &Change,
 ) -> Result<(Option<f64>, Option<f64>), StoreError> {
     if ch.op == ChangeOp::Bulk {
         // A local bulk load already rebuilt the index (and set its version past this one).
@@ -184,10 +310,7 @@ async fn apply_change(
             }
             state.tiles.clear();
             state.index.set_version(ch.version);
-            state
-                .risk
-                .edits
-                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+            state.risk.index_reloaded();
         }
         return Ok((None, None));
     }
@@ -205,25 +328,20 @@ async fn apply_change(
                 if let Err(e) = state.index.upsert(rec.clone()) {
                     tracing::error!(error = %e, "change follower: index update failed");
                 }
-                // After the index: a statistics cache built from here on sees the change.
-                state
-                    .risk
-                    .edits
-                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                 state.tiles.record_changed(old.as_deref(), Some(&rec));
             }
+            // Always (a local write already updated the index, and reported it; applying
+            // it again is harmless): after the index, so the statistics see the change.
+            state.risk.index_changed(ch.layer, ch.record_id);
             Ok(at)
         }
         None => {
             let at = old.as_deref().map(place).unwrap_or((None, None));
             if old.is_some() {
                 state.index.remove(ch.layer, ch.record_id);
-                state
-                    .risk
-                    .edits
-                    .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
                 state.tiles.record_changed(old.as_deref(), None);
             }
+            state.risk.index_changed(ch.layer, ch.record_id);
             Ok(at)
         }
     }

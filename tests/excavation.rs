@@ -619,3 +619,463 @@ both_backends!(tickets_follow_the_dig);
 async fn body_of(resp: reqwest::Response) -> (StatusCode, Value) {
     body(resp).await
 }
+
+async fn get_path(app: &TestApp, path: &str, role: Option<Role>) -> (StatusCode, Value) {
+    body(app.req(Method::GET, path, role).send().await.unwrap()).await
+}
+
+/// A stored ticket renders like a check — GeoJSON and a printable HTML report — from what
+/// was checked at submission, with its state, requester, owners' responses and deadlines;
+/// a pipe laid afterwards does not appear in it. Deadlines follow the working-day calendar.
+async fn stored_ticket_renders_like_a_check(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let contractor = Some(Role::Contractor);
+    let mut req = fixture_dig();
+    req["requester"] = json!({"name": "王工", "company": "渝建三公司", "phone": "138 0000 0000"});
+    let (s, t) = post(&app, "/excavation/tickets", contractor, &req).await;
+    assert_eq!(s, StatusCode::CREATED, "{t}");
+    let id = t["id"].as_i64().unwrap();
+    // Working days: each owner's deadline is 24 h of working-day time (Beijing time) from
+    // submission, per data/excavation.toml.
+    let ex = lifeline::excavation::Excavation::builtin();
+    let created: chrono::DateTime<chrono::Utc> = t["created_at"].as_str().unwrap().parse().unwrap();
+    let due: chrono::DateTime<chrono::Utc> =
+        t["owners"][0]["due_at"].as_str().unwrap().parse().unwrap();
+    assert_eq!(due, ex.tickets.calendar.add_hours(created, 24));
+    assert!(due >= created + chrono::Duration::hours(24));
+
+    // A gas main laid across the dig after submission.
+    let (x, y) = (106.5003, 29.5001);
+    let later = add_pipe(
+        &app,
+        json!({"kind": "gas", "owner_id": 2, "pressure_class": "low", "depth_start_m": 1.0, "depth_end_m": 1.0}),
+        vec![[x - 10.0 * DLON, y], [x + 40.0 * DLON, y]],
+    )
+    .await;
+    let (_, fresh) = post(&app, "/excavation/check", contractor, &fixture_dig()).await;
+    assert_eq!(fresh["conflicts"].as_array().unwrap().len(), 3, "{fresh}");
+
+    // GeoJSON, by ?f= and by Accept: the check as at submission plus the ticket.
+    let path = format!("/excavation/tickets/{id}?f=geojson");
+    let resp = app
+        .req(Method::GET, &path, contractor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.headers()["content-type"].to_str().unwrap(),
+        "application/geo+json"
+    );
+    let (s, g) = body(resp).await;
+    assert_eq!(s, StatusCode::OK, "{g}");
+    assert_eq!(g["type"], "FeatureCollection");
+    let features = g["features"].as_array().unwrap();
+    assert_eq!(features[0]["properties"]["role"], "dig_area");
+    assert_eq!(features[0]["geometry"]["type"], "Polygon");
+    let pipes: Vec<&Value> = features
+        .iter()
+        .filter(|f| f["properties"]["role"] == "pipe")
+        .collect();
+    let mut ids: Vec<i64> = pipes
+        .iter()
+        .map(|f| f["properties"]["pipeline_id"].as_i64().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, vec![1, 2], "pipe {later} was laid after submission");
+    for p in &pipes {
+        assert_eq!(p["geometry"]["type"], "LineString");
+        assert!(
+            p["geometry"]["coordinates"].as_array().unwrap().len() >= 2,
+            "{p}"
+        );
+        assert_eq!(p["properties"]["severity"], "violation");
+    }
+    assert!(features
+        .iter()
+        .any(|f| f["properties"]["role"] == "risk_point" && f["geometry"]["type"] == "Point"));
+    assert_eq!(g["summary"]["violations"], 2);
+    assert_eq!(g["ticket"]["id"], id);
+    assert_eq!(g["ticket"]["state"], "owners_notified");
+    assert_eq!(g["ticket"]["requester"]["name"], "王工");
+    assert_eq!(g["ticket"]["owners"][0]["due_at"], t["owners"][0]["due_at"]);
+    assert_eq!(g["ticket"]["geometry_as_of"], "submission");
+    let resp = app
+        .req(
+            Method::GET,
+            &format!("/excavation/tickets/{id}"),
+            contractor,
+        )
+        .header("accept", "application/geo+json")
+        .send()
+        .await
+        .unwrap();
+    let (_, g2) = body(resp).await;
+    assert_eq!(g2["features"], g["features"]);
+
+    // An owner answers; the HTML report shows the state, the answer and the deadlines.
+    let (s, v) = post(
+        &app,
+        &format!("/excavation/tickets/{id}/responses"),
+        Some(Role::Operator),
+        &json!({"owner_id": 1, "status": "marked", "note": "黄色喷漆标记"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    for path in [
+        format!("/excavation/tickets/{id}?f=html"),
+        format!("/excavation/tickets/{id}?format=html"),
+    ] {
+        let resp = app
+            .req(Method::GET, &path, contractor)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert!(resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        let html = resp.text().await.unwrap();
+        for needle in [
+            &format!("Ticket {id}: owners_notified"),
+            "王工",
+            "渝建三公司",
+            "Owners' responses",
+            "黄色喷漆标记",
+            "marked",
+            "pending",
+            "+08:00",
+            "<svg",
+            "Verdict: stop",
+            "重庆燃气集团",
+            "not re-run",
+        ] {
+            assert!(html.contains(needle), "HTML lacks {needle:?}");
+        }
+        assert!(
+            !html.contains(&format!("pipeline {later} (")),
+            "later pipe drawn"
+        );
+    }
+    let resp = app
+        .req(
+            Method::GET,
+            &format!("/excavation/tickets/{id}"),
+            contractor,
+        )
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.text().await.unwrap().contains("<svg"));
+
+    // JSON stays the default and carries the notifications.
+    let (s, v) = get_path(&app, &format!("/excavation/tickets/{id}"), contractor).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["id"], id);
+    assert!(v["notifications"].is_array());
+    // Same access rules as the JSON: another contractor gets 404 in every format.
+    let rival_key = lifeline::auth::generate_key();
+    app.store
+        .create_api_key(
+            "rival",
+            Role::Contractor,
+            &lifeline::auth::hash_key(&rival_key),
+            &Actor::cli(),
+        )
+        .await
+        .unwrap();
+    for f in ["json", "geojson", "html"] {
+        let resp = app
+            .client
+            .get(app.url(&format!("/excavation/tickets/{id}?f={f}")))
+            .bearer_auth(&rival_key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{f}");
+    }
+    let (s, v) = get_path(&app, &format!("/excavation/tickets/{id}?f=pdf"), contractor).await;
+    assert_error(s, &v, StatusCode::BAD_REQUEST, "pdf");
+    let (s, g) = get_path(
+        &app,
+        &format!("/excavation/tickets/{id}?f=geojson"),
+        Some(Role::Operator),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(g["ticket"]["owners"][0]["status"], "marked");
+    let (_, doc) = get_path(&app, "/openapi.json", None).await;
+    let params = doc["paths"]["/excavation/tickets/{id}"]["get"]["parameters"].to_string();
+    assert!(params.contains("format"), "{params}");
+    assert!(doc["paths"]["/excavation/notifications"]["get"].is_object());
+    assert!(doc["paths"]["/excavation/owners/{id}/channels"]["put"].is_object());
+    app.stop().await;
+}
+both_backends!(stored_ticket_renders_like_a_check);
+
+/// What a test webhook receiver saw: path, Idempotency-Key header, body.
+type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String, Value)>>>;
+
+/// A real HTTP listener on port 0: `/ok/...` answers 200, `/fail/...` 503.
+async fn webhook_receiver() -> (std::net::SocketAddr, Received, tokio::task::JoinHandle<()>) {
+    use axum::extract::{Path, State};
+    use axum::http::HeaderMap;
+    let got: Received = Default::default();
+    async fn hook(
+        State(got): State<Received>,
+        Path((mode, rest)): Path<(String, String)>,
+        headers: HeaderMap,
+        axum::Json(v): axum::Json<Value>,
+    ) -> axum::http::StatusCode {
+        let key = headers
+            .get("idempotency-key")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        got.lock()
+            .unwrap()
+            .push((format!("/{mode}/{rest}"), key, v));
+        if mode == "ok" {
+            axum::http::StatusCode::OK
+        } else {
+            axum::http::StatusCode::SERVICE_UNAVAILABLE
+        }
+    }
+    let app = axum::Router::new()
+        .route("/{mode}/{rest}", axum::routing::post(hook))
+        .with_state(got.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let h = tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    (addr, got, h)
+}
+
+/// Submitting a ticket notifies each owner by every channel of its contact data, durably in
+/// the outbox; webhooks are POSTed by the worker (retried on failure), e-mail and SMS wait
+/// for a gateway that reports back; everything is audited.
+async fn owners_are_notified(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (addr, got, receiver) = webhook_receiver().await;
+    let op = Some(Role::Operator);
+    let contractor = Some(Role::Contractor);
+    let put = |path: String, role: Option<Role>, v: Value| {
+        let b = app.req(Method::PUT, &path, role).json(&v);
+        async move { body(b.send().await.unwrap()).await }
+    };
+    // Owners register their channels (operators only, validated, owner must exist).
+    let hook1 = format!("http://{addr}/ok/owner1");
+    let (s, v) = put(
+        "/excavation/owners/1/channels".into(),
+        op,
+        json!({"webhook_url": hook1, "sms": "139 0000 0001"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["owner_id"], 1);
+    let (s, v) = put(
+        "/excavation/owners/2/channels".into(),
+        op,
+        json!({"webhook_url": format!("http://{addr}/fail/owner2")}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = put(
+        "/excavation/owners/2/channels".into(),
+        contractor,
+        json!({"webhook_url": "http://127.0.0.1:1/x"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, v) = put(
+        "/excavation/owners/1/channels".into(),
+        op,
+        json!({"webhook_url": "ftp://example.cn/x"}),
+    )
+    .await;
+    assert_error(s, &v, StatusCode::UNPROCESSABLE_ENTITY, "http");
+    let (s, v) = put(
+        "/excavation/owners/999/channels".into(),
+        op,
+        json!({"webhook_url": hook1}),
+    )
+    .await;
+    assert_error(s, &v, StatusCode::NOT_FOUND, "owner 999");
+    let (s, v) = get_path(&app, "/excavation/owners/1/channels", op).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["webhook_url"], hook1);
+
+    // Submit: owners 1 and 2 are affected.
+    let mut req = fixture_dig();
+    req["requester"] = json!({"name": "王工", "phone": "138 0000 0000"});
+    let submit = |body: Value| {
+        let b = app
+            .req(Method::POST, "/excavation/tickets", contractor)
+            .header("Idempotency-Key", "n-1")
+            .json(&body);
+        async move { body_of(b.send().await.unwrap()).await }
+    };
+    let (s, t) = submit(req.clone()).await;
+    assert_eq!(s, StatusCode::CREATED, "{t}");
+    let id = t["id"].as_i64().unwrap();
+
+    // The worker delivers owner 1's webhook and records owner 2's failure for a retry.
+    let list_path = format!("/excavation/notifications?ticket={id}");
+    let mut list = Value::Null;
+    for _ in 0..100 {
+        let (s, v) = get_path(&app, &list_path, op).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let done =
+            v["notifications"].as_array().unwrap().iter().any(|n| {
+                n["channel"] == "webhook" && n["owner_id"] == 1 && n["status"] == "delivered"
+            }) && v["notifications"].as_array().unwrap().iter().any(|n| {
+                n["channel"] == "webhook"
+                    && n["owner_id"] == 2
+                    && n["attempts"] == 1
+                    && n["last_error"].is_string()
+            });
+        list = v;
+        if done {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let ns = list["notifications"].as_array().unwrap().clone();
+    let find = |owner: i64, channel: &str| {
+        ns.iter()
+            .find(|n| n["owner_id"] == owner && n["channel"] == channel)
+            .unwrap_or_else(|| panic!("no {channel} for owner {owner}: {list}"))
+            .clone()
+    };
+    assert_eq!(ns.len(), 6, "email, sms and webhook for each owner: {list}");
+    let w1 = find(1, "webhook");
+    assert_eq!(w1["status"], "delivered", "{w1}");
+    assert!(w1["delivered_at"].is_string());
+    let w2 = find(2, "webhook");
+    assert_eq!(w2["status"], "pending", "{w2}");
+    assert!(w2["last_error"].as_str().unwrap().contains("503"), "{w2}");
+    let next: chrono::DateTime<chrono::Utc> =
+        w2["next_attempt_at"].as_str().unwrap().parse().unwrap();
+    assert!(next > chrono::Utc::now(), "retry is backed off");
+    // E-mail from the owner record, SMS from the registered override or the emergency phone.
+    assert_eq!(find(1, "email")["address"], "duty@example.cn");
+    assert_eq!(find(1, "sms")["address"], "139 0000 0001");
+    assert_eq!(find(2, "sms")["address"], "023-6888 0000");
+    for n in &ns {
+        assert_eq!(n["ticket_id"], id);
+        let owner = t["owners"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["owner_id"] == n["owner_id"])
+            .unwrap();
+        assert_eq!(n["due_at"], owner["due_at"], "the response deadline");
+        assert!(n["message"].as_str().unwrap().contains(&format!("#{id}")));
+    }
+    for ch in ["email", "sms"] {
+        assert_eq!(find(1, ch)["status"], "pending", "left for the gateway");
+    }
+    // What the receivers got: the notification as JSON, with its Idempotency-Key.
+    let seen = got.lock().unwrap().clone();
+    let ok: Vec<_> = seen.iter().filter(|(p, _, _)| p == "/ok/owner1").collect();
+    assert_eq!(ok.len(), 1, "{seen:?}");
+    let (_, key, b) = ok[0];
+    assert_eq!(key, &format!("lifeline-notification-{}", w1["id"]));
+    assert_eq!(b["ticket_id"], id);
+    assert_eq!(b["owner_id"], 1);
+    assert_eq!(b["due_at"], t["owners"][0]["due_at"]);
+    assert_eq!(b["message"], w1["message"]);
+    assert!(seen.iter().any(|(p, _, _)| p == "/fail/owner2"));
+
+    // The ticket view shows its notifications; webhook URLs only to operators.
+    let (_, v) = get_path(&app, &format!("/excavation/tickets/{id}"), contractor).await;
+    let mine = v["notifications"].as_array().unwrap();
+    assert_eq!(mine.len(), 6);
+    assert!(mine
+        .iter()
+        .filter(|n| n["channel"] == "webhook")
+        .all(|n| n["address"] == "(webhook)"));
+    let (_, v) = get_path(&app, &format!("/excavation/tickets/{id}"), op).await;
+    assert!(v["notifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["address"] == hook1));
+    let (s, v) = get_path(&app, "/excavation/notifications", contractor).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, v) = get_path(&app, "/excavation/notifications?status=sent", op).await;
+    assert_error(s, &v, StatusCode::BAD_REQUEST, "sent");
+
+    // The gateway reports e-mail and SMS outcomes; webhooks are not its to report.
+    let email = find(1, "email")["id"].as_i64().unwrap();
+    let report = |n: i64, v: Value| {
+        let b = app
+            .req(
+                Method::POST,
+                &format!("/excavation/notifications/{n}/status"),
+                op,
+            )
+            .json(&v);
+        async move { body(b.send().await.unwrap()).await }
+    };
+    let (s, v) = report(email, json!({"status": "delivered"})).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "delivered");
+    let (s, v) = report(email, json!({"status": "failed"})).await;
+    assert_error(s, &v, StatusCode::CONFLICT, "already delivered");
+    let sms2 = find(2, "sms")["id"].as_i64().unwrap();
+    let (s, v) = report(
+        sms2,
+        json!({"status": "failed", "error": "landline: no SMS"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["last_error"], "landline: no SMS");
+    let (s, v) = report(w2["id"].as_i64().unwrap(), json!({"status": "delivered"})).await;
+    assert_error(s, &v, StatusCode::CONFLICT, "webhook");
+    let (s, v) = report(999_999, json!({"status": "delivered"})).await;
+    assert_error(s, &v, StatusCode::NOT_FOUND, "999999");
+    let (s, v) = get_path(&app, &format!("{list_path}&status=pending"), op).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["numberReturned"], 3, "{v}");
+
+    // A retried submission writes no second set.
+    let (s, _) = submit(req.clone()).await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, v) = get_path(&app, &list_path, op).await;
+    assert_eq!(v["numberReturned"], 6);
+    // A dig that reaches no owner notifies nobody.
+    let mut far = dig(json!({"type": "Polygon", "coordinates": [rect(106.60, 29.60, 10.0, 10.0)]}));
+    far["requester"] = json!({"name": "王工", "phone": "138 0000 0000"});
+    let (s, t2) = post(&app, "/excavation/tickets", contractor, &far).await;
+    assert_eq!(s, StatusCode::CREATED, "{t2}");
+    assert_eq!(t2["state"], "cleared");
+    let (_, v) = get_path(
+        &app,
+        &format!("/excavation/notifications?ticket={}", t2["id"]),
+        op,
+    )
+    .await;
+    assert_eq!(v["numberReturned"], 0);
+
+    // Every notification and outcome is audited.
+    let audit = app.store.audit_log(500).await.unwrap();
+    let count = |action: &str| audit.iter().filter(|a| a.action == action).count();
+    assert_eq!(count("notification_created"), 6);
+    assert_eq!(count("owner_channels_set"), 2);
+    assert!(count("notification_delivered") >= 2, "webhook + e-mail");
+    assert_eq!(count("notification_failed"), 1);
+    assert!(count("notification_retry") >= 1);
+    let created: Vec<_> = audit
+        .iter()
+        .filter(|a| a.action == "notification_created")
+        .collect();
+    assert!(created
+        .iter()
+        .all(|a| a.target.starts_with("notification_outbox/") && a.actor == "test-contractor"));
+    receiver.abort();
+    app.stop().await;
+}
+both_backends!(owners_are_notified);

@@ -5,54 +5,24 @@
 //! GeoJSON, FlatGeobuf, CSV and Shapefile keeping counts, attributes and geometry to 1 mm.
 
 mod app;
+mod import_support;
 
 use app::{fresh_store, Backend};
+use import_support::{cs2cs, mapping, metres, run, shared};
 use lifeline::index::SpatialIndex;
 use lifeline::io::crs::MetricCrs;
 use lifeline::io::export::{export, ExportOptions};
 use lifeline::io::gdal::{read_layer, OutFormat};
-use lifeline::io::import::{prepare, ImportOptions, Mapping, Outcome, Report};
-use lifeline::model::{Actor, Catalog, Layer, Pipeline};
-use std::path::{Path, PathBuf};
+use lifeline::io::import::{Mapping, Outcome};
+use lifeline::model::{Actor, Layer, Pipeline};
+use std::path::Path;
 use std::process::Command;
 
-fn shared(p: &str) -> PathBuf {
-    app::shared_data_dir().join(p)
-}
-
-fn mapping(name: &str) -> Mapping {
-    Mapping::load(
-        &Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("data/mappings")
-            .join(name),
-    )
-    .unwrap()
-}
-
-fn run(path: &Path, m: &Mapping, layer: Layer, s_srs: Option<&str>, gcj02: bool) -> Report {
-    let opts = ImportOptions {
-        layer,
-        source_crs: s_srs.map(str::to_string),
-        gcj02,
-    };
-    prepare(path, m, &opts, Catalog::builtin(), &mut |_, _| {}).unwrap()
-}
-
-/// `cs2cs` on one position, in the CRSs' own axis orders.
-fn cs2cs(from: &str, to: &str, a: f64, b: f64) -> (f64, f64) {
-    let out = Command::new("sh")
-        .args([
-            "-c",
-            &format!("echo '{a} {b}' | cs2cs -f %.10f {from} {to}"),
-        ])
-        .output()
-        .unwrap();
-    let nums: Vec<f64> = String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .filter_map(|t| t.parse().ok())
-        .collect();
-    (nums[0], nums[1])
-}
+/// DHDN / 3-degree Gauss–Krüger zone 3 with the EPSG:1777 Helmert to WGS84, as `cs2cs`
+/// takes it (the mapping gives the same operation as a pipeline).
+const GK3_1777: &str = "+proj=tmerc +lat_0=0 +lon_0=9 +k=1 +x_0=3500000 +y_0=0 +ellps=bessel \
+    +towgs84=598.1,73.7,418.2,0.202,0.045,-2.455,6.7 +units=m +no_defs";
+const WGS84: &str = "+proj=longlat +datum=WGS84 +no_defs";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gas_network_into_both_stores() {
@@ -84,20 +54,30 @@ async fn gas_network_into_both_stores() {
     assert_eq!(p.material.as_deref(), Some("PE 100 SDR 11"));
     let d = row.fields["diameter_m"].as_f64().unwrap() * 1000.0;
     assert!((p.diameter_mm.unwrap() - d).abs() < 1e-9);
-    // Reprojection equals PROJ's command line (EPSG:31467 is northing, easting on the wire;
-    // GDAL hands the importer easting, northing).
+    // Reprojection uses the EPSG:1777 Helmert the mapping names and equals PROJ's command
+    // line with the same parameters, to 1e-8 degrees (~1 mm).
+    assert!(
+        report.operation.contains("+proj=helmert +x=598.1"),
+        "{}",
+        report.operation
+    );
     let Ok(Some(geo::Geometry::LineString(l))) = &row.geometry else {
         panic!("{:?}", row.geometry)
     };
     let (e, n) = (l.0[0].x, l.0[0].y);
-    let (lat, lon) = cs2cs("EPSG:31467", "EPSG:4490", n, e);
+    let (lon, lat) = cs2cs(GK3_1777, WGS84, e, n);
     let c = p.geometry.0[0];
     assert!(
         (c.x - lon).abs() < 1e-8 && (c.y - lat).abs() < 1e-8,
-        "({}, {}) vs cs2cs ({lon}, {lat})",
+        "({}, {}) vs cs2cs EPSG:1777 ({lon}, {lat})",
         c.x,
         c.y
     );
+    // PROJ's straight EPSG:31467 → EPSG:4490 is a ballpark (no datum shift): ~127 m away.
+    // (EPSG:31467 is northing, easting on the wire; GDAL hands the importer easting, northing.)
+    let (blat, blon) = cs2cs("EPSG:31467", "EPSG:4490", n, e);
+    let off = metres((c.x, c.y), (blon, blat));
+    assert!((100.0..150.0).contains(&off), "ballpark is {off} m away");
 
     for backend in [Backend::Gpkg, Backend::Postgis] {
         let (store, _, _dir) = fresh_store(backend).await;

@@ -270,6 +270,157 @@ async fn access_control(backend: Backend) {
 }
 both_backends!(access_control);
 
+/// Owners are a collection without geometry for contractors and above, with the same
+/// fields as `/features/owners`; a viewer sees neither the collection nor its items.
+async fn owners_collection(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let c = Some(Role::Contractor);
+    let (_, v) = get(&app, "/ogc/collections", None).await;
+    let listed = |v: &Value| {
+        v["collections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == "owners")
+    };
+    assert!(!listed(&v), "a viewer must not see the owners collection");
+    for path in [
+        "/ogc/collections/owners",
+        "/ogc/collections/owners/items",
+        "/ogc/collections/owners/items/1",
+        "/ogc/collections/owners/queryables",
+    ] {
+        let (s, v) = get(&app, path, None).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{path}: {v}");
+        assert!(v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("contractor"));
+    }
+    let (_, v) = get(&app, "/ogc/collections", c).await;
+    assert!(listed(&v));
+    let (s, col) = get(&app, "/ogc/collections/owners", c).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(col.get("extent").is_none(), "{col}");
+    let (s, v) = get(&app, "/ogc/collections/owners/items", c).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, plain) = get(&app, "/features/owners", c).await;
+    assert_eq!(v["numberMatched"], plain["numberMatched"]);
+    assert_eq!(ids(&v), ids(&plain));
+    for (f, p) in v["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(plain["features"].as_array().unwrap())
+    {
+        assert!(f["geometry"].is_null());
+        assert_eq!(f["properties"], p["properties"]);
+        assert!(f["properties"]["emergency_phone"].is_string());
+    }
+    // Queryables and filters work; geometry-only parameters are refused, naming why.
+    let (_, q) = get(&app, "/ogc/collections/owners/queryables", c).await;
+    assert_eq!(q["properties"]["emergency_contact"]["type"], "string");
+    assert!(q["properties"].get("geometry").is_none());
+    let want = ids(&plain)[0];
+    let name = plain["features"][0]["properties"]["name"].as_str().unwrap();
+    let path = format!(
+        "/ogc/collections/owners/items?filter={}",
+        enc(&format!("name = '{}'", name.replace('\'', "''")))
+    );
+    let (s, v) = get(&app, &path, c).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(ids(&v), vec![want]);
+    for bad in ["bbox=1,2,3,4", "f=fgb"] {
+        let (s, v) = get(&app, &format!("/ogc/collections/owners/items?{bad}"), c).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {v}");
+    }
+    let (s, f) = get(&app, &format!("/ogc/collections/owners/items/{want}"), c).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(f["properties"]["name"], name);
+    app.stop().await;
+}
+both_backends!(owners_collection);
+
+/// HTML views for browsers: `f=html` or an `Accept: text/html` header; JSON otherwise.
+async fn html_views(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let a = Some(Role::Analyst);
+    for path in [
+        "/ogc?f=html",
+        "/ogc/conformance?f=html",
+        "/ogc/collections?f=html",
+        "/ogc/collections/pipelines?f=html",
+        "/ogc/collections/pipelines/items?f=html&limit=2",
+        "/ogc/collections/pipelines/items/1?f=html",
+    ] {
+        let r = app.req(Method::GET, path, a).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        assert!(r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+        let t = r.text().await.unwrap();
+        assert!(t.starts_with("<!DOCTYPE html>"), "{path}: {t}");
+        // No external assets: no scripts, no remote style sheets or images.
+        assert!(!t.contains("<script") && !t.contains("<link") && !t.contains("<img"));
+    }
+    // The items page lists the page's features with their attributes and a next link.
+    let t = app
+        .req(
+            Method::GET,
+            "/ogc/collections/pipelines/items?f=html&limit=2",
+            a,
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(t.contains("ductile iron") && t.contains("Next page"), "{t}");
+    assert!(t.contains("items/1?f=html") && t.contains("items/2?f=html"));
+    // A browser's Accept header gets HTML; GDAL-like clients get JSON.
+    let r = app
+        .req(Method::GET, "/ogc/collections", None)
+        .header("accept", "text/html,application/xhtml+xml,*/*;q=0.8")
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let (s, v) = get(&app, "/ogc/collections", None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(v["collections"].is_array());
+    // The API definition is JSON only (so the HTML conformance class is not declared).
+    let (s, _) = get(&app, "/ogc/api?f=html", None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    app.stop().await;
+}
+both_backends!(html_views);
+
+/// The analysis endpoints are in the service's `/openapi.json` as well as `/ogc/api`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn analysis_in_openapi() {
+    let app = TestApp::start(Backend::Gpkg).await;
+    let (s, v) = get(&app, "/openapi.json", None).await;
+    assert_eq!(s, StatusCode::OK);
+    for p in [
+        "/ogc/analysis/pipelines-within",
+        "/ogc/analysis/clearance-audit",
+        "/ogc/analysis/grid-stats",
+        "/ogc/analysis/nearest-sensors",
+    ] {
+        let op = &v["paths"][p]["get"];
+        assert!(op.is_object(), "{p} missing from /openapi.json");
+        assert!(!op["parameters"].as_array().unwrap().is_empty(), "{p}");
+    }
+    let audit = v["paths"]["/ogc/analysis/clearance-audit"]["get"].to_string();
+    assert!(audit.contains("vertical_clearance_m"));
+    app.stop().await;
+}
+
 async fn hostile_filters(backend: Backend) {
     let app = TestApp::start(backend).await;
     let deep = format!("{}kind='gas'{}", "(".repeat(5000), ")".repeat(5000));
@@ -469,15 +620,22 @@ async fn gdal_oapif_client() {
         "{text} {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for c in ["pipelines", "risk_points", "grid_cells", "sensors"] {
+    for c in [
+        "pipelines",
+        "risk_points",
+        "grid_cells",
+        "sensors",
+        "owners",
+    ] {
         assert!(text.contains(c), "ogrinfo did not list {c}: {text}");
     }
-    // Every collection reads completely.
+    // Every collection reads completely, owners (no geometry) included.
     for (c, n) in [
         ("pipelines", 5),
         ("risk_points", 2),
         ("grid_cells", 2),
         ("sensors", 3),
+        ("owners", 2),
     ] {
         let u = url.clone();
         let out = tokio::task::spawn_blocking(move || {
@@ -683,6 +841,20 @@ async fn analysis_endpoints(backend: Backend) {
     assert_eq!(r.headers()["content-type"], "text/csv; charset=utf-8");
     let csv = r.text().await.unwrap();
     assert_eq!(csv.lines().count(), 2, "{csv}");
+    // The vertical columns are there; a parallel pair is judged horizontally.
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    for col in [
+        "pipe_depth_m",
+        "vertical_clearance_m",
+        "required_vertical_m",
+        "vertical",
+    ] {
+        assert!(header.contains(&col), "{csv}");
+    }
+    assert!(
+        csv.lines().nth(1).unwrap().ends_with(",not_applicable"),
+        "{csv}"
+    );
     assert!(
         csv.lines()
             .nth(1)

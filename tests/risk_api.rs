@@ -720,6 +720,25 @@ async fn offline_sensors_raise_and_clear(backend: Backend) {
     assert_eq!(c["risk_points"], 2);
     assert_eq!(c["working"], 2);
     assert_eq!(c["by_grid_cell"][0]["grid_cell_id"], 1);
+    // ... but it is counted where it stands, as an unlinked sensor that is offline.
+    let cell = &c["by_grid_cell"][0];
+    assert_eq!(cell["unlinked_sensors"], 1, "{c}");
+    assert_eq!(cell["unlinked_working"], 0, "{c}");
+    assert_eq!(cell["unlinked_offline"], 1, "{c}");
+    assert_eq!(c["unlinked_offline"], 1, "{c}");
+    let (_, g) = body(
+        app.req(Method::GET, "/risk/grid-stats?level=street", None)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(g["cells"][0]["unlinked_sensors"], 1, "{g}");
+    assert_eq!(g["cells"][0]["unlinked_offline"], 1, "{g}");
+    assert_eq!(
+        g["cells"][0]["offline_sensors"], 0,
+        "linked sensors only: {g}"
+    );
     // It reports again: the alarm is cleared (people still close it).
     post_readings(
         &app,
@@ -737,6 +756,15 @@ async fn offline_sensors_raise_and_clear(backend: Backend) {
     )
     .await;
     assert_eq!(s["offline"], false);
+    let (_, c) = body(
+        app.req(Method::GET, "/risk/coverage?level=district", None)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(c["by_grid_cell"][0]["unlinked_working"], 1, "{c}");
+    assert_eq!(c["by_grid_cell"][0]["unlinked_offline"], 0, "{c}");
     app.stop().await;
 }
 both_backends!(offline_sensors_raise_and_clear);
@@ -816,6 +844,48 @@ async fn coverage_and_suggested_sensors(backend: Backend) {
     assert_eq!(g["level"], "street");
     assert_eq!(g["cells"][0]["covered"], 1);
     assert_eq!(g["cells"][0]["coverage"], 0.5);
+    // Pressure sensor 3 stands in the street, linked to nothing.
+    assert_eq!(g["cells"][0]["unlinked_sensors"], 1, "{g}");
+    assert_eq!(g["cells"][0]["unlinked_working"], 1, "{g}");
+    // Link it to risk point 2: no longer unlinked, and the point is covered again (the
+    // statistics follow the edit at once).
+    let (_, feat) = body(
+        app.req(Method::GET, "/features/sensors/3", None)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let mut feat = feat;
+    feat["properties"]["risk_point_id"] = json!(2);
+    let (s, v) = body(
+        app.req(Method::PUT, "/features/sensors/3", Some(Role::Operator))
+            .json(&feat)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, g) = body(
+        app.req(Method::GET, "/risk/grid-stats", None)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(g["cells"][0]["unlinked_sensors"], 0, "{g}");
+    assert_eq!(g["cells"][0]["covered"], 2, "{g}");
+    assert_eq!(g["cells"][0]["sensors"], 3, "{g}");
+    let (_, c) = body(
+        app.req(Method::GET, "/risk/coverage", None)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(c["unlinked_sensors"], 0, "{c}");
+    assert_eq!(c["working"], 2, "{c}");
     app.stop().await;
 }
 both_backends!(coverage_and_suggested_sensors);

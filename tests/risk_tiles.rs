@@ -89,6 +89,8 @@ fn same_as_json(t: &DecodedTile, stats: &Value, level: &str) -> Vec<i64> {
             "open_alarms",
             "sensors",
             "offline_sensors",
+            "unlinked_sensors",
+            "unlinked_offline",
         ] {
             assert_eq!(
                 num(f.get(key).unwrap()),

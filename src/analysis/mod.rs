@@ -2,8 +2,9 @@
 //! deployment's projected CRS: pipelines within a distance of a geometry with lengths by
 //! kind and owner; a network-wide clearance audit (pipes of two kinds crossing, or closer
 //! than the horizontal clearance of the rule table `data/rules/clearances.toml`, loaded
-//! through [`crate::excavation::rules::Rules`]); per-grid-cell pipeline statistics; and the
-//! sensors nearest a point.
+//! through [`crate::excavation::rules::Rules`]), with the vertical clearance at each
+//! crossing checked against the rule table's vertical clearances where both depths are
+//! known; per-grid-cell pipeline statistics; and the sensors nearest a point.
 
 use crate::excavation::rules::Rules;
 use crate::index::SpatialIndex;
@@ -140,8 +141,117 @@ pub struct Finding {
     /// The rule that set `required_m` (`max_distance` when the caller gave the distance).
     pub rule_id: String,
     pub rule_confirmed: bool,
+    /// Crossings only: depth of the top of each pipe below ground at the crossing point
+    /// (interpolated between the pipe's start and end depths), m.
+    pub pipe_depth_m: Option<f64>,
+    pub other_depth_m: Option<f64>,
+    /// Crossings only: the gap between the upper pipe's bottom (top depth + outside size;
+    /// size 0 when unknown, see `size_known`) and the lower pipe's top, m.
+    pub vertical_clearance_m: Option<f64>,
+    /// The stricter of the two pipes' vertical clearances in the rule table, m.
+    pub required_vertical_m: Option<f64>,
+    pub vertical_rule_id: Option<String>,
+    /// Whether both pipes' outside sizes are recorded (otherwise the gap is an upper bound).
+    pub size_known: bool,
+    /// `ok`, `violation`, `unknown_depth` (a depth is not recorded), `no_rule` (no vertical
+    /// rule for either kind), or `not_applicable` (parallel pairs: horizontal clearance).
+    pub vertical: &'static str,
     #[serde(skip)]
     pub geometry: MultiLineString<f64>,
+}
+
+/// The vertical part of a crossing finding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Vertical {
+    pub pipe_depth_m: Option<f64>,
+    pub other_depth_m: Option<f64>,
+    pub clearance_m: Option<f64>,
+    pub required_m: Option<f64>,
+    pub rule_id: Option<String>,
+    pub size_known: bool,
+    pub status: &'static str,
+}
+
+/// The first point where two lines meet, with its fraction along each (by planar length).
+fn crossing_point(a: &geo::LineString<f64>, b: &geo::LineString<f64>) -> Option<(f64, f64)> {
+    use geo::line_intersection::{line_intersection, LineIntersection};
+    let frac = |l: &geo::LineString<f64>, seg: usize, p: geo::Coord<f64>| -> f64 {
+        let lens: Vec<f64> = l.lines().map(|s| Euclidean.length(&s)).collect();
+        let total: f64 = lens.iter().sum();
+        if total <= 0.0 {
+            return 0.0;
+        }
+        let before: f64 = lens[..seg].iter().sum();
+        let s = l.lines().nth(seg).map(|s| s.start).unwrap_or(p);
+        let along = ((p.x - s.x).powi(2) + (p.y - s.y).powi(2)).sqrt();
+        ((before + along) / total).clamp(0.0, 1.0)
+    };
+    for (i, sa) in a.lines().enumerate() {
+        for (j, sb) in b.lines().enumerate() {
+            let p = match line_intersection(sa, sb) {
+                Some(LineIntersection::SinglePoint { intersection, .. }) => intersection,
+                Some(LineIntersection::Collinear { intersection }) => intersection.start,
+                None => continue,
+            };
+            return Some((frac(a, i, p), frac(b, j, p)));
+        }
+    }
+    None
+}
+
+/// Top-of-pipe depth at fraction `t` along the pipe; one recorded end stands for both.
+fn depth_at(p: &Pipeline, t: f64) -> Option<f64> {
+    match (p.depth_start_m, p.depth_end_m) {
+        (Some(s), Some(e)) => Some(s + (e - s) * t),
+        (Some(x), None) | (None, Some(x)) => Some(x),
+        (None, None) => None,
+    }
+}
+
+/// The strictest vertical clearance the rules give a pipe, with its rule id.
+fn vertical_rule(rules: &Rules, p: &Pipeline) -> Option<(f64, String)> {
+    rules
+        .vertical
+        .iter()
+        .filter(|r| r.applies_to.matches(p))
+        .map(|r| (r.clearance_m, r.id.clone()))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+}
+
+/// The vertical clearance of two crossing pipes against the rule table.
+pub fn vertical_check(rules: &Rules, a: &Pipeline, b: &Pipeline) -> Vertical {
+    let required = match (vertical_rule(rules, a), vertical_rule(rules, b)) {
+        (Some(x), Some(y)) => Some(if x.0 >= y.0 { x } else { y }),
+        (x, y) => x.or(y),
+    };
+    let (fa, fb) = crossing_point(&a.geometry, &b.geometry).unwrap_or((0.5, 0.5));
+    let (da, db) = (depth_at(a, fa), depth_at(b, fb));
+    let size_known = a.size_m().is_some() && b.size_m().is_some();
+    let clearance = match (da, db) {
+        (Some(da), Some(db)) => {
+            // The upper pipe's bottom to the lower pipe's top.
+            let (upper_top, upper, lower_top) = if da <= db { (da, a, db) } else { (db, b, da) };
+            Some(round3(
+                lower_top - (upper_top + upper.size_m().unwrap_or(0.0)),
+            ))
+        }
+        _ => None,
+    };
+    let status = match (clearance, &required) {
+        (None, _) => "unknown_depth",
+        (Some(_), None) => "no_rule",
+        (Some(c), Some((r, _))) if c >= *r => "ok",
+        _ => "violation",
+    };
+    Vertical {
+        pipe_depth_m: da.map(round3),
+        other_depth_m: db.map(round3),
+        clearance_m: clearance,
+        required_m: required.as_ref().map(|r| r.0),
+        rule_id: required.map(|r| r.1),
+        size_known,
+        status,
+    }
 }
 
 /// The strictest horizontal clearance the rules give a pipe, with its rule.
@@ -223,6 +333,19 @@ pub fn clearance_audit(
             if !crossing && h.distance_m >= required {
                 continue;
             }
+            let v = if crossing {
+                vertical_check(rules, a, b)
+            } else {
+                Vertical {
+                    pipe_depth_m: None,
+                    other_depth_m: None,
+                    clearance_m: None,
+                    required_m: None,
+                    rule_id: None,
+                    size_known: a.size_m().is_some() && b.size_m().is_some(),
+                    status: "not_applicable",
+                }
+            };
             out.push(Finding {
                 pipe_id: a.id,
                 pipe_kind: a.kind,
@@ -233,6 +356,13 @@ pub fn clearance_audit(
                 required_m: required,
                 rule_id,
                 rule_confirmed: confirmed,
+                pipe_depth_m: v.pipe_depth_m,
+                other_depth_m: v.other_depth_m,
+                vertical_clearance_m: v.clearance_m,
+                required_vertical_m: v.required_m,
+                vertical_rule_id: v.rule_id,
+                size_known: v.size_known,
+                vertical: v.status,
                 geometry: MultiLineString(vec![a.geometry.clone(), b.geometry.clone()]),
             });
         }
@@ -352,4 +482,108 @@ pub fn nearest_sensors(
         }
     }
     Ok(hits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::io::crs::MetricCrs;
+    use crate::model::{Dataset, Owner};
+    use geo::LineString;
+
+    fn pipe(
+        id: i64,
+        kind: PipeKind,
+        line: Vec<(f64, f64)>,
+        depths: (Option<f64>, Option<f64>),
+    ) -> Pipeline {
+        Pipeline {
+            diameter_mm: Some(300.0),
+            depth_start_m: depths.0,
+            depth_end_m: depths.1,
+            ..Pipeline::new(id, kind, 1, LineString::from(line))
+        }
+    }
+
+    /// A water main west–east and a gas pipe south–north crossing at its middle.
+    fn pair(gas_depths: (Option<f64>, Option<f64>)) -> (Pipeline, Pipeline) {
+        (
+            pipe(
+                1,
+                PipeKind::WaterSupply,
+                vec![(106.500, 29.5), (106.502, 29.5)],
+                (Some(1.0), Some(1.0)),
+            ),
+            pipe(
+                2,
+                PipeKind::Gas,
+                vec![(106.501, 29.499), (106.501, 29.501)],
+                gas_depths,
+            ),
+        )
+    }
+
+    #[test]
+    fn vertical_clearance_at_crossings() {
+        let rules = Rules::builtin();
+        let req = vertical_rule(&rules, &pair((None, None)).0).map(|r| r.0);
+        assert!(
+            req.is_some(),
+            "the rule table has a vertical rule for water"
+        );
+        let req = req.unwrap();
+        // Water top 1.0 m + 0.3 m pipe = bottom 1.3 m; gas top just below it: too close.
+        let (w, g) = pair((Some(1.3 + req / 2.0), Some(1.3 + req / 2.0)));
+        let v = vertical_check(&rules, &w, &g);
+        assert_eq!(v.status, "violation", "{v:?}");
+        assert!((v.clearance_m.unwrap() - req / 2.0).abs() < 1e-3, "{v:?}");
+        // Depth interpolated along the gas pipe: 1.0 m at its start, 3.0 m at its end, so
+        // 2.0 m at the crossing in its middle; gap 0.7 m.
+        let (w, g) = pair((Some(1.0), Some(3.0)));
+        let v = vertical_check(&rules, &w, &g);
+        assert!((v.other_depth_m.unwrap() - 2.0).abs() < 1e-3, "{v:?}");
+        assert_eq!(v.status, if 0.7 >= req { "ok" } else { "violation" });
+        assert!((v.clearance_m.unwrap() - 0.7).abs() < 1e-3);
+        // Unknown depth is flagged, never passed.
+        let (w, g) = pair((None, None));
+        assert_eq!(vertical_check(&rules, &w, &g).status, "unknown_depth");
+    }
+
+    #[test]
+    fn audit_reports_vertical_for_crossings() {
+        let (w, g) = pair((Some(1.35), Some(1.35)));
+        let index = SpatialIndex::new(MetricCrs::new("EPSG:4545").unwrap());
+        index
+            .load(Dataset {
+                owners: vec![Owner {
+                    id: 1,
+                    name: "o".into(),
+                    emergency_contact: "d".into(),
+                    emergency_phone: "1".into(),
+                    email: None,
+                }],
+                pipelines: vec![w, g],
+                ..Dataset::default()
+            })
+            .unwrap();
+        let f = clearance_audit(
+            &index,
+            &Rules::builtin(),
+            PipeKind::Gas,
+            PipeKind::WaterSupply,
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].relation, "crossing");
+        assert_eq!(f[0].vertical, "violation");
+        assert!(
+            (f[0].vertical_clearance_m.unwrap() - 0.05).abs() < 1e-3,
+            "{:?}",
+            f[0]
+        );
+        assert_eq!(f[0].pipe_depth_m, Some(1.35));
+        assert_eq!(f[0].other_depth_m, Some(1.0));
+    }
 }

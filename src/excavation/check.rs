@@ -16,15 +16,18 @@
 //! to its deepest top plus its size; the dig occupies `top_depth_m..bottom_depth_m`; the 3D
 //! clearance is the distance between these two vertical prisms, `sqrt(h² + v²)`.
 
-use super::rules::{AccuracySource, Thresholds};
+use super::rules::{ser_shared, ser_shared_opt, AccuracySource, Assumed, Thresholds};
 use super::{DigMethod, Excavation, ExcavationError, Limits};
 use crate::index::SpatialIndex;
 use crate::io::crs::MetricCrs;
-use crate::model::{geom, Layer, PipeStatus, Pipeline, Record};
+use crate::model::{geom, Layer, PipeKind, PipeStatus, Pipeline, Record};
 use chrono::{DateTime, NaiveDate, Utc};
 use geo::{Area, Coord, Geometry, Length, LineString, Polygon};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
 use utoipa::ToSchema;
 
 /// A dig as the client sends it (`POST /excavation/check`, and the body of a ticket).
@@ -233,7 +236,247 @@ crate::string_enum! {
     }
 }
 
-/// One pipeline the dig could hit, with every figure that judged it.
+/// Why a pipe was reported, most serious first: the main reason, the permit, the depth,
+/// then the assumptions. A check keeps the figures the texts are made of and writes the
+/// texts only when the result is serialised or rendered — a 1 km² dig in the city reports
+/// ~1,900 pipes, and formatting every text up front was a large part of the check's cost.
+/// A stored ticket's check brings its texts back as written ([`Reasons::from`] a
+/// `Vec<String>`). Serialises as a list of strings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reasons(ReasonRepr);
+
+#[derive(Debug, Clone, PartialEq)]
+enum ReasonRepr {
+    Figures {
+        pipe_id: i64,
+        kind: PipeKind,
+        main: MainReason,
+        /// The permit zone, if the pipe is inside it.
+        permit_m: Option<f64>,
+        depth: DepthReason,
+        assumed: Assumed,
+    },
+    Texts(Vec<String>),
+}
+
+/// The figures of the main reason (the texts are in [`ReasonPart`]'s `Display`).
+#[derive(Debug, Clone, PartialEq)]
+enum MainReason {
+    NoDig {
+        no_dig_m: f64,
+        rule: Option<Arc<str>>,
+    },
+    Clearance {
+        d: f64,
+        clearance_m: f64,
+        rule: Arc<str>,
+    },
+    VerticallyClear {
+        gap: f64,
+        required: f64,
+    },
+    Tolerance {
+        d: f64,
+        tolerance_m: f64,
+        widening_m: f64,
+    },
+    Info {
+        d: f64,
+    },
+    /// Reported for the permit zone alone.
+    None,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum DepthReason {
+    Unknown,
+    /// A violation the dig reaches vertically.
+    Reaches {
+        gap: f64,
+        band: [f64; 2],
+        required: f64,
+    },
+    None,
+}
+
+/// One reason text, written on demand.
+enum ReasonPart<'a> {
+    Main(i64, PipeKind, &'a MainReason),
+    Permit(f64),
+    Depth(&'a DepthReason),
+    Text(&'a str),
+}
+
+impl fmt::Display for ReasonPart<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ReasonPart::Main(id, kind, m) => match m {
+                MainReason::NoDig { no_dig_m, rule } => write!(
+                    f,
+                    "inside the {no_dig_m:.2} m no-dig protection zone of {kind} pipe {id} ({}), whatever the depth",
+                    rule.as_deref().unwrap_or("")
+                ),
+                MainReason::Clearance { d, clearance_m, rule } => write!(
+                    f,
+                    "{d:.2} m from {kind} pipe {id}; required horizontal clearance {clearance_m:.2} m ({rule})"
+                ),
+                MainReason::VerticallyClear { gap, required } => write!(
+                    f,
+                    "within the horizontal clearance but {gap:.2} m above or below the pipe (vertical clearance {required:.2} m incl. depth uncertainty)"
+                ),
+                MainReason::Tolerance { d, tolerance_m, widening_m } => write!(
+                    f,
+                    "{d:.2} m from {kind} pipe {id}: inside the tolerance zone ({tolerance_m:.2} m = clearance widened by ±{widening_m:.2} m)"
+                ),
+                MainReason::Info { d } => write!(
+                    f,
+                    "{d:.2} m from {kind} pipe {id}: inside the information margin"
+                ),
+                MainReason::None => Ok(()),
+            },
+            ReasonPart::Permit(pm) => write!(
+                f,
+                "inside the {pm:.0} m permit zone: a permit is needed before work"
+            ),
+            ReasonPart::Depth(DepthReason::Unknown) => {
+                f.write_str("pipe depth unknown: horizontal rule only")
+            }
+            ReasonPart::Depth(DepthReason::Reaches { gap, band, required }) => write!(
+                f,
+                "the dig reaches within {gap:.2} m vertically of the pipe (band {:.2}–{:.2} m; required {required:.2} m)",
+                band[0], band[1]
+            ),
+            ReasonPart::Depth(DepthReason::None) => Ok(()),
+            ReasonPart::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+impl Reasons {
+    fn parts(&self) -> impl Iterator<Item = ReasonPart<'_>> + '_ {
+        let (head, texts, assumed) = match &self.0 {
+            ReasonRepr::Figures {
+                pipe_id,
+                kind,
+                main,
+                permit_m,
+                depth,
+                assumed,
+            } => {
+                let main = (!matches!(main, MainReason::None))
+                    .then_some(ReasonPart::Main(*pipe_id, *kind, main));
+                let depth =
+                    (!matches!(depth, DepthReason::None)).then_some(ReasonPart::Depth(depth));
+                (
+                    [main, permit_m.map(ReasonPart::Permit), depth],
+                    &[][..],
+                    Some(assumed),
+                )
+            }
+            ReasonRepr::Texts(t) => ([None, None, None], &t[..], None),
+        };
+        head.into_iter()
+            .flatten()
+            .chain(texts.iter().map(|t| ReasonPart::Text(t)))
+            .chain(
+                assumed
+                    .into_iter()
+                    .flat_map(|a| a.iter().map(ReasonPart::Text)),
+            )
+    }
+
+    /// The texts.
+    pub fn texts(&self) -> Vec<String> {
+        self.parts().map(|p| p.to_string()).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.parts().count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.parts().next().is_none()
+    }
+}
+
+impl From<Vec<String>> for Reasons {
+    fn from(t: Vec<String>) -> Reasons {
+        Reasons(ReasonRepr::Texts(t))
+    }
+}
+
+/// The texts joined with "; ".
+impl fmt::Display for Reasons {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.parts().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+impl Serialize for Reasons {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        // Each text goes straight into the output (`collect_str`), with no String between.
+        struct Text<'a>(ReasonPart<'a>);
+        impl Serialize for Text<'_> {
+            fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+                ser.collect_str(&self.0)
+            }
+        }
+        ser.collect_seq(self.parts().map(Text))
+    }
+}
+
+/// A reported pipe's line in lon/lat (EPSG:4490): the index's record, shared rather than
+/// copied, or a line of its own (a stored ticket's snapshot, [`PipeGeometry::from`] a
+/// `LineString`).
+#[derive(Debug, Clone)]
+pub struct PipeGeometry(GeometryRepr);
+
+#[derive(Debug, Clone)]
+enum GeometryRepr {
+    /// A `Record::Pipeline` (any other record has an empty line).
+    Record(Arc<Record>),
+    Line(LineString<f64>),
+}
+
+impl PipeGeometry {
+    fn of_record(r: Arc<Record>) -> PipeGeometry {
+        PipeGeometry(GeometryRepr::Record(r))
+    }
+
+    /// The line.
+    pub fn line(&self) -> &LineString<f64> {
+        const EMPTY: &LineString<f64> = &LineString(Vec::new());
+        match &self.0 {
+            GeometryRepr::Record(r) => match &**r {
+                Record::Pipeline(p) => &p.geometry,
+                _ => EMPTY,
+            },
+            GeometryRepr::Line(l) => l,
+        }
+    }
+}
+
+impl From<LineString<f64>> for PipeGeometry {
+    fn from(l: LineString<f64>) -> PipeGeometry {
+        PipeGeometry(GeometryRepr::Line(l))
+    }
+}
+
+impl PartialEq for PipeGeometry {
+    fn eq(&self, other: &Self) -> bool {
+        self.line() == other.line()
+    }
+}
+
+/// One pipeline the dig could hit, with every figure that judged it. The rule ids and
+/// sources and the owner's name are shared strings (a check reports up to a few thousand
+/// pipes; they serialise as plain strings).
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct Conflict {
     pub pipeline_id: i64,
@@ -248,12 +491,15 @@ pub struct Conflict {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub diameter_mm: Option<f64>,
     pub owner_id: i64,
-    pub owner_name: String,
+    #[serde(serialize_with = "ser_shared")]
+    #[schema(value_type = String)]
+    pub owner_name: Arc<str>,
     /// violation, warning or info.
     #[schema(value_type = String)]
     pub severity: Severity,
     /// Plain-language reasons, most serious first.
-    pub reasons: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub reasons: Reasons,
     /// Horizontal distance between the dig and the pipe centreline, m (0: they overlap).
     pub horizontal_distance_m: f64,
     /// Whether the pipe's depth is recorded; if not, only the horizontal rule applied.
@@ -269,14 +515,22 @@ pub struct Conflict {
     pub clearance_3d_m: Option<f64>,
     /// Required horizontal clearance (after the dig-method factor), m.
     pub required_clearance_m: f64,
-    pub rule_id: String,
-    pub rule_source: String,
+    #[serde(serialize_with = "ser_shared")]
+    #[schema(value_type = String)]
+    pub rule_id: Arc<str>,
+    #[serde(serialize_with = "ser_shared")]
+    #[schema(value_type = String)]
+    pub rule_source: Arc<str>,
     pub rule_confirmed: bool,
     /// Required vertical clearance plus the depth uncertainty, m.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub required_vertical_m: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub vertical_rule_id: Option<String>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_shared_opt"
+    )]
+    #[schema(value_type = Option<String>)]
+    pub vertical_rule_id: Option<Arc<str>>,
     /// Positional accuracy of the pipe, m, and where it came from.
     pub accuracy_m: f64,
     #[schema(value_type = String)]
@@ -287,15 +541,20 @@ pub struct Conflict {
     pub info_m: f64,
     pub in_no_dig_zone: bool,
     pub permit_required: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub protection_rule_id: Option<String>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_shared_opt"
+    )]
+    #[schema(value_type = Option<String>)]
+    pub protection_rule_id: Option<Arc<str>>,
     /// Attributes that were unknown and for which the strictest rule was assumed.
-    pub assumed: Vec<String>,
+    #[schema(value_type = Vec<String>)]
+    pub assumed: Assumed,
     /// The point on the pipe nearest the dig, [lon, lat] EPSG:4490.
     pub nearest_point: [f64; 2],
     /// The pipe's geometry (for the GeoJSON and HTML renderings).
     #[serde(skip)]
-    pub geometry: LineString<f64>,
+    pub geometry: PipeGeometry,
 }
 
 /// An owner to notify, with the emergency contact.
@@ -313,16 +572,105 @@ pub struct OwnerNotice {
     pub pipeline_ids: Vec<i64>,
 }
 
+/// A short text kept inline when it fits in 30 bytes (sensor codes, risk point names): a
+/// 1 km² dig in the city has a few hundred sensors nearby, and a heap copy of each code
+/// was ~15 % of the check (allocation is slow in a heap holding 1.2 M records). Longer
+/// texts go to the heap. Derefs to `str`; serialises as a string.
+#[derive(Clone)]
+pub struct ShortText(ShortRepr);
+
+const SHORT_INLINE: usize = 30;
+
+#[derive(Clone)]
+enum ShortRepr {
+    Inline { len: u8, buf: [u8; SHORT_INLINE] },
+    Heap(String),
+}
+
+impl ShortText {
+    pub fn new(s: &str) -> ShortText {
+        if s.len() <= SHORT_INLINE {
+            let mut buf = [0u8; SHORT_INLINE];
+            buf[..s.len()].copy_from_slice(s.as_bytes());
+            ShortText(ShortRepr::Inline {
+                len: s.len() as u8,
+                buf,
+            })
+        } else {
+            ShortText(ShortRepr::Heap(s.to_owned()))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            // Always whole UTF-8: copied from a `str` of exactly `len` bytes.
+            ShortRepr::Inline { len, buf } => std::str::from_utf8(&buf[..*len as usize])
+                .expect("inline text is copied from a str"),
+            ShortRepr::Heap(s) => s,
+        }
+    }
+}
+
+impl std::ops::Deref for ShortText {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<&str> for ShortText {
+    fn from(s: &str) -> ShortText {
+        ShortText::new(s)
+    }
+}
+
+impl From<String> for ShortText {
+    fn from(s: String) -> ShortText {
+        if s.len() <= SHORT_INLINE {
+            ShortText::new(&s)
+        } else {
+            ShortText(ShortRepr::Heap(s))
+        }
+    }
+}
+
+impl PartialEq for ShortText {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl fmt::Debug for ShortText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for ShortText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for ShortText {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        ser.serialize_str(self.as_str())
+    }
+}
+
 /// A risk point or sensor within the dig area plus the information margin.
 #[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct NearbyFeature {
     pub id: i64,
-    /// Risk category, or sensor kind.
-    pub kind: String,
+    /// Risk category, or sensor kind (borrowed where it is a fixed vocabulary).
+    #[schema(value_type = String)]
+    pub kind: Cow<'static, str>,
     /// Risk level, or sensor status.
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: Cow<'static, str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub name: Option<ShortText>,
     pub distance_m: f64,
     #[serde(skip)]
     pub geometry: Option<Geometry<f64>>,
@@ -415,7 +763,7 @@ pub fn judge(
     t: &Thresholds,
     d: f64,
     dig_depth: [f64; 2],
-) -> Option<(Severity, Vec<String>, Option<[f64; 3]>)> {
+) -> Option<(Severity, Reasons, Option<[f64; 3]>)> {
     if d > t.reach_m() {
         return None;
     }
@@ -427,66 +775,65 @@ pub fn judge(
     let in_no_dig = t.no_dig_m.is_some_and(|n| d <= n);
     let permit = t.permit_m.is_some_and(|pm| d <= pm);
     let vertical_reach = vertical.as_ref().is_none_or(|v| v.gap <= v.required);
-    // At most: the main reason, the permit, the depth and the assumptions.
-    let mut reasons = Vec::with_capacity(3 + t.assumed.len());
-    let kind = p.kind;
-    let severity = if in_no_dig {
-        reasons.push(format!(
-            "inside the {:.2} m no-dig protection zone of {kind} pipe {} ({}), whatever the depth",
-            t.no_dig_m.unwrap_or(0.0),
-            p.id,
-            t.protection_rule_id.as_deref().unwrap_or("")
-        ));
-        Severity::Violation
+    // The texts are written from these figures when the result is rendered (`Reasons`).
+    let (severity, main) = if in_no_dig {
+        (
+            Severity::Violation,
+            MainReason::NoDig {
+                no_dig_m: t.no_dig_m.unwrap_or(0.0),
+                rule: t.protection_rule_id.clone(),
+            },
+        )
     } else if d <= t.clearance_m && vertical_reach {
-        reasons.push(format!(
-            "{d:.2} m from {kind} pipe {}; required horizontal clearance {:.2} m ({})",
-            p.id, t.clearance_m, t.rule_id
-        ));
-        Severity::Violation
+        (
+            Severity::Violation,
+            MainReason::Clearance {
+                d,
+                clearance_m: t.clearance_m,
+                rule: t.rule_id.clone(),
+            },
+        )
     } else if d <= t.tolerance_m {
-        if d <= t.clearance_m {
-            if let Some(v) = &vertical {
-                reasons.push(format!(
-                    "within the horizontal clearance but {:.2} m above or below the pipe (vertical clearance {:.2} m incl. depth uncertainty)",
-                    v.gap, v.required
-                ));
+        let main = if d <= t.clearance_m {
+            match &vertical {
+                Some(v) => MainReason::VerticallyClear {
+                    gap: v.gap,
+                    required: v.required,
+                },
+                None => MainReason::None,
             }
         } else {
-            reasons.push(format!(
-                "{d:.2} m from {kind} pipe {}: inside the tolerance zone ({:.2} m = clearance widened by ±{:.2} m)",
-                p.id, t.tolerance_m, t.widening_m
-            ));
-        }
-        Severity::Warning
+            MainReason::Tolerance {
+                d,
+                tolerance_m: t.tolerance_m,
+                widening_m: t.widening_m,
+            }
+        };
+        (Severity::Warning, main)
     } else if permit {
-        Severity::Warning
+        (Severity::Warning, MainReason::None)
     } else if d <= t.info_m {
-        reasons.push(format!(
-            "{d:.2} m from {kind} pipe {}: inside the information margin",
-            p.id
-        ));
-        Severity::Info
+        (Severity::Info, MainReason::Info { d })
     } else {
         return None;
     };
-    if permit {
-        reasons.push(format!(
-            "inside the {:.0} m permit zone: a permit is needed before work",
-            t.permit_m.unwrap_or(0.0)
-        ));
-    }
-    match &vertical {
-        None => reasons.push("pipe depth unknown: horizontal rule only".into()),
-        Some(v) if severity == Severity::Violation && !in_no_dig => reasons.push(format!(
-            "the dig reaches within {:.2} m vertically of the pipe (band {:.2}–{:.2} m; required {:.2} m)",
-            v.gap, v.band[0], v.band[1], v.required
-        )),
-        _ => {}
-    }
-    for a in &t.assumed {
-        reasons.push(a.clone());
-    }
+    let depth = match &vertical {
+        None => DepthReason::Unknown,
+        Some(v) if severity == Severity::Violation && !in_no_dig => DepthReason::Reaches {
+            gap: v.gap,
+            band: v.band,
+            required: v.required,
+        },
+        _ => DepthReason::None,
+    };
+    let reasons = Reasons(ReasonRepr::Figures {
+        pipe_id: p.id,
+        kind: p.kind,
+        main,
+        permit_m: permit.then(|| t.permit_m.unwrap_or(0.0)),
+        depth,
+        assumed: t.assumed.clone(),
+    });
     let v = vertical.map(|v| [v.band[0], v.band[1], v.gap]);
     Some((severity, reasons, v))
 }
@@ -611,6 +958,27 @@ fn point_at(l: &LineString<f64>, seg: usize, t: f64) -> [f64; 2] {
 // The check
 // ---------------------------------------------------------------------------------------
 
+/// Reorders `v` so that `v[k]` becomes the old `v[order[k]]` (`order` a permutation), one
+/// cycle at a time with swaps: each element moves at most twice.
+fn permute<T>(v: &mut [T], order: &[usize]) {
+    let mut done = vec![false; v.len()];
+    for i in 0..v.len() {
+        if done[i] {
+            continue;
+        }
+        let mut cur = i;
+        loop {
+            done[cur] = true;
+            let next = order[cur];
+            if next == i {
+                break;
+            }
+            v.swap(cur, next);
+            cur = next;
+        }
+    }
+}
+
 /// Whether a pipe physically lies in the ground (planned and removed pipes do not).
 pub fn in_ground(p: &Pipeline) -> bool {
     !matches!(p.status, PipeStatus::Planned | PipeStatus::Removed)
@@ -633,8 +1001,8 @@ pub fn run(
         .map_err(|e| invalid(e.to_string()))?;
     let rings = dig_rings(&dig.metric);
     // Owner names by id, looked up once per owner rather than once per pipe (a handful of
-    // owners against ~1,900 pipes for a 1 km² dig in the city).
-    let mut owner_names: Vec<(i64, String)> = Vec::new();
+    // owners against ~1,900 pipes for a 1 km² dig in the city), and shared by the conflicts.
+    let mut owner_names: Vec<(i64, Arc<str>)> = Vec::new();
     let mut conflicts = Vec::with_capacity(hits.len());
     for h in &hits {
         let Record::Pipeline(p) = &*h.record else {
@@ -660,9 +1028,9 @@ pub fn run(
         let owner_name = match owner_names.iter().find(|(id, _)| *id == p.owner_id) {
             Some((_, name)) => name.clone(),
             None => {
-                let name = match index.get(Layer::Owners, p.owner_id).as_deref() {
-                    Some(Record::Owner(o)) => o.name.clone(),
-                    _ => format!("owner {}", p.owner_id),
+                let name: Arc<str> = match index.get(Layer::Owners, p.owner_id).as_deref() {
+                    Some(Record::Owner(o)) => o.name.as_str().into(),
+                    _ => format!("owner {}", p.owner_id).into(),
                 };
                 owner_names.push((p.owner_id, name.clone()));
                 name
@@ -673,8 +1041,9 @@ pub fn run(
             depth_band(p).map(|(_, acc)| round(t.vertical_clearance_m.unwrap_or(0.0) + acc));
         let in_no_dig_zone = t.no_dig_m.is_some_and(|n| d <= n);
         let permit_required = t.permit_m.is_some_and(|pm| d <= pm);
-        // The thresholds are this pipe's own: move their strings into the conflict
-        // instead of cloning them.
+        // The thresholds are this pipe's own: move their shared strings into the conflict.
+        // No allocation per conflict: the strings are shared, the reasons are figures and
+        // the geometry is the index's record.
         conflicts.push(Conflict {
             pipeline_id: p.id,
             kind: p.kind,
@@ -706,17 +1075,21 @@ pub fn run(
             protection_rule_id: t.protection_rule_id,
             assumed: t.assumed,
             nearest_point: point_at(&p.geometry, seg, frac),
-            geometry: p.geometry.clone(),
+            geometry: PipeGeometry::of_record(h.record.clone()),
         });
     }
     // Pipeline ids are unique, so the order is total and an unstable sort gives the same
-    // result without the stable sort's buffer.
-    conflicts.sort_unstable_by(|a, b| {
-        a.severity
-            .cmp(&b.severity)
-            .then(a.horizontal_distance_m.total_cmp(&b.horizontal_distance_m))
-            .then(a.pipeline_id.cmp(&b.pipeline_id))
-    });
+    // result as a stable one. The keys are sorted beside the indices and each conflict is
+    // then moved once into place: a conflict is a few hundred bytes, and sorting the
+    // conflicts themselves moved each of them many times.
+    let mut order: Vec<(Severity, f64, i64, usize)> = conflicts
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.severity, c.horizontal_distance_m, c.pipeline_id, i))
+        .collect();
+    order.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)).then(a.2.cmp(&b.2)));
+    let order: Vec<usize> = order.into_iter().map(|o| o.3).collect();
+    permute(&mut conflicts, &order);
     let mut owners: BTreeMap<i64, OwnerNotice> = BTreeMap::new();
     for c in &conflicts {
         let entry = owners.entry(c.owner_id).or_insert_with(|| {
@@ -728,7 +1101,7 @@ pub fn run(
                         o.emergency_phone.clone(),
                         o.email.clone(),
                     ),
-                    _ => (c.owner_name.clone(), String::new(), String::new(), None),
+                    _ => (c.owner_name.to_string(), String::new(), String::new(), None),
                 };
             OwnerNotice {
                 owner_id: c.owner_id,
@@ -761,17 +1134,17 @@ pub fn run(
                 match &*h.record {
                     Record::RiskPoint(r) => Some(NearbyFeature {
                         id: r.id,
-                        kind: r.category.clone(),
-                        status: r.level.to_string(),
-                        name: Some(r.name.clone()),
+                        kind: Cow::Owned(r.category.clone()),
+                        status: Cow::Borrowed(r.level.as_str()),
+                        name: Some(ShortText::new(&r.name)),
                         distance_m: d,
                         geometry: Some(r.geometry.clone()),
                     }),
                     Record::Sensor(s) => Some(NearbyFeature {
                         id: s.id,
-                        kind: s.kind.to_string(),
-                        status: s.status.to_string(),
-                        name: s.code.clone(),
+                        kind: Cow::Borrowed(s.kind.as_str()),
+                        status: Cow::Borrowed(s.status.as_str()),
+                        name: s.code.as_deref().map(ShortText::new),
                         distance_m: d,
                         geometry: Some(Geometry::Point(s.location)),
                     }),
@@ -1000,6 +1373,167 @@ mod tests {
             (106.5 - 1e-9..=106.5 + 10.0 / 96_900.0 + 1e-9).contains(&lon),
             "{lon}"
         );
+    }
+
+    /// The index computes the check's distances itself (no allocation per candidate):
+    /// they must be geo's figures, for polygons with and without holes, concave ones and
+    /// trench lines, pipes crossing, inside, in the hole and outside.
+    #[test]
+    fn index_distances_are_geos() {
+        use geo::{Distance, Euclidean};
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        let (x0, y0) = (106.5, 29.5);
+        let pipes: Vec<Pipeline> = (1..=600)
+            .map(|id| {
+                let mut c = (
+                    x0 + rng.gen_range(-0.004..0.004),
+                    y0 + rng.gen_range(-0.004..0.004),
+                );
+                let mut pts = vec![c];
+                for _ in 0..rng.gen_range(1..6) {
+                    c = (
+                        c.0 + rng.gen_range(-0.0005..0.0005),
+                        c.1 + rng.gen_range(-0.0005..0.0005),
+                    );
+                    pts.push(c);
+                }
+                Pipeline::new(id, PipeKind::Power, 1, LineString::from(pts))
+            })
+            .collect();
+        let idx = index_with(pipes.clone());
+        let d = 0.001;
+        let square = Polygon::new(
+            LineString::from(vec![
+                (x0 - d, y0 - d),
+                (x0 + d, y0 - d),
+                (x0 + d, y0 + d),
+                (x0 - d, y0 + d),
+                (x0 - d, y0 - d),
+            ]),
+            vec![],
+        );
+        let holed = Polygon::new(
+            square.exterior().clone(),
+            vec![LineString::from(vec![
+                (x0 - d / 2.0, y0 - d / 2.0),
+                (x0 - d / 2.0, y0 + d / 2.0),
+                (x0 + d / 2.0, y0 + d / 2.0),
+                (x0 + d / 2.0, y0 - d / 2.0),
+                (x0 - d / 2.0, y0 - d / 2.0),
+            ])],
+        );
+        let concave = Polygon::new(
+            LineString::from(vec![
+                (x0 - d, y0 - d),
+                (x0 + d, y0 - d),
+                (x0, y0),
+                (x0 + d, y0 + d),
+                (x0 - d, y0 + d),
+                (x0 - d, y0 - d),
+            ]),
+            vec![],
+        );
+        let trench = LineString::from(vec![(x0 - d, y0 - d), (x0, y0 + d / 3.0), (x0 + d, y0)]);
+        let digs = [
+            Geometry::Polygon(square),
+            Geometry::Polygon(holed),
+            Geometry::Polygon(concave),
+            Geometry::LineString(trench),
+        ];
+        let crs = crs();
+        let (mut inside, mut outside) = (0, 0);
+        for dig in &digs {
+            let hits = idx.within_distance(Layer::Pipelines, dig, 80.0).unwrap();
+            let got: BTreeMap<i64, f64> =
+                hits.iter().map(|h| (h.record.id(), h.distance_m)).collect();
+            let m = crs.to_metric(dig).unwrap();
+            let mut want = BTreeMap::new();
+            for p in &pipes {
+                let pm = crs
+                    .to_metric(&Geometry::LineString(p.geometry.clone()))
+                    .unwrap();
+                let e = Euclidean.distance(&m, &pm);
+                if e <= 80.0 {
+                    want.insert(p.id, e);
+                }
+            }
+            assert_eq!(
+                got.keys().collect::<Vec<_>>(),
+                want.keys().collect::<Vec<_>>(),
+                "{dig:?}"
+            );
+            for (id, e) in &want {
+                assert!(
+                    (got[id] - e).abs() < 1e-9,
+                    "pipe {id}: {} vs geo {e}",
+                    got[id]
+                );
+                if *e == 0.0 {
+                    inside += 1;
+                } else {
+                    outside += 1;
+                }
+            }
+            // Nearest first, ties by id.
+            assert!(hits.windows(2).all(
+                |w| (w[0].distance_m, w[0].record.id()) <= (w[1].distance_m, w[1].record.id())
+            ));
+        }
+        assert!(
+            inside > 50 && outside > 50,
+            "{inside} meeting, {outside} apart"
+        );
+    }
+
+    #[test]
+    fn reasons_serialise_as_their_texts() {
+        let mut p = Pipeline::new(
+            7,
+            PipeKind::Gas,
+            1,
+            LineString::from(vec![(106.5, 29.5), (106.501, 29.5)]),
+        );
+        p.depth_start_m = Some(1.0);
+        p.depth_end_m = Some(1.2);
+        let rules = Excavation::builtin().rules;
+        let t = rules.thresholds(&p, DigMethod::Mechanical);
+        let (sev, reasons, _) = judge(&p, &t, 0.3, [0.0, 2.0]).unwrap();
+        assert_eq!(sev, Severity::Violation);
+        let texts = reasons.texts();
+        assert!(texts[0].starts_with("inside the 5.00 m no-dig protection zone of gas pipe 7 (cjj51-gas-protection-high)"), "{texts:?}");
+        assert!(
+            texts.iter().any(|t| t.contains("pressure_class unknown")),
+            "{texts:?}"
+        );
+        assert_eq!(
+            serde_json::to_value(&reasons).unwrap(),
+            serde_json::json!(texts)
+        );
+        assert_eq!(reasons.to_string(), texts.join("; "));
+        assert_eq!(reasons.len(), texts.len());
+        let stored = Reasons::from(texts.clone());
+        assert_eq!(
+            serde_json::to_value(&stored).unwrap(),
+            serde_json::json!(texts)
+        );
+        assert_eq!(
+            serde_json::to_value(&t.assumed).unwrap(),
+            serde_json::json!(t.assumed.iter().collect::<Vec<_>>())
+        );
+    }
+
+    #[test]
+    fn permute_moves_each_to_its_place() {
+        use rand::{seq::SliceRandom, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(9);
+        for n in [0, 1, 2, 7, 100] {
+            let mut order: Vec<usize> = (0..n).collect();
+            order.shuffle(&mut rng);
+            let mut v: Vec<usize> = (0..n).map(|i| i * 10).collect();
+            permute(&mut v, &order);
+            assert_eq!(v, order.iter().map(|i| i * 10).collect::<Vec<_>>());
+        }
     }
 
     #[test]

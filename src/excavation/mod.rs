@@ -8,14 +8,20 @@
 //! - [`tickets`]: the ticket state machine, owner responses, validity and deadlines.
 //! - [`report`]: JSON, GeoJSON and printable HTML renderings of a check.
 //! - [`service`]: the operations the HTTP layer calls, with their access rules.
+//! - [`calendar`]: working days (weekends, public holidays, 调休) for deadlines.
+//! - [`notify`]: the owners' notification outbox and the webhook delivery worker.
+//! - [`ticket_view`]: GeoJSON and HTML renderings of a stored ticket.
 //!
 //! Settings (limits, validity windows, response deadlines) are `data/excavation.toml`,
 //! validated at load like the rules.
 
+pub mod calendar;
 pub mod check;
+pub mod notify;
 pub mod report;
 pub mod rules;
 pub mod service;
+pub mod ticket_view;
 pub mod tickets;
 
 use crate::AppError;
@@ -106,6 +112,9 @@ pub struct TicketSettings {
     pub emergency_response_hours: i64,
     /// Most tickets one list request returns.
     pub max_list: usize,
+    /// Which days count towards deadlines and validity (plain calendar days when absent).
+    #[serde(default)]
+    pub calendar: calendar::CalendarSettings,
 }
 
 #[derive(Debug, Deserialize)]
@@ -116,6 +125,8 @@ struct SettingsFile {
     rules: Option<PathBuf>,
     limits: Limits,
     tickets: TicketSettings,
+    #[serde(default)]
+    notifications: notify::NotifySettings,
 }
 
 /// The rules and settings of the excavation check, loaded once at start-up.
@@ -124,6 +135,9 @@ pub struct Excavation {
     pub rules: Rules,
     pub limits: Limits,
     pub tickets: TicketSettings,
+    pub notifications: notify::NotifySettings,
+    /// Wakes this process's notification worker ([`notify::spawn`]) after a submission.
+    pub wake: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl Excavation {
@@ -151,7 +165,7 @@ impl Excavation {
     /// Parses and validates settings text; `base` resolves a relative `rules` path (none:
     /// the built-in rules).
     pub fn parse(text: &str, base: Option<&Path>) -> Result<Excavation, RuleError> {
-        let f: SettingsFile = toml::from_str(text)
+        let mut f: SettingsFile = toml::from_str(text)
             .map_err(|e| RuleError::Parse(format!("excavation settings: {e}")))?;
         let rules = match (&f.rules, base) {
             (Some(r), Some(b)) => Rules::load(&b.join(r))?,
@@ -201,10 +215,24 @@ impl Excavation {
         if !(1..=10_000).contains(&t.max_list) {
             return bad("tickets.max_list", "must be 1..10000");
         }
+        if t.validity_days > 366 || t.response_hours > 24 * 60 {
+            return bad(
+                "tickets",
+                "validity_days must be at most 366 and response_hours at most 1440",
+            );
+        }
+        if let Err(m) = f.tickets.calendar.validate() {
+            return bad("tickets.calendar", &m);
+        }
+        if let Err(m) = f.notifications.validate() {
+            return bad("notifications", &m);
+        }
         Ok(Excavation {
             rules,
             limits: f.limits,
             tickets: f.tickets,
+            notifications: f.notifications,
+            wake: Default::default(),
         })
     }
 }

@@ -36,7 +36,7 @@ pub fn geojson(r: &CheckResult) -> Value {
         features.push(json!({
             "type": "Feature",
             "id": format!("pipe-{}", c.pipeline_id),
-            "geometry": geom::to_geojson(&Geometry::LineString(c.geometry.clone())),
+            "geometry": geom::to_geojson(&Geometry::LineString(c.geometry.line().clone())),
             "properties": props
         }));
         features.push(json!({
@@ -95,7 +95,7 @@ fn svg_map(r: &CheckResult, crs: &MetricCrs) -> String {
         .conflicts
         .iter()
         .filter_map(|c| {
-            crs.to_metric(&Geometry::LineString(c.geometry.clone()))
+            crs.to_metric(&Geometry::LineString(c.geometry.line().clone()))
                 .ok()
                 .map(|g| (c.severity, c.pipeline_id, g))
         })
@@ -236,7 +236,7 @@ td,th{{border:1px solid #bbb;padding:3px 6px;font-size:12px;text-align:left;vert
             src = accuracy_label(c.accuracy_source),
             lon = c.nearest_point[0],
             lat = c.nearest_point[1],
-            why = esc(&c.reasons.join("; "))
+            why = esc(&c.reasons.to_string())
         ));
     }
     h.push_str("</table><h2>Owners to notify</h2><table><tr><th>Owner</th><th>Emergency contact</th><th>Phone</th><th>E-mail</th><th>Worst</th><th>Pipelines</th></tr>");

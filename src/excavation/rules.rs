@@ -8,8 +8,9 @@
 
 use super::DigMethod;
 use crate::model::{DrainageKind, GasPressure, PipeKind, Pipeline, QualityLevel};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Serialize, Serializer};
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
 
 /// Largest pipe size (m) the model accepts (`diameter_mm` ≤ 10,000); the candidate search
 /// radius adds half of it so the index lookup never misses a wide pipe.
@@ -205,6 +206,24 @@ pub struct Provenance {
     pub confirmed: bool,
 }
 
+/// A rule's id and source as shared strings, made once at load: every threshold and
+/// conflict the rule decides points at them instead of copying them (a 1 km² dig in the
+/// city reports ~1,900 pipes).
+#[derive(Debug, Clone, PartialEq)]
+struct SharedText {
+    id: Arc<str>,
+    source: Arc<str>,
+}
+
+impl SharedText {
+    fn new(id: &str, p: &Provenance) -> SharedText {
+        SharedText {
+            id: id.into(),
+            source: p.source.as_str().into(),
+        }
+    }
+}
+
 /// A horizontal or vertical clearance rule.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DistanceRule {
@@ -213,6 +232,8 @@ pub struct DistanceRule {
     pub clearance_m: f64,
     #[serde(flatten)]
     pub provenance: Provenance,
+    #[serde(skip)]
+    shared: SharedText,
 }
 
 /// A protection zone: no digging within `no_dig_m`, a permit within `permit_m`.
@@ -224,6 +245,8 @@ pub struct ProtectionRule {
     pub permit_m: f64,
     #[serde(flatten)]
     pub provenance: Provenance,
+    #[serde(skip)]
+    shared: SharedText,
 }
 
 /// How the tolerance zone widens the clearance by a pipe's positional uncertainty.
@@ -270,15 +293,106 @@ pub enum AccuracySource {
     Unknown,
 }
 
+/// Serialises a shared string as a plain JSON string (serde's `rc` feature is not enabled
+/// in this workspace, and enabling it would rebuild every crate that uses serde).
+pub(crate) fn ser_shared<S: Serializer>(s: &Arc<str>, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(s)
+}
+
+/// [`ser_shared`] for an optional string (used with `skip_serializing_if = "Option::is_none"`).
+pub(crate) fn ser_shared_opt<S: Serializer>(
+    s: &Option<Arc<str>>,
+    ser: S,
+) -> Result<S::Ok, S::Error> {
+    match s {
+        Some(s) => ser.serialize_str(s),
+        None => ser.serialize_none(),
+    }
+}
+
+/// Attributes a pipe does not record, for which the strictest rule was assumed: three
+/// flags with fixed texts, so a threshold or conflict carries them without allocating.
+/// A stored ticket's check brings its texts back as they were written
+/// ([`Assumed::from`] a `Vec<String>`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Assumed {
+    /// Computed by [`Rules::thresholds`].
+    Flags {
+        pressure: bool,
+        diameter: bool,
+        accuracy: bool,
+    },
+    /// Texts as stored.
+    Texts(Vec<String>),
+}
+
+impl Default for Assumed {
+    /// Nothing assumed.
+    fn default() -> Assumed {
+        Assumed::Flags {
+            pressure: false,
+            diameter: false,
+            accuracy: false,
+        }
+    }
+}
+
+impl Assumed {
+    pub const PRESSURE: &'static str =
+        "pressure_class unknown: the strictest pressure rule applies";
+    pub const DIAMETER: &'static str = "diameter unknown: the strictest diameter rule applies";
+    pub const ACCURACY: &'static str = "positional accuracy unknown: the widest tolerance applies";
+
+    /// The texts, in the order pressure, diameter, accuracy.
+    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
+        let (flags, texts): ([bool; 3], &[String]) = match self {
+            Assumed::Flags {
+                pressure,
+                diameter,
+                accuracy,
+            } => ([*pressure, *diameter, *accuracy], &[]),
+            Assumed::Texts(t) => ([false; 3], t),
+        };
+        [Self::PRESSURE, Self::DIAMETER, Self::ACCURACY]
+            .into_iter()
+            .zip(flags)
+            .filter_map(|(t, on)| on.then_some(t))
+            .chain(texts.iter().map(String::as_str))
+    }
+
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.iter().next().is_none()
+    }
+}
+
+impl From<Vec<String>> for Assumed {
+    fn from(t: Vec<String>) -> Assumed {
+        Assumed::Texts(t)
+    }
+}
+
+impl Serialize for Assumed {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        ser.collect_seq(self.iter())
+    }
+}
+
 /// Every distance the check compares a pipe against, derived from the rules for one pipe
-/// and one dig method. All in metres, horizontal unless named vertical.
+/// and one dig method. All in metres, horizontal unless named vertical. The rule ids and
+/// sources are the rules' own shared strings.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Thresholds {
     /// The required horizontal clearance (rule × method factor, at least the no-dig zone).
     pub clearance_m: f64,
     /// The rule that set `clearance_m`.
-    pub rule_id: String,
-    pub rule_source: String,
+    #[serde(serialize_with = "ser_shared")]
+    pub rule_id: Arc<str>,
+    #[serde(serialize_with = "ser_shared")]
+    pub rule_source: Arc<str>,
     pub rule_confirmed: bool,
     /// Outer edge of the tolerance zone: the clearance widened by the positional accuracy.
     pub tolerance_m: f64,
@@ -292,12 +406,14 @@ pub struct Thresholds {
     pub no_dig_m: Option<f64>,
     /// Permit zone (protection rule or the method's permit radius), if any.
     pub permit_m: Option<f64>,
-    pub protection_rule_id: Option<String>,
+    #[serde(serialize_with = "ser_shared_opt")]
+    pub protection_rule_id: Option<Arc<str>>,
     /// Required vertical clearance, and the depth uncertainty added to it.
     pub vertical_clearance_m: Option<f64>,
-    pub vertical_rule_id: Option<String>,
+    #[serde(serialize_with = "ser_shared_opt")]
+    pub vertical_rule_id: Option<Arc<str>>,
     /// Attributes the pipe does not record, for which the strictest rule was assumed.
-    pub assumed: Vec<String>,
+    pub assumed: Assumed,
 }
 
 impl Thresholds {
@@ -372,14 +488,16 @@ impl Rules {
                     seen(&r.id)?;
                     check_distance(&r.id, "clearance_m", r.clearance_m)?;
                     check_source(&r.id, &r.source)?;
+                    let provenance = Provenance {
+                        source: r.source,
+                        confirmed: r.confirmed,
+                    };
                     Ok(DistanceRule {
                         applies_to: Selector::from_raw(&r.id, r.applies_to)?,
+                        shared: SharedText::new(&r.id, &provenance),
                         id: r.id,
                         clearance_m: r.clearance_m,
-                        provenance: Provenance {
-                            source: r.source,
-                            confirmed: r.confirmed,
-                        },
+                        provenance,
                     })
                 })
                 .collect()
@@ -398,15 +516,17 @@ impl Rules {
                     message: "permit_m must be at least no_dig_m".into(),
                 });
             }
+            let provenance = Provenance {
+                source: r.source,
+                confirmed: r.confirmed,
+            };
             protection.push(ProtectionRule {
                 applies_to: Selector::from_raw(&r.id, r.applies_to)?,
+                shared: SharedText::new(&r.id, &provenance),
                 id: r.id,
                 no_dig_m: r.no_dig_m,
                 permit_m: r.permit_m,
-                provenance: Provenance {
-                    source: r.source,
-                    confirmed: r.confirmed,
-                },
+                provenance,
             });
         }
         for kind in PipeKind::ALL {
@@ -514,10 +634,11 @@ impl Rules {
         &self.methods[&m]
     }
 
-    /// The thresholds for one pipe dug near with `method`.
+    /// The thresholds for one pipe dug near with `method`. This runs for every candidate
+    /// pipe of a check, so it does not allocate: ids and sources are shared, the
+    /// assumptions are flags.
     pub fn thresholds(&self, p: &Pipeline, method: DigMethod) -> Thresholds {
         let m = self.method(method);
-        let mut assumed = Vec::new();
         let horizontal = strictest(
             self.horizontal
                 .iter()
@@ -546,32 +667,28 @@ impl Rules {
                 .chain(self.protection.iter().map(|r| &r.applies_to))
                 .filter(|s| s.kinds.contains(&p.kind))
         };
-        if p.pressure_class.is_none() && rules_of_kind().any(uses_pressure) {
-            assumed.push("pressure_class unknown: the strictest pressure rule applies".into());
-        }
-        if p.diameter_mm.is_none() && rules_of_kind().any(uses_diameter) {
-            assumed.push("diameter unknown: the strictest diameter rule applies".into());
-        }
+        let assumed_pressure = p.pressure_class.is_none() && rules_of_kind().any(uses_pressure);
+        let assumed_diameter = p.diameter_mm.is_none() && rules_of_kind().any(uses_diameter);
         let base_h = horizontal.map(|r| r.clearance_m).unwrap_or(0.0);
         let no_dig = protection.map(|r| r.no_dig_m);
         let h_scaled = base_h * m.factor;
         let (clearance_m, rule_id, source, confirmed) = match (horizontal, protection) {
             (Some(_), Some(pr)) if pr.no_dig_m > h_scaled => (
                 pr.no_dig_m,
-                pr.id.clone(),
-                pr.provenance.source.clone(),
+                pr.shared.id.clone(),
+                pr.shared.source.clone(),
                 pr.provenance.confirmed,
             ),
             (Some(h), _) => (
                 h_scaled,
-                h.id.clone(),
-                h.provenance.source.clone(),
+                h.shared.id.clone(),
+                h.shared.source.clone(),
                 h.provenance.confirmed,
             ),
             (None, Some(pr)) => (
                 pr.no_dig_m,
-                pr.id.clone(),
-                pr.provenance.source.clone(),
+                pr.shared.id.clone(),
+                pr.shared.source.clone(),
                 pr.provenance.confirmed,
             ),
             // Validation guarantees every kind has one of the two; keep a safe value anyway.
@@ -590,9 +707,12 @@ impl Rules {
             ),
             (None, None) => (self.tolerance.unknown_m, AccuracySource::Unknown),
         };
-        if accuracy_source == AccuracySource::Unknown {
-            assumed.push("positional accuracy unknown: the widest tolerance applies".into());
-        }
+        let assumed_accuracy = accuracy_source == AccuracySource::Unknown;
+        let assumed = Assumed::Flags {
+            pressure: assumed_pressure,
+            diameter: assumed_diameter,
+            accuracy: assumed_accuracy,
+        };
         let half_size = if self.tolerance.half_diameter {
             p.size_m().unwrap_or(0.0) / 2.0
         } else {
@@ -619,9 +739,9 @@ impl Rules {
             info_m,
             no_dig_m: no_dig,
             permit_m,
-            protection_rule_id: protection.map(|r| r.id.clone()),
+            protection_rule_id: protection.map(|r| r.shared.id.clone()),
             vertical_clearance_m: vertical.map(|r| r.clearance_m),
-            vertical_rule_id: vertical.map(|r| r.id.clone()),
+            vertical_rule_id: vertical.map(|r| r.shared.id.clone()),
             assumed,
         }
     }
@@ -699,7 +819,7 @@ mod tests {
         p.plan_accuracy_cm = Some(10.0);
         let t = r.thresholds(&p, DigMethod::Mechanical);
         assert_eq!(t.clearance_m, 1.2);
-        assert_eq!(t.rule_id, "gb50289-4.1.9-gas-medium");
+        assert_eq!(&*t.rule_id, "gb50289-4.1.9-gas-medium");
         assert!(t.rule_confirmed);
         assert_eq!(t.no_dig_m, Some(0.5));
         assert_eq!(t.permit_m, Some(5.0));
@@ -711,7 +831,7 @@ mod tests {
         // Unknown pressure: the strictest gas rows, including the high-pressure 5 m no-dig zone.
         let t = r.thresholds(&p, DigMethod::Mechanical);
         assert_eq!(t.clearance_m, 5.0);
-        assert_eq!(t.rule_id, "cjj51-gas-protection-high");
+        assert_eq!(&*t.rule_id, "cjj51-gas-protection-high");
         assert_eq!(t.permit_m, Some(50.0));
         assert!(t.assumed.iter().any(|a| a.contains("pressure_class")));
     }
@@ -741,7 +861,7 @@ mod tests {
         p.plan_accuracy_cm = Some(5.0);
         let manual = r.thresholds(&p, DigMethod::Manual);
         assert_eq!(manual.clearance_m, 5.0);
-        assert_eq!(manual.rule_id, "oil-gas-law-art30");
+        assert_eq!(&*manual.rule_id, "oil-gas-law-art30");
         assert_eq!(manual.permit_m, Some(50.0));
         let blast = r.thresholds(&p, DigMethod::Blasting);
         assert_eq!(blast.permit_m, Some(200.0));

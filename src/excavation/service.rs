@@ -1,18 +1,25 @@
 //! The ticket operations the HTTP layer calls: each reads what it needs, applies the pure
 //! state machine of [`super::tickets`], and saves through the store (which audits). Access
 //! rules live here so every entry point applies the same ones.
+//!
+//! Submission also writes the owners' notifications to the outbox ([`super::notify`]) and
+//! wakes the delivery worker.
 
 use super::check::{check, CheckRequest, CheckResult};
+use super::notify::{self, DeliveryStatus, Notification, OwnerChannels};
 use super::tickets::{
     can_see, ResponseRequest, Ticket, TicketRequest, TicketState, TransitionRequest,
 };
 use super::{Excavation, ExcavationError};
 use crate::auth::require;
 use crate::index::SpatialIndex;
-use crate::model::{Actor, Role};
-use crate::store::tickets::TicketFilter;
+use crate::model::{Actor, Layer, Role};
+use crate::store::tickets::{NotificationFilter, NotificationOutcome, TicketFilter};
 use crate::store::SharedStore;
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use utoipa::ToSchema;
 
 /// Largest `Idempotency-Key` accepted, characters.
 pub const MAX_IDEMPOTENCY_KEY: usize = 200;
@@ -57,14 +64,57 @@ pub async fn submit(
     // A retry runs the check again but writes nothing: the store returns the ticket of
     // the first submission unchanged.
     let result = check(index, ex, &req.dig)?;
-    let now = Utc::now();
+    // Milliseconds, as both stores keep them: the ticket's deadlines and the outbox's
+    // (a timestamp column) then agree to the digit.
+    let now = Utc::now().trunc_subsecs(3);
     let t = Ticket::new(&req, &result, actor, idempotency_key, &ex.tickets, now)?;
-    let (stored, created) = store.create_ticket(&t, actor).await?;
-    if created {
-        Ok((stored, true))
+    // The owners' channels are read while the ticket is written: independent round trips.
+    let ids = owner_ids(&t);
+    let (written, channels) =
+        tokio::join!(store.create_ticket(&t, actor), store.owner_channels(&ids));
+    let (stored, created) = written?;
+    let mut channels = channels?;
+    let out = if created {
+        (stored, true)
     } else {
-        same_or_conflict(stored, &req)
+        same_or_conflict(stored, &req)?
+    };
+    if owner_ids(&out.0) != ids {
+        // A retry whose first submission met other owners (the network changed since).
+        channels = store.owner_channels(&owner_ids(&out.0)).await?;
     }
+    // Also on a retry: the outbox skips what it holds, so a submission whose notifications
+    // were not written (a crash in between) gets them now.
+    notify_owners(store, ex, &out.0, actor, channels).await?;
+    Ok(out)
+}
+
+fn owner_ids(t: &Ticket) -> Vec<i64> {
+    t.owners.iter().map(|o| o.owner.owner_id).collect()
+}
+
+/// Writes the notifications a ticket calls for to the outbox and wakes the worker.
+async fn notify_owners(
+    store: &SharedStore,
+    ex: &Excavation,
+    t: &Ticket,
+    actor: &Actor,
+    channels: Vec<OwnerChannels>,
+) -> Result<Vec<Notification>, ExcavationError> {
+    if t.owners.is_empty() {
+        return Ok(vec![]);
+    }
+    let channels: HashMap<i64, OwnerChannels> =
+        channels.into_iter().map(|c| (c.owner_id, c)).collect();
+    let plan = notify::plan(t, &channels, &ex.tickets.calendar);
+    let written = store.enqueue_notifications(&plan, actor).await?;
+    if written
+        .iter()
+        .any(|n| n.channel == notify::Channel::Webhook)
+    {
+        ex.wake.notify_one();
+    }
+    Ok(written)
 }
 
 fn same_or_conflict(t: Ticket, req: &TicketRequest) -> Result<(Ticket, bool), ExcavationError> {
@@ -126,6 +176,170 @@ async fn refreshed(store: &SharedStore, mut t: Ticket) -> Result<Ticket, Excavat
 pub async fn get(store: &SharedStore, actor: &Actor, id: i64) -> Result<Ticket, ExcavationError> {
     let t = load_visible(store, actor, id).await?;
     refreshed(store, t).await
+}
+
+/// A ticket with the notifications sent to its owners (`GET /excavation/tickets/{id}`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct TicketView {
+    #[serde(flatten)]
+    pub ticket: Ticket,
+    /// One per owner and channel; webhook URLs are shown to operators only.
+    pub notifications: Vec<Notification>,
+}
+
+/// Most notifications one ticket view or list returns.
+pub const MAX_NOTIFICATIONS: usize = 1000;
+
+/// One ticket and its notifications, if the caller may see it.
+pub async fn view(
+    store: &SharedStore,
+    actor: &Actor,
+    id: i64,
+) -> Result<TicketView, ExcavationError> {
+    let ticket = get(store, actor, id).await?;
+    let notifications = store
+        .notifications(&NotificationFilter {
+            ticket_id: Some(id),
+            limit: MAX_NOTIFICATIONS,
+            ..Default::default()
+        })
+        .await?
+        .into_iter()
+        .map(|n| n.redacted_for(actor))
+        .collect();
+    Ok(TicketView {
+        ticket,
+        notifications,
+    })
+}
+
+/// The outbox for operators (and the e-mail/SMS gateway, which holds an operator key).
+pub async fn notifications(
+    store: &SharedStore,
+    actor: &Actor,
+    ticket_id: Option<i64>,
+    status: Option<DeliveryStatus>,
+    limit: Option<usize>,
+) -> Result<Vec<Notification>, ExcavationError> {
+    require(actor, Role::Operator).map_err(forbid)?;
+    let limit = limit.unwrap_or(100);
+    if limit == 0 || limit > MAX_NOTIFICATIONS {
+        return Err(ExcavationError::BadRequest(format!(
+            "limit must be 1..{MAX_NOTIFICATIONS}"
+        )));
+    }
+    Ok(store
+        .notifications(&NotificationFilter {
+            ticket_id,
+            status,
+            id: None,
+            limit,
+        })
+        .await?)
+}
+
+/// The body of `POST /excavation/notifications/{id}/status`: an external gateway's report.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryReport {
+    /// delivered or failed.
+    #[schema(value_type = String, example = "delivered")]
+    pub status: DeliveryStatus,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// Records a gateway's delivery report for a pending e-mail or SMS notification.
+pub async fn report_delivery(
+    store: &SharedStore,
+    actor: &Actor,
+    id: i64,
+    r: &DeliveryReport,
+) -> Result<Notification, ExcavationError> {
+    require(actor, Role::Operator).map_err(forbid)?;
+    let outcome = match (r.status, &r.error) {
+        (DeliveryStatus::Delivered, _) => NotificationOutcome::Delivered,
+        (DeliveryStatus::Failed, e) => NotificationOutcome::Failed(
+            e.clone()
+                .unwrap_or_else(|| "reported failed by the gateway".into())
+                .chars()
+                .take(500)
+                .collect(),
+        ),
+        (DeliveryStatus::Pending, _) => {
+            return Err(ExcavationError::Invalid(
+                "status must be delivered or failed".into(),
+            ))
+        }
+    };
+    let current = store
+        .notifications(&NotificationFilter {
+            id: Some(id),
+            limit: 1,
+            ..Default::default()
+        })
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| ExcavationError::NotFound(format!("notification {id} does not exist")))?;
+    if current.channel == notify::Channel::Webhook {
+        return Err(ExcavationError::Conflict(format!(
+            "notification {id} is a webhook, delivered by the service itself"
+        )));
+    }
+    store
+        .finish_notification(id, &outcome, actor)
+        .await?
+        .ok_or_else(|| {
+            ExcavationError::Conflict(format!("notification {id} is already {}", current.status))
+        })
+}
+
+fn known_owner(index: &SpatialIndex, owner_id: i64) -> Result<(), ExcavationError> {
+    match index.get(Layer::Owners, owner_id) {
+        Some(_) => Ok(()),
+        None => Err(ExcavationError::NotFound(format!(
+            "owner {owner_id} does not exist"
+        ))),
+    }
+}
+
+/// An owner's registered notification channels (operators).
+pub async fn owner_channels(
+    store: &SharedStore,
+    index: &SpatialIndex,
+    actor: &Actor,
+    owner_id: i64,
+) -> Result<OwnerChannels, ExcavationError> {
+    require(actor, Role::Operator).map_err(forbid)?;
+    known_owner(index, owner_id)?;
+    Ok(store
+        .owner_channels(&[owner_id])
+        .await?
+        .into_iter()
+        .next()
+        .unwrap_or(OwnerChannels {
+            owner_id,
+            webhook_url: None,
+            email: None,
+            sms: None,
+        }))
+}
+
+/// Registers an owner's notification channels (operators), audited.
+pub async fn set_owner_channels(
+    store: &SharedStore,
+    index: &SpatialIndex,
+    actor: &Actor,
+    owner_id: i64,
+    mut c: OwnerChannels,
+) -> Result<OwnerChannels, ExcavationError> {
+    require(actor, Role::Operator).map_err(forbid)?;
+    known_owner(index, owner_id)?;
+    c.owner_id = owner_id;
+    c.validate()?;
+    store.set_owner_channels(&c, actor).await?;
+    Ok(c)
 }
 
 /// Tickets the caller may see, newest first: a contractor's own, or everyone's for

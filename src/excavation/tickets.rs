@@ -11,6 +11,7 @@
 //! ticket; viewers cannot submit.
 
 use super::check::{CheckRequest, CheckResult, OwnerNotice, Severity};
+use super::ticket_view::CheckGeometry;
 use super::{ExcavationError, TicketSettings};
 use crate::model::{Actor, Role};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -229,6 +230,10 @@ pub struct Ticket {
     pub updated_at: DateTime<Utc>,
     #[schema(value_type = String, format = Date)]
     pub valid_from: NaiveDate,
+    /// The first instant of `valid_from` in local time: work may start from then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub starts_at: Option<DateTime<Utc>>,
     /// After this the ticket expires unless work is under way.
     #[schema(value_type = String, format = DateTime)]
     pub valid_until: DateTime<Utc>,
@@ -236,6 +241,12 @@ pub struct Ticket {
     /// The check at submission (the `POST /excavation/check` answer).
     #[schema(value_type = Object)]
     pub check: serde_json::Value,
+    /// The geometries of the check's pipes, risk points and sensors at submission (GeoJSON
+    /// by id), so the ticket renders as submitted whatever changes later. Absent on
+    /// tickets stored before this existed.
+    #[serde(default, skip_serializing_if = "CheckGeometry::is_empty")]
+    #[schema(value_type = Object)]
+    pub check_geometry: CheckGeometry,
     pub history: Vec<TicketEvent>,
 }
 
@@ -294,18 +305,16 @@ impl Ticket {
         settings: &TicketSettings,
         now: DateTime<Utc>,
     ) -> Result<Ticket, ExcavationError> {
-        let hours = match req.ticket_type {
-            TicketType::Normal => settings.response_hours,
-            TicketType::Emergency => settings.emergency_response_hours,
+        let cal = &settings.calendar;
+        // Normal deadlines count working-day time (when so configured); an emergency's
+        // deadline is clock hours: a gas leak does not wait for Monday.
+        let due_at = match req.ticket_type {
+            TicketType::Normal => cal.add_hours(now, settings.response_hours),
+            TicketType::Emergency => now + Duration::hours(settings.emergency_response_hours),
         };
-        let due_at = now + Duration::hours(hours);
-        let end_of_work = req
-            .dig
-            .end_date
-            .and_hms_opt(23, 59, 59)
-            .map(|d| d.and_utc())
-            .unwrap_or(now);
-        let valid_until = end_of_work.min(now + Duration::days(settings.validity_days));
+        // The end date is a local date: the work may go on until its last second there.
+        let end_of_work = cal.end_of_day(req.dig.end_date);
+        let valid_until = end_of_work.min(cal.add_hours(now, settings.validity_days * 24));
         let owners: Vec<OwnerResponse> = check
             .owners
             .iter()
@@ -361,10 +370,12 @@ impl Ticket {
             created_at: now,
             updated_at: now,
             valid_from: req.dig.start_date,
+            starts_at: Some(cal.start_of_day(req.dig.start_date)),
             valid_until,
             owners,
             check: serde_json::to_value(check)
                 .map_err(|e| ExcavationError::Internal(e.to_string()))?,
+            check_geometry: CheckGeometry::of(check),
             history,
         })
     }
@@ -546,8 +557,15 @@ impl Ticket {
             )));
         }
         if to == InProgress {
-            let today = now.date_naive();
-            if from != Emergency && today < self.valid_from {
+            // The start date begins at local midnight (tickets stored before `starts_at`
+            // existed: UTC midnight).
+            let starts = self.starts_at.unwrap_or_else(|| {
+                self.valid_from
+                    .and_hms_opt(0, 0, 0)
+                    .expect("midnight")
+                    .and_utc()
+            });
+            if from != Emergency && now < starts {
                 return Err(conflict(format!(
                     "work may not start before the ticket's start date {}",
                     self.valid_from
@@ -781,6 +799,103 @@ mod tests {
             .unwrap();
         t.transition(&to(TicketState::Closed), &acme, now())
             .unwrap();
+    }
+
+    #[test]
+    fn deadlines_and_validity_count_working_days() {
+        let ex = Excavation::builtin();
+        let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        // Submitted Wednesday 30 September 2026, 10:00 Beijing time, before 国庆 (1–7 Oct).
+        let submitted = at("2026-09-30T10:00:00+08:00");
+        let mut req = request(TicketType::Normal);
+        req.dig.start_date = NaiveDate::from_ymd_opt(2026, 10, 8).unwrap();
+        req.dig.end_date = NaiveDate::from_ymd_opt(2026, 12, 31).unwrap();
+        let acme = actor("acme", Role::Contractor);
+        let t = Ticket::new(&req, &result(2), &acme, None, &ex.tickets, submitted).unwrap();
+        // Work may start at local midnight of its start date, not UTC midnight.
+        assert_eq!(t.starts_at, Some(at("2026-10-08T00:00:00+08:00")));
+        let mut early = t.clone();
+        let start = to(TicketState::InProgress);
+        early.state = TicketState::Cleared;
+        assert!(early
+            .transition(&start, &acme, at("2026-10-07T23:59:00+08:00"))
+            .is_err());
+        early
+            .transition(&start, &acme, at("2026-10-08T00:01:00+08:00"))
+            .unwrap();
+        // One working day: Thursday 8 October, 10:00 — not 1 October.
+        assert_eq!(t.owners[0].due_at, at("2026-10-08T10:00:00+08:00"));
+        // 20 × 24 h of working days: 14 h left of 30 Sep, 19 whole days (8, 9, 10 (调休
+        // Saturday), 12–16, 19–23, 26–30 Oct and Monday 2 Nov) and 10 h of Tuesday 3 Nov.
+        assert_eq!(t.valid_until, at("2026-11-03T10:00:00+08:00"));
+        // An emergency's deadline is clock hours even in a holiday week.
+        req.ticket_type = TicketType::Emergency;
+        let e = Ticket::new(&req, &result(1), &acme, None, &ex.tickets, submitted).unwrap();
+        assert_eq!(e.owners[0].due_at, submitted + Duration::hours(2));
+        // Calendar days when so configured: 24 h and 20 days.
+        let mut cal = ex.tickets.clone();
+        cal.calendar.count = crate::excavation::calendar::DayCount::Calendar;
+        req.ticket_type = TicketType::Normal;
+        let c = Ticket::new(&req, &result(1), &acme, None, &cal, submitted).unwrap();
+        assert_eq!(c.owners[0].due_at, submitted + Duration::hours(24));
+        assert_eq!(c.valid_until, submitted + Duration::days(20));
+        // The work's last day ends at midnight local time, not UTC.
+        req.dig.end_date = NaiveDate::from_ymd_opt(2026, 10, 9).unwrap();
+        let short = Ticket::new(&req, &result(1), &acme, None, &ex.tickets, submitted).unwrap();
+        assert_eq!(short.valid_until, at("2026-10-09T23:59:59+08:00"));
+    }
+
+    #[test]
+    fn owners_get_a_notification_per_channel() {
+        use crate::excavation::notify::{plan, Channel, OwnerChannels};
+        let ex = Excavation::builtin();
+        let mut t = ticket(2, TicketType::Normal);
+        t.owners[0].owner.email = Some("gas@example.cn".into());
+        let mut channels = std::collections::HashMap::new();
+        channels.insert(
+            2,
+            OwnerChannels {
+                owner_id: 2,
+                webhook_url: Some("http://127.0.0.1:9/hook".into()),
+                email: None,
+                sms: Some("139 0000 0000".into()),
+            },
+        );
+        let p = plan(&t, &channels, &ex.tickets.calendar);
+        let got: Vec<(i64, Channel, &str)> = p
+            .iter()
+            .map(|n| (n.owner_id, n.channel, n.address.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, Channel::Email, "gas@example.cn"),
+                (1, Channel::Sms, "1"),
+                (2, Channel::Sms, "139 0000 0000"),
+                (2, Channel::Webhook, "http://127.0.0.1:9/hook"),
+            ]
+        );
+        let n = &p[0];
+        assert_eq!(n.ticket_id, 7);
+        assert_eq!(n.due_at, t.owners[0].due_at);
+        assert!(
+            n.message.contains("#7") && n.message.contains("Mark them"),
+            "{}",
+            n.message
+        );
+        // The deadline is written in Beijing time: due 2026-11-24 09:00 UTC = 17:00 +08:00.
+        assert!(
+            n.message.contains("2026-11-24 17:00 +08:00"),
+            "{}",
+            n.message
+        );
+        // A ticket that reached no owner notifies nobody.
+        assert!(plan(
+            &ticket(0, TicketType::Normal),
+            &channels,
+            &ex.tickets.calendar
+        )
+        .is_empty());
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! `/ogc/analysis/*`: analysis endpoints beyond the OGC standard, documented in the OGC
-//! API's OpenAPI (`/ogc/api`): pipelines within a distance, the clearance audit (GeoJSON
+//! API's OpenAPI (`/ogc/api`) and, through the utoipa annotations here, in `/openapi.json`: pipelines within a distance, the clearance audit (GeoJSON
 //! or CSV), per-grid statistics, nearest sensors. Pipeline details need `analyst`.
 
 use super::{Caller, QueryParams};
@@ -75,6 +75,14 @@ pub struct WithinQuery {
 }
 
 /// Pipelines within a distance of a geometry, with lengths by kind and owner.
+#[utoipa::path(get, path = "/ogc/analysis/pipelines-within", tag = "analysis",
+    params(("geometry" = String, Query, description = "WKT or GeoJSON geometry in CRS84 (lon/lat), at most 64 KiB"),
+        ("distance" = f64, Query, description = "metres, 0..50000 (measured in the deployment's projected CRS)"),
+        ("kind" = Option<String>, Query, description = "only this pipe kind"),
+        ("features" = Option<bool>, Query, description = "include the pipelines as GeoJSON features (default true)")),
+    responses((status = 200, description = "`{\"count\", \"total_length_m\", \"length_by_kind_m\": {kind: m}, \"length_by_owner_m\": {owner_id: m}, \"type\": \"FeatureCollection\", \"features\"}`; each feature's properties add `distance_m` and `length_m` (whole pipe)"),
+        (status = 400, description = "Bad geometry, distance or kind"),
+        (status = 403, description = "Below the analyst role")))]
 pub async fn pipelines_within(
     State(state): State<AppState>,
     caller: Caller,
@@ -128,6 +136,16 @@ pub struct AuditQuery {
 }
 
 /// The clearance audit between two pipe kinds, as GeoJSON or CSV.
+#[utoipa::path(get, path = "/ogc/analysis/clearance-audit", tag = "analysis",
+    params(("kind" = String, Query, description = "first pipe kind"),
+        ("other" = String, Query, description = "second pipe kind"),
+        ("bbox" = Option<String>, Query, description = "minLon,minLat,maxLon,maxLat (CRS84); without it at most 200,000 pipes of `kind`"),
+        ("max_distance" = Option<f64>, Query, description = "override the rule table's horizontal clearance, metres (0..100)"),
+        ("f" = Option<String>, Query, description = "json (GeoJSON, default) or csv")),
+    responses((status = 200, description = "One feature (or CSV row) per pair that crosses or runs closer than the stricter horizontal clearance of data/rules/clearances.toml: `pipe_id, pipe_kind, other_id, other_kind, relation (crossing|parallel), distance_m, required_m, rule_id, rule_confirmed`, and for crossings the vertical check: `pipe_depth_m, other_depth_m` (top of pipe at the crossing), `vertical_clearance_m` (upper pipe's bottom to lower pipe's top), `required_vertical_m, vertical_rule_id, size_known, vertical (ok|violation|unknown_depth|no_rule|not_applicable)`. Geometry: both pipes as a MultiLineString. With f=csv the same columns as text/csv.",
+            content_type = "application/geo+json"),
+        (status = 400, description = "Bad kind, bbox, max_distance or f; too many pipes in scope"),
+        (status = 403, description = "Below the analyst role")))]
 pub async fn clearance_audit(
     State(state): State<AppState>,
     caller: Caller,
@@ -154,10 +172,11 @@ pub async fn clearance_audit(
     .await
     .map_err(|e| AppError::Internal(e.to_string()))??;
     if csv {
-        let mut out = String::from("pipe_id,pipe_kind,other_id,other_kind,relation,distance_m,required_m,rule_id,rule_confirmed\n");
+        let mut out = String::from("pipe_id,pipe_kind,other_id,other_kind,relation,distance_m,required_m,rule_id,rule_confirmed,pipe_depth_m,other_depth_m,vertical_clearance_m,required_vertical_m,vertical_rule_id,size_known,vertical\n");
+        let opt = |x: Option<f64>| x.map(|v| v.to_string()).unwrap_or_default();
         for f in &findings {
             out.push_str(&format!(
-                "{},{},{},{},{},{},{},{},{}\n",
+                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
                 f.pipe_id,
                 f.pipe_kind,
                 f.other_id,
@@ -166,7 +185,14 @@ pub async fn clearance_audit(
                 f.distance_m,
                 f.required_m,
                 f.rule_id,
-                f.rule_confirmed
+                f.rule_confirmed,
+                opt(f.pipe_depth_m),
+                opt(f.other_depth_m),
+                opt(f.vertical_clearance_m),
+                opt(f.required_vertical_m),
+                f.vertical_rule_id.as_deref().unwrap_or(""),
+                f.size_known,
+                f.vertical
             ));
         }
         return Ok((
@@ -201,6 +227,12 @@ pub struct GridQuery {
 }
 
 /// Per grid cell: pipeline length by kind, by material, and mean age.
+#[utoipa::path(get, path = "/ogc/analysis/grid-stats", tag = "analysis",
+    params(("level" = Option<String>, Query, description = "district, street (default), community, grid or micro_grid"),
+        ("bbox" = Option<String>, Query, description = "minLon,minLat,maxLon,maxLat (CRS84)")),
+    responses((status = 200, description = "GeoJSON FeatureCollection, one feature per cell: `cell_id, name, code, total_length_m, length_by_kind_m, length_by_material_m, mean_age_years` (pipes clipped to the cell, age length-weighted)", content_type = "application/geo+json"),
+        (status = 400, description = "Bad level or bbox"),
+        (status = 403, description = "Below the analyst role")))]
 pub async fn grid_stats(
     State(state): State<AppState>,
     caller: Caller,
@@ -240,6 +272,14 @@ pub struct NearestQuery {
 }
 
 /// The sensors nearest a point, with distances in metres.
+#[utoipa::path(get, path = "/ogc/analysis/nearest-sensors", tag = "analysis",
+    params(("lon" = f64, Query, description = "longitude (CRS84)"),
+        ("lat" = f64, Query, description = "latitude (CRS84)"),
+        ("k" = Option<usize>, Query, description = "1..1000, default 10"),
+        ("kind" = Option<String>, Query, description = "only this sensor kind"),
+        ("max_distance" = Option<f64>, Query, description = "only sensors within this many metres")),
+    responses((status = 200, description = "GeoJSON FeatureCollection of sensors, nearest first, each with `distance_m`", content_type = "application/geo+json"),
+        (status = 400, description = "Bad point, k, kind or max_distance")))]
 pub async fn nearest_sensors(
     State(state): State<AppState>,
     caller: Caller,

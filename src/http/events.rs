@@ -1,6 +1,7 @@
 //! `GET /events`: Server-Sent Events of alarm changes (`alarm`), risk-level changes
 //! (`risk_level`) and data edits (`edit`), filterable by bbox and kinds, with `id:` cursors
-//! and replay after `Last-Event-ID` (see src/risk/events.rs).
+//! and replay after `Last-Event-ID` (see src/risk/events.rs): from the in-memory ring, else
+//! from the store's logs (`sync::replay_from_store`), else a `reset` event.
 
 use super::{Caller, QueryParams};
 use crate::model::Bbox;
@@ -64,6 +65,12 @@ fn sse(e: &BusEvent) -> Event {
         .data(e.data.clone())
 }
 
+fn reset_event() -> Event {
+    Event::default().event("reset").data(
+        r#"{"reason":"events after your Last-Event-ID are no longer kept; reload the state"}"#,
+    )
+}
+
 struct Feed {
     rx: tokio::sync::broadcast::Receiver<Arc<BusEvent>>,
     queue: VecDeque<Event>,
@@ -73,8 +80,9 @@ struct Feed {
     state: AppState,
 }
 
-/// Live events. Reconnecting with `Last-Event-ID` replays what was missed; when that is
-/// older than the server keeps, a `reset` event comes first (reload, then follow).
+/// Live events. Reconnecting with `Last-Event-ID` replays what was missed: from memory, or
+/// (older than memory, or from before a restart) from the store's durable logs; only when
+/// those cannot cover it either does a `reset` event come first (reload, then follow).
 #[utoipa::path(get, path = "/events", tag = "risk",
     params(("bbox" = Option<String>, Query, description = "only events located in minLon,minLat,maxLon,maxLat"),
         ("kinds" = Option<String>, Query, description = "comma-separated: alarm, risk_level, edit (default all)"),
@@ -126,9 +134,23 @@ pub async fn events(
     let mut queue = VecDeque::new();
     let mut seq = 0;
     if let Some(c) = last {
-        let (missed, gap) = bus.replay_after(&c);
+        let (mut missed, gap) = bus.replay_after(&c);
         if gap {
-            queue.push_back(Event::default().event("reset").data(r#"{"reason":"events after your Last-Event-ID are no longer kept; reload the state"}"#));
+            // Older than the ring (or than this process): rebuild from the store's logs
+            // up to the newest published event; live events after it follow by sequence.
+            let (head, head_seq) = bus.head_seq();
+            match crate::sync::replay_from_store(&state.risk, c, head).await {
+                Ok(Some(replayed)) => {
+                    seq = head_seq;
+                    missed.clear();
+                    queue.extend(replayed.iter().filter(|e| filter.wants(e)).map(sse));
+                }
+                Ok(None) => queue.push_back(reset_event()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "SSE replay from the store failed; sending reset");
+                    queue.push_back(reset_event());
+                }
+            }
         }
         for e in missed {
             seq = seq.max(e.seq);

@@ -1,11 +1,15 @@
 //! `/excavation`: the excavation check (JSON, GeoJSON or printable HTML) and tickets —
-//! submit (idempotent with `Idempotency-Key`), list, read, owner responses, transitions.
-//! Handlers extract, call [`crate::excavation::service`], and map the result.
+//! submit (idempotent with `Idempotency-Key`), list, read (JSON, GeoJSON or HTML, as
+//! submitted), owner responses, transitions — and the owners' notifications: the outbox,
+//! gateway delivery reports, and owners' notification channels. Handlers extract, call
+//! [`crate::excavation::service`], and map the result.
 
 use super::{parse_id, Caller, JsonBody, QueryParams};
 use crate::excavation::check::CheckResult;
+use crate::excavation::notify::{DeliveryStatus, Notification, OwnerChannels};
+use crate::excavation::service::{DeliveryReport, TicketView};
 use crate::excavation::tickets::{ResponseRequest, Ticket, TicketState, TransitionRequest};
-use crate::excavation::{report, service, CheckRequest, Rules};
+use crate::excavation::{report, service, ticket_view, CheckRequest, Rules};
 use crate::server::AppState;
 use crate::AppError;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -25,15 +29,25 @@ pub fn router() -> Router<AppState> {
         .route("/excavation/tickets/{id}", get(read))
         .route("/excavation/tickets/{id}/responses", post(respond))
         .route("/excavation/tickets/{id}/transitions", post(transition))
+        .route("/excavation/notifications", get(notifications))
+        .route(
+            "/excavation/notifications/{id}/status",
+            post(report_delivery),
+        )
+        .route(
+            "/excavation/owners/{id}/channels",
+            get(owner_channels).put(set_owner_channels),
+        )
         // A dig polygon of 500 vertices is ~20 kB; leave room, refuse megabytes.
         .layer(DefaultBodyLimit::max(256 * 1024))
 }
 
-/// `?format=` of the check.
+/// `?format=` (or `?f=`) of the check and of a ticket.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FormatQuery {
     /// json (default), geojson or html; overrides the Accept header.
+    #[serde(alias = "f")]
     pub format: Option<String>,
 }
 
@@ -84,7 +98,7 @@ fn render(state: &AppState, r: &CheckResult, f: Format, title: &str) -> Response
 /// Checks a dig: every pipeline within reach judged by the clearance rules, the owners to
 /// notify, risk points and sensors nearby, and a verdict (contractor role and above).
 #[utoipa::path(post, path = "/excavation/check", tag = "excavation",
-    params(("format" = Option<String>, Query, description = "json (default), geojson or html; the Accept header (application/geo+json, text/html) is honoured too")),
+    params(("format" = Option<String>, Query, description = "json (default), geojson or html (`f` is an alias); the Accept header (application/geo+json, text/html) is honoured too")),
     request_body = CheckRequest,
     responses((status = 200, description = "The check (JSON), a GeoJSON FeatureCollection, or an HTML report", body = CheckResult),
         (status = 400, description = "Malformed body, wrong geometry type, width_m missing for a LineString"),
@@ -202,17 +216,140 @@ pub async fn list(
     ))
 }
 
-/// One ticket (its submitter, or analysts and above; others get 404).
+/// One ticket (its submitter, or analysts and above; others get 404) with the
+/// notifications sent to its owners. As GeoJSON or HTML it renders like a check — the check
+/// made at submission, not re-run — with the ticket's state, requester, owners' responses,
+/// deadlines and notifications.
 #[utoipa::path(get, path = "/excavation/tickets/{id}", tag = "excavation",
-    params(("id" = i64, Path, description = "ticket id")),
-    responses((status = 200, description = "The ticket", body = Ticket), (status = 404, description = "No such ticket, or not yours")))]
+    params(("id" = i64, Path, description = "ticket id"),
+        ("format" = Option<String>, Query, description = "json (default), geojson or html (`f` is an alias); the Accept header (application/geo+json, text/html) is honoured too")),
+    responses((status = 200, description = "The ticket and its notifications (JSON), a GeoJSON FeatureCollection with the ticket as foreign member `ticket`, or an HTML report", body = TicketView),
+        (status = 400, description = "Unknown format"), (status = 404, description = "No such ticket, or not yours")))]
 pub async fn read(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<Json<Ticket>, AppError> {
+    QueryParams(q): QueryParams<FormatQuery>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
     let id = parse_id(&id)?;
-    Ok(Json(service::get(&state.store, &caller.0, id).await?))
+    let f = negotiate(&q, &headers)?;
+    let v = service::view(&state.store, &caller.0, id).await?;
+    Ok(match f {
+        Format::Json => Json(v).into_response(),
+        Format::GeoJson => (
+            [(header::CONTENT_TYPE, "application/geo+json")],
+            ticket_view::geojson(&v.ticket, &v.notifications, &state.index)?.to_string(),
+        )
+            .into_response(),
+        Format::Html => {
+            let off = state
+                .excavation
+                .tickets
+                .calendar
+                .offset()
+                .map_err(AppError::Internal)?;
+            Html(ticket_view::html(
+                &v.ticket,
+                &v.notifications,
+                &state.index,
+                &off,
+            )?)
+            .into_response()
+        }
+    })
+}
+
+/// Query of the notification outbox.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotificationQuery {
+    /// Only this ticket's.
+    pub ticket: Option<String>,
+    /// pending, delivered or failed.
+    pub status: Option<String>,
+    pub limit: Option<usize>,
+}
+
+/// The owners' notification outbox, oldest first (operators; an e-mail/SMS gateway reads
+/// its `pending` e-mail and SMS rows here).
+#[utoipa::path(get, path = "/excavation/notifications", tag = "excavation",
+    params(("ticket" = Option<i64>, Query, description = "only this ticket's notifications"),
+        ("status" = Option<String>, Query, description = "pending, delivered or failed"),
+        ("limit" = Option<usize>, Query, description = "1..1000, default 100")),
+    responses((status = 200, description = "{\"numberReturned\", \"notifications\": [Notification]}"),
+        (status = 400, description = "Bad ticket id, status or limit"), (status = 403, description = "Below operator")))]
+pub async fn notifications(
+    State(state): State<AppState>,
+    caller: Caller,
+    QueryParams(q): QueryParams<NotificationQuery>,
+) -> Result<Json<Value>, AppError> {
+    let ticket = q.ticket.as_deref().map(parse_id).transpose()?;
+    let status = q
+        .status
+        .as_deref()
+        .map(str::parse::<DeliveryStatus>)
+        .transpose()
+        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let list: Vec<Notification> =
+        service::notifications(&state.store, &caller.0, ticket, status, q.limit).await?;
+    Ok(Json(
+        json!({"numberReturned": list.len(), "notifications": list}),
+    ))
+}
+
+/// An external gateway reports an e-mail or SMS notification delivered or failed
+/// (operators). Webhooks are delivered by the service itself (409).
+#[utoipa::path(post, path = "/excavation/notifications/{id}/status", tag = "excavation",
+    params(("id" = i64, Path, description = "notification id")), request_body = DeliveryReport,
+    responses((status = 200, description = "The notification", body = Notification), (status = 403, description = "Below operator"),
+        (status = 404, description = "No such notification"), (status = 409, description = "A webhook, or no longer pending")))]
+pub async fn report_delivery(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(r): JsonBody<DeliveryReport>,
+) -> Result<Json<Notification>, AppError> {
+    let id = parse_id(&id)?;
+    Ok(Json(
+        service::report_delivery(&state.store, &caller.0, id, &r).await?,
+    ))
+}
+
+/// An owner's notification channels: webhook URL, and e-mail / SMS numbers replacing the
+/// owner record's (operators).
+#[utoipa::path(get, path = "/excavation/owners/{id}/channels", tag = "excavation",
+    params(("id" = i64, Path, description = "owner id")),
+    responses((status = 200, description = "The channels (all null: none registered)", body = OwnerChannels),
+        (status = 403, description = "Below operator"), (status = 404, description = "No such owner")))]
+pub async fn owner_channels(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<OwnerChannels>, AppError> {
+    let id = parse_id(&id)?;
+    Ok(Json(
+        service::owner_channels(&state.store, &state.index, &caller.0, id).await?,
+    ))
+}
+
+/// Registers (replaces) an owner's notification channels (operators), audited. Ticket
+/// notifications are then POSTed to `webhook_url` as JSON with an `Idempotency-Key`.
+#[utoipa::path(put, path = "/excavation/owners/{id}/channels", tag = "excavation",
+    params(("id" = i64, Path, description = "owner id")), request_body = OwnerChannels,
+    responses((status = 200, description = "The channels as saved", body = OwnerChannels),
+        (status = 403, description = "Below operator"), (status = 404, description = "No such owner"),
+        (status = 422, description = "Not an http(s) URL, e-mail address or phone number")))]
+pub async fn set_owner_channels(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonBody(c): JsonBody<OwnerChannels>,
+) -> Result<Json<OwnerChannels>, AppError> {
+    let id = parse_id(&id)?;
+    Ok(Json(
+        service::set_owner_channels(&state.store, &state.index, &caller.0, id, c).await?,
+    ))
 }
 
 /// Records an owner's response (operators, for the owner's duty desk). When every owner

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod analysis;
+pub mod client;
 pub mod events;
 pub mod excavation;
 pub mod features;
@@ -49,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .merge(risk::router())
         .merge(events::router())
         .merge(me::router())
+        .merge(client::router())
         .merge(ogc::router())
         .merge(analysis::router())
         .fallback_service(web)

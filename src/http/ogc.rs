@@ -80,8 +80,10 @@ fn base(headers: &HeaderMap) -> String {
     format!("{scheme}://{host}/ogc")
 }
 
-/// Refuses every parameter but `f=json` on the metadata resources.
-fn only_f(params: &[(String, String)]) -> Result<(), AppError> {
+/// Refuses every parameter but `f=json|html` on the metadata resources; says whether to
+/// answer in HTML (`f=html`, or a browser's `Accept`).
+fn only_f(params: &[(String, String)], headers: &HeaderMap) -> Result<bool, AppError> {
+    let mut f = None;
     for (k, v) in params {
         if k != "f" {
             return Err(AppError::BadRequest(format!(
@@ -89,14 +91,19 @@ fn only_f(params: &[(String, String)]) -> Result<(), AppError> {
                 k.chars().take(60).collect::<String>()
             )));
         }
-        if v != "json" {
+        if v != "json" && v != "html" {
             return Err(AppError::BadRequest(format!(
-                "f='{}' is not offered here; use json",
+                "f='{}' is not offered here; use json or html",
                 v.chars().take(20).collect::<String>()
             )));
         }
+        f = Some(v.as_str());
     }
-    Ok(())
+    Ok(ogc::html::wants_html(headers, f))
+}
+
+fn html_response(body: String) -> Response {
+    axum::response::Html(body).into_response()
 }
 
 fn link(href: String, rel: &str, typ: &str, title: &str) -> Value {
@@ -111,14 +118,15 @@ fn json_response(v: Value, content_type: &'static str) -> Response {
         .into_response()
 }
 
-/// Landing page: links to the API definition, conformance and the collections.
+/// Landing page: links to the API definition, conformance and the collections (JSON, or
+/// HTML for browsers).
 pub async fn landing(
     headers: HeaderMap,
     QueryParams(p): QueryParams<Vec<(String, String)>>,
-) -> Result<Json<Value>, AppError> {
-    only_f(&p)?;
+) -> Result<Response, AppError> {
+    let html = only_f(&p, &headers)?;
     let b = base(&headers);
-    Ok(Json(json!({
+    let doc = json!({
         "title": "Lifeline — underground lifelines",
         "description": "OGC API – Features over the pipelines, risk points, grid cells and sensors of the city's underground lifelines, with CQL2 filtering, CRS support and analysis endpoints.",
         "links": [
@@ -126,22 +134,34 @@ pub async fn landing(
             link(format!("{b}/api"), "service-desc", OPENAPI, "The API definition (OpenAPI 3.0)"),
             link(format!("{b}/conformance"), "conformance", "application/json", "Conformance classes"),
             link(format!("{b}/collections"), "data", "application/json", "Feature collections"),
+            link(format!("{b}/?f=html"), "alternate", "text/html", "This document as HTML"),
         ]
-    })))
+    });
+    Ok(if html {
+        html_response(ogc::html::landing(&b, &doc))
+    } else {
+        Json(doc).into_response()
+    })
 }
 
 /// Conformance declaration.
 pub async fn conformance(
+    headers: HeaderMap,
     QueryParams(p): QueryParams<Vec<(String, String)>>,
-) -> Result<Json<Value>, AppError> {
-    only_f(&p)?;
-    // The HTML class is declared by many servers; this one serves JSON only.
+) -> Result<Response, AppError> {
+    let html = only_f(&p, &headers)?;
+    // The HTML class is not declared: HTML views exist for people (landing, collections,
+    // items, features), but the OpenAPI document is JSON only, which the class forbids.
     let classes: Vec<&str> = CONFORMANCE
         .iter()
         .copied()
         .filter(|c| !c.ends_with("/html"))
         .collect();
-    Ok(Json(json!({"conformsTo": classes})))
+    Ok(if html {
+        html_response(ogc::html::conformance(&base(&headers), &classes))
+    } else {
+        Json(json!({"conformsTo": classes})).into_response()
+    })
 }
 
 /// The OpenAPI 3.0 definition of this API.
@@ -150,7 +170,11 @@ pub async fn api(
     caller: Caller,
     QueryParams(p): QueryParams<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
-    only_f(&p)?;
+    if only_f(&p, &headers)? && p.iter().any(|(_, v)| v == "html") {
+        return Err(AppError::BadRequest(
+            "the API definition is offered as JSON only; use f=json".into(),
+        ));
+    }
     let doc = ogc::openapi::document(&base(&headers), caller.0.role);
     Ok(json_response(doc, OPENAPI))
 }
@@ -195,7 +219,15 @@ fn describe(state: &AppState, b: &str, layer: Layer, role: Role) -> Value {
         ]
     });
     if layer == Layer::Owners {
-        c["extent"] = json!({});
+        // No geometry: no spatial extent, no FlatGeobuf, no CRS choice.
+        if let Value::Object(m) = &mut c {
+            m.remove("extent");
+            m.remove("crs");
+            m.remove("storageCrs");
+        }
+        if let Some(Value::Array(links)) = c.get_mut("links") {
+            links.retain(|l| l["type"] != "application/flatgeobuf");
+        }
     }
     c
 }
@@ -206,18 +238,25 @@ pub async fn collections(
     headers: HeaderMap,
     caller: Caller,
     QueryParams(p): QueryParams<Vec<(String, String)>>,
-) -> Result<Json<Value>, AppError> {
-    only_f(&p)?;
+) -> Result<Response, AppError> {
+    let html = only_f(&p, &headers)?;
     let b = base(&headers);
     let cols: Vec<Value> = ogc::collections_for(caller.0.role)
         .into_iter()
         .map(|l| describe(&state, &b, l, caller.0.role))
         .collect();
+    if html {
+        return Ok(html_response(ogc::html::collections(&b, &cols)));
+    }
     Ok(Json(json!({
-        "links": [link(format!("{b}/collections"), "self", "application/json", "Collections")],
+        "links": [
+            link(format!("{b}/collections"), "self", "application/json", "Collections"),
+            link(format!("{b}/collections?f=html"), "alternate", "text/html", "Collections as HTML"),
+        ],
         "crs": ogc::crs::supported_uris(),
         "collections": cols,
-    })))
+    }))
+    .into_response())
 }
 
 /// One collection's metadata.
@@ -227,15 +266,16 @@ pub async fn collection(
     caller: Caller,
     Path(id): Path<String>,
     QueryParams(p): QueryParams<Vec<(String, String)>>,
-) -> Result<Json<Value>, AppError> {
-    only_f(&p)?;
+) -> Result<Response, AppError> {
+    let html = only_f(&p, &headers)?;
     let layer = ogc::collection(&id, caller.0.role)?;
-    Ok(Json(describe(
-        &state,
-        &base(&headers),
-        layer,
-        caller.0.role,
-    )))
+    let b = base(&headers);
+    let c = describe(&state, &b, layer, caller.0.role);
+    Ok(if html {
+        html_response(ogc::html::collection(&b, &c))
+    } else {
+        Json(c).into_response()
+    })
 }
 
 /// The queryables of a collection for the caller's role (JSON Schema).
@@ -245,7 +285,11 @@ pub async fn queryables(
     Path(id): Path<String>,
     QueryParams(p): QueryParams<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
-    only_f(&p)?;
+    if only_f(&p, &headers)? && p.iter().any(|(_, v)| v == "html") {
+        return Err(AppError::BadRequest(
+            "queryables are offered as JSON Schema only; use f=json".into(),
+        ));
+    }
     let layer = ogc::collection(&id, caller.0.role)?;
     let url = format!("{}/collections/{id}/queryables", base(&headers));
     Ok(json_response(
@@ -265,24 +309,99 @@ pub async fn items(
     let role = caller.0.role;
     let layer = ogc::collection(&id, role)?;
     let b = base(&headers);
+    let html = ogc::html::wants_html(
+        &headers,
+        p.iter().find(|(k, _)| k == "f").map(|(_, v)| v.as_str()),
+    );
+    let plan_req =
+        ogc::sql::PlanRequest::parse(headers.get("x-ogc-plan").and_then(|h| h.to_str().ok()))?;
+    let backend = state.store.backend();
     let index = state.index.clone();
-    let (q, page) = tokio::task::spawn_blocking(move || -> Result<_, OgcError> {
+    let (q, plan, page) = tokio::task::spawn_blocking(move || -> Result<_, OgcError> {
         let q = ogc::parse_items_query(&p, layer, role, &index)?;
-        let page = ogc::items(&index, layer, role, &q)?;
-        Ok((q, page))
+        let plan = ogc::sql::plan(plan_req, backend, layer, &q)?;
+        let page = match plan {
+            ogc::sql::Plan::Index => Some(ogc::items(&index, layer, role, &q)?),
+            ogc::sql::Plan::Sql => None,
+        };
+        Ok((q, plan, page))
     })
     .await
     .map_err(|e| AppError::Internal(e.to_string()))??;
+    let (page, plan) = match page {
+        Some(p) => (p, plan),
+        None => {
+            let sq = ogc::sql::translate(layer, &q).map_err(AppError::BadRequest)?;
+            match state.store.ogc_items(&sq).await {
+                Ok(Some(sp)) => {
+                    // The page's records come from the index, so both paths render the same.
+                    let records = sp
+                        .ids
+                        .iter()
+                        .filter_map(|id| state.index.get(layer, *id))
+                        .collect();
+                    (ogc::Page::new(records, sp.matched, &q), plan)
+                }
+                // PostgreSQL can refuse what Rust evaluates (a float8 overflow in filter
+                // arithmetic): answer from the index rather than fail the client.
+                other => {
+                    if let Err(e) = other {
+                        tracing::warn!(error = %e, "OGC SQL pushdown failed; using the index");
+                    }
+                    let index = state.index.clone();
+                    let (q2, page) = tokio::task::spawn_blocking(move || {
+                        let page = ogc::items(&index, layer, role, &q);
+                        (q, page)
+                    })
+                    .await
+                    .map_err(|e| AppError::Internal(e.to_string()))?;
+                    return finish_items(
+                        &b,
+                        &id,
+                        layer,
+                        role,
+                        q2,
+                        page?,
+                        ogc::sql::Plan::Index,
+                        html,
+                    )
+                    .await;
+                }
+            }
+        }
+    };
+    finish_items(&b, &id, layer, role, q, page, plan, html).await
+}
+
+/// Renders an items page: HTML, FlatGeobuf or GeoJSON bytes, with links and headers.
+#[allow(clippy::too_many_arguments)]
+async fn finish_items(
+    b: &str,
+    id: &str,
+    layer: Layer,
+    role: Role,
+    q: ogc::ItemsQuery,
+    page: ogc::Page,
+    plan: ogc::sql::Plan,
+    html: bool,
+) -> Result<Response, AppError> {
+    let plan_header = (
+        header::HeaderName::from_static("x-ogc-plan"),
+        HeaderValue::from_static(match plan {
+            ogc::sql::Plan::Index => "index",
+            ogc::sql::Plan::Sql => "sql",
+        }),
+    );
     let content_crs = format!("<{}>", q.crs.uri);
+    let names = ogc::output_names(layer, role, &q);
     if q.format == ogc::Format::FlatGeobuf {
         let code = q.crs.code.clone();
         let out: Vec<crate::io::gdal::OutFeature> = page
             .records
             .iter()
-            .zip(&page.features)
-            .map(|(r, f)| crate::io::gdal::OutFeature {
+            .map(|r| crate::io::gdal::OutFeature {
                 id: r.id(),
-                props: f["properties"].as_object().cloned().unwrap_or_default(),
+                props: ogc::fields::properties_map(r, &names),
                 geometry: r.geometry(),
             })
             .collect();
@@ -308,6 +427,7 @@ pub async fn items(
                     header::HeaderName::from_static("content-crs"),
                     HeaderValue::from_str(&content_crs).unwrap_or(HeaderValue::from_static("")),
                 ),
+                plan_header,
             ],
             bytes,
         )
@@ -322,18 +442,20 @@ pub async fn items(
             "This page",
         ),
         link(
-            ogc::url_with(&url, &with_f(&with_offset(&q.link_query, q.offset), "fgb")),
-            "alternate",
-            "application/flatgeobuf",
-            "This page as FlatGeobuf",
-        ),
-        link(
             format!("{b}/collections/{id}"),
             "collection",
             "application/json",
             "The collection",
         ),
     ];
+    if layer != Layer::Owners {
+        links.push(link(
+            ogc::url_with(&url, &with_f(&with_offset(&q.link_query, q.offset), "fgb")),
+            "alternate",
+            "application/flatgeobuf",
+            "This page as FlatGeobuf",
+        ));
+    }
     if let Some(n) = page.next_offset {
         links.push(link(
             ogc::url_with(&url, &with_offset(&q.link_query, n)),
@@ -350,14 +472,24 @@ pub async fn items(
             "Previous page",
         ));
     }
-    let body = json!({
-        "type": "FeatureCollection",
-        "timeStamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
-        "numberMatched": page.matched,
-        "numberReturned": page.features.len(),
-        "features": page.features,
-        "links": links,
-    });
+    let links = Value::Array(links);
+    if html {
+        return Ok(html_response(ogc::html::items(
+            b,
+            &format!("{} — items", title(layer)),
+            id,
+            &page.records,
+            &names,
+            page.matched,
+            &links,
+        )));
+    }
+    let crs = q.crs.clone();
+    // Writing a large page (and reprojecting it) is CPU work: off the async workers.
+    let body =
+        tokio::task::spawn_blocking(move || ogc::render_collection(&page, &names, &crs, &links))
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))??;
     Ok((
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(GEOJSON)),
@@ -365,8 +497,9 @@ pub async fn items(
                 header::HeaderName::from_static("content-crs"),
                 HeaderValue::from_str(&content_crs).unwrap_or(HeaderValue::from_static("")),
             ),
+            plan_header,
         ],
-        Json(body),
+        body,
     )
         .into_response())
 }
@@ -395,10 +528,11 @@ pub async fn feature(
 ) -> Result<Response, AppError> {
     let layer = ogc::collection(&id, caller.0.role)?;
     let mut crs = ApiCrs::crs84();
+    let mut f_param = None;
     for (k, v) in &p {
         match k.as_str() {
             "crs" => crs = ApiCrs::parse(v)?,
-            "f" if v == "json" || v == "geojson" => {}
+            "f" if v == "json" || v == "geojson" || v == "html" => f_param = Some(v.as_str()),
             _ => {
                 return Err(AppError::BadRequest(format!(
                     "unknown or unsupported query parameter '{}'",
@@ -417,6 +551,18 @@ pub async fn feature(
         .index
         .get(layer, fid_n)
         .ok_or_else(|| AppError::NotFound(format!("no feature {fid_n} in {layer}")))?;
+    if ogc::html::wants_html(&headers, f_param) {
+        let names: Vec<&str> = ogc::queryables::queryables(layer, caller.0.role)
+            .into_iter()
+            .map(|q| q.name)
+            .collect();
+        return Ok(html_response(ogc::html::feature(
+            &base(&headers),
+            &id,
+            &record,
+            &names,
+        )));
+    }
     let mut f = to_feature(&record, caller.0.role);
     if crs != ApiCrs::crs84() {
         if let Some(g) = record.geometry() {

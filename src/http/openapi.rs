@@ -14,6 +14,7 @@ use utoipa::OpenApi;
         super::health::health,
         super::health::ready,
         super::me::me,
+        super::client::client_config,
         super::layers::list,
         super::layers::risk_categories,
         super::layers::sensor_kinds,
@@ -35,6 +36,10 @@ use utoipa::OpenApi;
         super::excavation::read,
         super::excavation::respond,
         super::excavation::transition,
+        super::excavation::notifications,
+        super::excavation::report_delivery,
+        super::excavation::owner_channels,
+        super::excavation::set_owner_channels,
         super::sensors::ingest,
         super::sensors::sensor,
         super::sensors::readings,
@@ -52,8 +57,12 @@ use utoipa::OpenApi;
         super::tiles::tilejson_doc,
         super::tiles::tile_dir_file,
         super::tiles::style_doc,
+        super::analysis::pipelines_within,
+        super::analysis::clearance_audit,
+        super::analysis::grid_stats,
+        super::analysis::nearest_sensors,
     ),
-    tags((name = "service"), (name = "layers"), (name = "features"), (name = "admin"), (name = "tiles"), (name = "excavation"), (name = "risk", description = "The risk one map: sensor readings, alarms and their lifecycle, live risk levels, grid statistics, live events (issue 5)"))
+    tags((name = "service"), (name = "layers"), (name = "features"), (name = "admin"), (name = "tiles"), (name = "excavation"), (name = "analysis", description = "Analysis beyond OGC API – Features (issue 6): pipelines within a distance, the clearance audit (horizontal and vertical), grid statistics, nearest sensors; the OGC API itself is described at /ogc/api"), (name = "risk", description = "The risk one map: sensor readings, alarms and their lifecycle, live risk levels, grid statistics, live events (issue 5)"))
 )]
 pub struct ApiDoc;
 

@@ -242,7 +242,7 @@ fn grid_level(s: &Option<String>) -> Result<GridLevel, AppError> {
     params(("bbox" = Option<String>, Query, description = "minLon,minLat,maxLon,maxLat"),
         ("level" = Option<String>, Query, description = "grid level of the per-cell rows (default street)"),
         ("limit" = Option<usize>, Query, description = "uncovered ids listed, default 1000")),
-    responses((status = 200, description = "`{\"risk_points\", \"linked\", \"working\", \"coverage\", \"target\": 1.0, \"by_category\": [{\"category\", \"risk_points\", \"linked\", \"working\", \"coverage\"}], \"grid_level\", \"by_grid_cell\": [{\"grid_cell_id\", …}], \"uncovered_total\", \"uncovered\": [id]}` (closed risk points are left out)")))]
+    responses((status = 200, description = "`{\"risk_points\", \"linked\", \"working\", \"coverage\", \"target\": 1.0, \"by_category\": [{\"category\", \"risk_points\", \"linked\", \"working\", \"coverage\"}], \"grid_level\", \"by_grid_cell\": [{\"grid_cell_id\", \"risk_points\", \"linked\", \"working\", \"coverage\", \"unlinked_sensors\", \"unlinked_working\", \"unlinked_offline\"}], \"uncovered_total\", \"uncovered\": [id], \"unlinked_sensors\", \"unlinked_working\", \"unlinked_offline\"}` (closed risk points are left out; unlinked = sensors linked to no risk point, counted in the cell they stand in)")))]
 pub async fn coverage(
     State(state): State<AppState>,
     _caller: Caller,
@@ -262,7 +262,7 @@ pub async fn coverage(
     params(("level" = Option<String>, Query, description = "district, street (default), community, grid or micro_grid"),
         ("bbox" = Option<String>, Query, description = "cells meeting minLon,minLat,maxLon,maxLat"),
         ("format" = Option<String>, Query, description = "`json` (default) or `geojson`: a FeatureCollection of the cells' polygons with the counts as properties, for a choropleth")),
-    responses((status = 200, description = "`{\"level\", \"cells\": [{\"id\", \"name\", \"code\", \"level\", \"major\", \"large\", \"general\", \"low\", \"risk_points\", \"covered\", \"coverage\", \"open_alarms\", \"sensors\", \"offline_sensors\"}]}`; risk-point levels are live levels, sensors are those linked to the cell's risk points")))]
+    responses((status = 200, description = "`{\"level\", \"cells\": [{\"id\", \"name\", \"code\", \"level\", \"major\", \"large\", \"general\", \"low\", \"risk_points\", \"covered\", \"coverage\", \"open_alarms\", \"sensors\", \"offline_sensors\", \"unlinked_sensors\", \"unlinked_working\", \"unlinked_offline\"}]}`; risk-point levels are live levels, `sensors`/`offline_sensors` are those linked to the cell's risk points, `unlinked_*` the sensors linked to no risk point that stand in the cell")))]
 pub async fn grid_stats(
     State(state): State<AppState>,
     _caller: Caller,

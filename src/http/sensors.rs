@@ -73,16 +73,11 @@ pub async fn sensor(
         return Err(AppError::NotFound(format!("sensor {id} does not exist")));
     };
     let engine = &state.risk;
-    let st = engine.state(id);
-    let latest = match st.as_ref().and_then(|s| s.last) {
-        Some(r) => Some(r),
-        None => state.store.last_reading(id).await?,
-    };
+    // Both from state every instance shares (the store, the alarm book), so the answer
+    // does not depend on which instance ingested the sensor's readings.
+    let latest = engine.latest(id).await?;
     let kr = engine.rules.kind(s.kind);
-    let level = st
-        .as_ref()
-        .filter(|s| s.level > 0)
-        .map(|st| kr.levels[st.level - 1].severity);
+    let level = engine.threshold_level(id);
     Ok(Json(json!({
         "sensor": s,
         "unit": kr.unit,

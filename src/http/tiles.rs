@@ -8,10 +8,12 @@
 use super::Caller;
 use crate::server::AppState;
 use crate::tileserver::derived::{self, MixedSet};
-use crate::tileserver::{style, tilejson, Encoding, LayerSet, LayerSetError, MAX_SEGMENT_BYTES};
+use crate::tileserver::{
+    style, tilejson, Datum, Encoding, LayerSet, LayerSetError, MAX_SEGMENT_BYTES,
+};
 use crate::AppError;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -141,7 +143,8 @@ fn header_value(s: &str) -> HeaderValue {
 #[utoipa::path(get, path = "/tiles/{layers}/{z}/{x}/{y}.mvt", tag = "tiles",
     params(("layers" = String, Path, description = "one or more of pipelines, risk_points, grid_cells, sensors and the derived grid_stats, alarm_density (never cached, Cache-Control no-cache), comma-separated (at most 8 names, 200 bytes)"),
         ("z" = u32, Path, description = "zoom 0..=22"), ("x" = u32, Path, description = "column < 2^z"),
-        ("y" = u32, Path, description = "row < 2^z; the extension may be .mvt or .pbf")),
+        ("y" = u32, Path, description = "row < 2^z; the extension may be .mvt or .pbf"),
+        ("datum" = Option<String>, Query, description = "cgcs2000 (default) or gcj02: vertices offset to GCJ-02, to lie over a Chinese commercial basemap (not for the derived layers)")),
     responses((status = 200, description = "Mapbox Vector Tile 2.1 (gzip or brotli by Accept-Encoding; strong ETag per encoding)", content_type = "application/vnd.mapbox-vector-tile"),
         (status = 204, description = "No feature in this tile"),
         (status = 304, description = "Not modified (If-None-Match)"),
@@ -152,8 +155,11 @@ pub async fn tile(
     path: Result<Path<(String, String, String, String)>, PathRejection>,
     caller: Caller,
     headers: HeaderMap,
+    RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
     let Path((layers, z, x, file)) = path.map_err(path_error)?;
+    let datum =
+        Datum::from_query(query.as_deref()).map_err(|e| AppError::BadRequest(e.to_string()))?;
     let encoding = Encoding::negotiate(
         headers
             .get(header::ACCEPT_ENCODING)
@@ -163,6 +169,11 @@ pub async fn tile(
     // Derived layers change with alarms, so they bypass the cache (see tileserver::derived).
     let (served, cache_control) = match mixed_set(&layers)? {
         Some(set) => {
+            if datum != Datum::Cgcs2000 {
+                return Err(AppError::BadRequest(format!(
+                    "datum={datum} is not available for the derived layers grid_stats and alarm_density"
+                )));
+            }
             check_lengths(&z, &x, &file)?;
             let coord = parse_tile_coord(&file, &z, &x)?;
             let served = state
@@ -180,7 +191,7 @@ pub async fn tile(
             let (set, coord) = parse_tile_path(&layers, &z, &x, &file)?;
             let served = state
                 .tiles
-                .tile(set, coord, caller.0.role, encoding)
+                .tile_in(set, coord, caller.0.role, encoding, datum)
                 .await?;
             let cc = if served.private {
                 d.private_cache_control.clone()

@@ -37,13 +37,30 @@ thread_local! {
 /// Runs `f` with a (cached, per-thread) transformer from `from` to `to`, axis order
 /// normalised to x = easting/longitude, y = northing/latitude.
 fn with_proj<R>(from: &str, to: &str, f: impl FnOnce(&proj::Proj) -> R) -> Result<R, CrsError> {
+    with_cached(from, to, f, || proj::Proj::new_known_crs(from, to, None))
+}
+
+/// Marks a cache entry whose `from` is a PROJ pipeline rather than a CRS.
+const PIPELINE: &str = "<pipeline>";
+
+/// Runs `f` with a (cached, per-thread) transformer built by `make` on a cache miss.
+fn with_cached<R>(
+    from: &str,
+    to: &str,
+    f: impl FnOnce(&proj::Proj) -> R,
+    make: impl FnOnce() -> Result<proj::Proj, proj::ProjCreateError>,
+) -> Result<R, CrsError> {
     CACHE.with(|cell| {
         let mut cache = cell.borrow_mut();
         if let Some(p) = cache.iter().find(|p| p.from == from && p.to == to) {
             return Ok(f(&p.proj));
         }
-        let proj = proj::Proj::new_known_crs(from, to, None).map_err(|e| CrsError::Unknown {
-            code: format!("{from} -> {to}"),
+        let proj = make().map_err(|e| CrsError::Unknown {
+            code: if to == PIPELINE {
+                from.to_string()
+            } else {
+                format!("{from} -> {to}")
+            },
             reason: e.to_string(),
         })?;
         let r = f(&proj);
@@ -75,6 +92,105 @@ pub fn transform(g: &Geometry<f64>, from: &str, to: &str) -> Result<Geometry<f64
                 })
         })
     })?
+}
+
+/// Transforms every coordinate of `g` with one PROJ call (`proj_trans_generic` over the
+/// whole coordinate array), which is much cheaper than one call per vertex.
+fn convert_all(p: &proj::Proj, g: &Geometry<f64>, to: &str) -> Result<Geometry<f64>, CrsError> {
+    use geo::CoordsIter;
+    let mut xy: Vec<(f64, f64)> = g.coords_iter().map(|c| (c.x, c.y)).collect();
+    let failed = |c: Option<&(f64, f64)>| CrsError::Transform {
+        code: to.to_string(),
+        x: c.map_or(f64::NAN, |c| c.0),
+        y: c.map_or(f64::NAN, |c| c.1),
+    };
+    let first = xy.first().copied();
+    p.convert_array(&mut xy)
+        .map_err(|_| failed(first.as_ref()))?;
+    if let Some(bad) = xy.iter().find(|(x, y)| !x.is_finite() || !y.is_finite()) {
+        return Err(failed(Some(bad)));
+    }
+    // `map_coords` visits the coordinates in `coords_iter` order.
+    let next = std::cell::Cell::new(0usize);
+    let (xy, next) = (&xy, &next);
+    g.try_map_coords(|_| {
+        let i = next.get();
+        next.set(i + 1);
+        xy.get(i)
+            .map(|&(x, y)| Coord { x, y })
+            .ok_or_else(|| failed(None))
+    })
+}
+
+/// How source coordinates reach the canonical CRS (CGCS2000 lon/lat) on import.
+///
+/// PROJ's straight route from a foreign datum to EPSG:4490 is often only a *ballpark*
+/// operation: EPSG has no transformation from e.g. DHDN to CGCS2000, so
+/// `EPSG:31467 → EPSG:4490` shifts by ~127 m. Every datum does have transformations to
+/// WGS 84, and CGCS2000 and WGS 84 agree to centimetres (PROJ itself relates them by a
+/// no-op), so a foreign source goes to WGS 84 with the best operation PROJ has available
+/// for the coordinates' area (`proj_create_crs_to_crs` picks among the candidates per
+/// point, skipping those whose grids are missing), and the result is taken as CGCS2000.
+/// A delivery whose surveyor names the exact operation gives it as an explicit PROJ
+/// pipeline instead ([`Route::Pipeline`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Route {
+    /// The source is already CGCS2000 lon/lat.
+    Identity,
+    /// PROJ from this CRS to WGS 84 (EPSG:4326) with the best available operation.
+    ViaWgs84(String),
+    /// An explicit PROJ pipeline from source x (easting/longitude), y (northing/latitude)
+    /// to CGCS2000 longitude, latitude in degrees.
+    Pipeline(String),
+}
+
+impl Route {
+    /// The route for a source CRS (`AUTHORITY:CODE`, WKT or PROJ string).
+    pub fn for_crs(crs: &str) -> Route {
+        if crs == CANONICAL {
+            Route::Identity
+        } else {
+            Route::ViaWgs84(crs.to_string())
+        }
+    }
+
+    /// Builds the transformer now, so an unusable CRS or pipeline fails before any row.
+    pub fn check(&self) -> Result<(), CrsError> {
+        match self.apply(&Geometry::Point(geo::point!(x: 0.0, y: 0.0))) {
+            Ok(_) | Err(CrsError::Transform { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// What the report says about the operation.
+    pub fn describe(&self) -> String {
+        match self {
+            Route::Identity => "none (source is EPSG:4490)".into(),
+            Route::ViaWgs84(c) => {
+                format!("{c} -> EPSG:4326 (best available PROJ operation), taken as EPSG:4490")
+            }
+            Route::Pipeline(p) => format!("explicit pipeline: {p}"),
+        }
+    }
+
+    /// Transforms one geometry to CGCS2000 lon/lat.
+    pub fn apply(&self, g: &Geometry<f64>) -> Result<Geometry<f64>, CrsError> {
+        match self {
+            Route::Identity => Ok(g.clone()),
+            Route::ViaWgs84(from) => with_cached(
+                from,
+                "EPSG:4326",
+                |p| convert_all(p, g, CANONICAL),
+                || proj::Proj::new_known_crs(from, "EPSG:4326", None),
+            )?,
+            Route::Pipeline(def) => with_cached(
+                def,
+                PIPELINE,
+                |p| convert_all(p, g, CANONICAL),
+                || proj::Proj::new(def),
+            )?,
+        }
+    }
 }
 
 /// The projected CRS in which distances are measured, in metres.

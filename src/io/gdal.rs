@@ -281,17 +281,30 @@ fn crs_of(srs: Option<SpatialRef>) -> Option<String> {
     s.to_wkt().ok()
 }
 
-/// Reads one layer of any vector file GDAL opens (by name, or the first layer). Geometries
-/// stay in the source CRS; a geometry GDAL cannot convert is recorded, not fatal.
-pub fn read_layer(
+/// A source layer's name, CRS, columns and (when the driver knows it cheaply) row count.
+#[derive(Debug, Clone)]
+pub struct SourceInfo {
+    pub name: String,
+    /// As in [`SourceLayer::crs`].
+    pub crs: Option<String>,
+    pub field_names: Vec<String>,
+    /// Features after the attribute filter, if the driver can count without reading.
+    pub count: Option<u64>,
+}
+
+fn open_dataset(path: &Path) -> Result<Dataset, GdalError> {
+    Dataset::open(path).map_err(|e| GdalError::Open {
+        path: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn open_layer<'a>(
+    ds: &'a Dataset,
     path: &Path,
     layer_name: Option<&str>,
     where_: Option<&str>,
-) -> Result<SourceLayer, GdalError> {
-    let ds = Dataset::open(path).map_err(|e| GdalError::Open {
-        path: path.display().to_string(),
-        reason: e.to_string(),
-    })?;
+) -> Result<gdal::vector::Layer<'a>, GdalError> {
     let mut lyr = match layer_name {
         Some(n) => ds.layer_by_name(n).map_err(|_| {
             let names: Vec<String> = ds.layers().map(|l| l.name()).collect();
@@ -307,22 +320,82 @@ pub fn read_layer(
         lyr.set_attribute_filter(w)
             .map_err(|e| GdalError::Unsupported(format!("where '{w}': {e}")))?;
     }
-    let crs = crs_of(lyr.spatial_ref());
-    let field_names: Vec<String> = lyr.defn().fields().map(|f| f.name()).collect();
-    let mut rows = Vec::new();
+    Ok(lyr)
+}
+
+/// Describes one layer (by name, or the first) without reading its rows.
+pub fn describe_layer(
+    path: &Path,
+    layer_name: Option<&str>,
+    where_: Option<&str>,
+) -> Result<SourceInfo, GdalError> {
+    let ds = open_dataset(path)?;
+    let lyr = open_layer(&ds, path, layer_name, where_)?;
+    Ok(SourceInfo {
+        name: lyr.name(),
+        crs: crs_of(lyr.spatial_ref()),
+        field_names: lyr.defn().fields().map(|f| f.name()).collect(),
+        count: lyr.try_feature_count(),
+    })
+}
+
+/// Where a streamed read starts: after `row` (1-based), whose FID must still be `fid`
+/// (a resumed import checks that the rows already committed are still the same rows).
+#[derive(Debug, Clone, Copy)]
+pub struct ResumeAt {
+    pub row: usize,
+    pub fid: Option<u64>,
+}
+
+/// Streams the rows of one layer to `on_chunk` in chunks of up to `chunk` rows, in source
+/// order; `on_chunk` returning false stops the read. `wanted` limits the fields converted
+/// (the importer needs only the mapped columns). Rows up to `resume.row` are skipped
+/// without converting them.
+pub fn stream_rows(
+    path: &Path,
+    layer_name: Option<&str>,
+    where_: Option<&str>,
+    wanted: Option<&[String]>,
+    resume: Option<ResumeAt>,
+    chunk: usize,
+    on_chunk: &mut dyn FnMut(Vec<SourceRow>) -> bool,
+) -> Result<(), GdalError> {
+    let ds = open_dataset(path)?;
+    let mut lyr = open_layer(&ds, path, layer_name, where_)?;
+    let names: Vec<String> = lyr.defn().fields().map(|f| f.name()).collect();
+    let fields: Vec<(usize, String)> = names
+        .into_iter()
+        .enumerate()
+        .filter(|(_, n)| wanted.is_none_or(|w| w.contains(n)))
+        .collect();
+    let skip = resume.map_or(0, |r| r.row);
+    let chunk = chunk.max(1);
+    let mut rows = Vec::with_capacity(chunk);
     for (i, f) in lyr.features().enumerate() {
-        let mut fields = Map::new();
-        for (idx, name) in field_names.iter().enumerate() {
+        let row = i + 1;
+        if row <= skip {
+            if let Some(r) = resume.filter(|r| r.row == row && r.fid != f.fid()) {
+                return Err(GdalError::Unsupported(format!(
+                    "the source changed: row {row} now has FID {:?}, the import job recorded FID {:?}; \
+                     rows already committed must stay as they were to resume",
+                    f.fid(),
+                    r.fid
+                )));
+            }
+            continue;
+        }
+        let mut values = Map::with_capacity(fields.len());
+        for (idx, name) in &fields {
             // SAFETY: `f` is a live feature of this layer and `idx` is below its field count.
             // An unset field (FlatGeobuf, Shapefile) must read as null, but `Feature::field`
             // only checks for null and returns 0 for an unset number.
-            let set = unsafe { gdal_sys::OGR_F_IsFieldSet(f.c_feature(), idx as i32) } != 0;
+            let set = unsafe { gdal_sys::OGR_F_IsFieldSet(f.c_feature(), *idx as i32) } != 0;
             let v = if set {
-                f.field(idx).ok().flatten()
+                f.field(*idx).ok().flatten()
             } else {
                 None
             };
-            fields.insert(name.clone(), field_json(v));
+            values.insert(name.clone(), field_json(v));
         }
         let geometry = match f.geometry() {
             None => Ok(None),
@@ -336,17 +409,40 @@ pub fn read_layer(
             }
         };
         rows.push(SourceRow {
-            row: i + 1,
+            row,
             fid: f.fid(),
-            fields,
+            fields: values,
             geometry,
         });
+        if rows.len() == chunk && !on_chunk(std::mem::replace(&mut rows, Vec::with_capacity(chunk)))
+        {
+            return Ok(());
+        }
     }
+    if !rows.is_empty() {
+        on_chunk(rows);
+    }
+    Ok(())
+}
+
+/// Reads one layer of any vector file GDAL opens (by name, or the first layer). Geometries
+/// stay in the source CRS; a geometry GDAL cannot convert is recorded, not fatal.
+pub fn read_layer(
+    path: &Path,
+    layer_name: Option<&str>,
+    where_: Option<&str>,
+) -> Result<SourceLayer, GdalError> {
+    let info = describe_layer(path, layer_name, where_)?;
+    let mut rows = Vec::new();
+    stream_rows(path, layer_name, where_, None, None, 4096, &mut |mut c| {
+        rows.append(&mut c);
+        true
+    })?;
     Ok(SourceLayer {
-        name: lyr.name(),
-        crs,
+        name: info.name,
+        crs: info.crs,
         rows,
-        field_names,
+        field_names: info.field_names,
     })
 }
 

@@ -1,19 +1,34 @@
 //! `lifeline import`: loads a surveyor's delivery in any vector format GDAL reads into one
 //! layer of the store. A mapping file (TOML, `data/mappings/*.toml`) names which source
 //! column feeds which model field (with constants, unit scales and value vocabularies);
-//! geometries are reprojected from the source CRS with PROJ (or converted back from GCJ-02
-//! on request) and repaired where the repair is unambiguous. Every rejected or repaired row
-//! goes into the [`Report`] with its source row number and the reason. The accepted rows are
-//! written in one transaction through [`crate::store::Store::bulk_load`]: all or nothing.
+//! geometries are reprojected from the source CRS with PROJ along a [`Route`] (or an
+//! explicit pipeline, or converted back from GCJ-02 on request) and repaired where the
+//! repair is unambiguous. Every rejected or repaired row goes into the [`Report`] with its
+//! source row number and the reason.
+//!
+//! The work runs as a pipeline ([`prepare`], [`import`]): one thread reads rows from GDAL
+//! in chunks, worker threads map, reproject (one PROJ call per geometry), repair and
+//! validate them, and the caller receives the results in source order, so reading,
+//! converting and writing overlap. [`import`] writes the accepted rows either in one
+//! transaction through [`Store::bulk_load`] (all or nothing, the default), or — with a
+//! batch size — one transaction per batch of source rows, each recording its progress in
+//! the store's import-job table ([`crate::store::import_jobs`]) in the same transaction,
+//! so a killed import resumes after the last committed row without duplicates.
 
-use super::crs::{transform, CANONICAL};
-use super::gdal::{read_layer, SourceLayer, SourceRow};
-use crate::model::{Catalog, Dataset, Layer, Owner, Record};
+use super::crs::Route;
+use super::gdal::{describe_layer, stream_rows, ResumeAt, SourceInfo, SourceRow};
+use crate::model::{Actor, Catalog, Dataset, Layer, Owner, Record};
+use crate::store::import_jobs::{ImportJob, ImportJobKey};
+use crate::store::{Store, StoreError};
 use geo::{Coord, Geometry, LineString, MultiPolygon, Polygon};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{mpsc, Arc, Mutex};
+
+/// Source rows per chunk handed from the reader to the workers.
+const CHUNK_ROWS: usize = 1024;
 
 /// Why an import could not run at all (row problems go to the report instead).
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +39,35 @@ pub enum ImportError {
     Gdal(#[from] super::gdal::GdalError),
     #[error("source CRS: {0}")]
     Crs(String),
+    #[error("options: {0}")]
+    Options(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// `--strict` and a row was rejected: nothing of its batch (or, without batches, of the
+    /// import) was written.
+    #[error(
+        "row {row} rejected in strict mode: {reason}; {committed_batches} batch(es) committed \
+         through source row {committed_through}{hint}"
+    )]
+    Strict {
+        row: usize,
+        reason: String,
+        committed_batches: i64,
+        committed_through: i64,
+        hint: &'static str,
+    },
+    /// A batch import of this source stopped part-way and `--resume` was not given.
+    #[error(
+        "an import of this source into {layer} stopped after source row {last_row} \
+         ({batches} batch(es) committed); re-run with --resume to continue it"
+    )]
+    Unfinished {
+        layer: Layer,
+        last_row: i64,
+        batches: i64,
+    },
+    #[error("import interrupted: {0}")]
+    Interrupted(String),
 }
 
 /// How one model field is filled.
@@ -52,6 +96,10 @@ pub struct Mapping {
     /// Source CRS when the file has none or a wrong one (`--s-srs` overrides): an EPSG
     /// code or any PROJ string (e.g. Xi'an 80 with `+towgs84=` parameters).
     pub source_crs: Option<String>,
+    /// An explicit PROJ pipeline from the source's x (easting), y (northing) to CGCS2000
+    /// longitude, latitude in degrees, for a delivery whose surveyor names the exact
+    /// operation (e.g. the EPSG:1777 Helmert for DHDN). Used unless `--s-srs` is given.
+    pub pipeline: Option<String>,
     /// Source coordinates are GCJ-02 (`--gcj02` sets it too).
     #[serde(default)]
     pub gcj02: bool,
@@ -74,6 +122,13 @@ impl Mapping {
                     "field '{name}' needs `from` or `value`"
                 )));
             }
+        }
+        if m.pipeline.is_some() && m.gcj02 {
+            return Err(ImportError::Mapping(
+                "`pipeline` and `gcj02` exclude each other (GCJ-02 input is converted to WGS84 \
+                 by its own formula)"
+                    .into(),
+            ));
         }
         Ok(m)
     }
@@ -111,14 +166,51 @@ pub struct Report {
     pub source: String,
     pub source_layer: String,
     pub source_crs: Option<String>,
+    /// How coordinates reached CGCS2000 (see [`Route::describe`]).
+    pub operation: String,
     pub layer: Layer,
     pub read: usize,
     pub accepted: usize,
     pub rejected: usize,
     pub repaired: usize,
     pub issues: Vec<Issue>,
+    /// The accepted records (in batch mode only those of the batch not yet written).
     #[serde(skip)]
     pub data: Dataset,
+}
+
+impl Report {
+    /// Counts one converted row; an accepted record goes into `data`.
+    fn add(&mut self, c: Converted) -> Option<Issue> {
+        self.read += 1;
+        match c.result {
+            Ok((rec, repairs)) => {
+                self.accepted += 1;
+                if !repairs.is_empty() {
+                    self.repaired += 1;
+                    self.issues.push(Issue {
+                        row: c.row,
+                        fid: c.fid,
+                        outcome: Outcome::Repaired,
+                        reason: repairs.join("; "),
+                    });
+                }
+                push(&mut self.data, rec);
+                None
+            }
+            Err(reason) => {
+                self.rejected += 1;
+                let issue = Issue {
+                    row: c.row,
+                    fid: c.fid,
+                    outcome: Outcome::Rejected,
+                    reason,
+                };
+                self.issues.push(issue.clone());
+                Some(issue)
+            }
+        }
+    }
 }
 
 /// Options of one import.
@@ -127,6 +219,183 @@ pub struct ImportOptions {
     pub layer: Layer,
     pub source_crs: Option<String>,
     pub gcj02: bool,
+}
+
+/// What was decided before the first row: the source, the coordinate route, the columns.
+#[derive(Debug, Clone)]
+struct Plan {
+    info: SourceInfo,
+    layer: Layer,
+    route: Route,
+    gcj: bool,
+    source_crs: Option<String>,
+    /// The source columns the mapping reads.
+    wanted: Vec<String>,
+}
+
+/// Opens the source's description and checks the CRS and the mapping against it.
+fn plan(path: &Path, mapping: &Mapping, opts: &ImportOptions) -> Result<Plan, ImportError> {
+    let info = describe_layer(
+        path,
+        mapping.source_layer.as_deref(),
+        mapping.where_.as_deref(),
+    )?;
+    let gcj = opts.gcj02 || mapping.gcj02;
+    let s_crs = opts
+        .source_crs
+        .clone()
+        .or_else(|| mapping.source_crs.clone())
+        .or_else(|| info.crs.clone());
+    let (route, label) = match (&mapping.pipeline, &opts.source_crs, &s_crs, gcj) {
+        // GCJ-02 is converted to WGS84 by formula, and WGS84 is taken as CGCS2000.
+        (_, _, _, true) => (Route::Identity, Some("GCJ-02".to_string())),
+        (Some(p), None, c, false) => (Route::Pipeline(p.clone()), c.clone()),
+        (_, _, Some(c), false) => (Route::for_crs(c), Some(c.clone())),
+        (_, _, None, false) => {
+            return Err(ImportError::Crs(format!(
+                "{} declares no CRS; give --s-srs (e.g. EPSG:4545) or source_crs in the mapping",
+                path.display()
+            )))
+        }
+    };
+    // Fail early on an unusable CRS rather than once per row.
+    route.check().map_err(|e| ImportError::Crs(e.to_string()))?;
+    let mut wanted = Vec::new();
+    for (name, rule) in &mapping.fields {
+        if let Some(r) = &rule.from {
+            if !info.field_names.contains(r) {
+                return Err(ImportError::Mapping(format!(
+                    "field '{name}' reads source column '{r}', which {} does not have; columns: {}",
+                    path.display(),
+                    info.field_names.join(", ")
+                )));
+            }
+            wanted.push(r.clone());
+        }
+    }
+    if let Some(o) = &mapping.owner {
+        o.validate()
+            .map_err(|e| ImportError::Mapping(format!("[owner]: {e}")))?;
+    }
+    Ok(Plan {
+        info,
+        layer: opts.layer,
+        route,
+        gcj,
+        source_crs: label,
+        wanted,
+    })
+}
+
+impl Plan {
+    fn report(&self, path: &Path) -> Report {
+        Report {
+            source: path.display().to_string(),
+            source_layer: self.info.name.clone(),
+            source_crs: self.source_crs.clone(),
+            operation: self.route.describe(),
+            layer: self.layer,
+            read: 0,
+            accepted: 0,
+            rejected: 0,
+            repaired: 0,
+            issues: Vec::new(),
+            data: Dataset::default(),
+        }
+    }
+}
+
+/// One source row after conversion: the record and its repairs, or why it was rejected.
+struct Converted {
+    row: usize,
+    fid: Option<u64>,
+    result: Result<(Record, Vec<String>), String>,
+}
+
+/// Runs the read → convert pipeline and hands `on_chunk` the converted rows in source
+/// order; `on_chunk` returning false stops it. One reader thread (GDAL handles are not
+/// shared), up to four converting workers; channels are bounded, so a slow consumer holds
+/// the reader back instead of buffering the whole file.
+fn run_pipeline(
+    path: &Path,
+    mapping: &Mapping,
+    plan: &Plan,
+    catalog: &Catalog,
+    resume: Option<ResumeAt>,
+    on_chunk: &mut dyn FnMut(Vec<Converted>) -> bool,
+) -> Result<(), ImportError> {
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .clamp(1, 4);
+    let (raw_tx, raw_rx) = mpsc::sync_channel::<(usize, Vec<SourceRow>)>(workers * 2);
+    let raw_rx = Arc::new(Mutex::new(raw_rx));
+    let (out_tx, out_rx) = mpsc::sync_channel::<(usize, Vec<Converted>)>(workers * 2);
+    std::thread::scope(|s| {
+        let reader = s.spawn(move || {
+            let mut seq = 0usize;
+            stream_rows(
+                path,
+                mapping.source_layer.as_deref(),
+                mapping.where_.as_deref(),
+                Some(&plan.wanted),
+                resume,
+                CHUNK_ROWS,
+                &mut |rows| {
+                    let sent = raw_tx.send((seq, rows)).is_ok();
+                    seq += 1;
+                    sent
+                },
+            )
+        });
+        for _ in 0..workers {
+            let (rx, tx) = (Arc::clone(&raw_rx), out_tx.clone());
+            s.spawn(move || loop {
+                // The lock is held only while waiting for the next chunk.
+                let next = match rx.lock() {
+                    Ok(guard) => guard.recv(),
+                    Err(_) => return,
+                };
+                let Ok((seq, rows)) = next else { return };
+                let done: Vec<Converted> = rows
+                    .iter()
+                    .map(|row| {
+                        let mut repairs = Vec::new();
+                        let result = convert_row(row, mapping, plan, catalog, &mut repairs)
+                            .map(|rec| (rec, repairs));
+                        Converted {
+                            row: row.row,
+                            fid: row.fid,
+                            result,
+                        }
+                    })
+                    .collect();
+                if tx.send((seq, done)).is_err() {
+                    return;
+                }
+            });
+        }
+        // Only the workers hold the receiving end now: when they stop, the reader's sends
+        // fail and it stops too.
+        drop(raw_rx);
+        drop(out_tx);
+        let mut pending: BTreeMap<usize, Vec<Converted>> = BTreeMap::new();
+        let mut next = 0usize;
+        'consume: for (seq, chunk) in out_rx.iter() {
+            pending.insert(seq, chunk);
+            while let Some(chunk) = pending.remove(&next) {
+                next += 1;
+                if !on_chunk(chunk) {
+                    break 'consume;
+                }
+            }
+        }
+        drop(out_rx);
+        match reader.join() {
+            Ok(r) => r.map_err(ImportError::from),
+            Err(_) => Err(ImportError::Interrupted("the reader thread failed".into())),
+        }
+    })
 }
 
 /// Reads, maps, reprojects, repairs and validates a file; writes nothing. `progress` is
@@ -138,99 +407,331 @@ pub fn prepare(
     catalog: &Catalog,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Report, ImportError> {
-    let src: SourceLayer = read_layer(
-        path,
-        mapping.source_layer.as_deref(),
-        mapping.where_.as_deref(),
-    )?;
-    let s_crs = opts
-        .source_crs
-        .clone()
-        .or_else(|| mapping.source_crs.clone())
-        .or_else(|| src.crs.clone());
-    let gcj = opts.gcj02 || mapping.gcj02;
-    let from = match (&s_crs, gcj) {
-        (_, true) => "EPSG:4326".to_string(),
-        (Some(c), false) => c.clone(),
-        (None, false) => {
-            return Err(ImportError::Crs(format!(
-                "{} declares no CRS; give --s-srs (e.g. EPSG:4545) or source_crs in the mapping",
-                path.display()
-            )))
-        }
-    };
-    // Fail early on an unusable CRS rather than once per row.
-    transform(
-        &Geometry::Point(geo::point!(x: 0.0, y: 0.0)),
-        &from,
-        CANONICAL,
-    )
-    .or_else(|e| match e {
-        super::crs::CrsError::Transform { .. } => Ok(Geometry::Point(geo::point!(x: 0.0, y: 0.0))),
-        other => Err(other),
-    })
-    .map_err(|e| ImportError::Crs(e.to_string()))?;
-    for name in mapping.fields.keys() {
-        if let Some(r) = &mapping.fields[name].from {
-            if !src.field_names.contains(r) {
-                return Err(ImportError::Mapping(format!(
-                    "field '{name}' reads source column '{r}', which {} does not have; columns: {}",
-                    path.display(),
-                    src.field_names.join(", ")
-                )));
-            }
-        }
-    }
-    let mut report = Report {
-        source: path.display().to_string(),
-        source_layer: src.name.clone(),
-        source_crs: Some(if gcj { "GCJ-02".into() } else { from.clone() }),
-        layer: opts.layer,
-        read: src.rows.len(),
-        accepted: 0,
-        rejected: 0,
-        repaired: 0,
-        issues: Vec::new(),
-        data: Dataset::default(),
-    };
+    let plan = plan(path, mapping, opts)?;
+    let mut report = plan.report(path);
     if let Some(o) = &mapping.owner {
-        o.validate()
-            .map_err(|e| ImportError::Mapping(format!("[owner]: {e}")))?;
         report.data.owners.push(o.clone());
     }
-    let total = src.rows.len();
-    for (i, row) in src.rows.iter().enumerate() {
-        if i % 256 == 0 {
-            progress(i, total);
+    let total = plan.info.count.unwrap_or(0) as usize;
+    run_pipeline(path, mapping, &plan, catalog, None, &mut |chunk| {
+        for c in chunk {
+            report.add(c);
         }
-        let mut repairs = Vec::new();
-        match convert_row(row, mapping, opts.layer, &from, gcj, catalog, &mut repairs) {
-            Ok(rec) => {
-                report.accepted += 1;
-                if !repairs.is_empty() {
-                    report.repaired += 1;
-                    report.issues.push(Issue {
-                        row: row.row,
-                        fid: row.fid,
-                        outcome: Outcome::Repaired,
-                        reason: repairs.join("; "),
-                    });
-                }
-                push(&mut report.data, rec);
+        progress(report.read, total.max(report.read));
+        true
+    })?;
+    progress(report.read, report.read);
+    Ok(report)
+}
+
+/// How [`import`] writes.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Validate and report only.
+    pub dry_run: bool,
+    /// A rejected row fails the import: nothing of the transaction (or of the batch that
+    /// holds the row) is written, and the error names the row.
+    pub strict: bool,
+    /// Commit every this many source rows and record the progress; `None`: one
+    /// transaction for the whole import.
+    pub batch_size: Option<usize>,
+    /// Continue a batch import after its last committed row.
+    pub resume: bool,
+}
+
+/// What [`import`] did.
+#[derive(Debug)]
+pub struct Summary {
+    /// Rows read, accepted, rejected in this run, and every issue.
+    pub report: Report,
+    /// Records written in this run (owners included).
+    pub written: usize,
+    /// Transactions committed in this run.
+    pub commits: usize,
+    /// Source rows skipped because an earlier run committed them.
+    pub resumed_after: usize,
+    /// The last change version written.
+    pub version: Option<i64>,
+    /// The batch job's recorded progress after this run.
+    pub job: Option<ImportJob>,
+}
+
+fn stamp() -> String {
+    use chrono::SubsecRound;
+    chrono::Utc::now()
+        .trunc_subsecs(3)
+        .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+        .to_string()
+}
+
+/// Reads, converts and writes a file into `store` (see the module docs). `progress` is
+/// called with (source rows done, rows total).
+pub async fn import(
+    store: &dyn Store,
+    path: &Path,
+    mapping: &Mapping,
+    opts: &ImportOptions,
+    run: &RunOptions,
+    actor: &Actor,
+    mut progress: Box<dyn FnMut(usize, usize) + Send>,
+) -> Result<Summary, ImportError> {
+    if run.resume && run.batch_size.is_none() {
+        return Err(ImportError::Options(
+            "--resume continues a batch import; give --batch-size too".into(),
+        ));
+    }
+    if run.batch_size == Some(0) {
+        return Err(ImportError::Options(
+            "--batch-size must be at least 1".into(),
+        ));
+    }
+    let plan = {
+        let (p, m, o) = (path.to_path_buf(), mapping.clone(), opts.clone());
+        tokio::task::spawn_blocking(move || plan(&p, &m, &o))
+            .await
+            .map_err(|e| ImportError::Interrupted(e.to_string()))??
+    };
+    let mut report = plan.report(path);
+    let mut summary_job = None;
+    // Batch mode: find the job's recorded progress.
+    let key = ImportJobKey {
+        source: std::fs::canonicalize(path)
+            .unwrap_or_else(|_| path.to_path_buf())
+            .display()
+            .to_string(),
+        source_layer: plan.info.name.clone(),
+        layer: plan.layer,
+    };
+    let mut job = None;
+    if let Some(size) = run.batch_size.filter(|_| !run.dry_run) {
+        let fresh = ImportJob {
+            key: key.clone(),
+            batch_size: size as i64,
+            last_row: 0,
+            last_fid: None,
+            accepted: 0,
+            rejected: 0,
+            batches: 0,
+            done: false,
+            actor: actor.name.clone(),
+            started_at: stamp(),
+            updated_at: stamp(),
+        };
+        job = Some(match store.import_job(&key).await? {
+            Some(j) if !j.done && !run.resume => {
+                return Err(ImportError::Unfinished {
+                    layer: plan.layer,
+                    last_row: j.last_row,
+                    batches: j.batches,
+                })
             }
-            Err(reason) => {
-                report.rejected += 1;
-                report.issues.push(Issue {
-                    row: row.row,
-                    fid: row.fid,
-                    outcome: Outcome::Rejected,
-                    reason,
+            Some(j) if j.done && run.resume => {
+                // Nothing left: the job finished in an earlier run.
+                return Ok(Summary {
+                    report,
+                    written: 0,
+                    commits: 0,
+                    resumed_after: j.last_row as usize,
+                    version: None,
+                    job: Some(j),
                 });
             }
+            Some(j) if run.resume => ImportJob {
+                batch_size: size as i64,
+                ..j
+            },
+            _ => fresh,
+        });
+    }
+    let resume = job.as_ref().filter(|j| j.last_row > 0).map(|j| ResumeAt {
+        row: j.last_row as usize,
+        fid: j.last_fid.map(|f| f as u64),
+    });
+    let resumed_after = resume.map_or(0, |r| r.row);
+    let total = plan.info.count.unwrap_or(0) as usize;
+
+    // The read → convert pipeline runs on its own threads; chunks come back in order.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<Converted>>(4);
+    let engine = {
+        let (path, mapping, plan): (PathBuf, Mapping, Plan) =
+            (path.to_path_buf(), mapping.clone(), plan.clone());
+        std::thread::spawn(move || {
+            run_pipeline(
+                &path,
+                &mapping,
+                &plan,
+                Catalog::builtin(),
+                resume,
+                &mut |chunk| tx.blocking_send(chunk).is_ok(),
+            )
+        })
+    };
+    let mut written = 0usize;
+    let mut commits = 0usize;
+    let mut owner_pending = mapping.owner.clone();
+    // One transaction fed while reading (the default): the store writes each chunk as it
+    // arrives. Grid cells need parents before children, so they are collected first.
+    let streaming = job.is_none() && !run.dry_run && plan.layer != Layer::GridCells;
+    let (stream_tx, stream_rx) = tokio::sync::mpsc::channel::<Result<Dataset, String>>(4);
+    let stream_owners: Vec<Owner> = if streaming {
+        owner_pending.take().into_iter().collect()
+    } else {
+        Vec::new()
+    };
+    written += stream_owners.len();
+    // Rows of the current batch, and the last one's position.
+    let mut batch_rows = 0usize;
+    let mut batch_accepted = 0i64;
+    let mut batch_rejected = 0i64;
+    let mut last: Option<(usize, Option<u64>)> = None;
+    let mut failure: Option<ImportError> = None;
+    let forward = async {
+        'rows: while let Some(chunk) = rx.recv().await {
+            for c in chunk {
+                let (row, fid) = (c.row, c.fid);
+                let rejected = report.add(c);
+                batch_rows += 1;
+                last = Some((row, fid));
+                match &rejected {
+                    Some(issue) if run.strict => {
+                        let j = job.as_ref();
+                        failure = Some(ImportError::Strict {
+                            row,
+                            reason: issue.reason.clone(),
+                            committed_batches: j.map_or(0, |j| j.batches),
+                            committed_through: j.map_or(0, |j| j.last_row),
+                            hint: if job.is_some() {
+                                "; fix the row and re-run with --resume"
+                            } else {
+                                "; nothing was written"
+                            },
+                        });
+                        break 'rows;
+                    }
+                    Some(_) => batch_rejected += 1,
+                    None => batch_accepted += 1,
+                }
+                if let (Some(j), Some(size)) = (job.as_mut(), run.batch_size) {
+                    if batch_rows >= size {
+                        let mut data = std::mem::take(&mut report.data);
+                        if let Some(o) = owner_pending.take() {
+                            data.owners.push(o);
+                        }
+                        advance(j, last, batch_accepted, batch_rejected, false);
+                        store.import_batch(&data, j, actor).await?;
+                        written += data.len();
+                        commits += 1;
+                        (batch_rows, batch_accepted, batch_rejected) = (0, 0, 0);
+                    }
+                }
+            }
+            if streaming {
+                let data = std::mem::take(&mut report.data);
+                written += data.len();
+                if stream_tx.send(Ok(data)).await.is_err() {
+                    // The store gave up; its error is what the caller sees.
+                    break;
+                }
+            }
+            progress(
+                resumed_after + report.read,
+                total.max(resumed_after + report.read),
+            );
+        }
+        drop(rx);
+        let engine_result = engine.join().unwrap_or_else(|_| {
+            Err(ImportError::Interrupted(
+                "the import pipeline failed".into(),
+            ))
+        });
+        let outcome = match failure.take() {
+            Some(f) => Err(f),
+            None => engine_result,
+        };
+        if let Err(e) = &outcome {
+            // Abort the streamed transaction: nothing of it is written.
+            let _ = stream_tx.send(Err(e.to_string())).await;
+        }
+        drop(stream_tx);
+        outcome
+    };
+    let (forwarded, streamed) = if streaming {
+        let expected = total.saturating_sub(resumed_after);
+        let (f, s) = tokio::join!(
+            forward,
+            store.bulk_load_stream(stream_owners, plan.layer, expected, stream_rx, actor)
+        );
+        (f, Some(s))
+    } else {
+        drop(stream_rx);
+        (forward.await, None)
+    };
+    forwarded?;
+    if run.dry_run {
+        return Ok(Summary {
+            report,
+            written: 0,
+            commits: 0,
+            resumed_after,
+            version: None,
+            job: None,
+        });
+    }
+    if let Some(streamed) = streamed {
+        let version = streamed?;
+        return Ok(Summary {
+            report,
+            written,
+            commits: 1,
+            resumed_after,
+            version: Some(version),
+            job: None,
+        });
+    }
+    let mut data = std::mem::take(&mut report.data);
+    if let Some(o) = owner_pending.take() {
+        data.owners.push(o);
+    }
+    let version = match job.as_mut() {
+        Some(j) => {
+            // The last (possibly empty) batch also marks the job done.
+            advance(j, last, batch_accepted, batch_rejected, true);
+            summary_job = Some(j.clone());
+            store.import_batch(&data, j, actor).await?
+        }
+        None => store.bulk_load(&data, actor).await?,
+    };
+    written += data.len();
+    commits += 1;
+    Ok(Summary {
+        report,
+        written,
+        commits,
+        resumed_after,
+        version: Some(version),
+        job: summary_job,
+    })
+}
+
+/// Moves a job's recorded progress past one committed batch.
+fn advance(
+    j: &mut ImportJob,
+    last: Option<(usize, Option<u64>)>,
+    accepted: i64,
+    rejected: i64,
+    done: bool,
+) {
+    if let Some((row, fid)) = last {
+        if row as i64 > j.last_row {
+            j.last_row = row as i64;
+            j.last_fid = fid.map(|f| f as i64);
         }
     }
-    progress(total, total);
-    Ok(report)
+    j.accepted += accepted;
+    j.rejected += rejected;
+    j.batches += 1;
+    j.done = done;
+    j.updated_at = stamp();
 }
 
 fn push(d: &mut Dataset, r: Record) {
@@ -290,25 +791,25 @@ fn apply_rule(name: &str, rule: &FieldRule, row: &SourceRow) -> Result<Option<Va
 fn convert_row(
     row: &SourceRow,
     mapping: &Mapping,
-    layer: Layer,
-    from: &str,
-    gcj: bool,
+    plan: &Plan,
     catalog: &Catalog,
     repairs: &mut Vec<String>,
 ) -> Result<Record, String> {
+    let layer = plan.layer;
     let g = match &row.geometry {
         Err(e) => return Err(e.clone()),
         Ok(None) => return Err("no geometry".into()),
-        Ok(Some(g)) => g.clone(),
+        Ok(Some(g)) => g,
     };
-    let g = if gcj { gcj02_to_wgs84_geom(&g) } else { g };
-    let g = if from == CANONICAL {
-        g
+    let g = if plan.gcj {
+        gcj02_to_wgs84_geom(g)
     } else {
-        transform(&g, from, CANONICAL).map_err(|e| format!("reprojection failed: {e}"))?
+        plan.route
+            .apply(g)
+            .map_err(|e| format!("reprojection failed: {e}"))?
     };
     let g = repair_geometry(layer, g, repairs)?;
-    let mut obj = Map::new();
+    let mut obj = Map::with_capacity(mapping.fields.len() + 1);
     for (name, rule) in &mapping.fields {
         if let Some(v) = apply_rule(name, rule, row)? {
             // Whole numbers read from floating columns (e.g. a year stored as Real) go to
@@ -320,13 +821,43 @@ fn convert_row(
             obj.insert(name.clone(), v);
         }
     }
+    // The attributes go through the model's JSON form (one parser for every input); the
+    // geometry does not: a placeholder of the right type stands in and the typed geometry
+    // replaces it, which saves a GeoJSON round trip of every coordinate.
     obj.insert(
         crate::model::feature::geometry_field(layer).into(),
-        serde_json::to_value(crate::model::geom::to_geojson(&g)).map_err(|e| e.to_string())?,
+        placeholder(&g),
     );
-    let rec = Record::from_json(layer, Value::Object(obj)).map_err(|e| e.to_string())?;
+    let mut rec = Record::from_json(layer, Value::Object(obj)).map_err(|e| e.to_string())?;
+    set_geometry(&mut rec, g)?;
     rec.validate(catalog).map_err(|e| e.to_string())?;
     Ok(rec)
+}
+
+/// A minimal GeoJSON geometry of the same type as `g`.
+fn placeholder(g: &Geometry<f64>) -> Value {
+    match g {
+        Geometry::Point(_) => serde_json::json!({"type": "Point", "coordinates": [0.0, 0.0]}),
+        Geometry::LineString(_) => {
+            serde_json::json!({"type": "LineString", "coordinates": [[0.0, 0.0], [1.0, 1.0]]})
+        }
+        Geometry::Polygon(_) => serde_json::json!({"type": "Polygon",
+            "coordinates": [[[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]]]}),
+        _ => serde_json::json!({"type": "MultiPolygon",
+            "coordinates": [[[[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]]]]}),
+    }
+}
+
+/// Puts the converted geometry into the record (the repair step made it the layer's type).
+fn set_geometry(rec: &mut Record, g: Geometry<f64>) -> Result<(), String> {
+    match (rec, g) {
+        (Record::Pipeline(p), Geometry::LineString(l)) => p.geometry = l,
+        (Record::Sensor(s), Geometry::Point(p)) => s.location = p,
+        (Record::GridCell(c), Geometry::MultiPolygon(m)) => c.geometry = m,
+        (Record::RiskPoint(r), g @ (Geometry::Point(_) | Geometry::Polygon(_))) => r.geometry = g,
+        (_, g) => return Err(format!("unexpected {} geometry", type_name(&g))),
+    }
+    Ok(())
 }
 
 fn field_type(layer: Layer, name: &str) -> Option<&'static str> {

@@ -17,9 +17,9 @@ use crate::model::{Layer, Record};
 use chrono::{DateTime, NaiveDate, Utc};
 use cql2::Expr;
 use geo::{BoundingRect, Geometry, Relate};
-use serde_json::{Map, Value};
+use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::HashSet;
-use std::sync::Arc;
 
 /// Longest filter accepted, in bytes (a filter is a query, not a data upload).
 pub const MAX_FILTER_BYTES: usize = 16 * 1024;
@@ -58,28 +58,45 @@ impl FilterLang {
 /// A compiled filter: typed, checked against queryables, ready to evaluate.
 #[derive(Debug)]
 pub struct Filter {
-    root: Node,
+    pub(crate) root: Node,
     /// A lon/lat box every match must meet (from top-level spatial predicates), if any.
     pub prefilter: Option<geo::Rect<f64>>,
 }
 
-/// A value during evaluation.
+/// A value during evaluation; strings and geometries are borrowed from the filter's
+/// literals or the record where possible, so evaluation allocates little.
 #[derive(Debug, Clone, PartialEq)]
-enum Val {
+pub(crate) enum Val<'a> {
     Null,
     Bool(bool),
     Num(f64),
-    Str(String),
+    Str(Cow<'a, str>),
     /// An instant, at second (or finer) precision; dates are midnight UTC.
     Time(DateTime<Utc>),
     /// A closed interval; `None` is an open end (`..`).
     Interval(Option<DateTime<Utc>>, Option<DateTime<Utc>>),
-    Geom(Arc<Geometry<f64>>),
-    List(Vec<Val>),
+    Geom(Cow<'a, Geometry<f64>>),
+    List(Vec<Val<'a>>),
+}
+
+impl Val<'_> {
+    /// A copy borrowing this value's strings and geometries.
+    fn borrowed(&self) -> Val<'_> {
+        match self {
+            Val::Null => Val::Null,
+            Val::Bool(b) => Val::Bool(*b),
+            Val::Num(n) => Val::Num(*n),
+            Val::Str(s) => Val::Str(Cow::Borrowed(s.as_ref())),
+            Val::Time(t) => Val::Time(*t),
+            Val::Interval(a, b) => Val::Interval(*a, *b),
+            Val::Geom(g) => Val::Geom(Cow::Borrowed(g.as_ref())),
+            Val::List(v) => Val::List(v.iter().map(Val::borrowed).collect()),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Cmp {
+pub(crate) enum Cmp {
     Eq,
     Ne,
     Lt,
@@ -89,7 +106,7 @@ enum Cmp {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Arith {
+pub(crate) enum Arith {
     Add,
     Sub,
     Mul,
@@ -97,7 +114,7 @@ enum Arith {
 }
 
 #[derive(Debug)]
-enum Node {
+pub(crate) enum Node {
     And(Vec<Node>),
     Or(Vec<Node>),
     Not(Box<Node>),
@@ -112,18 +129,10 @@ enum Node {
     Temporal(String, Box<Node>, Box<Node>),
     Arith(Arith, Box<Node>, Box<Node>),
     CaseI(Box<Node>),
-    Prop(String, QType),
+    Prop(&'static str, QType),
     Id,
     Geometry,
-    Lit(Val),
-}
-
-/// What a record offers to a filter: its id, the properties the caller may see, and its
-/// lon/lat geometry.
-pub struct Item<'a> {
-    pub id: i64,
-    pub props: &'a Map<String, Value>,
-    pub record: &'a Record,
+    Lit(Val<'static>),
 }
 
 fn clip(s: &str) -> String {
@@ -283,7 +292,7 @@ impl<'a> Compiler<'a> {
                         "a string in the filter is longer than {MAX_STRING} characters"
                     )));
                 }
-                Node::Lit(Val::Str(s.clone()))
+                Node::Lit(Val::Str(Cow::Owned(s.clone())))
             }
             Expr::Property { property } => self.property(property)?,
             Expr::Date { date } => Node::Lit(Val::Time(instant(date, true)?)),
@@ -312,7 +321,7 @@ impl<'a> Compiler<'a> {
                 Node::Lit(Val::Interval(s, en))
             }
             Expr::Geometry(_) | Expr::BBox { .. } => {
-                Node::Lit(Val::Geom(Arc::new(self.geometry(e)?)))
+                Node::Lit(Val::Geom(Cow::Owned(self.geometry(e)?)))
             }
             Expr::Array(items) => {
                 if items.len() > MAX_LIST {
@@ -341,7 +350,7 @@ impl<'a> Compiler<'a> {
             return Ok(Node::Geometry);
         }
         match self.queryables.iter().find(|q| q.name == name) {
-            Some(q) => Ok(Node::Prop(q.name.to_string(), q.qtype)),
+            Some(q) => Ok(Node::Prop(q.name, q.qtype)),
             None => Err(OgcError::bad(format!(
                 "'{}' is not a queryable of {}; see /ogc/collections/{}/queryables",
                 clip(name),
@@ -698,41 +707,61 @@ fn prefilter_of(n: &Node) -> Option<geo::Rect<f64>> {
 }
 
 impl Filter {
-    /// Whether the item matches (only a definite `true` selects).
-    pub fn matches(&self, item: &Item<'_>) -> bool {
-        matches!(eval(&self.root, item), Val::Bool(true))
+    /// Whether the record matches (only a definite `true` selects). The record is read
+    /// typed; the compiler has already limited property names to the caller's queryables.
+    pub fn matches(&self, record: &Record) -> bool {
+        matches!(eval(&self.root, record), Val::Bool(true))
+    }
+
+    /// Whether the filter has a spatial predicate (then the R-tree path is the fast one).
+    pub fn is_spatial(&self) -> bool {
+        fn walk(n: &Node) -> bool {
+            match n {
+                Node::Spatial(..) | Node::DWithin(_) | Node::Geometry => true,
+                Node::And(v) | Node::Or(v) => v.iter().any(walk),
+                Node::Not(a) | Node::IsNull(a) | Node::CaseI(a) => walk(a),
+                Node::Cmp(_, a, b)
+                | Node::Like(a, b)
+                | Node::Temporal(_, a, b)
+                | Node::Arith(_, a, b) => walk(a) || walk(b),
+                Node::Between(a, b, c) => walk(a) || walk(b) || walk(c),
+                Node::In(a, l) => walk(a) || l.iter().any(walk),
+                Node::Prop(..) | Node::Id | Node::Lit(_) => false,
+            }
+        }
+        walk(&self.root)
     }
 }
 
-fn prop_val(item: &Item<'_>, name: &str, t: QType) -> Val {
-    match item.props.get(name) {
-        None | Some(Value::Null) => Val::Null,
-        Some(Value::Bool(b)) => Val::Bool(*b),
-        Some(Value::Number(n)) => n.as_f64().map(Val::Num).unwrap_or(Val::Null),
-        Some(Value::String(s)) => {
+fn prop_val<'a>(record: &'a Record, name: &str, t: QType) -> Val<'a> {
+    use super::fields::Field;
+    match super::fields::field(record, name) {
+        Field::Null => Val::Null,
+        Field::Str(s) => {
             if t == QType::Date {
                 parse_instant(s).map(Val::Time).unwrap_or(Val::Null)
             } else {
-                Val::Str(s.clone())
+                Val::Str(Cow::Borrowed(s))
             }
         }
-        Some(_) => Val::Null,
+        Field::F64(f) => Val::Num(f),
+        Field::I64(i) => Val::Num(i as f64),
+        Field::Date(d) => Val::Time(midnight(d)),
     }
 }
 
-fn truth(b: Option<bool>) -> Val {
+fn truth(b: Option<bool>) -> Val<'static> {
     b.map(Val::Bool).unwrap_or(Val::Null)
 }
 
-fn eval(n: &Node, item: &Item<'_>) -> Val {
+fn eval<'a>(n: &'a Node, item: &'a Record) -> Val<'a> {
     match n {
-        Node::Lit(v) => v.clone(),
-        Node::Id => Val::Num(item.id as f64),
+        Node::Lit(v) => v.borrowed(),
+        Node::Id => Val::Num(item.id() as f64),
         Node::Prop(name, t) => prop_val(item, name, *t),
         Node::Geometry => item
-            .record
             .geometry()
-            .map(|g| Val::Geom(Arc::new(g)))
+            .map(|g| Val::Geom(Cow::Owned(g)))
             .unwrap_or(Val::Null),
         Node::And(v) => {
             let mut unknown = false;
@@ -813,7 +842,7 @@ fn eval(n: &Node, item: &Item<'_>) -> Val {
         }
         Node::IsNull(a) => Val::Bool(eval(a, item) == Val::Null),
         Node::CaseI(a) => match eval(a, item) {
-            Val::Str(s) => Val::Str(s.to_lowercase()),
+            Val::Str(s) => Val::Str(Cow::Owned(s.to_lowercase())),
             other => other,
         },
         Node::Arith(o, a, b) => match (eval(a, item), eval(b, item)) {
@@ -833,10 +862,10 @@ fn eval(n: &Node, item: &Item<'_>) -> Val {
             }
             _ => Val::Null,
         },
-        Node::DWithin(ids) => Val::Bool(ids.contains(&item.id)),
+        Node::DWithin(ids) => Val::Bool(ids.contains(&item.id())),
         Node::Spatial(op, a, b) => match (eval(a, item), eval(b, item)) {
             (Val::Geom(x), Val::Geom(y)) => {
-                let m = x.relate(&*y);
+                let m = x.relate(y.as_ref());
                 Val::Bool(match op.as_str() {
                     "s_intersects" => m.is_intersects(),
                     "s_disjoint" => m.is_disjoint(),
@@ -862,7 +891,7 @@ fn eval(n: &Node, item: &Item<'_>) -> Val {
 }
 
 /// A temporal value as a closed interval, open ends as the extreme instants.
-fn span(v: &Val) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+fn span(v: &Val<'_>) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
     match v {
         Val::Time(t) => Some((*t, *t)),
         Val::Interval(s, e) => Some((
@@ -901,7 +930,7 @@ fn temporal(
     })
 }
 
-fn compare(a: &Val, b: &Val) -> Option<std::cmp::Ordering> {
+fn compare(a: &Val<'_>, b: &Val<'_>) -> Option<std::cmp::Ordering> {
     match (a, b) {
         (Val::Num(x), Val::Num(y)) => x.partial_cmp(y),
         (Val::Str(x), Val::Str(y)) => Some(x.cmp(y)),

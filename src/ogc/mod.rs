@@ -1,18 +1,22 @@
 //! OGC API – Features (Parts 1, 2 and 3) over the in-memory index: parsing of the items
 //! query (every parameter checked, unknown ones refused), selection of records (R-tree
 //! candidates for `bbox` and spatial filter literals, then exact tests, `datetime`, CQL2),
-//! sorting, paging with `next`/`prev` links, property selection and output CRS. The HTTP
-//! layer (`src/http/ogc.rs`) only extracts and renders; export and analysis reuse
+//! sorting, paging with `next`/`prev` links, property selection and output CRS. Filters run
+//! on the typed record ([`fields`]); only the returned page is ordered and written, straight
+//! to bytes. [`sql`] pushes attribute-only queries down to PostGIS; [`html`] renders pages
+//! for browsers. The HTTP layer (`src/http/ogc.rs`) extracts and renders; export reuses
 //! [`select`].
 
 pub mod cql;
 pub mod crs;
+pub mod fields;
+pub mod html;
 pub mod openapi;
 pub mod queryables;
+pub mod sql;
 
 use crate::index::SpatialIndex;
 use crate::model::feature::to_feature;
-use crate::model::geom::to_geojson;
 use crate::model::{Bbox, Layer, Record, Role};
 use crate::AppError;
 use chrono::{DateTime, Utc};
@@ -56,10 +60,17 @@ impl From<OgcError> for AppError {
     }
 }
 
-/// The collections a role may see: the four spatial layers. Owners (no geometry) stay on
-/// `/features/owners`: OGC clients and the conformance suite expect a geometry per feature.
-pub fn collections_for(_role: Role) -> Vec<Layer> {
-    Layer::SPATIAL.to_vec()
+/// The collections a role may see: the four spatial layers, and from `contractor` up the
+/// owners (features without geometry). Owners follow the core's rule for owner records
+/// (`/features/owners`, the excavation check's owner notices): their names and emergency
+/// contacts are for contractors and above; a viewer sees nothing of them, not even the
+/// collection.
+pub fn collections_for(role: Role) -> Vec<Layer> {
+    let mut v = Layer::SPATIAL.to_vec();
+    if role >= Role::Contractor {
+        v.push(Layer::Owners);
+    }
+    v
 }
 
 /// Parses a collection id and checks the role may read it.
@@ -70,10 +81,13 @@ pub fn collection(id: &str, role: Role) -> Result<Layer, OgcError> {
             id.chars().take(60).collect::<String>()
         ))
     })?;
+    if layer == Layer::Owners && role < Role::Contractor {
+        return Err(OgcError::Forbidden(
+            "the owners collection (names and emergency contacts) needs the contractor role or above".into(),
+        ));
+    }
     if !collections_for(role).contains(&layer) {
-        return Err(OgcError::NotFound(format!(
-            "no collection '{layer}'; owners are served at /features/owners"
-        )));
+        return Err(OgcError::NotFound(format!("no collection '{layer}'")));
     }
     Ok(layer)
 }
@@ -86,6 +100,8 @@ pub type TimeWindow = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 pub enum Format {
     GeoJson,
     FlatGeobuf,
+    /// A page for people ([`html`]).
+    Html,
 }
 
 /// A parsed, checked items query.
@@ -251,13 +267,19 @@ pub fn parse_items_query(
     let format = match get("f") {
         None | Some("json") | Some("geojson") => Format::GeoJson,
         Some("fgb") | Some("flatgeobuf") => Format::FlatGeobuf,
+        Some("html") => Format::Html,
         Some(o) => {
             return Err(OgcError::bad(format!(
-                "f='{}' is not supported; use json or fgb",
+                "f='{}' is not supported; use json, fgb or html",
                 o.chars().take(20).collect::<String>()
             )))
         }
     };
+    if format == Format::FlatGeobuf && layer == Layer::Owners {
+        return Err(OgcError::bad(
+            "owners have no geometry; FlatGeobuf needs one, use f=json",
+        ));
+    }
     let limit = match get("limit") {
         None => DEFAULT_LIMIT,
         Some(s) => match s.parse::<usize>() {
@@ -385,7 +407,8 @@ pub struct Selected {
 }
 
 /// Records of `layer` that meet the box, the time window and the filter, as the role sees
-/// them, sorted by `sortby` then id.
+/// them, sorted by `sortby` then id. Builds a JSON Feature per match: for export, where every
+/// match is written anyway; the API pages with [`items`].
 pub fn select(
     index: &SpatialIndex,
     layer: Layer,
@@ -395,7 +418,27 @@ pub fn select(
     filter: Option<&cql::Filter>,
     sortby: &[(String, bool)],
 ) -> Result<Vec<Selected>, OgcError> {
-    let candidates = match (bbox, filter.and_then(|f| f.prefilter)) {
+    let mut matched = select_records(index, layer, bbox, datetime, filter)?;
+    sort_records(&mut matched, sortby, usize::MAX);
+    Ok(matched
+        .into_iter()
+        .map(|record| Selected {
+            feature: to_feature(&record, role),
+            record,
+        })
+        .collect())
+}
+
+/// The records of `layer` meeting the box, time window and filter, unsorted. The filter is
+/// evaluated on the typed record; no JSON is built.
+pub fn select_records(
+    index: &SpatialIndex,
+    layer: Layer,
+    bbox: Option<&Bbox>,
+    datetime: Option<&TimeWindow>,
+    filter: Option<&cql::Filter>,
+) -> Result<Vec<Arc<Record>>, OgcError> {
+    let mut candidates = match (bbox, filter.and_then(|f| f.prefilter)) {
         (Some(b), _) => index
             .bbox(layer, b)
             .map_err(|e| OgcError::bad(e.to_string()))?,
@@ -413,140 +456,155 @@ pub fn select(
         }
         (None, None) => index.all(layer),
     };
-    let tprop = queryables::temporal_property(layer);
-    let mut out = Vec::with_capacity(candidates.len().min(65_536));
-    for record in candidates {
-        let feature = to_feature(&record, role);
-        let props = feature
-            .get("properties")
-            .and_then(Value::as_object)
-            .cloned()
-            .unwrap_or_default();
+    let tprop = queryables::temporal_property(layer).filter(|_| datetime.is_some());
+    candidates.retain(|record| {
         if let (Some((start, end)), Some(tp)) = (datetime, tprop) {
-            let t = props
-                .get(tp)
-                .and_then(Value::as_str)
-                .and_then(|s| cql::parse_instant(s).ok());
-            let Some(t) = t else { continue };
+            let fields::Field::Date(d) = fields::field(record, tp) else {
+                return false;
+            };
+            let t = d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
             // A date value covers its whole day.
             let t_end = t + chrono::Duration::days(1) - chrono::Duration::nanoseconds(1);
             if start.is_some_and(|s| t_end < s) || end.is_some_and(|e| t > e) {
-                continue;
+                return false;
             }
         }
-        if let Some(f) = filter {
-            let item = cql::Item {
-                id: record.id(),
-                props: &props,
-                record: &record,
-            };
-            if !f.matches(&item) {
-                continue;
-            }
-        }
-        out.push(Selected { record, feature });
-    }
-    sort(&mut out, sortby);
-    Ok(out)
+        filter.is_none_or(|f| f.matches(record))
+    });
+    Ok(candidates)
 }
 
-fn sort(items: &mut [Selected], sortby: &[(String, bool)]) {
+/// Orders records by `sortby` then id; only the first `keep` need to be in order (the rest
+/// are dropped), so a page near the start costs a partial selection, not a full sort.
+pub fn sort_records(items: &mut Vec<Arc<Record>>, sortby: &[(String, bool)], keep: usize) {
     use std::cmp::Ordering;
-    let key = |s: &Selected, name: &str| -> Value {
-        if name == "id" {
-            json!(s.record.id())
-        } else {
-            s.feature["properties"]
-                .get(name)
-                .cloned()
-                .unwrap_or(Value::Null)
-        }
-    };
-    let cmp_vals = |a: &Value, b: &Value| -> Ordering {
-        match (a, b) {
-            (Value::Null, Value::Null) => Ordering::Equal,
-            // Nulls last, as PostgreSQL sorts ascending.
-            (Value::Null, _) => Ordering::Greater,
-            (_, Value::Null) => Ordering::Less,
-            (Value::Number(x), Value::Number(y)) => x
-                .as_f64()
-                .unwrap_or(0.0)
-                .total_cmp(&y.as_f64().unwrap_or(0.0)),
-            (Value::String(x), Value::String(y)) => x.cmp(y),
-            (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
-            _ => Ordering::Equal,
-        }
-    };
-    items.sort_by(|a, b| {
+    let cmp = |a: &Arc<Record>, b: &Arc<Record>| -> Ordering {
         for (name, desc) in sortby {
-            let o = cmp_vals(&key(a, name), &key(b, name));
+            let o = fields::cmp_fields(fields::field(a, name), fields::field(b, name));
             let o = if *desc { o.reverse() } else { o };
             if o != Ordering::Equal {
                 return o;
             }
         }
-        a.record.id().cmp(&b.record.id())
-    });
+        a.id().cmp(&b.id())
+    };
+    if keep == 0 {
+        items.clear();
+        return;
+    }
+    if keep < items.len() {
+        items.select_nth_unstable_by(keep - 1, cmp);
+        items.truncate(keep);
+    }
+    // Ids are unique, so the order is total and an unstable sort is deterministic.
+    items.sort_unstable_by(cmp);
 }
 
 /// One page of an items response.
 pub struct Page {
-    pub features: Vec<Value>,
-    /// The records of `features`, same order (for binary encodings).
+    /// The page's records, in order.
     pub records: Vec<Arc<Record>>,
-    pub matched: usize,
+    /// How many records match in all (`None` when not computed).
+    pub matched: Option<usize>,
     pub next_offset: Option<usize>,
     pub prev_offset: Option<usize>,
 }
 
-/// Runs an items query: selection, paging, property selection and output CRS.
+impl Page {
+    /// A page from its records and the total count, with paging links' offsets.
+    pub fn new(records: Vec<Arc<Record>>, matched: usize, q: &ItemsQuery) -> Page {
+        let end = q.offset + records.len();
+        Page {
+            next_offset: (end < matched).then_some(end),
+            prev_offset: (q.offset > 0).then(|| q.offset.saturating_sub(q.limit)),
+            records,
+            matched: Some(matched),
+        }
+    }
+}
+
+/// Runs an items query over the index: selection (typed filter), then only the requested
+/// page is ordered and kept.
 pub fn items(
     index: &SpatialIndex,
     layer: Layer,
-    role: Role,
+    _role: Role,
     q: &ItemsQuery,
 ) -> Result<Page, OgcError> {
-    let selected = select(
+    let mut matched = select_records(
         index,
         layer,
-        role,
         q.bbox.as_ref(),
         q.datetime.as_ref(),
         q.filter.as_ref(),
-        &q.sortby,
     )?;
-    let matched = selected.len();
-    let mut features = Vec::with_capacity(q.limit.min(matched));
-    let mut records = Vec::with_capacity(q.limit.min(matched));
-    for s in selected.into_iter().skip(q.offset).take(q.limit) {
-        records.push(s.record.clone());
-        features.push(shape(s, q)?);
-    }
-    let end = q.offset + features.len();
-    Ok(Page {
-        features,
-        records,
-        matched,
-        next_offset: (end < matched).then_some(end),
-        prev_offset: (q.offset > 0).then(|| q.offset.saturating_sub(q.limit)),
-    })
+    let total = matched.len();
+    sort_records(&mut matched, &q.sortby, q.offset.saturating_add(q.limit));
+    let page: Vec<Arc<Record>> = matched.into_iter().skip(q.offset).collect();
+    Ok(Page::new(page, total, q))
 }
 
-/// Applies `properties` and `crs` to one selected feature.
-pub fn shape(s: Selected, q: &ItemsQuery) -> Result<Value, OgcError> {
-    let mut f = s.feature;
-    if let Some(keep) = &q.properties {
-        if let Some(Value::Object(p)) = f.get_mut("properties") {
-            p.retain(|k, _| keep.iter().any(|x| x == k));
+/// The property names the role may read, limited to the query's `properties`, in order.
+pub fn output_names(layer: Layer, role: Role, q: &ItemsQuery) -> Vec<&'static str> {
+    queryables::queryables(layer, role)
+        .into_iter()
+        .map(|x| x.name)
+        .filter(|n| {
+            q.properties
+                .as_ref()
+                .is_none_or(|keep| keep.iter().any(|k| k == n))
+        })
+        .collect()
+}
+
+/// Writes the page's features as a JSON array straight into bytes: properties limited to
+/// `names`, geometry in the query's CRS.
+pub fn write_features(
+    out: &mut Vec<u8>,
+    page: &Page,
+    names: &[&str],
+    crs: &ApiCrs,
+) -> Result<(), OgcError> {
+    out.push(b'[');
+    let reproject = *crs != ApiCrs::crs84();
+    for (i, r) in page.records.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
         }
+        let g = match (reproject, r.geometry()) {
+            (true, Some(g)) => Some(crs.from_canonical(&g)?),
+            _ => None,
+        };
+        fields::write_feature(out, r, names, g.as_ref());
     }
-    if q.crs != ApiCrs::crs84() {
-        if let Some(g) = s.record.geometry() {
-            let t = q.crs.from_canonical(&g)?;
-            f["geometry"] = serde_json::to_value(to_geojson(&t)).unwrap_or(Value::Null);
-        }
+    out.push(b']');
+    Ok(())
+}
+
+/// The whole GeoJSON FeatureCollection of an items response as bytes.
+pub fn render_collection(
+    page: &Page,
+    names: &[&str],
+    crs: &ApiCrs,
+    links: &Value,
+) -> Result<Vec<u8>, OgcError> {
+    let mut out = Vec::with_capacity(256 + page.records.len() * 512);
+    out.extend_from_slice(b"{\"type\":\"FeatureCollection\",\"timeStamp\":");
+    fields::write_str(
+        &mut out,
+        &Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+    );
+    if let Some(m) = page.matched {
+        out.extend_from_slice(format!(",\"numberMatched\":{m}").as_bytes());
     }
-    Ok(f)
+    out.extend_from_slice(
+        format!(",\"numberReturned\":{},\"features\":", page.records.len()).as_bytes(),
+    );
+    write_features(&mut out, page, names, crs)?;
+    out.extend_from_slice(b",\"links\":");
+    let _ = serde_json::to_writer(&mut out, links);
+    out.push(b'}');
+    Ok(out)
 }
 
 /// Builds a URL with a query string (values percent-encoded).

@@ -37,7 +37,7 @@ fn document_inner(server: &str, role: Role) -> Value {
         .into_iter()
         .map(Value::String)
         .collect();
-    for layer in super::collections_for(role.max(Role::Contractor)) {
+    for layer in super::collections_for(role) {
         let id = layer.as_str();
         let qnames: Vec<String> = queryables(layer, Role::Admin)
             .iter()
@@ -56,8 +56,22 @@ fn document_inner(server: &str, role: Role) -> Value {
             param("filter", json!({"type": "string"}), "CQL2 filter (Part 3) in cql2-text or cql2-json; S_DWITHIN(geometry, literal, metres) measures in metres"),
             param("filter-lang", json!({"type": "string", "enum": ["cql2-text", "cql2-json"], "default": "cql2-text"}), "Filter encoding"),
             param("filter-crs", json!({"type": "string", "format": "uri", "enum": crs_enum}), "CRS of geometry literals in the filter"),
-            param("f", json!({"type": "string", "enum": ["json", "fgb"], "default": "json"}), "Output format: GeoJSON or FlatGeobuf"),
+            param("f", json!({"type": "string", "enum": ["json", "fgb", "html"], "default": "json"}), "Output format: GeoJSON, FlatGeobuf, or an HTML table for people"),
         ];
+        if layer == crate::model::Layer::Owners {
+            // No geometry: no box, no CRS, no FlatGeobuf, no time.
+            item_params.retain(|p| {
+                !matches!(
+                    p["name"].as_str(),
+                    Some("bbox" | "bbox-crs" | "crs" | "filter-crs" | "datetime")
+                )
+            });
+            for p in &mut item_params {
+                if p["name"] == "f" {
+                    p["schema"]["enum"] = json!(["json", "html"]);
+                }
+            }
+        }
         for q in &qnames {
             item_params.push(param(
                 q,

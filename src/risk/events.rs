@@ -7,7 +7,10 @@
 //! also change a risk point's level). Every instance follows the same store logs in the
 //! same order (src/sync.rs), so an id means the same on every instance and a client can
 //! reconnect to another one behind a load balancer. When a client's cursor is older than
-//! the ring holds, it gets a `reset` event first (reload the state, then follow).
+//! the ring holds (or than this process: after a restart), the events it missed are
+//! rebuilt from the store's two durable logs ([`crate::sync::replay_from_store`]); only
+//! when even those cannot cover it does it get a `reset` event first (reload the state,
+//! then follow).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -182,8 +185,17 @@ impl EventBus {
 
     /// The cursor of the newest event (where a fresh client stands).
     pub fn head(&self) -> Cursor {
+        self.head_seq().0
+    }
+
+    /// The cursor and local sequence of the newest event, read together: a replay from the
+    /// store up to that cursor is joined by live events with a higher sequence.
+    pub fn head_seq(&self) -> (Cursor, u64) {
         let ring = self.ring.lock();
-        ring.events.back().map(|e| e.cursor).unwrap_or(ring.evicted)
+        match ring.events.back() {
+            Some(e) => (e.cursor, e.seq),
+            None => (ring.evicted, ring.next_seq - 1),
+        }
     }
 }
 

@@ -21,6 +21,7 @@ pub mod model;
 pub mod readings;
 pub mod rules;
 pub mod stats;
+mod structure;
 
 use crate::index::SpatialIndex;
 use crate::model::{Actor, Layer, Record, RiskLevel, Role};
@@ -128,10 +129,18 @@ pub struct RiskEngine {
     pub(crate) start: (i64, i64),
     /// Cancelled when the server shuts down; live event streams end with it.
     pub closing: tokio_util::sync::CancellationToken,
-    /// Index changes applied by the follower (the cache key of [`stats::Structure`] with
-    /// the index version).
-    pub(crate) edits: std::sync::atomic::AtomicU64,
-    pub(crate) structure: parking_lot::Mutex<Option<Arc<stats::Structure>>>,
+    /// The static side of the statistics, kept current from `touched`.
+    pub(crate) structure: parking_lot::RwLock<structure::Structure>,
+    /// Index changes not yet applied to `structure`.
+    touched: parking_lot::Mutex<Touched>,
+}
+
+/// Index changes waiting for the statistics structure.
+#[derive(Debug, Default)]
+struct Touched {
+    records: Vec<(Layer, i64)>,
+    /// The whole index was (re)loaded: rebuild instead.
+    reload: bool,
 }
 
 const SHARDS: usize = 64;
@@ -171,8 +180,11 @@ impl RiskEngine {
             started: Utc::now(),
             start,
             closing: tokio_util::sync::CancellationToken::new(),
-            edits: std::sync::atomic::AtomicU64::new(0),
-            structure: parking_lot::Mutex::new(None),
+            structure: parking_lot::RwLock::new(structure::Structure::default()),
+            touched: parking_lot::Mutex::new(Touched {
+                records: Vec::new(),
+                reload: true,
+            }),
         };
         engine.bus.start_at(start.0, start.1);
         {
@@ -182,13 +194,37 @@ impl RiskEngine {
                     book.offline_sensors.insert(a.sensor_id);
                     engine.with_state(a.sensor_id, |s| s.offline = true);
                 }
+                if a.rule == AlarmRule::Threshold {
+                    // After a restart the rules resume from the level the alarm is at.
+                    engine.adopt_threshold(&a);
+                }
                 if let Some(p) = a.risk_point_id {
                     book.by_point.entry(p).or_default().insert(a.id);
                 }
                 book.open.insert(a.id, a);
             }
         }
-        Ok(Arc::new(engine))
+        let engine = Arc::new(engine);
+        // Build the statistics structure now, off the request path (a second at city scale).
+        let warm = engine.clone();
+        tokio::task::spawn_blocking(move || drop(warm.structure()));
+        Ok(engine)
+    }
+
+    /// Tells the statistics that the index changed one record (after the change): it is
+    /// applied from the index's state of that record before the next statistics request.
+    /// Every index write must report here (the write path and the change follower do).
+    pub fn index_changed(&self, layer: Layer, id: i64) {
+        if matches!(layer, Layer::GridCells | Layer::RiskPoints | Layer::Sensors) {
+            self.touched.lock().records.push((layer, id));
+        }
+    }
+
+    /// Tells the statistics that the whole index was reloaded (bulk load): rebuild.
+    pub fn index_reloaded(&self) {
+        let mut t = self.touched.lock();
+        t.records.clear();
+        t.reload = true;
     }
 
     fn with_state<T>(&self, sensor_id: i64, f: impl FnOnce(&mut SensorState) -> T) -> T {
@@ -383,6 +419,9 @@ impl RiskEngine {
         }
         let before = a.risk_point_id.map(|p| self.shown_level(&book, p));
         book.applied.insert(a.id, ev.id);
+        if a.rule == AlarmRule::Threshold {
+            self.adopt_threshold(a);
+        }
         let old = book.open.remove(&a.id);
         if let Some(old) = &old {
             if let Some(p) = old.risk_point_id {
@@ -420,6 +459,41 @@ impl RiskEngine {
             }
         }
         out
+    }
+
+    /// Takes over the threshold level of an alarm decided from a reading newer than any
+    /// this instance has evaluated for the sensor — i.e. by another instance — so that a
+    /// reading ingested here next clears (with hysteresis) or escalates from the level the
+    /// alarm is at, instead of detecting it again or never clearing it. Decisions from
+    /// readings this instance has seen (its own) leave its state alone.
+    fn adopt_threshold(&self, a: &Alarm) {
+        // The time of the reading behind the latest rule-engine decision.
+        let decided = match a.cleared_at {
+            Some(t) => t,
+            None => a
+                .history
+                .iter()
+                .rev()
+                .find(|h| h.by == system_actor().name)
+                .map(|h| h.at)
+                .unwrap_or(a.detected_at),
+        };
+        let level = match a.cleared_at {
+            Some(_) => 0,
+            None => self
+                .rules
+                .kind(a.sensor_kind)
+                .levels
+                .iter()
+                .position(|l| l.severity == a.severity)
+                .map_or(0, |i| i + 1),
+        };
+        self.with_state(a.sensor_id, |s| {
+            if s.last.is_none_or(|r| r.t < decided) {
+                s.level = level;
+                s.pending = None;
+            }
+        });
     }
 
     /// (registered, shown, lon, lat) of a risk point, `None` if it is not in the index.
@@ -540,6 +614,33 @@ impl RiskEngine {
             .collect();
         v.sort_by_key(|a| a.id);
         v
+    }
+
+    /// A sensor's newest reading: the newer of this instance's rule state and the store.
+    /// Readings ingested through another instance on the same database are in the store
+    /// only, so asking it keeps every instance's answer current (one indexed read).
+    pub async fn latest(&self, sensor_id: i64) -> Result<Option<model::Reading>, StoreError> {
+        let local = self.state(sensor_id).and_then(|st| st.last);
+        let stored = self.store.last_reading(sensor_id).await?;
+        Ok(match (local, stored) {
+            (Some(l), Some(s)) if s.t > l.t => Some(s),
+            (Some(l), _) => Some(l),
+            (None, s) => s,
+        })
+    }
+
+    /// The threshold level a sensor is at, from the alarm book (the highest severity of
+    /// its open, uncleared threshold alarms): the same on every instance, whichever one
+    /// ingested the readings, since alarm changes reach every book through the follower.
+    pub fn threshold_level(&self, sensor_id: i64) -> Option<Severity> {
+        let book = self.book.read();
+        book.open
+            .values()
+            .filter(|a| {
+                a.sensor_id == sensor_id && a.rule == AlarmRule::Threshold && a.cleared_at.is_none()
+            })
+            .map(|a| a.severity)
+            .max()
     }
 
     /// Whether a sensor has an open, uncleared offline alarm.

@@ -3,6 +3,7 @@
 //! statistics rolled up through the grid hierarchy (`parent_id`), so a risk point filed
 //! under a micro-grid counts in its grid, community, street and district.
 
+use super::structure::{level_index, level_slot, PointNode, SensorCounts, Structure};
 use super::{anchor, RiskEngine, RiskError};
 use crate::model::{
     Bbox, GridLevel, Layer, Record, RiskLevel, RiskPoint, RiskStatus, Sensor, SensorStatus,
@@ -23,77 +24,6 @@ pub struct PointFilter {
     pub limit: usize,
 }
 
-/// Position of a level in [`GridLevel::ALL`].
-fn level_slot(level: GridLevel) -> usize {
-    GridLevel::ALL.iter().position(|l| *l == level).unwrap_or(0)
-}
-
-/// What the statistics need from the index, rebuilt only when the index changes (keyed by
-/// its version and the follower's edit counter): alarms and offline states change far
-/// more often than the data, and are applied per request from the book.
-pub(crate) struct Structure {
-    key: (i64, u64),
-    /// Per level (in [`GridLevel::ALL`] order): every cell → its ancestor at that level.
-    ancestors: [HashMap<i64, i64>; 5],
-    /// Per level: (id, name, code) of the cells of that level.
-    cells: [Vec<(i64, String, String)>; 5],
-    /// Risk point → its linked sensors (id, status).
-    linked: HashMap<i64, Vec<(i64, SensorStatus)>>,
-    /// Every risk point: (id, grid cell, registered level).
-    points: Vec<(i64, Option<i64>, RiskLevel)>,
-}
-
-impl Structure {
-    fn build(index: &crate::index::SpatialIndex, key: (i64, u64)) -> Structure {
-        let mut tree: HashMap<i64, (GridLevel, Option<i64>)> = HashMap::new();
-        let mut cells: [Vec<(i64, String, String)>; 5] = Default::default();
-        for r in index.all(Layer::GridCells) {
-            if let Record::GridCell(c) = &*r {
-                tree.insert(c.id, (c.level, c.parent_id));
-                cells[level_slot(c.level)].push((c.id, c.name.clone(), c.code.clone()));
-            }
-        }
-        let mut ancestors: [HashMap<i64, i64>; 5] = Default::default();
-        for &id in tree.keys() {
-            let mut cur = id;
-            // Five levels; a longer chain is a cycle in bad data.
-            for _ in 0..8 {
-                let Some(&(l, parent)) = tree.get(&cur) else {
-                    break;
-                };
-                ancestors[level_slot(l)].insert(id, cur);
-                match parent {
-                    Some(p) => cur = p,
-                    None => break,
-                }
-            }
-        }
-        let mut linked: HashMap<i64, Vec<(i64, SensorStatus)>> = HashMap::new();
-        for r in index.all(Layer::Sensors) {
-            if let Record::Sensor(s) = &*r {
-                if let Some(p) = s.risk_point_id {
-                    linked.entry(p).or_default().push((s.id, s.status));
-                }
-            }
-        }
-        let points = index
-            .all(Layer::RiskPoints)
-            .iter()
-            .filter_map(|r| match &**r {
-                Record::RiskPoint(p) => Some((p.id, p.grid_cell_id, p.level)),
-                _ => None,
-            })
-            .collect();
-        Structure {
-            key,
-            ancestors,
-            cells,
-            linked,
-            points,
-        }
-    }
-}
-
 /// Counts per grid cell (one row of `GET /risk/grid-stats`).
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct CellStats {
@@ -112,8 +42,80 @@ pub struct CellStats {
     /// `covered / risk_points` (1.0 for a cell without risk points).
     pub coverage: f64,
     pub open_alarms: u32,
+    /// Sensors linked to the cell's risk points (counted in the risk point's cell).
     pub sensors: u32,
+    /// Of those, registered offline or with an open offline alarm.
     pub offline_sensors: u32,
+    /// Sensors linked to no risk point that stand in the cell (by position).
+    pub unlinked_sensors: u32,
+    /// Of those, registered online with no open offline alarm.
+    pub unlinked_working: u32,
+    /// Of those, registered offline or with an open offline alarm.
+    pub unlinked_offline: u32,
+}
+
+/// The count of one risk level in a row.
+fn level_count(s: &mut CellStats, level: RiskLevel) -> &mut u32 {
+    match level {
+        RiskLevel::Major => &mut s.major,
+        RiskLevel::Large => &mut s.large,
+        RiskLevel::General => &mut s.general,
+        RiskLevel::Low => &mut s.low,
+    }
+}
+
+/// A coverage row: (risk points, linked, working) and unlinked sensors (all, working,
+/// offline).
+#[derive(Default)]
+struct CellCoverage {
+    points: (u32, u32, u32),
+    unlinked: (u32, u32, u32),
+}
+
+/// The open offline alarms of one request, mapped onto the structure: per risk point and
+/// per cell of unlinked sensors, (registered-online sensors now offline, sensors offline
+/// by alarm but not registered offline).
+struct LiveOffline {
+    point: HashMap<i64, (u32, u32)>,
+    cell: HashMap<i64, (u32, u32)>,
+}
+
+impl LiveOffline {
+    fn of(st: &Structure, book: &super::Book) -> LiveOffline {
+        let mut out = LiveOffline {
+            point: HashMap::new(),
+            cell: HashMap::new(),
+        };
+        for s in &book.offline_sensors {
+            let Some(n) = st.sensors.get(s) else { continue };
+            let d = (
+                u32::from(n.status == SensorStatus::Online),
+                u32::from(n.status != SensorStatus::Offline),
+            );
+            let slot = match (n.point, n.cell) {
+                (Some(p), _) => out.point.entry(p).or_default(),
+                (None, Some(c)) => out.cell.entry(c).or_default(),
+                (None, None) => continue,
+            };
+            *slot = (slot.0 + d.0, slot.1 + d.1);
+        }
+        out
+    }
+
+    /// (linked, working, offline) sensors of a risk point.
+    fn linked(&self, st: &Structure, point: i64) -> (u32, u32, u32) {
+        let Some(c) = st.links.get(&point) else {
+            return (0, 0, 0);
+        };
+        let off = self.point.get(&point).copied().unwrap_or_default();
+        (c.total, c.online.saturating_sub(off.0), c.offline + off.1)
+    }
+
+    /// (all, working, offline) unlinked sensors standing in one cell (not below it).
+    fn unlinked(&self, cell: i64, c: &SensorCounts) -> (u32, u32, u32) {
+        let off = self.cell.get(&cell).copied().unwrap_or_default();
+        (c.total, c.online.saturating_sub(off.0), c.offline + off.1)
+    }
 }
 
 fn sensor_works(engine: &RiskEngine, s: &Sensor) -> bool {
@@ -204,10 +206,7 @@ impl RiskEngine {
             .collect();
         let mut sensor_json = Vec::new();
         for s in &sensors {
-            let latest = match self.state(s.id).and_then(|st| st.last) {
-                Some(r) => Some(r),
-                None => self.store.last_reading(s.id).await?,
-            };
+            let latest = self.latest(s.id).await?;
             sensor_json.push(json!({
                 "id": s.id,
                 "kind": s.kind,
@@ -288,38 +287,36 @@ impl RiskEngine {
             .collect())
     }
 
-    /// The cached [`Structure`], rebuilt when the index has changed since it was built.
-    pub(crate) fn structure(&self) -> Arc<Structure> {
-        let key = (
-            self.index.version(),
-            self.edits.load(std::sync::atomic::Ordering::Acquire),
-        );
-        let mut cached = self.structure.lock();
-        if let Some(s) = cached.as_ref().filter(|s| s.key == key) {
-            return s.clone();
+    /// The statistics structure, brought up to date first: the records the index changed
+    /// since the last call are applied one by one; a reload (start-up, bulk load) rebuilds.
+    pub(crate) fn structure(&self) -> parking_lot::RwLockReadGuard<'_, Structure> {
+        let dirty = {
+            let t = self.touched.lock();
+            t.reload || !t.records.is_empty()
+        };
+        if !dirty {
+            return self.structure.read();
         }
-        let built = Arc::new(Structure::build(&self.index, key));
-        *cached = Some(built.clone());
-        built
-    }
-
-    /// (linked, working, offline) sensors of a risk point.
-    fn link_counts(&self, st: &Structure, book: &super::Book, point: i64) -> (u32, u32, u32) {
-        let mut out = (0, 0, 0);
-        for (id, status) in st.linked.get(&point).map(|v| v.as_slice()).unwrap_or(&[]) {
-            let offline = book.offline_sensors.contains(id);
-            out.0 += 1;
-            if *status == SensorStatus::Online && !offline {
-                out.1 += 1;
-            }
-            if offline || *status == SensorStatus::Offline {
-                out.2 += 1;
+        let mut w = self.structure.write();
+        // Taken under the write lock, so two callers never apply the same batch out of order.
+        let t = std::mem::take(&mut *self.touched.lock());
+        if t.reload {
+            *w = Structure::build(&self.index);
+        } else {
+            for (layer, id) in t.records {
+                w.apply(&self.index, layer, id);
             }
         }
-        out
+        parking_lot::RwLockWriteGuard::downgrade(w)
     }
 
     /// Per-cell statistics at a grid level, for the cells meeting `bbox` (all if none).
+    ///
+    /// The structure keeps each cell's static totals (risk points by registered level,
+    /// links, unlinked sensors); a request reads those for the wanted cells and corrects
+    /// them with what the alarm book says now — raised levels and open alarms of the risk
+    /// points that have some, sensors with an open offline alarm — so its cost follows the
+    /// number of cells and live alarms, not the size of the city.
     pub fn grid_stats(
         &self,
         level: GridLevel,
@@ -327,60 +324,87 @@ impl RiskEngine {
     ) -> Result<Vec<CellStats>, RiskError> {
         let st = self.structure();
         let li = level_slot(level);
-        let wanted: Option<std::collections::HashSet<i64>> = match bbox {
-            Some(b) => Some(
-                self.index
-                    .bbox(Layer::GridCells, b)
-                    .map_err(|e| RiskError::BadRequest(e.to_string()))?
-                    .iter()
-                    .map(|r| r.id())
-                    .collect(),
-            ),
-            None => None,
+        let wanted: Vec<i64> = match bbox {
+            Some(b) => st.cells_in(level, b),
+            None => st.by_level[li].iter().copied().collect(),
         };
-        let mut stats: HashMap<i64, CellStats> = st.cells[li]
+        if wanted.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = |v: i64| u32::try_from(v.max(0)).unwrap_or(u32::MAX);
+        let mut stats: HashMap<i64, CellStats> = wanted
             .iter()
-            .filter(|(id, _, _)| wanted.as_ref().is_none_or(|w| w.contains(id)))
-            .map(|(id, name, code)| {
-                (
+            .filter_map(|id| {
+                let c = st.cells.get(id)?;
+                let a = st.agg[li].get(id).copied().unwrap_or_default();
+                let by = |l: RiskLevel| n(a.by_level[level_index(l)]);
+                Some((
                     *id,
                     CellStats {
                         id: *id,
-                        name: name.clone(),
-                        code: code.clone(),
+                        name: c.name.clone(),
+                        code: c.code.clone(),
                         level: level.to_string(),
+                        major: by(RiskLevel::Major),
+                        large: by(RiskLevel::Large),
+                        general: by(RiskLevel::General),
+                        low: by(RiskLevel::Low),
+                        risk_points: n(a.risk_points),
+                        covered: n(a.covered),
                         coverage: 1.0,
-                        ..CellStats::default()
+                        open_alarms: 0,
+                        sensors: n(a.sensors),
+                        offline_sensors: n(a.offline),
+                        unlinked_sensors: n(a.unlinked),
+                        unlinked_working: n(a.unlinked_online),
+                        unlinked_offline: n(a.unlinked_offline),
                     },
-                )
+                ))
             })
             .collect();
-        if stats.is_empty() {
-            return Ok(Vec::new());
-        }
+        let up = &st.ancestors[li];
         let book = self.book.read();
-        for (id, grid_cell, registered) in &st.points {
-            let Some(cell) = grid_cell.and_then(|g| st.ancestors[li].get(&g)) else {
+        let live = LiveOffline::of(&st, &book);
+        let cell_of = |point: &i64| -> Option<(i64, &PointNode)> {
+            let node = st.points.get(point)?;
+            Some((*node.cell.as_ref().and_then(|c| up.get(c))?, node))
+        };
+        for (p, alarms) in &book.by_point {
+            if alarms.is_empty() {
+                continue;
+            }
+            let Some((cell, node)) = cell_of(p) else {
                 continue;
             };
-            let Some(s) = stats.get_mut(cell) else {
+            let Some(s) = stats.get_mut(&cell) else {
                 continue;
             };
-            s.risk_points += 1;
-            match self.level_with(&book, *id, *registered) {
-                RiskLevel::Major => s.major += 1,
-                RiskLevel::Large => s.large += 1,
-                RiskLevel::General => s.general += 1,
-                RiskLevel::Low => s.low += 1,
+            s.open_alarms += alarms.len() as u32;
+            let shown = self.level_with(&book, *p, node.level);
+            if shown != node.level {
+                let was = level_count(s, node.level);
+                *was = was.saturating_sub(1);
+                *level_count(s, shown) += 1;
             }
-            let (n, working, offline) = self.link_counts(&st, &book, *id);
-            s.sensors += n;
-            s.offline_sensors += offline;
-            if working > 0 {
-                s.covered += 1;
-            }
-            s.open_alarms += book.by_point.get(id).map(|a| a.len() as u32).unwrap_or(0);
         }
+        for (p, (off_online, off_other)) in &live.point {
+            let Some(s) = cell_of(p).and_then(|(cell, _)| stats.get_mut(&cell)) else {
+                continue;
+            };
+            let online = st.links.get(p).map_or(0, |l| l.online);
+            s.offline_sensors += off_other;
+            if online > 0 && online <= *off_online {
+                s.covered = s.covered.saturating_sub(1);
+            }
+        }
+        for (c, (off_online, off_other)) in &live.cell {
+            let Some(s) = up.get(c).and_then(|cell| stats.get_mut(cell)) else {
+                continue;
+            };
+            s.unlinked_working = s.unlinked_working.saturating_sub(*off_online);
+            s.unlinked_offline += off_other;
+        }
+        drop(book);
         let mut out: Vec<CellStats> = stats.into_values().collect();
         for s in &mut out {
             if s.risk_points > 0 {
@@ -392,46 +416,91 @@ impl RiskEngine {
     }
 
     /// Which risk points have no working sensor: totals, per category, per grid cell at
-    /// `level`, and the ids of uncovered points (at most `limit`).
+    /// `level`, and the ids of uncovered points (at most `limit`); with the sensors linked
+    /// to no risk point, per grid cell (where they stand) and in total.
     pub fn coverage(
         &self,
         bbox: Option<&Bbox>,
         level: GridLevel,
         limit: usize,
     ) -> Result<Value, RiskError> {
-        let recs = match bbox {
-            Some(b) => self
-                .index
-                .bbox(Layer::RiskPoints, b)
-                .map_err(|e| RiskError::BadRequest(e.to_string()))?,
-            None => self.index.all(Layer::RiskPoints),
+        let in_bbox: Option<std::collections::HashSet<i64>> = match bbox {
+            Some(b) => Some(
+                self.index
+                    .bbox(Layer::RiskPoints, b)
+                    .map_err(|e| RiskError::BadRequest(e.to_string()))?
+                    .iter()
+                    .map(|r| r.id())
+                    .collect(),
+            ),
+            None => None,
         };
         let st = self.structure();
         let up = &st.ancestors[level_slot(level)];
         let book = self.book.read();
+        let live = LiveOffline::of(&st, &book);
         let (mut total, mut linked, mut working) = (0u32, 0u32, 0u32);
-        let mut by_cat: HashMap<String, (u32, u32, u32)> = HashMap::new();
-        let mut by_cell: HashMap<i64, (u32, u32, u32)> = HashMap::new();
+        let mut by_cat: HashMap<&str, (u32, u32, u32)> = HashMap::new();
+        let mut by_cell: HashMap<i64, CellCoverage> = HashMap::new();
         let mut uncovered = Vec::new();
-        for r in &recs {
-            let Record::RiskPoint(p) = &**r else { continue };
-            if p.status == RiskStatus::Closed {
+        for (id, p) in &st.points {
+            if p.status == RiskStatus::Closed || in_bbox.as_ref().is_some_and(|w| !w.contains(id)) {
                 continue;
             }
-            let (n, w, _) = self.link_counts(&st, &book, p.id);
+            let (n, w, _) = live.linked(&st, *id);
             total += 1;
             let l = u32::from(n > 0);
             let ok = u32::from(w > 0);
             linked += l;
             working += ok;
-            let c = by_cat.entry(p.category.clone()).or_default();
+            let c = by_cat.entry(p.category.as_str()).or_default();
             *c = (c.0 + 1, c.1 + l, c.2 + ok);
-            if let Some(cell) = p.grid_cell_id.and_then(|g| up.get(&g)) {
+            if let Some(cell) = p.cell.and_then(|g| up.get(&g)) {
                 let c = by_cell.entry(*cell).or_default();
-                *c = (c.0 + 1, c.1 + l, c.2 + ok);
+                c.points = (c.points.0 + 1, c.points.1 + l, c.points.2 + ok);
             }
             if ok == 0 {
-                uncovered.push(p.id);
+                uncovered.push(*id);
+            }
+        }
+        // Sensors linked to no risk point, counted in the cell they stand in.
+        let mut unlinked_total = (0u32, 0u32, 0u32);
+        let mut add_unlinked = |cell: i64, n: (u32, u32, u32)| {
+            unlinked_total = (
+                unlinked_total.0 + n.0,
+                unlinked_total.1 + n.1,
+                unlinked_total.2 + n.2,
+            );
+            if let Some(c) = up.get(&cell) {
+                let c = by_cell.entry(*c).or_default();
+                c.unlinked = (c.unlinked.0 + n.0, c.unlinked.1 + n.1, c.unlinked.2 + n.2);
+            }
+        };
+        match bbox {
+            None => {
+                for (cell, u) in &st.under {
+                    if u.unlinked.total > 0 {
+                        add_unlinked(*cell, live.unlinked(*cell, &u.unlinked));
+                    }
+                }
+            }
+            Some(b) => {
+                for (sid, s) in &st.sensors {
+                    let (Some(cell), None) = (s.cell, s.point) else {
+                        continue;
+                    };
+                    if s.lon < b.min_x()
+                        || s.lon > b.max_x()
+                        || s.lat < b.min_y()
+                        || s.lat > b.max_y()
+                    {
+                        continue;
+                    }
+                    let off = book.offline_sensors.contains(sid);
+                    let works = s.status == SensorStatus::Online && !off;
+                    let offline = off || s.status == SensorStatus::Offline;
+                    add_unlinked(cell, (1, u32::from(works), u32::from(offline)));
+                }
             }
         }
         drop(book);
@@ -452,7 +521,15 @@ impl RiskEngine {
         cats.sort_by(|a, b| a["category"].as_str().cmp(&b["category"].as_str()));
         let mut cells: Vec<Value> = by_cell
             .into_iter()
-            .map(|(k, (t, l, w))| json!({"grid_cell_id": k, "risk_points": t, "linked": l, "working": w, "coverage": pct(w, t)}))
+            .map(|(k, c)| {
+                let (t, l, w) = c.points;
+                json!({
+                    "grid_cell_id": k, "risk_points": t, "linked": l, "working": w,
+                    "coverage": pct(w, t),
+                    "unlinked_sensors": c.unlinked.0, "unlinked_working": c.unlinked.1,
+                    "unlinked_offline": c.unlinked.2,
+                })
+            })
             .collect();
         cells.sort_by_key(|c| c["grid_cell_id"].as_i64());
         Ok(json!({
@@ -466,6 +543,9 @@ impl RiskEngine {
             "by_grid_cell": cells,
             "uncovered_total": uncovered_total,
             "uncovered": uncovered,
+            "unlinked_sensors": unlinked_total.0,
+            "unlinked_working": unlinked_total.1,
+            "unlinked_offline": unlinked_total.2,
         }))
     }
 

@@ -42,6 +42,10 @@ pub struct SimOptions {
     pub leak_share: f64,
     /// Share of sensors that are dead (never report).
     pub dead_share: f64,
+    /// Gas detectors whose leak is already past the emergency threshold at the first
+    /// reading and that report in every batch (`--leak-now`): an alarm within the kind's
+    /// `min_duration_s`, for demos and the web client's end-to-end test.
+    pub leak_now: Vec<i64>,
 }
 
 /// Behaviour of one simulated sensor.
@@ -62,6 +66,8 @@ struct Sim {
     /// rule, which ignores never-commissioned sensors, fires for them).
     dies_at: Option<DateTime<Utc>>,
     last_ms: i64,
+    /// Reports in every batch (see [`Generator::leak_now`]).
+    focus: bool,
 }
 
 /// One reading as sent.
@@ -94,6 +100,8 @@ pub struct Generator {
     sims: Vec<Sim>,
     rng: ChaCha8Rng,
     next: usize,
+    /// Indices of the sensors that report in every batch.
+    focus: Vec<usize>,
 }
 
 impl Generator {
@@ -128,10 +136,44 @@ impl Generator {
                         .gen_bool(dead_share.clamp(0.0, 1.0))
                         .then(|| now + chrono::Duration::seconds(rng.gen_range(0..60))),
                     last_ms: 0,
+                    focus: false,
                 }
             })
             .collect();
-        Generator { sims, rng, next: 0 }
+        Generator {
+            sims,
+            rng,
+            next: 0,
+            focus: Vec::new(),
+        }
+    }
+
+    /// Gives the gas detectors `ids` a leak that started five minutes before `now` at
+    /// 8 %LEL a minute (about 40 %LEL at the first reading, over the emergency threshold)
+    /// and makes them report in every batch, on top of the round-robin.
+    pub fn leak_now(&mut self, ids: &[i64], now: DateTime<Utc>) -> Result<(), SimError> {
+        for &id in ids {
+            let i = self
+                .sims
+                .iter()
+                .position(|s| s.id == id)
+                .ok_or_else(|| SimError::Invalid(format!("--leak-now {id}: no such sensor")))?;
+            let s = &mut self.sims[i];
+            if s.kind != SensorKind::GasLel {
+                return Err(SimError::Invalid(format!(
+                    "--leak-now {id}: a {} sensor, not a gas detector (gas_lel)",
+                    s.kind
+                )));
+            }
+            s.leak_per_min = 8.0;
+            s.leak_from = now - chrono::Duration::minutes(5);
+            s.dies_at = None;
+            if !s.focus {
+                s.focus = true;
+                self.focus.push(i);
+            }
+        }
+        Ok(())
     }
 
     /// Number of sensors that keep reporting.
@@ -139,10 +181,11 @@ impl Generator {
         self.sims.iter().filter(|s| s.dies_at.is_none()).count()
     }
 
-    /// The next `n` readings at `now`, round-robin over live sensors; each sensor's times
-    /// strictly increase, so no reading is a duplicate of another.
+    /// The next `n` readings at `now`, round-robin over live sensors (plus one of each
+    /// [`Generator::leak_now`] sensor); each sensor's times strictly increase, so no
+    /// reading is a duplicate of another.
     pub fn batch(&mut self, now: DateTime<Utc>, n: usize) -> Vec<OutReading> {
-        let mut out = Vec::with_capacity(n);
+        let mut out = Vec::with_capacity(n + self.focus.len());
         if !self.sims.iter().any(|s| s.dies_at.is_none_or(|d| d > now)) {
             return out;
         }
@@ -150,9 +193,24 @@ impl Generator {
         // Demand peaks in the morning and evening: two humps a day.
         let day = (std::f64::consts::TAU * (hour - 7.0) / 12.0).cos() * 0.5 + 0.5;
         let now_ms = now.timestamp_millis();
-        while out.len() < n {
-            let i = self.next % self.sims.len();
-            self.next += 1;
+        let mut focus = self.focus.clone().into_iter();
+        let round_robin = self
+            .sims
+            .iter()
+            .any(|s| !s.focus && s.dies_at.is_none_or(|d| d > now));
+        while out.len() < n + self.focus.len() {
+            let i = match focus.next() {
+                Some(i) => i,
+                None if !round_robin => break,
+                None => {
+                    let i = self.next % self.sims.len();
+                    self.next += 1;
+                    if self.sims[i].focus {
+                        continue;
+                    }
+                    i
+                }
+            };
             let s = &mut self.sims[i];
             if s.dies_at.is_some_and(|d| d <= now) {
                 continue;
@@ -253,6 +311,7 @@ pub async fn run(
         return Err(SimError::NoSensors);
     }
     let mut gen = Generator::new(&sensors, o.seed, o.leak_share, o.dead_share, Utc::now());
+    gen.leak_now(&o.leak_now, Utc::now())?;
     eprintln!(
         "simulating {} sensors ({} live, {} dead) at {} readings/s against {}",
         sensors.len(),
@@ -372,6 +431,33 @@ mod tests {
             assert!(seen.insert((r.sensor_id, r.time)), "duplicate {r:?}");
         }
         assert!(a.live() < 50, "some sensors are dead");
+    }
+
+    #[test]
+    fn leak_now_sensors_report_over_the_emergency_threshold_in_every_batch() {
+        let fleet = vec![
+            (1, SensorKind::GasLel),
+            (2, SensorKind::GasLel),
+            (3, SensorKind::Pressure),
+        ];
+        let now = Utc::now();
+        let mut g = Generator::new(&fleet, 1, 0.0, 0.0, now);
+        g.leak_now(&[2], now).unwrap();
+        for k in 0..5 {
+            let b = g.batch(now + chrono::Duration::milliseconds(100 * k), 1);
+            assert_eq!(b.len(), 2, "{b:?}");
+            let leak: Vec<_> = b.iter().filter(|r| r.sensor_id == 2).collect();
+            assert_eq!(leak.len(), 1, "{b:?}");
+            assert!(leak[0].value > 35.0, "{:?}", leak[0]);
+        }
+        let e = g.leak_now(&[3], now).unwrap_err().to_string();
+        assert!(e.contains("3") && e.contains("gas"), "{e}");
+        let e = g.leak_now(&[99], now).unwrap_err().to_string();
+        assert!(e.contains("99"), "{e}");
+        // Only focus sensors alive: batches hold just them, and end.
+        let mut solo = Generator::new(&[(5, SensorKind::GasLel)], 1, 0.0, 0.0, now);
+        solo.leak_now(&[5], now).unwrap();
+        assert_eq!(solo.batch(now, 10).len(), 1);
     }
 
     #[test]

@@ -60,6 +60,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/gpkg/0001_init.sql")),
     (2, include_str!("../../migrations/gpkg/0002_excavation.sql")),
     (3, include_str!("../../migrations/gpkg/0003_risk.sql")),
+    (
+        4,
+        include_str!("../../migrations/gpkg/0004_import_jobs.sql"),
+    ),
+    (5, include_str!("../../migrations/gpkg/0005_notifications.sql")),
 ];
 
 /// The spatial reference system of every geometry: CGCS2000 lon/lat.
@@ -1098,16 +1103,33 @@ fn bulk_layer<'a, R: Row + 'a>(
     records: impl ExactSizeIterator<Item = &'a R>,
     stamp: &str,
 ) -> StoreResult<(usize, Option<Envelope>)> {
-    let t = R::TABLE;
     let n = records.len();
+    bulk_layer_fed::<R>(conn, n, stamp, |write| {
+        for rec in records {
+            write(rec)?;
+        }
+        Ok(())
+    })
+}
+
+/// The body of [`bulk_layer`] for records that arrive in pieces: `feed` calls `write` on
+/// each record. `expected` (a count or an estimate) decides whether the R*Tree is rebuilt
+/// once at the end instead of maintained row by row.
+fn bulk_layer_fed<R: Row>(
+    conn: &Connection,
+    expected: usize,
+    stamp: &str,
+    feed: impl FnOnce(&mut dyn FnMut(&R) -> StoreResult<()>) -> StoreResult<()>,
+) -> StoreResult<(usize, Option<Envelope>)> {
+    let t = R::TABLE;
     let rebuild = match t.geom {
-        Some(_) if n >= RTREE_REBUILD_MIN => {
+        Some(_) if expected >= RTREE_REBUILD_MIN => {
             let existing: i64 = conn
                 .query_row(&format!("SELECT count(*) FROM {}", t.name), [], |r| {
                     r.get(0)
                 })
                 .sql()?;
-            i64::try_from(n).unwrap_or(i64::MAX) >= existing
+            i64::try_from(expected).unwrap_or(i64::MAX) >= existing
         }
         _ => false,
     };
@@ -1120,14 +1142,17 @@ fn bulk_layer<'a, R: Row + 'a>(
     let mut insert = conn.prepare(&t.insert_new_sql()).sql()?;
     let mut update = conn.prepare(&t.update_sql()).sql()?;
     let mut env: Option<Envelope> = None;
-    for rec in records {
+    let mut n = 0usize;
+    feed(&mut |rec: &R| {
         let (inserted, e) = write_row(conn, &mut insert, rec, stamp)?;
         if inserted == 0 {
             // The id exists: replace its values in place.
             write_row(conn, &mut update, rec, stamp)?;
         }
         env = Envelope::union(env, e);
-    }
+        n += 1;
+        Ok(())
+    })?;
     if rebuild {
         rebuild_rtree(conn, t)?;
         for sql in &triggers {
@@ -1192,6 +1217,17 @@ fn rebuild_rtree(conn: &Connection, t: &Table) -> StoreResult<()> {
 }
 
 fn bulk_load_conn(conn: &mut Connection, data: &Dataset, actor: &Actor) -> StoreResult<i64> {
+    bulk_load_conn_with(conn, data, actor, |_| Ok(()))
+}
+
+/// [`bulk_load_conn`] plus `extra` run inside the same transaction just before the commit
+/// (a batch import records its progress there, so rows and progress commit together).
+fn bulk_load_conn_with(
+    conn: &mut Connection,
+    data: &Dataset,
+    actor: &Actor,
+    extra: impl FnOnce(&Connection) -> StoreResult<()>,
+) -> StoreResult<i64> {
     let (_, stamp) = now();
     let tx = begin(conn)?;
     // Foreign-key order: owners, grid cells parents first (levels sort largest first),
@@ -1233,8 +1269,113 @@ fn bulk_load_conn(conn: &mut Connection, data: &Dataset, actor: &Actor) -> Store
         &serde_json::Value::Object(detail),
         &stamp,
     )?;
+    extra(&tx)?;
     tx.commit().sql()?;
     Ok(version)
+}
+
+/// One transaction: `owners`, then every record of `layer` that `chunks` delivers, with the
+/// same bookkeeping as [`bulk_load_conn`]. An `Err` chunk aborts (nothing is written).
+fn bulk_stream_conn(
+    conn: &mut Connection,
+    owners: &[Owner],
+    layer: Layer,
+    expected: usize,
+    chunks: &mut tokio::sync::mpsc::Receiver<Result<Dataset, String>>,
+    actor: &Actor,
+) -> StoreResult<i64> {
+    fn fed<R: Row>(
+        conn: &Connection,
+        expected: usize,
+        stamp: &str,
+        chunks: &mut tokio::sync::mpsc::Receiver<Result<Dataset, String>>,
+        pick: fn(Dataset) -> Vec<R>,
+    ) -> StoreResult<(usize, Option<Envelope>)> {
+        bulk_layer_fed::<R>(conn, expected, stamp, |write| {
+            while let Some(chunk) = chunks.blocking_recv() {
+                for rec in &pick(chunk.map_err(StoreError::Invalid)?) {
+                    write(rec)?;
+                }
+            }
+            Ok(())
+        })
+    }
+    let (_, stamp) = now();
+    let tx = begin(conn)?;
+    let owners_written = bulk_layer(&tx, owners.iter(), &stamp)?;
+    let written = match layer {
+        Layer::Pipelines => fed(&tx, expected, &stamp, chunks, |d| d.pipelines)?,
+        Layer::RiskPoints => fed(&tx, expected, &stamp, chunks, |d| d.risk_points)?,
+        Layer::Sensors => fed(&tx, expected, &stamp, chunks, |d| d.sensors)?,
+        // Parents must precede children, which chunks in source order cannot promise.
+        Layer::GridCells | Layer::Owners => {
+            return Err(StoreError::Invalid(format!(
+                "{layer} cannot be loaded as a stream; use bulk_load"
+            )))
+        }
+    };
+    let mut version = None;
+    for (t, (n, env)) in [(&OWNERS, owners_written), (table(layer), written)] {
+        if n > 0 {
+            touch_contents(&tx, t, env, &stamp)?;
+            version = Some(log_change(&tx, t.layer, 0, ChangeOp::Bulk, actor, &stamp)?);
+        }
+    }
+    let version = match version {
+        Some(v) => v,
+        None => current_version(&tx)?,
+    };
+    log_audit(
+        &tx,
+        actor,
+        "bulk_load",
+        "dataset",
+        &json!({ "owners": owners_written.0, layer.as_str(): written.0, "version": version }),
+        &stamp,
+    )?;
+    tx.commit().sql()?;
+    Ok(version)
+}
+
+impl GpkgStore {
+    /// A one-transaction bulk load of `owners` and one layer whose records arrive in chunks
+    /// while they are still being read and converted (see
+    /// [`super::import_jobs::ImportJobStore::bulk_load_stream`]).
+    pub(crate) async fn bulk_load_stream(
+        &self,
+        owners: Vec<Owner>,
+        layer: Layer,
+        expected: usize,
+        mut chunks: tokio::sync::mpsc::Receiver<Result<Dataset, String>>,
+        actor: &Actor,
+    ) -> StoreResult<i64> {
+        let (writer, actor) = (Arc::clone(&self.writer), actor.clone());
+        // A blocking thread outside the runtime, so it may wait on the channel.
+        tokio::task::spawn_blocking(move || {
+            bulk_stream_conn(
+                &mut writer.lock(),
+                &owners,
+                layer,
+                expected,
+                &mut chunks,
+                &actor,
+            )
+        })
+        .await
+        .map_err(join_error)?
+    }
+
+    /// `bulk_load` with `extra` run in the same transaction before the commit (the import
+    /// job's progress row, see [`super::import_jobs`]).
+    pub(crate) fn bulk_load_with(
+        &self,
+        data: &Dataset,
+        actor: &Actor,
+        extra: impl FnOnce(&Connection) -> StoreResult<()>,
+    ) -> StoreResult<i64> {
+        let writer = &self.writer;
+        run_blocking(|| bulk_load_conn_with(&mut writer.lock(), data, actor, extra))
+    }
 }
 
 fn current_version(conn: &Connection) -> StoreResult<i64> {

@@ -11,6 +11,7 @@
 
 pub mod check;
 pub mod gpkg;
+pub mod import_jobs;
 pub mod pgcluster;
 pub mod postgis;
 pub mod readings;
@@ -87,7 +88,15 @@ pub type Counts = Vec<(Layer, i64)>;
 
 /// The system of record. See the module docs for the contract every implementation keeps.
 #[async_trait]
-pub trait Store: tickets::TicketStore + readings::RiskStore + Send + Sync + 'static {
+pub trait Store:
+    tickets::TicketStore
+    + readings::RiskStore
+    + import_jobs::ImportJobStore
+    + crate::ogc::sql::OgcStore
+    + Send
+    + Sync
+    + 'static
+{
     /// Which implementation this is.
     fn backend(&self) -> Backend;
 

@@ -69,6 +69,16 @@ const MIGRATIONS: &[Migration] = &[
         name: "risk",
         sql: include_str!("../../migrations/postgis/0003_risk.sql"),
     },
+    Migration {
+        version: 4,
+        name: "import_jobs",
+        sql: include_str!("../../migrations/postgis/0004_import_jobs.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "notifications",
+        sql: include_str!("../../migrations/postgis/0005_notifications.sql"),
+    },
 ];
 
 /// Advisory-lock key serialising migrations between instances ("LIFELN" + 1).
@@ -958,6 +968,50 @@ impl PostgisStore {
             writer.as_mut().write(&r.params(&g)).await.map_err(e)?;
         }
         let staged = writer.finish().await.map_err(e)?;
+        self.merge_staged(tx, layer, staged, started, actor).await
+    }
+
+    /// [`Self::bulk_layer`] for records that arrive in chunks while they are still being
+    /// read and converted: each chunk goes into the COPY as it comes. An `Err` chunk
+    /// aborts the COPY (and so the caller's transaction).
+    async fn bulk_layer_stream<T: Columns>(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        geometry: &Type,
+        chunks: &mut tokio::sync::mpsc::Receiver<Result<Dataset, String>>,
+        pick: fn(Dataset) -> Vec<T>,
+        actor: &Actor,
+    ) -> StoreResult<i64> {
+        let layer = T::LAYER;
+        let e = |e| map_pg(e, Ctx::Bulk(layer));
+        let sql = self.sql.layer(layer);
+        let started = std::time::Instant::now();
+        tx.batch_execute(sql.stage).await.map_err(e)?;
+        let sink = tx.copy_in(sql.copy).await.map_err(e)?;
+        let writer = BinaryCopyInWriter::new(sink, &T::copy_types(geometry));
+        pin_mut!(writer);
+        while let Some(chunk) = chunks.recv().await {
+            for r in &pick(chunk.map_err(StoreError::Invalid)?) {
+                let g = r.geom_param();
+                writer.as_mut().write(&r.params(&g)).await.map_err(e)?;
+            }
+        }
+        let staged = writer.finish().await.map_err(e)?;
+        self.merge_staged(tx, layer, staged, started, actor).await
+    }
+
+    /// Merges the staged rows of a layer into its table (see the module docs) and logs
+    /// the layer's `bulk` change; returns its version.
+    async fn merge_staged(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        layer: Layer,
+        staged: u64,
+        started: std::time::Instant,
+        actor: &Actor,
+    ) -> StoreResult<i64> {
+        let e = |e| map_pg(e, Ctx::Bulk(layer));
+        let sql = self.sql.layer(layer);
         let copy_s = started.elapsed().as_secs_f64();
         // Ids are assigned to id-0 records by the sequence: move it past the explicit ids
         // of the load first, so an assigned id cannot collide with one of them.
@@ -1062,6 +1116,143 @@ fn as_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
+impl PostgisStore {
+    /// A one-transaction bulk load of `owners` and one layer whose records arrive in chunks
+    /// while they are still being read and converted (see
+    /// [`super::import_jobs::ImportJobStore::bulk_load_stream`]).
+    pub(crate) async fn bulk_load_stream(
+        &self,
+        owners: Vec<Owner>,
+        layer: Layer,
+        mut chunks: tokio::sync::mpsc::Receiver<Result<Dataset, String>>,
+        actor: &Actor,
+    ) -> StoreResult<i64> {
+        let e = |e| map_pg(e, Ctx::Other);
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(e)?;
+        self.lock_writes(&tx).await.map_err(e)?;
+        let geometry = tx
+            .prepare(self.sql.geometry_type)
+            .await
+            .map_err(e)?
+            .columns()
+            .first()
+            .map(|c| c.type_().clone())
+            .ok_or_else(|| StoreError::Backend("cannot learn the geometry type".into()))?;
+        if !owners.is_empty() {
+            self.bulk_layer(&tx, &geometry, owners.iter(), actor)
+                .await?;
+        }
+        let c = &mut chunks;
+        let version = match layer {
+            Layer::Pipelines => {
+                self.bulk_layer_stream(&tx, &geometry, c, |d| d.pipelines, actor)
+                    .await?
+            }
+            Layer::RiskPoints => {
+                self.bulk_layer_stream(&tx, &geometry, c, |d| d.risk_points, actor)
+                    .await?
+            }
+            Layer::Sensors => {
+                self.bulk_layer_stream(&tx, &geometry, c, |d| d.sensors, actor)
+                    .await?
+            }
+            // Parents must precede children, which chunks in source order cannot promise.
+            Layer::GridCells | Layer::Owners => {
+                return Err(StoreError::Invalid(format!(
+                    "{layer} cannot be loaded as a stream; use bulk_load"
+                )))
+            }
+        };
+        let detail = serde_json::json!({ "version": version, "layer": layer.as_str(), "owners": owners.len() });
+        self.audit_in(&tx, actor, "bulk_load", "dataset", &detail)
+            .await
+            .map_err(e)?;
+        tx.commit().await.map_err(e)?;
+        Ok(version)
+    }
+
+    /// `bulk_load` with one `extra` statement run in the same transaction before the commit
+    /// (the import job's progress row, see [`super::import_jobs`]).
+    pub(crate) async fn bulk_load_with(
+        &self,
+        data: &Dataset,
+        actor: &Actor,
+        extra: Option<(&str, &[&(dyn ToSql + Sync)])>,
+    ) -> StoreResult<i64> {
+        let e = |e| map_pg(e, Ctx::Other);
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(e)?;
+        self.lock_writes(&tx).await.map_err(e)?;
+        let geometry = tx
+            .prepare(self.sql.geometry_type)
+            .await
+            .map_err(e)?
+            .columns()
+            .first()
+            .map(|c| c.type_().clone())
+            .ok_or_else(|| StoreError::Backend("cannot learn the geometry type".into()))?;
+        let mut version = None;
+        // Foreign-key order: owners, grid cells (parents first), pipelines, risk points,
+        // sensors.
+        if !data.owners.is_empty() {
+            version = Some(
+                self.bulk_layer(&tx, &geometry, data.owners.iter(), actor)
+                    .await?,
+            );
+        }
+        if !data.grid_cells.is_empty() {
+            let mut cells: Vec<&GridCell> = data.grid_cells.iter().collect();
+            cells.sort_by_key(|c| c.level);
+            version = Some(
+                self.bulk_layer(&tx, &geometry, cells.into_iter(), actor)
+                    .await?,
+            );
+        }
+        if !data.pipelines.is_empty() {
+            version = Some(
+                self.bulk_layer(&tx, &geometry, data.pipelines.iter(), actor)
+                    .await?,
+            );
+        }
+        if !data.risk_points.is_empty() {
+            version = Some(
+                self.bulk_layer(&tx, &geometry, data.risk_points.iter(), actor)
+                    .await?,
+            );
+        }
+        if !data.sensors.is_empty() {
+            version = Some(
+                self.bulk_layer(&tx, &geometry, data.sensors.iter(), actor)
+                    .await?,
+            );
+        }
+        let version = match version {
+            Some(v) => v,
+            None => tx
+                .query_one(self.sql.latest_version, &[])
+                .await
+                .map_err(e)?
+                .try_get(0)
+                .map_err(e)?,
+        };
+        let counts: serde_json::Map<String, serde_json::Value> = data
+            .counts()
+            .iter()
+            .map(|(l, n)| (l.as_str().to_string(), (*n).into()))
+            .collect();
+        let detail = serde_json::json!({ "version": version, "counts": counts });
+        self.audit_in(&tx, actor, "bulk_load", "dataset", &detail)
+            .await
+            .map_err(e)?;
+        if let Some((sql, params)) = extra {
+            tx.execute(sql, params).await.map_err(e)?;
+        }
+        tx.commit().await.map_err(e)?;
+        Ok(version)
+    }
+}
+
 #[async_trait]
 impl Store for PostgisStore {
     fn backend(&self) -> Backend {
@@ -1138,73 +1329,7 @@ impl Store for PostgisStore {
     }
 
     async fn bulk_load(&self, data: &Dataset, actor: &Actor) -> StoreResult<i64> {
-        let e = |e| map_pg(e, Ctx::Other);
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(e)?;
-        self.lock_writes(&tx).await.map_err(e)?;
-        let geometry = tx
-            .prepare(self.sql.geometry_type)
-            .await
-            .map_err(e)?
-            .columns()
-            .first()
-            .map(|c| c.type_().clone())
-            .ok_or_else(|| StoreError::Backend("cannot learn the geometry type".into()))?;
-        let mut version = None;
-        // Foreign-key order: owners, grid cells (parents first), pipelines, risk points,
-        // sensors.
-        if !data.owners.is_empty() {
-            version = Some(
-                self.bulk_layer(&tx, &geometry, data.owners.iter(), actor)
-                    .await?,
-            );
-        }
-        if !data.grid_cells.is_empty() {
-            let mut cells: Vec<&GridCell> = data.grid_cells.iter().collect();
-            cells.sort_by_key(|c| c.level);
-            version = Some(
-                self.bulk_layer(&tx, &geometry, cells.into_iter(), actor)
-                    .await?,
-            );
-        }
-        if !data.pipelines.is_empty() {
-            version = Some(
-                self.bulk_layer(&tx, &geometry, data.pipelines.iter(), actor)
-                    .await?,
-            );
-        }
-        if !data.risk_points.is_empty() {
-            version = Some(
-                self.bulk_layer(&tx, &geometry, data.risk_points.iter(), actor)
-                    .await?,
-            );
-        }
-        if !data.sensors.is_empty() {
-            version = Some(
-                self.bulk_layer(&tx, &geometry, data.sensors.iter(), actor)
-                    .await?,
-            );
-        }
-        let version = match version {
-            Some(v) => v,
-            None => tx
-                .query_one(self.sql.latest_version, &[])
-                .await
-                .map_err(e)?
-                .try_get(0)
-                .map_err(e)?,
-        };
-        let counts: serde_json::Map<String, serde_json::Value> = data
-            .counts()
-            .iter()
-            .map(|(l, n)| (l.as_str().to_string(), (*n).into()))
-            .collect();
-        let detail = serde_json::json!({ "version": version, "counts": counts });
-        self.audit_in(&tx, actor, "bulk_load", "dataset", &detail)
-            .await
-            .map_err(e)?;
-        tx.commit().await.map_err(e)?;
-        Ok(version)
+        self.bulk_load_with(data, actor, None).await
     }
 
     async fn get(&self, layer: Layer, id: i64) -> StoreResult<Option<Record>> {

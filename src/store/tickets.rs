@@ -8,13 +8,21 @@
 //! and a concurrent change makes it a `Conflict` instead of a lost update. Submission is
 //! idempotent per (submitter, `Idempotency-Key`): a second insert with the same key writes
 //! nothing and returns the first ticket.
+//!
+//! The owners' notification outbox (`notification_outbox`, `owner_channels`, migration
+//! 0005; see [`crate::excavation::notify`]) lives here too: each new notification and each
+//! delivery outcome is written together with its audit entry.
 
 use super::gpkg::GpkgStore;
 use super::postgis::PostgisStore;
 use super::{StoreError, StoreResult};
+use crate::excavation::notify::{
+    Channel, DeliveryStatus, NewNotification, Notification, OwnerChannels,
+};
 use crate::excavation::tickets::{Ticket, TicketState};
 use crate::model::Actor;
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -26,6 +34,60 @@ pub struct TicketFilter {
     pub state: Option<TicketState>,
     pub limit: usize,
     pub offset: usize,
+}
+
+/// Which notifications a list returns (oldest first).
+#[derive(Debug, Clone, Default)]
+pub struct NotificationFilter {
+    pub ticket_id: Option<i64>,
+    pub status: Option<DeliveryStatus>,
+    pub id: Option<i64>,
+    pub limit: usize,
+}
+
+/// How a delivery attempt (or an external gateway's report) ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NotificationOutcome {
+    Delivered,
+    /// Failed for good.
+    Failed(String),
+    /// Failed; try again at `at`.
+    Retry {
+        error: String,
+        at: DateTime<Utc>,
+    },
+}
+
+impl NotificationOutcome {
+    fn parts(
+        &self,
+    ) -> (
+        DeliveryStatus,
+        Option<String>,
+        Option<DateTime<Utc>>,
+        &'static str,
+    ) {
+        match self {
+            NotificationOutcome::Delivered => (
+                DeliveryStatus::Delivered,
+                None,
+                None,
+                "notification_delivered",
+            ),
+            NotificationOutcome::Failed(e) => (
+                DeliveryStatus::Failed,
+                Some(e.clone()),
+                None,
+                "notification_failed",
+            ),
+            NotificationOutcome::Retry { error, at } => (
+                DeliveryStatus::Pending,
+                Some(error.clone()),
+                Some(*at),
+                "notification_retry",
+            ),
+        }
+    }
 }
 
 /// Ticket persistence; see the module docs for the contract.
@@ -52,6 +114,41 @@ pub trait TicketStore: Send + Sync {
         action: &str,
         detail: serde_json::Value,
     ) -> StoreResult<Ticket>;
+
+    /// The registered notification channels of these owners (owners without any are absent).
+    async fn owner_channels(&self, owner_ids: &[i64]) -> StoreResult<Vec<OwnerChannels>>;
+
+    /// Registers (replaces) an owner's notification channels, audited.
+    async fn set_owner_channels(&self, c: &OwnerChannels, actor: &Actor) -> StoreResult<()>;
+
+    /// Writes new notifications to the outbox, each with an audit entry; ones already there
+    /// (same ticket, owner and channel) are skipped. Returns those written now.
+    async fn enqueue_notifications(
+        &self,
+        list: &[NewNotification],
+        actor: &Actor,
+    ) -> StoreResult<Vec<Notification>>;
+
+    /// Notifications, oldest first.
+    async fn notifications(&self, f: &NotificationFilter) -> StoreResult<Vec<Notification>>;
+
+    /// Reserves up to `limit` pending webhooks due at `now` until `until` (counting the
+    /// attempt) and returns them.
+    async fn claim_webhooks(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<Notification>>;
+
+    /// Records the outcome of a pending notification, audited; `None` when there is no
+    /// pending notification `id`.
+    async fn finish_notification(
+        &self,
+        id: i64,
+        outcome: &NotificationOutcome,
+        actor: &Actor,
+    ) -> StoreResult<Option<Notification>>;
 }
 
 fn queries(text: &'static str) -> HashMap<&'static str, &'static str> {
@@ -210,6 +307,162 @@ impl TicketStore for PostgisStore {
             None => Err(stale(t.id)),
         }
     }
+
+    async fn owner_channels(&self, owner_ids: &[i64]) -> StoreResult<Vec<OwnerChannels>> {
+        if owner_ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let client = self.client().await?;
+        let rows = client
+            .query(pg_sql("channels"), &[&owner_ids])
+            .await
+            .map_err(pg_err)?;
+        rows.iter()
+            .map(|r| {
+                Ok(OwnerChannels {
+                    owner_id: r.try_get(0).map_err(pg_err)?,
+                    webhook_url: r.try_get(1).map_err(pg_err)?,
+                    email: r.try_get(2).map_err(pg_err)?,
+                    sms: r.try_get(3).map_err(pg_err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn set_owner_channels(&self, c: &OwnerChannels, actor: &Actor) -> StoreResult<()> {
+        let client = self.client().await?;
+        client
+            .execute(
+                pg_sql("set_channels"),
+                &[
+                    &c.owner_id,
+                    &c.webhook_url,
+                    &c.email,
+                    &c.sms,
+                    &actor.name,
+                    &actor.role.as_str(),
+                    &channels_detail(c),
+                ],
+            )
+            .await
+            .map_err(pg_err)?;
+        Ok(())
+    }
+
+    async fn enqueue_notifications(
+        &self,
+        list: &[NewNotification],
+        actor: &Actor,
+    ) -> StoreResult<Vec<Notification>> {
+        if list.is_empty() {
+            return Ok(vec![]);
+        }
+        let client = self.client().await?;
+        let input = serde_json::to_value(list).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let rows = client
+            .query(
+                pg_sql("enqueue"),
+                &[&input, &Utc::now(), &actor.name, &actor.role.as_str()],
+            )
+            .await
+            .map_err(pg_err)?;
+        rows.iter().map(pg_notification).collect()
+    }
+
+    async fn notifications(&self, f: &NotificationFilter) -> StoreResult<Vec<Notification>> {
+        let client = self.client().await?;
+        let status = f.status.map(|s| s.as_str().to_string());
+        let rows = client
+            .query(
+                pg_sql("notifications"),
+                &[&f.ticket_id, &status, &f.id, &(f.limit as i64)],
+            )
+            .await
+            .map_err(pg_err)?;
+        rows.iter().map(pg_notification).collect()
+    }
+
+    async fn claim_webhooks(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<Notification>> {
+        let client = self.client().await?;
+        let rows = client
+            .query(pg_sql("claim"), &[&now, &until, &(limit as i64)])
+            .await
+            .map_err(pg_err)?;
+        rows.iter().map(pg_notification).collect()
+    }
+
+    async fn finish_notification(
+        &self,
+        id: i64,
+        outcome: &NotificationOutcome,
+        actor: &Actor,
+    ) -> StoreResult<Option<Notification>> {
+        let client = self.client().await?;
+        let (status, error, retry_at, action) = outcome.parts();
+        let now = Utc::now();
+        let delivered_at = (status == DeliveryStatus::Delivered).then_some(now);
+        let detail = serde_json::json!({"status": status, "error": error, "retry_at": retry_at});
+        let row = client
+            .query_opt(
+                pg_sql("finish"),
+                &[
+                    &id,
+                    &status.as_str(),
+                    &error,
+                    &retry_at,
+                    &delivered_at,
+                    &now,
+                    &actor.name,
+                    &actor.role.as_str(),
+                    &action,
+                    &detail,
+                ],
+            )
+            .await
+            .map_err(pg_err)?;
+        row.as_ref().map(pg_notification).transpose()
+    }
+}
+
+fn channels_detail(c: &OwnerChannels) -> serde_json::Value {
+    // The URL may carry the owner's token: the audit says whether one is set, not what.
+    serde_json::json!({
+        "webhook": c.webhook_url.is_some(), "email": c.email, "sms": c.sms
+    })
+}
+
+fn parse_enum<T: std::str::FromStr>(v: &str) -> StoreResult<T>
+where
+    T::Err: std::fmt::Display,
+{
+    v.parse::<T>()
+        .map_err(|e| StoreError::Backend(format!("stored notification: {e}")))
+}
+
+fn pg_notification(r: &tokio_postgres::Row) -> StoreResult<Notification> {
+    let channel: String = r.try_get(3).map_err(pg_err)?;
+    let status: String = r.try_get(7).map_err(pg_err)?;
+    Ok(Notification {
+        id: r.try_get(0).map_err(pg_err)?,
+        ticket_id: r.try_get(1).map_err(pg_err)?,
+        owner_id: r.try_get(2).map_err(pg_err)?,
+        channel: parse_enum::<Channel>(&channel)?,
+        address: r.try_get(4).map_err(pg_err)?,
+        message: r.try_get(5).map_err(pg_err)?,
+        due_at: r.try_get(6).map_err(pg_err)?,
+        status: parse_enum::<DeliveryStatus>(&status)?,
+        attempts: r.try_get(8).map_err(pg_err)?,
+        last_error: r.try_get(9).map_err(pg_err)?,
+        next_attempt_at: r.try_get(10).map_err(pg_err)?,
+        created_at: r.try_get(11).map_err(pg_err)?,
+        updated_at: r.try_get(12).map_err(pg_err)?,
+        delivered_at: r.try_get(13).map_err(pg_err)?,
+    })
 }
 
 /// A ticket from an `id, doc` row: the id is the column's (the document is stored before
@@ -380,4 +633,265 @@ impl TicketStore for GpkgStore {
         })
         .await
     }
+    async fn owner_channels(&self, owner_ids: &[i64]) -> StoreResult<Vec<OwnerChannels>> {
+        if owner_ids.is_empty() {
+            return Ok(vec![]);
+        }
+        let ids = owner_ids.to_vec();
+        self.read(move |conn| {
+            use rusqlite::OptionalExtension;
+            let mut stmt = conn.prepare_cached(gpkg_sql("channel")).map_err(sq)?;
+            let mut out = Vec::new();
+            for id in ids {
+                let c = stmt
+                    .query_row([id], |r| {
+                        Ok(OwnerChannels {
+                            owner_id: r.get(0)?,
+                            webhook_url: r.get(1)?,
+                            email: r.get(2)?,
+                            sms: r.get(3)?,
+                        })
+                    })
+                    .optional()
+                    .map_err(sq)?;
+                out.extend(c);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn set_owner_channels(&self, c: &OwnerChannels, actor: &Actor) -> StoreResult<()> {
+        let (c, actor) = (c.clone(), actor.clone());
+        self.write(move |conn| {
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(sq)?;
+            tx.execute(
+                gpkg_sql("set_channels"),
+                rusqlite::params![
+                    c.owner_id,
+                    c.webhook_url,
+                    c.email,
+                    c.sms,
+                    stamp(&Utc::now())
+                ],
+            )
+            .map_err(sq)?;
+            gpkg_audit(
+                &tx,
+                &actor,
+                "owner_channels_set",
+                &format!("owners/{}", c.owner_id),
+                &channels_detail(&c),
+            )?;
+            tx.commit().map_err(sq)
+        })
+        .await
+    }
+
+    async fn enqueue_notifications(
+        &self,
+        list: &[NewNotification],
+        actor: &Actor,
+    ) -> StoreResult<Vec<Notification>> {
+        if list.is_empty() {
+            return Ok(vec![]);
+        }
+        let (list, actor) = (list.to_vec(), actor.clone());
+        self.write(move |conn| {
+            use rusqlite::OptionalExtension;
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(sq)?;
+            let now = stamp(&Utc::now());
+            let mut out = Vec::new();
+            for n in &list {
+                let row = tx
+                    .prepare_cached(gpkg_sql("enqueue"))
+                    .map_err(sq)?
+                    .query_row(
+                        rusqlite::params![
+                            n.ticket_id,
+                            n.owner_id,
+                            n.channel.as_str(),
+                            n.address,
+                            n.message,
+                            stamp(&n.due_at),
+                            now
+                        ],
+                        gpkg_notification_row,
+                    )
+                    .optional()
+                    .map_err(sq)?;
+                if let Some(row) = row {
+                    let stored = gpkg_notification(row)?;
+                    gpkg_audit(
+                        &tx,
+                        &actor,
+                        "notification_created",
+                        &format!("notification_outbox/{}", stored.id),
+                        &serde_json::json!({"ticket_id": stored.ticket_id, "owner_id": stored.owner_id,
+                            "channel": stored.channel, "due_at": stored.due_at}),
+                    )?;
+                    out.push(stored);
+                }
+            }
+            tx.commit().map_err(sq)?;
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn notifications(&self, f: &NotificationFilter) -> StoreResult<Vec<Notification>> {
+        let f = f.clone();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(gpkg_sql("notifications")).map_err(sq)?;
+            let rows = stmt
+                .query_map(
+                    rusqlite::params![
+                        f.ticket_id,
+                        f.status.map(|s| s.as_str()),
+                        f.id,
+                        f.limit as i64
+                    ],
+                    gpkg_notification_row,
+                )
+                .map_err(sq)?;
+            rows.map(|r| gpkg_notification(r.map_err(sq)?)).collect()
+        })
+        .await
+    }
+
+    async fn claim_webhooks(
+        &self,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<Notification>> {
+        self.write(move |conn| {
+            let mut stmt = conn.prepare_cached(gpkg_sql("claim")).map_err(sq)?;
+            let rows = stmt
+                .query_map(
+                    rusqlite::params![stamp(&now), stamp(&until), limit as i64],
+                    gpkg_notification_row,
+                )
+                .map_err(sq)?;
+            rows.map(|r| gpkg_notification(r.map_err(sq)?)).collect()
+        })
+        .await
+    }
+
+    async fn finish_notification(
+        &self,
+        id: i64,
+        outcome: &NotificationOutcome,
+        actor: &Actor,
+    ) -> StoreResult<Option<Notification>> {
+        let (outcome, actor) = (outcome.clone(), actor.clone());
+        self.write(move |conn| {
+            use rusqlite::OptionalExtension;
+            let (status, error, retry_at, action) = outcome.parts();
+            let now = Utc::now();
+            let delivered_at = (status == DeliveryStatus::Delivered).then(|| stamp(&now));
+            let tx = conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(sq)?;
+            let row = tx
+                .prepare_cached(gpkg_sql("finish"))
+                .map_err(sq)?
+                .query_row(
+                    rusqlite::params![
+                        id,
+                        status.as_str(),
+                        error,
+                        retry_at.as_ref().map(stamp),
+                        delivered_at,
+                        stamp(&now)
+                    ],
+                    gpkg_notification_row,
+                )
+                .optional()
+                .map_err(sq)?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let n = gpkg_notification(row)?;
+            gpkg_audit(
+                &tx,
+                &actor,
+                action,
+                &format!("notification_outbox/{id}"),
+                &serde_json::json!({"status": status, "error": error, "retry_at": retry_at}),
+            )?;
+            tx.commit().map_err(sq)?;
+            Ok(Some(n))
+        })
+        .await
+    }
+}
+
+/// The raw columns of a GeoPackage notification row (times as text).
+type GpkgNotificationRow = (
+    (i64, i64, i64, String, String, String, String),
+    (
+        String,
+        i32,
+        Option<String>,
+        String,
+        String,
+        String,
+        Option<String>,
+    ),
+);
+
+fn gpkg_notification_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<GpkgNotificationRow> {
+    Ok((
+        (
+            r.get(0)?,
+            r.get(1)?,
+            r.get(2)?,
+            r.get(3)?,
+            r.get(4)?,
+            r.get(5)?,
+            r.get(6)?,
+        ),
+        (
+            r.get(7)?,
+            r.get(8)?,
+            r.get(9)?,
+            r.get(10)?,
+            r.get(11)?,
+            r.get(12)?,
+            r.get(13)?,
+        ),
+    ))
+}
+
+fn parse_stamp(s: &str) -> StoreResult<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Backend(format!("stored time '{s}': {e}")))
+}
+
+fn gpkg_notification(row: GpkgNotificationRow) -> StoreResult<Notification> {
+    let ((id, ticket_id, owner_id, channel, address, message, due_at), rest) = row;
+    let (status, attempts, last_error, next_attempt_at, created_at, updated_at, delivered_at) =
+        rest;
+    Ok(Notification {
+        id,
+        ticket_id,
+        owner_id,
+        channel: parse_enum::<Channel>(&channel)?,
+        address,
+        message,
+        due_at: parse_stamp(&due_at)?,
+        status: parse_enum::<DeliveryStatus>(&status)?,
+        attempts,
+        last_error,
+        next_attempt_at: parse_stamp(&next_attempt_at)?,
+        created_at: parse_stamp(&created_at)?,
+        updated_at: parse_stamp(&updated_at)?,
+        delivered_at: delivered_at.as_deref().map(parse_stamp).transpose()?,
+    })
 }

@@ -36,3 +36,78 @@ WITH s AS (
 INSERT INTO audit_log (actor, role, action, target, detail)
 SELECT $6, $7, $8, 'excavation_tickets/' || s.id, $9 FROM s
 RETURNING 1
+
+-- name: channels
+-- Owner notifications (migration 0005). Columns of a notification, in the order
+-- `pg_notification` reads them: id, ticket_id, owner_id, channel, address, message,
+-- due_at, status, attempts, last_error, next_attempt_at, created_at, updated_at,
+-- delivered_at.
+SELECT owner_id, webhook_url, email, sms FROM owner_channels WHERE owner_id = ANY($1)
+
+-- name: set_channels
+WITH c AS (
+  INSERT INTO owner_channels (owner_id, webhook_url, email, sms, updated_at)
+  VALUES ($1, $2, $3, $4, now())
+  ON CONFLICT (owner_id) DO UPDATE SET webhook_url = EXCLUDED.webhook_url,
+    email = EXCLUDED.email, sms = EXCLUDED.sms, updated_at = EXCLUDED.updated_at
+  RETURNING owner_id)
+INSERT INTO audit_log (actor, role, action, target, detail)
+SELECT $5, $6, 'owner_channels_set', 'owners/' || c.owner_id, $7 FROM c
+
+-- name: enqueue
+-- $1: a JSON array of new notifications. Rows already in the outbox (a retried submission)
+-- are skipped; each new row gets its audit entry in the same statement.
+WITH input AS (
+  SELECT * FROM jsonb_to_recordset($1::jsonb)
+    AS x(ticket_id bigint, owner_id bigint, channel text, address text, message text,
+         due_at timestamptz)),
+n AS (
+  INSERT INTO notification_outbox (ticket_id, owner_id, channel, address, message, due_at,
+    status, attempts, next_attempt_at, created_at, updated_at)
+  SELECT ticket_id, owner_id, channel, address, message, due_at, 'pending', 0, $2, $2, $2
+  FROM input
+  ON CONFLICT (ticket_id, owner_id, channel) DO NOTHING
+  RETURNING *),
+a AS (
+  INSERT INTO audit_log (actor, role, action, target, detail)
+  SELECT $3, $4, 'notification_created', 'notification_outbox/' || n.id,
+    jsonb_build_object('ticket_id', n.ticket_id, 'owner_id', n.owner_id,
+      'channel', n.channel, 'due_at', n.due_at)
+  FROM n)
+SELECT id, ticket_id, owner_id, channel, address, message, due_at, status, attempts,
+  last_error, next_attempt_at, created_at, updated_at, delivered_at
+FROM n ORDER BY id
+
+-- name: notifications
+SELECT id, ticket_id, owner_id, channel, address, message, due_at, status, attempts,
+  last_error, next_attempt_at, created_at, updated_at, delivered_at
+FROM notification_outbox
+WHERE ($1::bigint IS NULL OR ticket_id = $1) AND ($2::text IS NULL OR status = $2)
+  AND ($3::bigint IS NULL OR id = $3)
+ORDER BY id LIMIT $4
+
+-- name: claim
+-- Due pending webhooks, reserved until $2 (the lease); SKIP LOCKED lets several instances'
+-- workers share the outbox without sending a row twice.
+UPDATE notification_outbox SET attempts = attempts + 1, next_attempt_at = $2, updated_at = $1
+WHERE id IN (
+  SELECT id FROM notification_outbox
+  WHERE status = 'pending' AND channel = 'webhook' AND next_attempt_at <= $1
+  ORDER BY next_attempt_at, id LIMIT $3
+  FOR UPDATE SKIP LOCKED)
+RETURNING id, ticket_id, owner_id, channel, address, message, due_at, status, attempts,
+  last_error, next_attempt_at, created_at, updated_at, delivered_at
+
+-- name: finish
+-- Only a pending row changes; no row returned otherwise. $9: the audit action.
+WITH u AS (
+  UPDATE notification_outbox SET status = $2, last_error = $3,
+    next_attempt_at = COALESCE($4, next_attempt_at), delivered_at = $5, updated_at = $6
+  WHERE id = $1 AND status = 'pending'
+  RETURNING *),
+a AS (
+  INSERT INTO audit_log (actor, role, action, target, detail)
+  SELECT $7, $8, $9, 'notification_outbox/' || u.id, $10 FROM u)
+SELECT id, ticket_id, owner_id, channel, address, message, due_at, status, attempts,
+  last_error, next_attempt_at, created_at, updated_at, delivered_at
+FROM u

@@ -1,6 +1,6 @@
 //! The in-memory tile cache: a moka cache bounded in bytes (a weigher counts each body),
-//! keyed by everything that changes a response's bytes — layer set, z/x/y, role class and
-//! content encoding — and invalidated exactly for the tiles a write touches.
+//! keyed by everything that changes a response's bytes — layer set, z/x/y, role class,
+//! content encoding and datum — and invalidated exactly for the tiles a write touches.
 //!
 //! **Exact invalidation.** A record can only appear in the tiles whose buffered bounds meet
 //! its bounding box, so a write of a record of layer L with old box A and new box B makes
@@ -8,13 +8,15 @@
 //! buffer meets A or B, in every cached layer set that contains L (the budget, clustering
 //! and size filters are all per tile, so no other tile changes). Small ranges are
 //! invalidated key by key; ranges too large to enumerate (a district boundary at z20)
-//! become one moka predicate over the cached keys.
+//! become one moka predicate over the cached keys. GCJ-02 tiles ([`super::datum`]) are
+//! covered by the caller adding each box's GCJ-02 image to the boxes.
 //!
 //! **No stale refill.** A render that read the index before a write could finish after the
 //! write's invalidation and put the old tile back. Every render notes the cache generation
 //! before it reads the index and inserts only if the generation is unchanged, checked under
 //! a shared lock that invalidation takes exclusively (and bumps the generation under).
 
+use super::datum::Datum;
 use super::{Encoding, LayerSet, TileBody};
 use crate::model::{Bbox, Layer, Role};
 use lifeline_tiles::tilemath::{lonlat_to_mercator, HALF_WORLD_M, MAX_ZOOM};
@@ -32,6 +34,8 @@ pub struct TileKey {
     pub y: u32,
     pub class: Role,
     pub encoding: Encoding,
+    /// The datum the tile is cut in.
+    pub datum: Datum,
 }
 
 /// Above this many keys per zoom, invalidation scans the cache with a predicate instead
@@ -185,7 +189,8 @@ impl TileCache {
         if sets.is_empty() {
             return;
         }
-        let per_tile = (sets.len() * self.classes.len() * Encoding::ALL.len()) as u64;
+        let per_tile =
+            (sets.len() * self.classes.len() * Encoding::ALL.len() * Datum::ALL.len()) as u64;
         let mut scan: Vec<Span> = Vec::new();
         for z in self.minzoom[slot]..=MAX_ZOOM {
             let spans: Vec<Span> = boxes
@@ -203,14 +208,17 @@ impl TileCache {
                         for &layers in &sets {
                             for &class in &self.classes {
                                 for &encoding in &Encoding::ALL {
-                                    cache.invalidate(&TileKey {
-                                        layers,
-                                        z,
-                                        x,
-                                        y,
-                                        class,
-                                        encoding,
-                                    });
+                                    for &datum in &Datum::ALL {
+                                        cache.invalidate(&TileKey {
+                                            layers,
+                                            z,
+                                            x,
+                                            y,
+                                            class,
+                                            encoding,
+                                            datum,
+                                        });
+                                    }
                                 }
                             }
                         }

@@ -19,7 +19,7 @@ use super::{
 };
 use crate::model::{GridLevel, Layer, Record, Role};
 use crate::risk::RiskEngine;
-use lifeline_tiles::{LayerEncoder, LayerOptions, SourceFeature, TileCoord, Value};
+use lifeline_tiles::{LayerEncoder, LayerOptions, SourceFeature, SourceGeometry, TileCoord, Value};
 use serde::Deserialize;
 use serde_json::{json, Map};
 use std::borrow::Cow;
@@ -68,6 +68,8 @@ impl DerivedLayer {
                 ("open_alarms", "Number"),
                 ("sensors", "Number"),
                 ("offline_sensors", "Number"),
+                ("unlinked_sensors", "Number"),
+                ("unlinked_offline", "Number"),
             ],
             DerivedLayer::AlarmDensity => &[
                 ("id", "Number"),
@@ -286,7 +288,9 @@ pub fn render_derived(
         max_features: Some(d.max_features),
         cluster_cell: None,
     };
-    let mut geoms: Vec<geo::Geometry<f64>> = Vec::new();
+    // Cells are borrowed from their index records (no polygon copies); alarms are points.
+    let mut cells: Vec<Arc<Record>> = Vec::new();
+    let mut points: Vec<geo::Point<f64>> = Vec::new();
     let mut props: Vec<Vec<(&str, Value<'_>)>> = Vec::new();
     let mut ids = Vec::new();
     let mut weights = Vec::new();
@@ -299,10 +303,13 @@ pub fn render_derived(
                 .grid_stats(level, Some(&bbox))
                 .map_err(|e| TileServiceError::Derived(e.to_string()))?;
             for s in &stats {
-                let Some(rec) = risk_index_cell(risk, s.id) else {
+                let Some(rec) = risk.index.get(Layer::GridCells, s.id) else {
                     continue;
                 };
-                geoms.push(rec);
+                if !matches!(&*rec, Record::GridCell(_)) {
+                    continue;
+                }
+                cells.push(rec);
                 ids.push(s.id);
                 weights.push(f64::from(s.risk_points));
                 props.push(vec![
@@ -321,6 +328,8 @@ pub fn render_derived(
                     ("open_alarms", Value::UInt(s.open_alarms.into())),
                     ("sensors", Value::UInt(s.sensors.into())),
                     ("offline_sensors", Value::UInt(s.offline_sensors.into())),
+                    ("unlinked_sensors", Value::UInt(s.unlinked_sensors.into())),
+                    ("unlinked_offline", Value::UInt(s.unlinked_offline.into())),
                 ]);
             }
         }
@@ -335,7 +344,7 @@ pub fn render_derived(
                 let p = &f["properties"];
                 let id = p["id"].as_i64().unwrap_or(0);
                 let weight = p["weight"].as_u64().unwrap_or(1);
-                geoms.push(geo::Geometry::Point(geo::Point::new(lon, lat)));
+                points.push(geo::Point::new(lon, lat));
                 ids.push(id);
                 weights.push(weight as f64);
                 let text = |k: &str| Value::String(Cow::Owned(p[k].as_str().unwrap_or("").into()));
@@ -353,13 +362,21 @@ pub fn render_derived(
             }
         }
     }
+    let geoms: Vec<SourceGeometry<'_>> = cells
+        .iter()
+        .filter_map(|r| match &**r {
+            Record::GridCell(c) => Some(SourceGeometry::MultiPolygon(&c.geometry)),
+            _ => None,
+        })
+        .chain(points.iter().map(SourceGeometry::Point))
+        .collect();
     if geoms.is_empty() {
         return Ok(());
     }
     let features: Vec<SourceFeature<'_>> = (0..geoms.len())
         .map(|i| SourceFeature {
             id: u64::try_from(ids[i]).ok(),
-            geometry: &geoms[i],
+            geometry: geoms[i],
             properties: &props[i],
             importance: weights[i],
         })
@@ -372,14 +389,6 @@ pub fn render_derived(
         out.truncate(start);
     }
     Ok(())
-}
-
-fn risk_index_cell(risk: &RiskEngine, id: i64) -> Option<geo::Geometry<f64>> {
-    let rec = risk.index.get(Layer::GridCells, id)?;
-    match &*rec {
-        Record::GridCell(c) => Some(geo::Geometry::MultiPolygon(c.geometry.clone())),
-        _ => None,
-    }
 }
 
 impl TileService {

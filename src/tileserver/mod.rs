@@ -6,6 +6,7 @@
 //! | [`fields`] | the attributes a tile feature can carry, their types and access roles |
 //! | [`render`] | one tile from the index: candidates, filters, importance, encoding |
 //! | [`cache`] | the byte-bounded tile cache and its exact invalidation on writes |
+//! | [`datum`] | the output datum: CGCS2000, or GCJ-02 for Chinese commercial basemaps |
 //! | [`tilejson`] | TileJSON 3.0.0 documents |
 //! | [`style`] | the MapLibre styles "network" and "risk" |
 //! | [`pmtiles`] | PMTiles v3 export (and a reader for tests) |
@@ -21,6 +22,7 @@
 
 pub mod cache;
 pub mod config;
+pub mod datum;
 pub mod derived;
 pub mod fields;
 pub mod pmtiles;
@@ -29,6 +31,7 @@ pub mod style;
 pub mod tilejson;
 
 pub use config::{ConfigError, TilesConfig};
+pub use datum::Datum;
 pub use render::RenderError;
 
 use crate::index::SpatialIndex;
@@ -364,12 +367,24 @@ impl TileService {
         tile: TileCoord,
         class: Role,
     ) -> Result<Vec<u8>, RenderError> {
-        render::render_tile(
+        self.render_in(layers, tile, class, Datum::Cgcs2000)
+    }
+
+    /// [`TileService::render`] in `datum`.
+    pub fn render_in(
+        &self,
+        layers: &LayerSet,
+        tile: TileCoord,
+        class: Role,
+        datum: Datum,
+    ) -> Result<Vec<u8>, RenderError> {
+        render::render_tile_in(
             &self.inner.index,
             &self.inner.config,
             layers.layers(),
             tile,
             class,
+            datum,
         )
     }
 
@@ -381,6 +396,19 @@ impl TileService {
         tile: TileCoord,
         role: Role,
         encoding: Encoding,
+    ) -> Result<ServedTile, TileServiceError> {
+        self.tile_in(layers, tile, role, encoding, Datum::Cgcs2000)
+            .await
+    }
+
+    /// [`TileService::tile`] cut in `datum` (cached under its own key).
+    pub async fn tile_in(
+        &self,
+        layers: LayerSet,
+        tile: TileCoord,
+        role: Role,
+        encoding: Encoding,
+        datum: Datum,
     ) -> Result<ServedTile, TileServiceError> {
         let class = self.inner.config.class_for(layers.layers(), role);
         let served = |body| ServedTile {
@@ -395,6 +423,7 @@ impl TileService {
             y: tile.y(),
             class,
             encoding,
+            datum,
         };
         let cache = &self.inner.cache;
         if let Some(body) = cache.get(&key) {
@@ -418,7 +447,7 @@ impl TileService {
                 let identity = match cached_identity {
                     Some(b) => b,
                     None => {
-                        let raw = this.render(&layers, tile, class)?;
+                        let raw = this.render_in(&layers, tile, class, datum)?;
                         let b = Arc::new(TileBody::new(raw, Encoding::Identity));
                         cache.insert(identity_key, b.clone(), generation);
                         b
@@ -455,11 +484,14 @@ impl TileService {
         if layer.spatial_index().is_none() {
             return;
         }
-        let boxes: Vec<Bbox> = [old, new]
+        let mut boxes: Vec<Bbox> = [old, new]
             .into_iter()
             .flatten()
             .filter_map(|r| r.geometry().and_then(|g| Bbox::of(&g)))
             .collect();
+        // GCJ-02 tiles hold the record at its offset position.
+        let offset: Vec<Bbox> = boxes.iter().map(|b| Datum::Gcj02.display_bbox(b)).collect();
+        boxes.extend(offset);
         self.inner.cache.invalidate(layer, &boxes);
     }
 

@@ -6,6 +6,7 @@
 //! the blocking pool.
 
 use super::config::{LayerConfig, Tiers, TilesConfig};
+use super::datum::Datum;
 use super::fields;
 use crate::index::{IndexError, SpatialIndex};
 use crate::model::{
@@ -13,7 +14,9 @@ use crate::model::{
 };
 use geo::Geometry;
 use lifeline_tiles::tilemath::mercator_to_lonlat;
-use lifeline_tiles::{LayerEncoder, LayerOptions, LayerStats, SourceFeature, TileCoord, TileError};
+use lifeline_tiles::{
+    LayerEncoder, LayerOptions, LayerStats, SourceFeature, SourceGeometry, TileCoord, TileError,
+};
 use std::cell::RefCell;
 
 /// Why a tile could not be cut. Both are bugs or broken data, not client mistakes: the
@@ -150,9 +153,29 @@ pub fn min_zoom(record: &Record, config: &TilesConfig) -> u8 {
 }
 
 /// The index's per-entry minimum zoom under the built-in tile configuration (install with
-/// [`crate::index::SpatialIndex::with_min_zoom`]).
+/// [`with_index_min_zoom`]).
 pub fn index_min_zoom() -> crate::index::MinZoomFn {
     Box::new(|r| min_zoom(r, TilesConfig::builtin()))
+}
+
+/// The tag of [`index_min_zoom`] in an index (see [`with_index_min_zoom`]).
+pub const BUILTIN_MIN_ZOOM: &str = "data/tiles.toml (built in)";
+
+/// Installs [`index_min_zoom`] on an index, tagged: a tile cut from it with the built-in
+/// zoom rules then trusts the index's zoom filter instead of checking every record's tier
+/// again (a twentieth of a dense tile's cost).
+pub fn with_index_min_zoom(index: SpatialIndex) -> SpatialIndex {
+    index.with_min_zoom_tagged(index_min_zoom(), BUILTIN_MIN_ZOOM)
+}
+
+/// Whether the index's zoom filter applies exactly `lc`'s zoom rules.
+fn index_filters_like(index: &SpatialIndex, lc: &LayerConfig) -> bool {
+    index.min_zoom_tag() == Some(BUILTIN_MIN_ZOOM)
+        && TilesConfig::builtin().layer(lc.layer).is_some_and(|b| {
+            b.tiers == lc.tiers
+                && b.tier_minzoom == lc.tier_minzoom
+                && b.level_minzoom == lc.level_minzoom
+        })
 }
 
 /// The lon/lat box the tile's features are taken from: the tile plus its buffer.
@@ -182,20 +205,15 @@ pub fn layer_options(config: &TilesConfig, lc: &LayerConfig, z: u8) -> LayerOpti
         buffer: d.buffer,
         simplify_tolerance: if detail { 0.0 } else { lc.simplify_px * px },
         min_size: if detail { 0.0 } else { lc.min_size_px * px },
-        max_features: Some(lc.max_features),
+        // Exact tiles keep every feature; the budget is a generalisation, like the others.
+        max_features: (!detail).then_some(lc.max_features),
         cluster_cell: lc.clusters_at(z).then_some(lc.cluster_cell),
     }
 }
 
-/// Most geometries a thread keeps for reuse per layer (a dense z14 tile has ~7,000).
-const POOL_MAX: usize = 16_384;
-
 thread_local! {
     // One encoder per worker thread: its buffers are reused across tiles.
     static ENCODER: RefCell<LayerEncoder> = RefCell::new(LayerEncoder::new());
-    // Per worker thread and spatial layer: geometry copies handed to the encoder, kept
-    // between tiles so their buffers are reused (see `render_layer`).
-    static GEOMETRY_POOL: RefCell<[Vec<Geometry<f64>>; 4]> = RefCell::new(Default::default());
 }
 
 /// What rendering one layer produced.
@@ -216,6 +234,19 @@ pub fn render_layer(
     class: Role,
     out: &mut Vec<u8>,
 ) -> Result<RenderedLayer, RenderError> {
+    render_layer_in(index, config, layer, tile, class, Datum::Cgcs2000, out)
+}
+
+/// [`render_layer`] with the tile cut in `datum` (see [`super::datum`]).
+pub fn render_layer_in(
+    index: &SpatialIndex,
+    config: &TilesConfig,
+    layer: Layer,
+    tile: TileCoord,
+    class: Role,
+    datum: Datum,
+    out: &mut Vec<u8>,
+) -> Result<RenderedLayer, RenderError> {
     let mut rendered = RenderedLayer {
         layer: Some(layer),
         ..Default::default()
@@ -228,11 +259,13 @@ pub fn render_layer(
         return Ok(rendered);
     }
     let d = &config.defaults;
-    let bbox = query_bbox(tile, d.extent, d.buffer);
+    let bbox = datum.source_bbox(query_bbox(tile, d.extent, d.buffer));
     // The index skips what is not drawn at this zoom when it knows the tiers; the retain
     // keeps tiles right with an index built without them (or from another configuration).
     let mut records = index.bbox_candidates_at_zoom(layer, &bbox, z)?;
-    records.retain(|r| visible_at(r, lc, z));
+    if !index_filters_like(index, lc) {
+        records.retain(|r| visible_at(r, lc, z));
+    }
     // The index returns them in id order (R-tree order would depend on insertion history),
     // so a tile's bytes, and so its ETag, are a function of the data alone.
     debug_assert!(records.windows(2).all(|w| w[0].id() < w[1].id()));
@@ -245,19 +278,14 @@ pub fn render_layer(
         .attributes_at(z, class)
         .map(|a| a.name.as_str())
         .collect();
-    // The geometries are copied into this thread's pool of the layer, whose buffers are
-    // reused from tile to tile: a fresh copy per feature made allocation a quarter of the
-    // cost of a dense z14 tile.
-    let pool_slot = layer.spatial_index().unwrap_or(0);
-    let mut geoms = GEOMETRY_POOL.with(|p| std::mem::take(&mut p.borrow_mut()[pool_slot]));
-    if geoms.len() < records.len() {
-        geoms.resize_with(records.len(), || Geometry::Point(geo::Point::new(0.0, 0.0)));
-    }
+    let opts = layer_options(config, lc, z);
+    // Importance only orders features when the budget can bite or points cluster; working
+    // it out (a pipe's tier) for every feature of a dense tile would be wasted otherwise.
+    let ranked =
+        opts.cluster_cell.is_some() || opts.max_features.is_some_and(|m| records.len() > m);
     let mut props = Vec::with_capacity(records.len() * attrs.len());
     let mut spans = Vec::with_capacity(records.len());
-    let mut weights = Vec::with_capacity(records.len());
-    for (r, slot) in records.iter().zip(geoms.iter_mut()) {
-        copy_geometry(r, slot);
+    for r in &records {
         let start = props.len();
         for name in &attrs {
             if let Some(v) = fields::value(r, name) {
@@ -265,19 +293,38 @@ pub fn render_layer(
             }
         }
         spans.push((start, props.len()));
-        weights.push(importance(r, lc));
     }
+    // Geometries are borrowed from the records, not copied (the copy was a sixth of a
+    // dense z14 tile's cost), except in another datum, where every vertex moves.
+    let moved: Vec<Option<Geometry<f64>>> = if datum == Datum::Cgcs2000 {
+        Vec::new()
+    } else {
+        records
+            .iter()
+            .map(|r| {
+                let mut g = r.geometry()?;
+                datum.apply(&mut g);
+                Some(g)
+            })
+            .collect()
+    };
     let features: Vec<SourceFeature<'_>> = records
         .iter()
+        .zip(&spans)
         .enumerate()
-        .map(|(i, r)| SourceFeature {
-            id: u64::try_from(r.id()).ok(),
-            geometry: &geoms[i],
-            properties: &props[spans[i].0..spans[i].1],
-            importance: weights[i],
+        .filter_map(|(i, (r, &(a, b)))| {
+            let geometry = match moved.get(i) {
+                Some(g) => g.as_ref()?.into(),
+                None => source_geometry(r)?,
+            };
+            Some(SourceFeature {
+                id: u64::try_from(r.id()).ok(),
+                geometry,
+                properties: &props[a..b],
+                importance: if ranked { importance(r, lc) } else { 0.0 },
+            })
         })
         .collect();
-    let opts = layer_options(config, lc, z);
     let start = out.len();
     let stats = ENCODER.with(|e| {
         e.borrow_mut()
@@ -286,30 +333,18 @@ pub fn render_layer(
     if stats.output == 0 {
         out.truncate(start);
     }
-    drop(features);
-    drop(props);
-    // Bounded, because tiles are cut on blocking-pool threads, of which there can be many.
-    geoms.truncate(POOL_MAX);
-    GEOMETRY_POOL.with(|p| p.borrow_mut()[pool_slot] = geoms);
     rendered.stats = stats;
     Ok(rendered)
 }
 
-/// Copies a record's geometry into `slot`, reusing the slot's buffers when it already holds
-/// the same type.
-fn copy_geometry(record: &Record, slot: &mut Geometry<f64>) {
-    match (record, &mut *slot) {
-        (Record::Pipeline(p), Geometry::LineString(ls)) => {
-            ls.0.clear();
-            ls.0.extend_from_slice(&p.geometry.0);
-        }
-        (Record::GridCell(c), Geometry::MultiPolygon(mp)) => mp.0.clone_from(&c.geometry.0),
-        (Record::RiskPoint(p), _) => slot.clone_from(&p.geometry),
-        (other, _) => {
-            *slot = other.geometry().unwrap_or(Geometry::GeometryCollection(
-                geo::GeometryCollection::default(),
-            ))
-        }
+/// A record's geometry as the encoder borrows it (owners have none).
+fn source_geometry(record: &Record) -> Option<SourceGeometry<'_>> {
+    match record {
+        Record::Pipeline(p) => Some((&p.geometry).into()),
+        Record::RiskPoint(p) => Some((&p.geometry).into()),
+        Record::GridCell(c) => Some((&c.geometry).into()),
+        Record::Sensor(s) => Some((&s.location).into()),
+        Record::Owner(_) => None,
     }
 }
 
@@ -321,9 +356,21 @@ pub fn render_tile(
     tile: TileCoord,
     class: Role,
 ) -> Result<Vec<u8>, RenderError> {
+    render_tile_in(index, config, layers, tile, class, Datum::Cgcs2000)
+}
+
+/// [`render_tile`] in `datum`.
+pub fn render_tile_in(
+    index: &SpatialIndex,
+    config: &TilesConfig,
+    layers: &[Layer],
+    tile: TileCoord,
+    class: Role,
+    datum: Datum,
+) -> Result<Vec<u8>, RenderError> {
     let mut out = Vec::new();
     for &layer in layers {
-        render_layer(index, config, layer, tile, class, &mut out)?;
+        render_layer_in(index, config, layer, tile, class, datum, &mut out)?;
     }
     Ok(out)
 }
@@ -583,8 +630,7 @@ mod tests {
     fn index_min_zoom_skips_exactly_what_tiles_do_not_draw() {
         let cfg = TilesConfig::builtin();
         let plain = index();
-        let ranked =
-            SpatialIndex::new(MetricCrs::new("EPSG:4545").unwrap()).with_min_zoom(index_min_zoom());
+        let ranked = with_index_min_zoom(SpatialIndex::new(MetricCrs::new("EPSG:4545").unwrap()));
         ranked.load(dataset()).unwrap();
         for z in 6..=18 {
             let (a, b) = (
@@ -629,6 +675,31 @@ mod tests {
     }
 
     #[test]
+    fn a_tagged_index_is_trusted_only_for_the_rules_it_was_built_with() {
+        // Built with the built-in tiers, asked with a configuration that draws service
+        // pipes from z16: the tier check must run again, or they would show at z14.
+        let text = include_str!("../../data/tiles.toml").replace(
+            "tier_minzoom = { major = 9, trunk = 11, main = 13, service = 14 }",
+            "tier_minzoom = { major = 9, trunk = 11, main = 13, service = 16 }",
+        );
+        let cfg = TilesConfig::parse(&text).unwrap();
+        let ranked = with_index_min_zoom(SpatialIndex::new(MetricCrs::new("EPSG:4545").unwrap()));
+        ranked.load(dataset()).unwrap();
+        let plain = index();
+        for z in [13, 14, 15, 16] {
+            assert_eq!(
+                ids(&layer(&cfg, &ranked, Layer::Pipelines, z, Role::Viewer)),
+                ids(&layer(&cfg, &plain, Layer::Pipelines, z, Role::Viewer)),
+                "z{z}"
+            );
+        }
+        assert_eq!(
+            ids(&layer(&cfg, &ranked, Layer::Pipelines, 14, Role::Viewer)),
+            [1, 2, 3, 4, 6, 7]
+        );
+    }
+
+    #[test]
     fn budget_keeps_the_most_important() {
         let text = include_str!("../../data/tiles.toml").replace(
             "[layers.pipelines]\nminzoom = 9",
@@ -638,14 +709,19 @@ mod tests {
         let idx = index();
         // Oil/gas, high-pressure gas and the 1200 mm drain (the biggest trunk main).
         assert_eq!(
-            ids(&layer(&cfg, &idx, Layer::Pipelines, 16, Role::Viewer)),
+            ids(&layer(&cfg, &idx, Layer::Pipelines, 13, Role::Viewer)),
             [1, 2, 7]
         );
         let text = text.replace("max_features = 3", "max_features = 1");
         let cfg = TilesConfig::parse(&text).unwrap();
         assert_eq!(
-            ids(&layer(&cfg, &idx, Layer::Pipelines, 16, Role::Viewer)),
+            ids(&layer(&cfg, &idx, Layer::Pipelines, 13, Role::Viewer)),
             [1]
+        );
+        // From the detail zoom on tiles are exact: the budget does not apply.
+        assert_eq!(
+            ids(&layer(&cfg, &idx, Layer::Pipelines, 14, Role::Viewer)),
+            [1, 2, 3, 4, 5, 6, 7]
         );
     }
 
@@ -866,6 +942,7 @@ mod tests {
             y: tile_at(16).y(),
             class: Role::Viewer,
             encoding: Encoding::Identity,
+            datum: Datum::Cgcs2000,
         };
         let body = Arc::new(TileBody {
             bytes: bytes::Bytes::from_static(b"x"),

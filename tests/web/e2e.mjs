@@ -6,17 +6,27 @@
 // alarm and excavation steps); LIFELINE_E2E_ARTIFACTS — where screenshots and the report go
 // (default target/web-artifacts); LIFELINE_E2E_FRAMES=1 — also measure frame times while
 // panning (meant for the jiulongpo preset); CHROMIUM — the browser (default
-// /usr/bin/chromium).
+// /usr/bin/chromium). Optional: LIFELINE_BIN (the `lifeline` binary) with
+// LIFELINE_E2E_LEAK ({sensor_id, at}: a gas detector) — run `lifeline simulate --leak-now`
+// and time its alarm; LIFELINE_E2E_GCJ_URL (the same data served with a GCJ-02 raster
+// basemap), LIFELINE_E2E_BASEMAP (the basemap's origin), LIFELINE_E2E_BASEMAP_RGB (its
+// tiles' colour) and LIFELINE_E2E_GCJ ({id, cgcs, gcj}: a risk point and its GCJ-02
+// position by the service's function) — the basemap and GCJ-02 checks.
 //
 // Checks: the page loads with no console error; login by key shows the role; features
 // render (queryRenderedFeatures finds pipelines and risk points); the per-kind toggles
 // filter what is drawn; search by id opens the record; language toggle; the tablet
-// layout; a drawn dig polygon shows its conflicts; an alarm pushed through the ingest API
-// appears on the map within 2 s; frame times while panning. Exit code 0 only when every
-// check passed; a JSON report (report.json) lists each check.
+// layout; a drawn dig polygon shows its conflicts; an operator records owner responses;
+// an alarm pushed through the ingest API, and one raised by `lifeline simulate`, appear
+// on the map within 2 s; frame times while panning (CPU time per frame from chromium's
+// trace); over a GCJ-02 raster basemap: the basemap under our layers, features at their
+// GCJ-02 position, a dig checked where it is. Exit code 0 only when every check passed; a
+// JSON report (report.json) lists each check.
 
+import { spawn } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { inflateSync } from 'node:zlib';
 import { chromium } from 'playwright-core';
 
 const base = (process.argv[2] || process.env.LIFELINE_URL || '').replace(/\/$/, '');
@@ -37,7 +47,11 @@ function record(name, ok, detail = '') {
   const mark = ok === true ? 'ok  ' : ok === false ? 'FAIL' : 'skip';
   console.log(`${mark} ${name}${detail ? ` — ${typeof detail === 'string' ? detail : JSON.stringify(detail)}` : ''}`);
 }
+// LIFELINE_E2E_ONLY: a regular expression; steps whose name does not match are skipped
+// (e.g. 'page loads|frame times' for a frame measurement against a release server).
+const only = process.env.LIFELINE_E2E_ONLY ? new RegExp(process.env.LIFELINE_E2E_ONLY) : null;
 async function step(name, f) {
+  if (only && !only.test(name)) { record(name, null, 'not selected by LIFELINE_E2E_ONLY'); return; }
   try {
     const r = await f();
     if (r && r.skip) record(name, null, r.skip);
@@ -271,6 +285,48 @@ await step('an alarm pushed through the ingest API appears on the map within 2 s
   return `alarm ${id} on the map ${ms} ms after the POST`;
 });
 
+await step('an alarm raised by `lifeline simulate` appears on the map within 2 s', async () => {
+  if (!paths.has('/events') || !paths.has('/sensors/readings')) return { skip: 'GET /events or POST /sensors/readings is not in the service yet' };
+  const leak = JSON.parse(process.env.LIFELINE_E2E_LEAK || 'null');
+  if (!operator || !leak || !process.env.LIFELINE_BIN) return { skip: 'no operator key, LIFELINE_E2E_LEAK or LIFELINE_BIN' };
+  await page.click('#tab-risk');
+  await jump(leak.at, 16);
+  const before = await page.evaluate(() => [...window.lifeline.alarms.keys()]);
+  // The real CLI: every other sensor at its normal values, this one leaking from the start
+  // (over the emergency threshold), so the rule's min_duration_s decides when it alarms.
+  const sim = spawn(process.env.LIFELINE_BIN, ['simulate', '--url', base, '--key', keys[operator], '--rate', '200',
+    '--seconds', '60', '--leaks', '0', '--dead', '0', '--leak-now', String(leak.sensor_id)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let simOut = '';
+  sim.stdout.on('data', (d) => { simOut += d; });
+  sim.stderr.on('data', (d) => { simOut += d; });
+  const started = Date.now();
+  const exited = new Promise((r) => sim.on('exit', r));
+  try {
+    const id = await page.waitForFunction(([known, sensor]) => {
+      const a = [...window.lifeline.alarms.values()].find((x) => x.sensor_id === sensor && !known.includes(x.id));
+      if (!a) return null;
+      const pulsing = document.querySelector(`.pulse[data-alarm-id="${a.id}"]`);
+      const drawn = window.lifeline.map.queryRenderedFeatures({ layers: ['alarms'] }).some((f) => f.properties.id === a.id);
+      return pulsing && drawn ? a.id : null;
+    }, [before, leak.sensor_id], { timeout: 45000, polling: 20 }).then((h) => h.jsonValue());
+    const seen = Date.now();
+    const a = (await http(`/alarms/${id}`, { role: operator })).json;
+    // detected_at is the time stamp of the reading that raised the alarm, set by the
+    // simulator when it generated it (same machine clock as this script).
+    const ms = seen - Date.parse(a.detected_at);
+    await shot('risk-simulated-alarm');
+    assert(a.sensor_id === leak.sensor_id, `alarm ${id} is for sensor ${a.sensor_id}`);
+    assert(ms <= 2000, `alarm ${id} on the map ${ms} ms after its reading`);
+    return `alarm ${id} (${a.severity}, ${a.value} %LEL) on the map ${ms} ms after the simulator's alarming reading; `
+      + `${seen - started} ms after the simulator started (the gas rule's min_duration_s holds it back)`;
+  } finally {
+    sim.kill('SIGINT');
+    await exited;
+    const summary = simOut.split('\n').find((l) => l.startsWith('sent ')) ?? simOut.slice(-200);
+    console.log(`     simulator: ${summary.trim()}`);
+  }
+});
+
 await step('operator moves an alarm through its lifecycle', async () => {
   if (!paths.has('/alarms/{id}/transitions')) return { skip: 'POST /alarms/{id}/transitions is not in the service yet' };
   const btn = await page.$('#alarm-list li[data-alarm-id] button[data-to]');
@@ -381,6 +437,52 @@ await step('a ticket is submitted and followed', async () => {
   return `ticket ${id}: ${(await page.textContent('#ticket-state')).slice(0, 80)}`;
 });
 
+await step('an operator records owner responses in the excavation view', async () => {
+  if (!paths.has('/excavation/tickets/{id}/responses')) return { skip: 'POST /excavation/tickets/{id}/responses is not in the service yet' };
+  if (!operator) return { skip: 'no operator key' };
+  const id = await page.getAttribute('#ticket-view', 'data-ticket-id');
+  if (!id) return { skip: 'no ticket was submitted' };
+  const owners = (await http(`/excavation/tickets/${id}`, { role: operator })).json.owners;
+  assert(owners.length > 0, 'the ticket notified no owner');
+  await page.waitForSelector('#response-form:not([hidden])', { timeout: 5000 });
+  // The first owner: partially marked, with a note.
+  const first = owners[0].owner_id;
+  await page.selectOption('#resp-owner', String(first));
+  await page.selectOption('#resp-status', 'partially_marked');
+  await page.fill('#resp-note', '东侧已标示，西侧待复核');
+  await page.click('#response-form button[type=submit]');
+  await page.waitForFunction(() => document.getElementById('resp-msg').textContent.length > 0, null, { timeout: 10000 });
+  let tk = (await http(`/excavation/tickets/${id}`, { role: operator })).json;
+  let o = tk.owners.find((x) => x.owner_id === first);
+  assert(o.status === 'partially_marked' && o.note === '东侧已标示，西侧待复核' && o.responder, `server has ${JSON.stringify(o)}`);
+  await page.waitForFunction((n) => document.getElementById('ticket-state').textContent.includes(n), '西侧待复核', { timeout: 10000 });
+  await shot('ticket-response');
+  // Then every owner marks: the ticket clears and the form goes away.
+  for (let i = 0; i < owners.length; i += 1) {
+    const sel = await page.$$eval('#resp-owner option', (os) => os.map((x) => x.value));
+    if (!sel.length) break;
+    await page.selectOption('#resp-owner', sel[0]);
+    await page.selectOption('#resp-status', 'marked');
+    await page.click('#response-form button[type=submit]');
+    await page.waitForFunction((v) => ![...document.querySelectorAll('#resp-owner option')].some((x) => x.value === v)
+      || document.getElementById('response-form').hidden, sel[0], { timeout: 10000 });
+  }
+  await page.waitForSelector('#response-form', { state: 'hidden', timeout: 10000 });
+  tk = (await http(`/excavation/tickets/${id}`, { role: operator })).json;
+  assert(tk.state === 'cleared', `ticket ${id} is ${tk.state} after every owner marked`);
+  assert(await page.getAttribute('#ticket-view', 'data-state') === 'cleared', 'the page does not show cleared');
+  // Role-gated like the API: an analyst, who may read the ticket, is refused with 403
+  // (a contractor does not even see another's ticket: 404); the form is not shown to
+  // contractors (checked with the contractor's page below).
+  for (const [role, want] of [['analyst', 403], ['contractor', 404]]) {
+    if (!keys[role]) continue;
+    const r = await http(`/excavation/tickets/${id}/responses`, { method: 'POST', role, body: { owner_id: first, status: 'marked' } });
+    assert(r.status === want, `an ${role}'s response answered ${r.status}, not ${want}`);
+  }
+  o = tk.owners.find((x) => x.owner_id === first);
+  return `ticket ${id}: ${owners.length} owner(s); ${o.name} partially marked then marked; state ${tk.state}`;
+});
+
 await step('keyboard only: a dig polygon drawn with Space, arrow keys and Enter', async () => {
   if (!operator) return { skip: 'no operator key' };
   await page.click('#tab-excavation');
@@ -407,25 +509,31 @@ await step('frame times while panning', async () => {
   await page.click('#tab-network');
   const b = (await http('/layers')).json.layers.find((l) => l.id === 'pipelines').bbox;
   await jump([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2], 14);
-  const pan = () => page.evaluate(() => new Promise((done) => {
+  const pan = (pans, probes = true) => page.evaluate(([pans, probes]) => new Promise((done) => {
     const m = window.lifeline.map;
     // Two measures: the interval between animation frames (what the user sees; vsync-
     // capped near 16.7 ms), and the main-thread time MapLibre spends rendering each frame.
-    const intervals = []; const work = [];
+    const intervals = []; const work = []; const long = [];
     const orig = m._render.bind(m);
     m._render = (t) => { const s = performance.now(); const r = orig(t); work.push(performance.now() - s); return r; };
-    let last = performance.now(); let running = true;
+    // Main-thread tasks over 50 ms of any kind (tile callbacks, events, GC), not only renders.
+    const obs = typeof PerformanceObserver !== 'undefined' && PerformanceObserver.supportedEntryTypes?.includes('longtask')
+      ? new PerformanceObserver((l) => { for (const e of l.getEntries()) long.push(e.duration); }) : null;
+    obs?.observe({ type: 'longtask' });
+    let last = performance.now(); let running = probes;
     const tick = (now) => { intervals.push(now - last); last = now; if (running) requestAnimationFrame(tick); };
-    requestAnimationFrame(tick);
+    if (probes) requestAnimationFrame(tick);
     let i = 0;
     const dirs = [[300, 0], [0, 200], [-300, 0], [0, -200]];
     const step = () => {
-      if (i >= 16) {
-        running = false; m._render = orig;
+      if (i >= pans && !probes) { done({ renders: work.length }); return; }
+      if (i >= pans) {
+        running = false; m._render = orig; obs?.disconnect();
         const q = (a, p) => { const s = [...a].sort((x, y) => x - y); return s[Math.min(s.length - 1, Math.floor(p * s.length))]; };
         const sum = (a) => a.reduce((x, y) => x + y, 0);
         const f = (a) => ({ n: a.length, mean: sum(a) / a.length, p50: q(a, 0.5), p95: q(a, 0.95), p99: q(a, 0.99), max: Math.max(...a) });
-        done({ interval: f(intervals.slice(1)), render: f(work), over16: work.filter((x) => x > 16).length });
+        done({ interval: f(intervals.slice(1)), render: f(work), over16: work.filter((x) => x > 16).length,
+          longTasks: { n: long.length, max: long.length ? Math.max(...long) : 0 } });
         return;
       }
       const [dx, dy] = dirs[i % 4]; i += 1;
@@ -433,25 +541,80 @@ await step('frame times while panning', async () => {
       m.once('moveend', step);
     };
     step();
-  }));
-  const stats = await pan();
+  }), [pans, probes]);
+  // 40 pans (~20 s, ~200 frames here) so that p99 is a percentile, not the worst frame.
+  const stats = await pan(40);
+  // The wall-clock time of a render includes the time the main thread is not running (two
+  // cores shared with builds and the server): the CPU time of the same work comes from
+  // chromium's trace (`tdur` of FireAnimationFrame, the animation-frame callbacks, where
+  // MapLibre renders; run without the page's own rAF probe so every one is a map render).
+  await browser.startTracing(page, { categories: ['devtools.timeline', 'disabled-by-default-devtools.timeline'] });
+  const traced = await pan(40, false);
+  const trace = JSON.parse((await browser.stopTracing()).toString());
+  {
+    const events = trace.traceEvents ?? trace;
+    const frames = events.filter((e) => e.ph === 'X' && e.name === 'FireAnimationFrame' && e.tdur != null);
+    const tasks = events.filter((e) => e.ph === 'X' && e.name === 'RunTask' && e.tdur != null && frames.some((f) => f.tid === e.tid));
+    const q = (a, p) => { const v = [...a].sort((x, y) => x - y); return v[Math.min(v.length - 1, Math.floor(p * v.length))]; };
+    const cpu = frames.map((e) => e.tdur / 1000); const wall = frames.map((e) => e.dur / 1000);
+    stats.cpu = { renders: traced.renders, frames: cpu.length, p50: q(cpu, 0.5), p95: q(cpu, 0.95), p99: q(cpu, 0.99), max: Math.max(...cpu),
+      wallP99: q(wall, 0.99), mainTaskCpuMax: Math.max(...tasks.map((e) => e.tdur / 1000)) };
+  }
+  stats.layers = await page.evaluate(() => window.lifeline.map.getStyle().layers.filter((l) => (l.layout?.visibility ?? 'visible') !== 'none').map((l) => `${l.id}:${l.type}`));
+  // Where the page's own costs could be: the same pans without the symbol layer (grid
+  // names: text placement runs on the main thread), then without the live event stream.
+  await page.evaluate(() => window.lifeline.map.setLayoutProperty('grid-cells-names', 'visibility', 'none'));
+  await idle();
+  stats.noLabels = await pan(16);
+  await page.evaluate(() => window.lifeline.applyVisibility());
+  await idle();
   // The same pans over an empty map (background only): what this browser's software GL
   // delivers with nothing to draw, so the figures above can be read against it.
   await page.evaluate(() => { const m = window.lifeline.map; for (const l of m.getStyle().layers) if (l.id !== 'background') m.setLayoutProperty(l.id, 'visibility', 'none'); });
   await idle();
-  stats.baseline = await pan();
+  stats.baseline = await pan(16);
   await page.evaluate(() => window.lifeline.applyVisibility());
   await idle();
+  // The browser's own floor, without MapLibre: a bare 1280×800 canvas repainted every
+  // animation frame, by WebGL (clear) and by 2D (fill).
+  const floor = async (useGl) => {
+    const p = await context.newPage();
+    await p.setContent('<body style="margin:0"><canvas id="c" width="1280" height="800"></canvas></body>');
+    const iv = await p.evaluate((gl) => new Promise((done) => {
+      const c = document.getElementById('c');
+      const g = gl ? c.getContext('webgl2') : c.getContext('2d');
+      const out = []; let last = performance.now(); let n = 0;
+      const tick = (now) => {
+        out.push(now - last); last = now;
+        if (gl) { g.clearColor((n % 10) / 10, 0.5, 0.5, 1); g.clear(g.COLOR_BUFFER_BIT); } else { g.fillStyle = `hsl(${n % 360},50%,50%)`; g.fillRect(0, 0, 1280, 800); }
+        n += 1;
+        if (n < 90) requestAnimationFrame(tick); else done(out.slice(1));
+      };
+      requestAnimationFrame(tick);
+    }), useGl);
+    await p.close();
+    const q = (a, x) => { const v = [...a].sort((u, w) => u - w); return v[Math.min(v.length - 1, Math.floor(x * v.length))]; };
+    return { n: iv.length, p50: q(iv, 0.5), p95: q(iv, 0.95) };
+  };
+  stats.floor = { webgl: await floor(true), canvas2d: await floor(false) };
   stats.environment = { gl: await page.evaluate(() => { const g = window.lifeline.map.painter.context.gl; const e = g.getExtension('WEBGL_debug_renderer_info'); return e ? g.getParameter(e.UNMASKED_RENDERER_WEBGL) : g.getParameter(g.RENDERER); }), viewport: '1280x800', preset_bbox: b };
   writeFileSync(join(out, 'frames.json'), JSON.stringify(stats, null, 2));
   const r = (x) => x.toFixed(1);
   // The goal (frames under 16 ms) is asserted on the work MapLibre does per frame on the
   // main thread; the frame interval in this software-GL browser is reported, not asserted
   // (see the empty-map baseline: it is slow with nothing to draw).
-  assert(stats.render.p95 < 16, `MapLibre render work p95 ${r(stats.render.p95)} ms ≥ 16 ms`);
-  return `render p50 ${r(stats.render.p50)} ms, p95 ${r(stats.render.p95)} ms, p99 ${r(stats.render.p99)} ms, max ${r(stats.render.max)} ms over ${stats.render.n} frames;`
-    + ` frame interval p50 ${r(stats.interval.p50)} ms, p95 ${r(stats.interval.p95)} ms`
-    + ` (empty map: interval p50 ${r(stats.baseline.interval.p50)} ms, render p50 ${r(stats.baseline.render.p50)} ms)`;
+  const c = stats.cpu;
+  const detail = `render CPU (trace) p50 ${r(c.p50)} ms, p95 ${r(c.p95)} ms, p99 ${r(c.p99)} ms, max ${r(c.max)} ms over ${c.frames} frames`
+    + ` (wall p99 ${r(c.wallP99)} ms; longest main-thread task CPU ${r(c.mainTaskCpuMax)} ms);`
+    + ` render wall p50 ${r(stats.render.p50)} ms, p95 ${r(stats.render.p95)} ms, p99 ${r(stats.render.p99)} ms, max ${r(stats.render.max)} ms over ${stats.render.n} frames`
+    + ` (${stats.over16} over 16 ms; ${stats.longTasks.n} long tasks, max ${r(stats.longTasks.max)} ms);`
+    + ` frame interval p50 ${r(stats.interval.p50)} ms, p95 ${r(stats.interval.p95)} ms;`
+    + ` without grid names: render p99 ${r(stats.noLabels.render.p99)} ms, interval p50 ${r(stats.noLabels.interval.p50)} ms;`
+    + ` empty map: interval p50 ${r(stats.baseline.interval.p50)} ms, render p50 ${r(stats.baseline.render.p50)} ms;`
+    + ` bare WebGL canvas: interval p50 ${r(stats.floor.webgl.p50)} ms, 2D canvas ${r(stats.floor.canvas2d.p50)} ms; ${stats.layers.length} visible layers`;
+  assert(c.frames >= 50, `only ${c.frames} animation frames in the trace`);
+  assert(c.p99 < 16, `MapLibre per-frame main-thread work (CPU) p99 ${r(c.p99)} ms ≥ 16 ms: ${detail}`);
+  return detail;
 });
 
 await step('tablet layout (1024×768 and 768×1024) keeps map and panel usable', async () => {
@@ -493,6 +656,7 @@ await step('a contractor sees the excavation view but no analyst attributes or a
   await p.waitForSelector('body[data-ready=true]', { timeout: 30000 });
   assert((await p.textContent('#whoami')).includes('施工单位'), 'role not shown');
   assert(await p.isVisible('#tab-excavation'), 'no excavation tab for a contractor');
+  assert(await p.isHidden('#ticket-open') && await p.isHidden('#response-form'), 'owner response controls shown to a contractor');
   if (paths.has('/alarms')) {
     await p.waitForFunction(() => document.querySelectorAll('#alarm-list li').length > 0, null, { timeout: 10000 });
     assert((await p.$$('#alarm-list button[data-to]')).length === 0, 'alarm actions shown to a contractor');
@@ -505,6 +669,130 @@ await step('a contractor sees the excavation view but no analyst attributes or a
   await p.screenshot({ path: join(out, 'contractor.png') });
   await ctx.close();
 });
+
+// ---- raster basemap and GCJ-02 (a second instance over the same store) ------------------
+const gcjBase = (process.env.LIFELINE_E2E_GCJ_URL || '').replace(/\/$/, '');
+const basemapOrigin = process.env.LIFELINE_E2E_BASEMAP || '';
+const probe = JSON.parse(process.env.LIFELINE_E2E_GCJ || 'null');
+let gp = null;
+if (gcjBase) {
+  const ctx = await browser.newContext({ viewport: { width: 1280, height: 800 }, locale: 'zh-CN' });
+  if (operator) await ctx.addInitScript((k) => sessionStorage.setItem('lifeline.key', k), keys[operator]);
+  gp = await ctx.newPage();
+  gp.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(`GCJ-02 page: ${m.text()}`); });
+  gp.on('pageerror', (e) => consoleErrors.push(`GCJ-02 page: ${e.message}`));
+  gp.on('request', (r) => {
+    const u = r.url();
+    if (![gcjBase, basemapOrigin, 'data:', 'blob:'].some((o) => o && u.startsWith(o))) outside.push(u);
+  });
+}
+const gIdle = () => gp.evaluate(() => new Promise((r) => {
+  const m = window.lifeline.map;
+  if (m.loaded() && !m.isMoving() && m.areTilesLoaded()) r(); else m.once('idle', () => r());
+}));
+
+/** The colour of one map pixel (a 1×1 screenshot: the first pixel of a PNG's first row is
+ * stored as is, whatever the row's filter, since there is nothing left of or above it). */
+async function pixel(p, x, y) {
+  const png = await p.screenshot({ clip: { x, y, width: 1, height: 1 } });
+  let at = 8; const idat = []; let colourType = 0;
+  while (at < png.length) {
+    const len = png.readUInt32BE(at); const type = png.toString('latin1', at + 4, at + 8);
+    const data = png.subarray(at + 8, at + 8 + len);
+    if (type === 'IHDR') colourType = data[9];
+    if (type === 'IDAT') idat.push(data);
+    at += 12 + len;
+  }
+  const raw = inflateSync(Buffer.concat(idat));
+  assert(colourType === 2 || colourType === 6, `unexpected PNG colour type ${colourType}`);
+  return [raw[1], raw[2], raw[3]];
+}
+
+await step('basemap: a configured raster basemap is drawn under our layers', async () => {
+  if (!gp) return { skip: 'no LIFELINE_E2E_GCJ_URL' };
+  const rgb = JSON.parse(process.env.LIFELINE_E2E_BASEMAP_RGB || '[0,0,0]');
+  await gp.goto(`${gcjBase}/#network`);
+  await gp.waitForSelector('body[data-ready=true]', { timeout: 60000 });
+  const order = await gp.evaluate(() => window.lifeline.map.getStyle().layers.map((l) => l.id));
+  const firstPipe = await gp.evaluate(() => window.lifeline.pipeLayers[0]);
+  const pipeAt = order.indexOf(firstPipe);
+  assert(order[0] === 'background' && order[1] === 'basemap', `layer order: ${order.slice(0, 4).join(', ')}`);
+  assert(order.indexOf('basemap') < order.indexOf(firstPipe), 'basemap above our pipelines');
+  await gIdle();
+  await gp.screenshot({ path: join(out, 'basemap-gcj02.png') });
+  // With every layer of ours hidden, the map shows the basemap's colour, not the background.
+  await gp.evaluate(() => { const m = window.lifeline.map; for (const l of m.getStyle().layers) if (l.id !== 'background' && l.id !== 'basemap') m.setLayoutProperty(l.id, 'visibility', 'none'); });
+  await gIdle();
+  const box = await gp.$eval('#map', (e) => { const r = e.getBoundingClientRect(); return { x: r.x, y: r.y, w: r.width, h: r.height }; });
+  const px = await pixel(gp, Math.round(box.x + box.w / 2) + 3, Math.round(box.y + box.h / 2) + 3);
+  await gp.evaluate(() => window.lifeline.applyVisibility());
+  await gIdle();
+  assert(px.every((c, i) => Math.abs(c - rgb[i]) <= 3), `map pixel ${px} is not the basemap's ${rgb}`);
+  const attribution = await gp.textContent('.maplibregl-ctrl-attrib');
+  assert(attribution.includes('测试底图'), `attribution: ${attribution}`);
+  return `basemap under ${order.length - 2} layers of ours (pipelines from index ${pipeAt}); map pixel ${px}; attribution "${attribution.trim()}"`;
+});
+
+await step('GCJ-02: features are drawn at their GCJ-02 position', async () => {
+  if (!gp || !probe) return { skip: 'no LIFELINE_E2E_GCJ_URL or LIFELINE_E2E_GCJ' };
+  const r = await gp.evaluate(async ([pr]) => {
+    const L = window.lifeline;
+    const m = L.map;
+    L.setView('risk');
+    const js = L.datum.wgs84ToGcj02(pr.cgcs[0], pr.cgcs[1]);
+    const idle = new Promise((ok) => m.once('idle', ok));
+    m.jumpTo({ center: pr.gcj, zoom: 17 });
+    await idle;
+    const near = (ll) => { const p = m.project(ll); return m.queryRenderedFeatures([[p.x - 4, p.y - 4], [p.x + 4, p.y + 4]], { layers: ['risk-points'] }); };
+    const at = near(pr.gcj).find((f) => f.id === pr.id || f.properties.id === pr.id);
+    const there = near(pr.cgcs).some((f) => f.id === pr.id || f.properties.id === pr.id);
+    const a = m.project(pr.gcj); const b = m.project(pr.cgcs);
+    return { datum: L.datum.datum(), js, rendered: at?.geometry.coordinates ?? null, there, px: Math.hypot(a.x - b.x, a.y - b.y),
+      roundTrip: L.datum.toData(js) };
+  }, [probe]);
+  await gp.screenshot({ path: join(out, 'gcj02-risk.png') });
+  assert(r.datum === 'gcj02', `client datum ${r.datum}`);
+  // The client's GCJ-02 (for its GeoJSON) is the service's (for its tiles) to 1e-9°.
+  assert(Math.abs(r.js[0] - probe.gcj[0]) < 1e-9 && Math.abs(r.js[1] - probe.gcj[1]) < 1e-9, `JS ${r.js} against Rust ${probe.gcj}`);
+  assert(Math.abs(r.roundTrip[0] - probe.cgcs[0]) < 2e-7 && Math.abs(r.roundTrip[1] - probe.cgcs[1]) < 2e-7, `inverse ${r.roundTrip}`);
+  assert(r.rendered, `risk point ${probe.id} not drawn at its GCJ-02 position ${probe.gcj}`);
+  // Rendered from the tile: within a tile unit (z17 in a z≤16 tile: < 1e-6°).
+  assert(Math.abs(r.rendered[0] - probe.gcj[0]) < 2e-6 && Math.abs(r.rendered[1] - probe.gcj[1]) < 2e-6, `drawn at ${r.rendered}, expected ${probe.gcj}`);
+  assert(!r.there, 'also drawn at its CGCS2000 position');
+  const m = (d) => (d * 111320).toFixed(0);
+  return `risk point ${probe.id}: CGCS2000 ${probe.cgcs.map((x) => x.toFixed(6))} drawn at ${r.rendered.map((x) => x.toFixed(6))} `
+    + `(offset ${m((probe.gcj[0] - probe.cgcs[0]) * Math.cos(probe.cgcs[1] * Math.PI / 180))} m E, ${m(probe.gcj[1] - probe.cgcs[1])} m N, ${r.px.toFixed(0)} px at z17)`;
+});
+
+await step('GCJ-02: a dig drawn over the offset map is checked where it is', async () => {
+  if (!gp || !operator || !paths.has('/excavation/check')) return { skip: 'no GCJ-02 page, operator key or excavation check' };
+  const c = mid(pipe.geometry.coordinates);
+  const g = await gp.evaluate((p) => window.lifeline.datum.toDisplay(p), c);
+  await gp.click('#tab-excavation');
+  await gp.evaluate((ll) => window.lifeline.map.jumpTo({ center: ll, zoom: 18 }), g);
+  await gIdle();
+  await gp.click('#draw-polygon');
+  const box = await gp.$eval('#map', (e) => { const r = e.getBoundingClientRect(); return { x: r.x, y: r.y, w: r.width, h: r.height }; });
+  const cx = box.x + box.w / 2; const cy = box.y + box.h / 2; const d = 40;
+  for (const [dx, dy] of [[-d, -d], [d, -d], [d, d], [-d, d]]) {
+    await gp.mouse.click(cx + dx, cy + dy);
+    await gp.waitForTimeout(350);
+  }
+  await gp.keyboard.press('Enter');
+  await gp.fill('#dig-top', '0');
+  await gp.fill('#dig-bottom', '3');
+  await gp.click('#dig-check');
+  await gp.waitForSelector('#dig-result:not([hidden])', { timeout: 15000 });
+  const ids = await gp.$$eval('#dig-conflicts li', (l) => l.map((x) => x.dataset.pipelineId));
+  const sent = await gp.evaluate(() => window.lifeline.lastCheck.body.geometry.coordinates[0][0]);
+  await gIdle();
+  const hl = await gp.evaluate(() => window.lifeline.map.queryRenderedFeatures({ layers: ['conflict-pipes', 'conflict-points'] }).length);
+  await gp.screenshot({ path: join(out, 'gcj02-excavation.png') });
+  assert(ids.includes(String(pipe.id)), `pipeline ${pipe.id} not among the conflicts ${ids.slice(0, 10)}`);
+  assert(hl > 0, 'no conflict highlighted over the offset map');
+  return `${ids.length} conflicts including pipeline ${pipe.id}; sent vertex ${sent} (CGCS2000), drawn around ${g.map((x) => x.toFixed(6))}`;
+});
+if (gp) await gp.context().close();
 
 record('no console errors', consoleErrors.length === 0, consoleErrors.slice(0, 5).join(' | '));
 record('nothing fetched from outside the service', outside.length === 0, outside.slice(0, 5).join(' '));

@@ -73,7 +73,7 @@ fn features<'a>(geoms: &'a [Geometry<f64>], props: &'a [Props]) -> Vec<SourceFea
         .enumerate()
         .map(|(i, g)| SourceFeature {
             id: Some(i as u64),
-            geometry: g,
+            geometry: g.into(),
             properties: &props[i],
             importance: (i % 12) as f64,
         })

@@ -221,6 +221,13 @@ impl TileGeometry {
         &mut self.points
     }
 
+    /// Appends all of `other`'s parts (their end offsets shifted past ours).
+    pub(crate) fn append(&mut self, other: &TileGeometry) {
+        let base = self.points.len() as u32;
+        self.points.extend_from_slice(&other.points);
+        self.ends.extend(other.ends.iter().map(|e| e + base));
+    }
+
     pub(crate) fn end_part(&mut self) {
         self.ends.push(self.points.len() as u32);
     }

@@ -26,7 +26,7 @@
 //!     (b.max().x, b.max().y),
 //! ]));
 //! let props = [("kind", Value::from("water")), ("diameter_mm", Value::from(300i64))];
-//! let features = [SourceFeature { id: Some(7), geometry: &pipe, properties: &props, importance: 300.0 }];
+//! let features = [SourceFeature { id: Some(7), geometry: (&pipe).into(), properties: &props, importance: 300.0 }];
 //! let layer = encode_layer("pipes", tile, &features, &LayerOptions::default())?;
 //! let decoded = decode_tile(&layer.bytes).unwrap();
 //! assert_eq!(decoded.layer("pipes").unwrap().features.len(), 1);
@@ -51,6 +51,6 @@ pub use error::TileError;
 pub use geometry::{GeomType, TileGeometry, TilePoint};
 pub use mvt::{LayerBuilder, TileBuilder, Value};
 pub use pipeline::{
-    encode_layer, EncodedLayer, LayerEncoder, LayerOptions, LayerStats, SourceFeature,
+    encode_layer, EncodedLayer, LayerEncoder, LayerOptions, LayerStats, SourceFeature, SourceGeometry,
 };
 pub use tilemath::{tiles_covering, TileCoord, TileRange};

@@ -438,7 +438,19 @@ pub struct LayerBuilder {
     geom_buf: Vec<u32>,
     tag_buf: Vec<u32>,
     value_buf: Vec<u8>,
+    // Memo of interned keys and borrowed string values by address and length, consulted
+    // before the dictionaries. Only valid while every string handed in stays alive and
+    // unchanged, so it is switched on per layer by the pipeline (whose inputs are
+    // borrowed for the whole layer) and off by `reset`.
+    memo: Option<Box<[StrMemo; MEMO_SLOTS]>>,
+    memo_on: bool,
 }
+
+/// Slots of the string memo (direct-mapped by address).
+const MEMO_SLOTS: usize = 128;
+
+/// One memo slot: (address, length, whether a key, dictionary index).
+type StrMemo = (usize, usize, bool, u32);
 
 impl fmt::Debug for LayerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -468,6 +480,37 @@ impl LayerBuilder {
             geom_buf: Vec::new(),
             tag_buf: Vec::new(),
             value_buf: Vec::new(),
+            memo: None,
+            memo_on: false,
+        }
+    }
+
+    /// Lets the builder remember interned strings by address until the next
+    /// [`reset`](Self::reset). The caller promises that every key and borrowed string
+    /// value it adds until then stays alive and unchanged (each feature's strings then
+    /// cost a memo probe instead of a hash of their bytes).
+    pub(crate) fn memoize_strings(&mut self) {
+        let memo = self
+            .memo
+            .get_or_insert_with(|| Box::new([(0, 0, false, 0); MEMO_SLOTS]));
+        memo.fill((0, 0, false, 0));
+        self.memo_on = true;
+    }
+
+    /// The memo slot of a string at `addr`.
+    fn memo_slot(addr: usize, len: usize) -> usize {
+        ((addr >> 3) ^ len) % MEMO_SLOTS
+    }
+
+    fn memo_get(&self, addr: usize, len: usize, key: bool) -> Option<u32> {
+        let memo = self.memo.as_ref().filter(|_| self.memo_on)?;
+        let (a, l, k, i) = memo[Self::memo_slot(addr, len)];
+        (a == addr && l == len && k == key && addr != 0).then_some(i)
+    }
+
+    fn memo_put(&mut self, addr: usize, len: usize, key: bool, index: u32) {
+        if let Some(memo) = self.memo.as_mut().filter(|_| self.memo_on) {
+            memo[Self::memo_slot(addr, len)] = (addr, len, key, index);
         }
     }
 
@@ -482,6 +525,7 @@ impl LayerBuilder {
         self.key_index.clear();
         self.values.clear();
         self.value_index.clear();
+        self.memo_on = false;
     }
 
     /// Layer name.
@@ -583,24 +627,46 @@ impl LayerBuilder {
     }
 
     fn intern_key(&mut self, k: &str) -> u32 {
-        if let Some(&i) = self.key_index.get(k) {
+        let (addr, len) = (k.as_ptr() as usize, k.len());
+        if let Some(i) = self.memo_get(addr, len, true) {
             return i;
         }
-        let i = self.key_index.len() as u32;
-        self.key_index.insert(k.into(), i);
-        write_bytes_field(&mut self.keys, 3, k.as_bytes());
+        let i = match self.key_index.get(k) {
+            Some(&i) => i,
+            None => {
+                let i = self.key_index.len() as u32;
+                self.key_index.insert(k.into(), i);
+                write_bytes_field(&mut self.keys, 3, k.as_bytes());
+                i
+            }
+        };
+        self.memo_put(addr, len, true, i);
         i
     }
 
     fn intern_value(&mut self, v: &Value<'_>) -> u32 {
-        self.value_buf.clear();
-        v.encode(&mut self.value_buf);
-        if let Some(&i) = self.value_index.get(&self.value_buf[..]) {
+        // Only borrowed strings have a stable address to remember.
+        let borrowed = match v {
+            Value::String(Cow::Borrowed(s)) => Some((s.as_ptr() as usize, s.len())),
+            _ => None,
+        };
+        if let Some(i) = borrowed.and_then(|(a, l)| self.memo_get(a, l, false)) {
             return i;
         }
-        let i = self.value_index.len() as u32;
-        self.value_index.insert(self.value_buf.as_slice().into(), i);
-        write_bytes_field(&mut self.values, 4, &self.value_buf);
+        self.value_buf.clear();
+        v.encode(&mut self.value_buf);
+        let i = match self.value_index.get(&self.value_buf[..]) {
+            Some(&i) => i,
+            None => {
+                let i = self.value_index.len() as u32;
+                self.value_index.insert(self.value_buf.as_slice().into(), i);
+                write_bytes_field(&mut self.values, 4, &self.value_buf);
+                i
+            }
+        };
+        if let Some((a, l)) = borrowed {
+            self.memo_put(a, l, false, i);
+        }
         i
     }
 

@@ -38,19 +38,60 @@ pub struct TileTransform {
     world: f64,
     origin_x: f64,
     origin_y: f64,
+    // Latitudes within `band` degrees of `lat0` take y from a quartic in the latitude
+    // offset instead of `ln(tan(…))` (see `FAST_Y_MIN_ZOOM`); `band` is 0 when off.
+    lat0: f64,
+    band: f64,
+    fy: [f64; 5],
 }
+
+/// From this zoom on a tile's y comes from a Taylor polynomial of Web Mercator around the
+/// tile's middle latitude, for latitudes within two tile heights of it: the polynomial is
+/// within 1e-6 tile units of `ln(tan(π/4 + φ/2))` there (`fast_y_matches_the_exact_
+/// projection`), far below the rounding to integers, and `tan`/`ln` per vertex were a
+/// twentieth of a dense tile's cost. Vertices farther out use the exact formula.
+const FAST_Y_MIN_ZOOM: u8 = 12;
 
 impl TileTransform {
     /// Transform for `tile` with the given extent (usually 4096).
     pub fn new(tile: TileCoord, extent: u32) -> Self {
         let e = extent as f64;
-        TileTransform {
+        let mut t = TileTransform {
             tile,
             extent,
             world: tile.tiles_per_axis() as f64 * e,
             origin_x: tile.x() as f64 * e,
             origin_y: tile.y() as f64 * e,
+            lat0: 0.0,
+            band: 0.0,
+            fy: [0.0; 5],
+        };
+        let b = tile.bounds_lonlat();
+        let (south, north) = (b.min().y, b.max().y);
+        let lat0 = (south + north) / 2.0;
+        if tile.z() >= FAST_Y_MIN_ZOOM && lat0.abs() < 80.0 {
+            // y(φ0 + δ) = y0 + k·(u1·δ + u2·δ²/2 + u3·δ³/6 + u4·δ⁴/24), u = ln tan(π/4 + φ/2),
+            // k = −world/2π; the derivatives of u are sec φ, sec φ·tan φ,
+            // sec φ·(tan²φ + sec²φ), sec φ·tan φ·(tan²φ + 5·sec²φ).
+            let phi = lat0.to_radians();
+            let (sec, tan) = (1.0 / phi.cos(), phi.tan());
+            let k = -t.world / (2.0 * std::f64::consts::PI);
+            t.fy = [
+                t.exact_y(lat0),
+                k * sec,
+                k * sec * tan / 2.0,
+                k * sec * (tan * tan + sec * sec) / 6.0,
+                k * sec * tan * (tan * tan + 5.0 * sec * sec) / 24.0,
+            ];
+            t.lat0 = lat0;
+            t.band = 2.0 * (north - south);
         }
+        t
+    }
+
+    #[inline]
+    fn exact_y(&self, lat: f64) -> f64 {
+        lonlat_to_unit(0.0, lat).1 * self.world - self.origin_y
     }
 
     /// The tile.
@@ -67,6 +108,16 @@ impl TileTransform {
     /// Web Mercator domain.
     #[inline]
     pub fn lonlat_to_tile(&self, lon: f64, lat: f64) -> Coord<f64> {
+        let d = lat - self.lat0;
+        if d.abs() < self.band {
+            let [y0, a, b, c, e] = self.fy;
+            let d = d.to_radians();
+            let ux = (lon + 180.0) / 360.0;
+            return Coord {
+                x: ux * self.world - self.origin_x,
+                y: y0 + d * (a + d * (b + d * (c + d * e))),
+            };
+        }
         let (ux, uy) = lonlat_to_unit(lon, lat);
         Coord {
             x: ux * self.world - self.origin_x,
@@ -334,6 +385,40 @@ pub fn geometry_to_mercator(g: &Geometry<f64>) -> Geometry<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn fast_y_matches_the_exact_projection() {
+        // Tiles from the equator to 79°, at the zooms that use the polynomial; every
+        // latitude inside the band (and a little beyond it, where the exact formula takes
+        // over) must land within 1e-6 tile units of ln(tan(π/4 + φ/2)).
+        for z in [12u8, 14, 16, 22] {
+            // At z22 the world is 1.7e10 units wide, so both formulas carry ~1e-5 units of
+            // f64 rounding noise there; below, the polynomial's own error dominates.
+            let tol = if z == 22 { 1e-4 } else { 1e-6 };
+            let mut worst = 0.0f64;
+            for lat in [0.0, 12.3, 29.56, 45.0, 61.7, 79.0] {
+                for lon in [-179.9, 0.0, 106.55] {
+                    let tile = TileCoord::from_lonlat(lon, lat, z).unwrap();
+                    let xf = TileTransform::new(tile, 4096);
+                    assert!(xf.band > 0.0, "z{z} {lat}");
+                    for k in -300..=300 {
+                        let la = xf.lat0 + xf.band * f64::from(k) / 250.0;
+                        let fast = xf.lonlat_to_tile(lon, la);
+                        let (ux, uy) = lonlat_to_unit(lon, la);
+                        let ex = ux * xf.world - xf.origin_x;
+                        let ey = uy * xf.world - xf.origin_y;
+                        worst = worst.max((fast.y - ey).abs()).max((fast.x - ex).abs());
+                    }
+                }
+            }
+            assert!(worst < tol, "z{z}: worst error {worst} tile units");
+        }
+        // Low zooms and polar tiles keep the exact formula.
+        let low = TileTransform::new(TileCoord::from_lonlat(106.5, 29.5, 11).unwrap(), 4096);
+        assert_eq!(low.band, 0.0);
+        let polar = TileTransform::new(TileCoord::from_lonlat(0.0, 84.0, 14).unwrap(), 4096);
+        assert_eq!(polar.band, 0.0);
+    }
 
     fn c(x: f64, y: f64) -> Coord<f64> {
         Coord { x, y }

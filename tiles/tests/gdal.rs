@@ -76,7 +76,7 @@ fn gdal_reads_our_tile() {
             .enumerate()
             .map(|(i, g)| SourceFeature {
                 id: Some(i as u64 + 1),
-                geometry: g,
+                geometry: g.into(),
                 properties: props,
                 importance: 1.0,
             })

@@ -27,7 +27,7 @@ fn feats<'a>(geoms: &'a [Geometry<f64>]) -> Vec<SourceFeature<'a>> {
         .enumerate()
         .map(|(i, g)| SourceFeature {
             id: Some(i as u64),
-            geometry: g,
+            geometry: g.into(),
             properties: &[],
             importance: 0.0,
         })
@@ -352,7 +352,7 @@ fn clustering_counts_sum_to_input_and_pick_the_most_important() {
         .enumerate()
         .map(|(i, g)| SourceFeature {
             id: Some(i as u64),
-            geometry: g,
+            geometry: g.into(),
             properties: &props,
             importance: imp[i],
         })
@@ -424,7 +424,7 @@ fn budget_keeps_the_most_important_in_input_order() {
         .enumerate()
         .map(|(i, g)| SourceFeature {
             id: Some(i as u64),
-            geometry: g,
+            geometry: g.into(),
             properties: &[],
             importance: imp[i],
         })
@@ -461,7 +461,7 @@ fn budget_skips_dropped_features_and_fills_with_the_next() {
         .enumerate()
         .map(|(i, g)| SourceFeature {
             id: Some(i as u64),
-            geometry: g,
+            geometry: g.into(),
             properties: &[],
             importance: imp[i],
         })
@@ -510,7 +510,7 @@ fn dense_random_input_always_decodes_strictly_and_validly() {
         .enumerate()
         .map(|(i, g)| SourceFeature {
             id: Some(i as u64),
-            geometry: g,
+            geometry: g.into(),
             properties: &props[i],
             importance: i as f64,
         })
@@ -642,4 +642,91 @@ fn random_star_polygons_are_almost_always_valid() {
     eprintln!("{invalid} invalid of {total}");
     assert!(total > 5000);
     assert!(invalid * 1000 <= total, "{invalid} invalid of {total}");
+}
+
+/// A dense tile is split over two threads when the machine has two cores; the bytes and
+/// the statistics must be exactly those of one thread, whatever the mix of kept, clipped,
+/// outside and degenerate features.
+#[test]
+fn splitting_a_dense_tile_over_two_threads_changes_nothing() {
+    let mut rng = Rng::new(99);
+    let mut geoms = Vec::new();
+    for i in 0..6_000 {
+        let (x, y) = (rng.range(-1500.0, 5600.0), rng.range(-1500.0, 5600.0));
+        geoms.push(match i % 4 {
+            0 => point(x, y),
+            1 | 2 => line(&[
+                (x, y),
+                (x + rng.range(-900.0, 900.0), y + rng.range(-900.0, 900.0)),
+                (x + rng.range(-900.0, 900.0), y + rng.range(-900.0, 900.0)),
+            ]),
+            _ => {
+                let r = rng.range(0.2, 300.0);
+                Geometry::Polygon(polygon(&square(x, y, x + r, y + r), &[]))
+            }
+        });
+    }
+    let features = feats(&geoms);
+    for opts in [exact(), LayerOptions::default()] {
+        let mut one = LayerEncoder::new();
+        one.set_parallel(false);
+        let mut two = LayerEncoder::new();
+        two.set_parallel(true);
+        let a = one.encode("l", tile(), &features, &opts).unwrap();
+        // Twice, so the second run reuses the helper's buffers.
+        for _ in 0..2 {
+            let b = two.encode("l", tile(), &features, &opts).unwrap();
+            assert_eq!(a.stats, b.stats);
+            assert_eq!(a.bytes, b.bytes);
+        }
+        assert!(
+            a.stats.output > 2_048 && a.stats.outside > 0,
+            "{:?}",
+            a.stats
+        );
+    }
+}
+
+/// Keys and string values are remembered by address while a layer is encoded: equal
+/// strings at different addresses must still share one dictionary entry, different
+/// strings must not, and a second layer through the same encoder (new strings, possibly
+/// at old addresses) must not see the first layer's entries.
+#[test]
+fn string_dictionaries_stay_exact_across_features_and_layers() {
+    let geoms: Vec<Geometry<f64>> = (0..6)
+        .map(|i| point(100.0 + f64::from(i) * 10.0, 200.0))
+        .collect();
+    let mut enc = LayerEncoder::new();
+    for round in 0..3 {
+        // Fresh allocations each round: equal texts at distinct addresses.
+        let texts: Vec<String> = ["gas", "water", "gas", "power", "water", "gas"]
+            .iter()
+            .map(|t| format!("{t}{round}"))
+            .collect();
+        let key = format!("kind{round}");
+        let props: Vec<[(&str, Value<'_>); 1]> = texts
+            .iter()
+            .map(|t| [(key.as_str(), Value::from(t.as_str()))])
+            .collect();
+        let features: Vec<SourceFeature<'_>> = geoms
+            .iter()
+            .zip(&props)
+            .enumerate()
+            .map(|(i, (g, p))| SourceFeature {
+                id: Some(i as u64),
+                geometry: g.into(),
+                properties: p,
+                importance: 0.0,
+            })
+            .collect();
+        let layer = enc.encode("l", tile(), &features, &exact()).unwrap();
+        let d = decode_tile(&layer.bytes).unwrap();
+        let l = &d.layers[0];
+        assert_eq!(l.keys, std::slice::from_ref(&key));
+        assert_eq!(l.values.len(), 3, "{:?}", l.values);
+        for f in &l.features {
+            let want = &texts[f.id.unwrap() as usize];
+            assert_eq!(f.get(&key), Some(&Value::from(want.clone())));
+        }
+    }
 }

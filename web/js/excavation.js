@@ -3,10 +3,15 @@
 // `POST /excavation/check`; conflicting pipes are highlighted on the map by severity, with
 // distances and required clearances in the panel, the owners to notify, the report as
 // HTML or GeoJSON, and a ticket (`POST /excavation/tickets`) whose state is followed.
+// Operators (the owners' duty desks) open any ticket by number and record an owner's
+// response (`POST /excavation/tickets/{id}/responses`: marked, clear or partially marked,
+// with a note). Positions are drawn in the display datum and sent in the service's
+// (datum.js).
 
 import { api, download } from './api.js';
 import { onLang, t, tv } from './i18n.js';
 import { esc, featureBounds } from './util.js';
+import { geoToDisplay, geometryToData, toDisplay } from './datum.js';
 
 const $ = (id) => document.getElementById(id);
 const SEV_COLOUR = ['match', ['get', 'severity'], 'violation', '#d00000', 'warning', '#ff8c00', '#1e78ff'];
@@ -127,7 +132,7 @@ export function initExcavation(app) {
     const g = geometry();
     if (!g) return null;
     const body = {
-      geometry: g,
+      geometry: geometryToData(g),
       top_depth_m: Number($('dig-top').value),
       bottom_depth_m: Number($('dig-bottom').value),
       method: $('dig-method').value,
@@ -171,7 +176,7 @@ export function initExcavation(app) {
         + `${c.widening_m != null ? ` · ${t('widening')} ${num(c.widening_m)}` : ''}${rule ? ` · ${t('rule')} ${esc(rule)}` : ''}</span>`;
       const focus = () => {
         const p = c.nearest_point?.coordinates ?? c.nearest_point;
-        if (Array.isArray(p)) map.flyTo({ center: p, zoom: Math.max(map.getZoom(), 18) });
+        if (Array.isArray(p)) map.flyTo({ center: toDisplay(p), zoom: Math.max(map.getZoom(), 18) });
       };
       li.addEventListener('click', focus);
       li.addEventListener('keydown', (e) => { if (e.key === 'Enter') focus(); });
@@ -201,7 +206,7 @@ export function initExcavation(app) {
       // Conflicts as features with their severity (dig area and segments come with it).
       // (ids dropped: the report's are strings, which a GeoJSON source does not take)
       const features = (geo.features ?? []).filter((f) => f.properties && 'severity' in f.properties)
-        .map((f) => ({ type: 'Feature', geometry: f.geometry, properties: f.properties }));
+        .map((f) => ({ type: 'Feature', geometry: geoToDisplay(f.geometry), properties: f.properties }));
       map.getSource('dig-result').setData({ type: 'FeatureCollection', features });
       $('dig-status').textContent = '';
       renderResult();
@@ -233,7 +238,10 @@ export function initExcavation(app) {
       const tk = await api(`/excavation/tickets/${id}`);
       const rows = [['id', tk.id], ['state', tv('val', tk.state)], ['requester', [tk.requester?.company, tk.requester?.name].filter(Boolean).join(' · ')],
         ['created_at', when(tk.created_at)], ['valid_until', when(tk.valid_until)]];
-      for (const o of tk.owners ?? []) rows.push([o.name, `${tv('val', o.status)} · ${t('due_at')} ${when(o.due_at)}${o.overdue ? ' ⚠' : ''}`]);
+      for (const o of tk.owners ?? []) {
+        rows.push([o.name, `${tv('val', o.status)} · ${t('due_at')} ${when(o.due_at)}${o.overdue ? ' ⚠' : ''}`
+          + `${o.responder ? ` · ${t('responder')} ${o.responder}` : ''}${o.note ? ` · ${o.note}` : ''}`]);
+      }
       $('ticket-state').replaceChildren(...rows.filter(([, v]) => v != null && v !== '').flatMap(([k, v]) => {
         const dt = document.createElement('dt'); dt.textContent = t(k);
         const dd = document.createElement('dd'); dd.textContent = String(v);
@@ -242,6 +250,7 @@ export function initExcavation(app) {
       $('ticket-view').hidden = false;
       $('ticket-view').dataset.ticketId = id;
       $('ticket-view').dataset.state = tk.state;
+      showResponseForm(tk);
       if (!['closed', 'expired', 'cancelled'].includes(tk.state)) ticketTimer = setTimeout(() => follow(id), 10000);
     } catch (err) {
       app.toast(err.message, 'error');
@@ -266,12 +275,48 @@ export function initExcavation(app) {
       app.toast(err.message, 'error');
     }
   });
-  if (!app.has('/excavation/tickets')) $('ticket-form').hidden = true;
+  // Owner responses: operators only (as the service), while the ticket takes them, for
+  // owners that have not answered marked or clear.
+  let responding = null;
+  function showResponseForm(tk) {
+    const open = ['owners_notified', 'emergency', 'in_progress'].includes(tk.state);
+    const waiting = (tk.owners ?? []).filter((o) => o.status === 'pending' || o.status === 'partially_marked');
+    const form = $('response-form');
+    form.hidden = !(app.can('operator') && app.has('/excavation/tickets/{id}/responses') && open && waiting.length);
+    if (form.hidden) return;
+    const sel = $('resp-owner');
+    const keep = responding === tk.id ? sel.value : '';
+    sel.replaceChildren(...waiting.map((o) => new Option(`${o.name} (${tv('val', o.status)})`, o.owner_id)));
+    if (keep && waiting.some((o) => String(o.owner_id) === keep)) sel.value = keep;
+    responding = tk.id;
+  }
+  $('response-form').addEventListener('submit', async (e) => {
+    e.preventDefault();
+    const id = $('ticket-view').dataset.ticketId;
+    const ownerId = Number($('resp-owner').value);
+    const status = $('resp-status').value;
+    const note = $('resp-note').value.trim();
+    const name = $('resp-owner').selectedOptions[0]?.textContent ?? ownerId;
+    try {
+      await api(`/excavation/tickets/${id}/responses`, { method: 'POST', body: { owner_id: ownerId, status, ...(note ? { note } : {}) } });
+      $('resp-note').value = '';
+      $('resp-msg').textContent = t('response_recorded', { owner: name, status: tv('val', status) });
+      await follow(id);
+    } catch (err) {
+      $('resp-msg').textContent = `${t('error')}: ${err.message}`;
+    }
+  });
+  $('ticket-open').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const id = Number($('ticket-open-id').value);
+    if (Number.isInteger(id) && id > 0) follow(id);
+  });
+  if (!app.has('/excavation/tickets')) { $('ticket-form').hidden = true; $('ticket-open').hidden = true; }
   for (const b of ['dl-html', 'dl-geojson']) $(b).hidden = !app.has('/excavation/check');
 
   app.onViewChange.push((v) => { if (v !== 'excavation' && mode) cancel(); });
   onLang(() => { redraw(); renderResult(); });
   app.clickers.push({ views: ['excavation'], layers: ['conflict-pipes'], onClick: (f, lngLat) => app.showRecord('pipelines', f.properties.pipeline_id ?? f.id, lngLat) });
-  app.dig = { start, add, finish, cancel, check, geometry, fitDig: () => { const g = geometry(); const b = g && featureBounds(g); if (b) map.fitBounds(b, { padding: 40 }); } };
+  app.dig = { start, add, finish, cancel, check, geometry, follow, fitDig: () => { const g = geometry(); const b = g && featureBounds(g); if (b) map.fitBounds(b, { padding: 40 }); } };
   redraw();
 }

@@ -10,6 +10,7 @@ import { initNetwork } from './network.js';
 import { initRisk } from './risk.js';
 import { initExcavation } from './excavation.js';
 import { esc, featureBounds, popupHtml } from './util.js';
+import * as datum from './datum.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -29,6 +30,7 @@ const app = {
   /** Whether the service documents `path` (OpenAPI), e.g. `/alarms`. */
   has: (path) => app.paths?.has(path) ?? false,
   setView,
+  datum,
 };
 window.lifeline = app; // for the end-to-end test and for debugging from the console
 
@@ -157,6 +159,14 @@ async function buildStyle() {
     },
     layers: [bg, ...below, ...rest, ...above],
   };
+  // The optional raster basemap of the service's configuration, right above the
+  // background and under everything of ours.
+  const bm = app.clientConfig?.basemap;
+  if (bm) {
+    style.sources.basemap = { type: 'raster', tiles: [bm.url.startsWith('/') ? location.origin + bm.url : bm.url],
+      tileSize: bm.tile_size ?? 256, maxzoom: bm.max_zoom ?? 18, attribution: bm.attribution ? esc(bm.attribution) : undefined };
+    style.layers.splice(1, 0, { id: 'basemap', type: 'raster', source: 'basemap' });
+  }
   return { style, net, risk };
 }
 
@@ -175,7 +185,10 @@ async function startMap() {
     // Only our own service: the key goes on our requests, nothing else is fetched.
     transformRequest: (url) => {
       const k = getKey();
-      return k && ours.some((o) => url.startsWith(`${o}/`)) ? { url, headers: { Authorization: `Bearer ${k}` } } : { url };
+      if (!ours.some((o) => url.startsWith(`${o}/`))) return { url };
+      // Over a GCJ-02 basemap our tiles are cut in GCJ-02 (see datum.js).
+      const u = datum.tileUrl(url);
+      return k ? { url: u, headers: { Authorization: `Bearer ${k}` } } : { url: u };
     },
     // Text (grid names) is drawn locally from system fonts: the style has no glyphs URL.
     localIdeographFontFamily: '"Noto Sans CJK SC", "Noto Sans SC", "Microsoft YaHei", sans-serif',
@@ -191,7 +204,7 @@ async function startMap() {
     try {
       const { layers } = await api('/layers');
       const b = layers.find((l) => l.id === 'pipelines')?.bbox ?? layers.find((l) => l.bbox)?.bbox;
-      if (b) map.fitBounds([[b[0], b[1]], [b[2], b[3]]], { animate: false, padding: 20 });
+      if (b) map.fitBounds([datum.toDisplay([b[0], b[1]]), datum.toDisplay([b[2], b[3]])], { animate: false, padding: 20 });
     } catch { /* keep the style's centre */ }
   }
   return map;
@@ -229,7 +242,7 @@ async function search(layer, idText) {
   const id = Number(idText);
   if (!Number.isInteger(id) || id <= 0) { toast(t('not_found', { what: idText }), 'error'); return; }
   try {
-    const f = await api(`/features/${layer}/${id}`);
+    const f = datum.geoToDisplay(await api(`/features/${layer}/${id}`));
     const b = featureBounds(f.geometry);
     if (b) {
       app.map.fitBounds(b, { maxZoom: 17, padding: 60, duration: 600 });
@@ -290,7 +303,7 @@ async function loadNavigation() {
   const add = (f) => {
     if (keep.has(f.properties.level)) {
       cells.push({ id: f.id ?? f.properties.id, name: f.properties.name, level: f.properties.level,
-        parent: f.properties.parent_id, bounds: featureBounds(f.geometry) });
+        parent: f.properties.parent_id, bounds: featureBounds(datum.geoToDisplay(f.geometry)) });
     }
   };
   try {
@@ -385,6 +398,13 @@ async function main() {
   // the views ask before calling, so a missing API is a notice, not a failed request.
   const doc = await api('/openapi.json');
   app.paths = new Set(Object.keys(doc.paths ?? {}));
+  // The optional basemap, and the datum our layers must be drawn in over it.
+  if (app.has('/client-config')) {
+    try {
+      app.clientConfig = await api('/client-config');
+      datum.setDatum(app.clientConfig.basemap?.datum);
+    } catch (e) { toast(`${t('error')}: ${e.message}`, 'error'); }
+  }
 
   const map = await startMap();
   addClientLayers(map);

@@ -8,6 +8,7 @@ import { api, ApiError, followEvents } from './api.js';
 import { onLang, t, tv } from './i18n.js';
 import { matchPairs } from './network.js';
 import { esc, sparkline } from './util.js';
+import { toDisplay } from './datum.js';
 
 /** The lifecycle (data/rules/alarms.toml): next statuses from each, with the least role. */
 const NEXT = {
@@ -83,7 +84,7 @@ export function initRisk(app) {
   function syncAlarmLayer() {
     const features = [...alarms.values()]
       .filter((a) => a.status !== 'closed' && a.status !== 'false_alarm')
-      .map((a) => ({ type: 'Feature', id: a.id, geometry: { type: 'Point', coordinates: [a.lon, a.lat] },
+      .map((a) => ({ type: 'Feature', id: a.id, geometry: { type: 'Point', coordinates: toDisplay([a.lon, a.lat]) },
         properties: { id: a.id, severity: a.severity, status: a.status, sensor_id: a.sensor_id } }));
     map.getSource('alarms').setData({ type: 'FeatureCollection', features });
   }
@@ -105,8 +106,9 @@ export function initRisk(app) {
       title.className = 'linkish';
       title.textContent = `#${a.id} · ${sev(a.severity)} · ${tv('val', a.sensor_kind ?? '')} · ${st(a.status)}`;
       title.addEventListener('click', () => {
-        map.flyTo({ center: [a.lon, a.lat], zoom: Math.max(map.getZoom(), 16) });
-        showSensor(a.sensor_id, [a.lon, a.lat]);
+        const at = toDisplay([a.lon, a.lat]);
+        map.flyTo({ center: at, zoom: Math.max(map.getZoom(), 16) });
+        showSensor(a.sensor_id, at);
       });
       const meta = document.createElement('div');
       meta.className = 'meta';
@@ -166,7 +168,7 @@ export function initRisk(app) {
     el.className = 'pulse';
     el.dataset.alarmId = a.id;
     el.title = `#${a.id}`;
-    const m = new maplibregl.Marker({ element: el }).setLngLat([a.lon, a.lat]).addTo(map);
+    const m = new maplibregl.Marker({ element: el }).setLngLat(toDisplay([a.lon, a.lat])).addTo(map);
     markers.set(a.id, m);
     setTimeout(() => { m.remove(); markers.delete(a.id); }, 30000);
   }

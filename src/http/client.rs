@@ -1,0 +1,23 @@
+//! `/client-config`: the settings the web client in `web/` needs from the service's
+//! configuration — today the optional raster basemap (`[web]` of the config file or
+//! `LIFELINE_BASEMAP_*`), with the datum the client must draw our layers in over it.
+
+use crate::server::AppState;
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+/// Routes of this resource.
+pub fn router() -> Router<AppState> {
+    Router::new().route("/client-config", get(client_config))
+}
+
+/// The web client's settings: `{"basemap": null}` or `{"basemap": {"url", "attribution",
+/// "datum", "tile_size", "max_zoom"}}`. Public (no key needed): it holds nothing the page
+/// does not show anyway.
+#[utoipa::path(get, path = "/client-config", tag = "service",
+    responses((status = 200, description = "`{\"basemap\": null | {\"url\", \"attribution\", \"datum\" (cgcs2000 or gcj02), \"tile_size\", \"max_zoom\"}}`")))]
+pub async fn client_config(State(state): State<AppState>) -> Json<Value> {
+    Json(json!({ "basemap": state.config.basemap }))
+}
