@@ -77,9 +77,9 @@ impl AppState {
                 MetricCrs::auto(lon, lat)
             }
         };
-        let index = Arc::new(
-            crate::tileserver::render::with_index_min_zoom(SpatialIndex::new(crs)),
-        );
+        let index = Arc::new(crate::tileserver::render::with_index_min_zoom(
+            SpatialIndex::new(crs),
+        ));
         let idx = index.clone();
         tokio::task::spawn_blocking(move || idx.load(data))
             .await
@@ -111,6 +111,13 @@ impl AppState {
             excavation,
             risk,
         })
+    }
+
+    /// Holds off local writes: the change follower takes it around reading a record from
+    /// the store and applying it, so a local write cannot land between the two (the
+    /// follower would then put the older state back into the index).
+    pub(crate) async fn lock_writes(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.writes.lock().await
     }
 
     /// Runs one write: the store commits first (durably), then the index is updated, under

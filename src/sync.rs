@@ -299,6 +299,8 @@ async fn apply_change(
     state: &AppState,
     ch: &Change,
 ) -> Result<(Option<f64>, Option<f64>), StoreError> {
+    // No local write between reading the store and applying what it said.
+    let _writes = state.lock_writes().await;
     if ch.op == ChangeOp::Bulk {
         // A local bulk load already rebuilt the index (and set its version past this one).
         if state.index.version() < ch.version {

@@ -64,7 +64,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../../migrations/gpkg/0004_import_jobs.sql"),
     ),
-    (5, include_str!("../../migrations/gpkg/0005_notifications.sql")),
+    (
+        5,
+        include_str!("../../migrations/gpkg/0005_notifications.sql"),
+    ),
 ];
 
 /// The spatial reference system of every geometry: CGCS2000 lon/lat.

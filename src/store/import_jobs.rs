@@ -13,8 +13,6 @@ use super::postgis::PostgisStore;
 use super::{StoreError, StoreResult};
 use crate::model::{Actor, Dataset, Layer, Owner};
 use async_trait::async_trait;
-use std::collections::HashMap;
-use std::sync::OnceLock;
 use tokio::sync::mpsc::Receiver;
 
 /// Which import a progress row belongs to: one source layer of one file into one layer.
@@ -80,35 +78,9 @@ pub trait ImportJobStore: Send + Sync {
     ) -> StoreResult<i64>;
 }
 
-fn queries(text: &'static str) -> HashMap<&'static str, &'static str> {
-    let mut out = HashMap::new();
-    const MARK: &str = "-- name:";
-    let mut rest = text;
-    while let Some(start) = rest.find(MARK) {
-        let after = &rest[start + MARK.len()..];
-        let (name, body) = after.split_once('\n').unwrap_or((after, ""));
-        let end = body.find(MARK).unwrap_or(body.len());
-        out.insert(name.trim(), body[..end].trim());
-        rest = &body[end..];
-    }
-    out
-}
+crate::store::sqlfile::named_sql!(fn gpkg_sql = "import_jobs_gpkg.sql", include_str!("import_jobs_gpkg.sql"));
 
-fn gpkg_sql(name: &str) -> &'static str {
-    static Q: OnceLock<HashMap<&'static str, &'static str>> = OnceLock::new();
-    Q.get_or_init(|| queries(include_str!("import_jobs_gpkg.sql")))
-        .get(name)
-        .copied()
-        .unwrap_or_else(|| panic!("import_jobs_gpkg.sql has no query {name}"))
-}
-
-fn pg_sql(name: &str) -> &'static str {
-    static Q: OnceLock<HashMap<&'static str, &'static str>> = OnceLock::new();
-    Q.get_or_init(|| queries(include_str!("import_jobs_postgis.sql")))
-        .get(name)
-        .copied()
-        .unwrap_or_else(|| panic!("import_jobs_postgis.sql has no query {name}"))
-}
+crate::store::sqlfile::named_sql!(fn pg_sql = "import_jobs_postgis.sql", include_str!("import_jobs_postgis.sql"));
 
 fn sq(e: rusqlite::Error) -> StoreError {
     StoreError::Backend(e.to_string())

@@ -15,6 +15,7 @@ pub mod import_jobs;
 pub mod pgcluster;
 pub mod postgis;
 pub mod readings;
+pub(crate) mod sqlfile;
 pub mod tickets;
 
 use crate::model::{Actor, Change, Dataset, Layer, Record, Role};

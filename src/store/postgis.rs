@@ -37,7 +37,6 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use futures::{pin_mut, TryStreamExt};
 use geo_types::Geometry;
 use geozero::wkb;
-use std::collections::HashMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
@@ -139,25 +138,9 @@ struct Sql {
     layers: [LayerSql; 5],
 }
 
-/// Splits the queries file into `name → statement` (the text after each `-- name:` line up
-/// to the next one, trimmed).
-fn parse_queries(text: &'static str) -> HashMap<&'static str, &'static str> {
-    let mut out = HashMap::new();
-    let mut rest = text;
-    const MARK: &str = "-- name:";
-    while let Some(start) = rest.find(MARK) {
-        let after = &rest[start + MARK.len()..];
-        let (name, body) = after.split_once('\n').unwrap_or((after, ""));
-        let end = body.find(MARK).unwrap_or(body.len());
-        out.insert(name.trim(), body[..end].trim());
-        rest = &body[end..];
-    }
-    out
-}
-
 impl Sql {
     fn load() -> Result<Sql, String> {
-        let q = parse_queries(QUERIES);
+        let q = crate::store::sqlfile::sections(QUERIES);
         let get = |name: &str| -> Result<&'static str, String> {
             q.get(name)
                 .copied()
@@ -1551,7 +1534,7 @@ mod tests {
             assert!(s.merge.contains("ON CONFLICT (id)"), "{l}");
         }
         // The `-- name:` marker must not leak into a statement.
-        assert!(parse_queries(QUERIES)
+        assert!(crate::store::sqlfile::sections(QUERIES)
             .values()
             .all(|s| !s.contains("-- name:")));
     }
@@ -1653,7 +1636,7 @@ mod tests {
     }
 
     async fn fingerprint(store: &PostgisStore) -> Vec<String> {
-        let q = parse_queries(QUERIES);
+        let q = crate::store::sqlfile::sections(QUERIES);
         let sql = q.get("schema_fingerprint").expect("statement");
         let client = store.client().await.expect("client");
         client

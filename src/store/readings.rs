@@ -25,9 +25,8 @@ use crate::risk::model::{
 };
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::str::FromStr;
-use std::sync::OnceLock;
 
 /// A change to one alarm, decided by [`crate::risk::alarms::apply`].
 #[derive(Debug, Clone, PartialEq)]
@@ -99,36 +98,9 @@ pub trait RiskStore: Send + Sync {
     async fn cursors(&self) -> StoreResult<(i64, i64)>;
 }
 
-/// Splits a statements file into `name → statement`.
-fn sections(text: &'static str) -> HashMap<&'static str, &'static str> {
-    const MARK: &str = "-- name:";
-    let mut out = HashMap::new();
-    let mut rest = text;
-    while let Some(start) = rest.find(MARK) {
-        let after = &rest[start + MARK.len()..];
-        let (name, body) = after.split_once('\n').unwrap_or((after, ""));
-        let end = body.find(MARK).unwrap_or(body.len());
-        out.insert(name.trim(), body[..end].trim());
-        rest = &body[end..];
-    }
-    out
-}
+crate::store::sqlfile::named_sql!(fn pg_sql = "risk_postgis.sql", include_str!("risk_postgis.sql"));
 
-fn pg_sql(name: &str) -> &'static str {
-    static Q: OnceLock<HashMap<&'static str, &'static str>> = OnceLock::new();
-    Q.get_or_init(|| sections(include_str!("risk_postgis.sql")))
-        .get(name)
-        .copied()
-        .unwrap_or_else(|| panic!("risk_postgis.sql has no statement '{name}'"))
-}
-
-fn gp_sql(name: &str) -> &'static str {
-    static Q: OnceLock<HashMap<&'static str, &'static str>> = OnceLock::new();
-    Q.get_or_init(|| sections(include_str!("risk_gpkg.sql")))
-        .get(name)
-        .copied()
-        .unwrap_or_else(|| panic!("risk_gpkg.sql has no statement '{name}'"))
-}
+crate::store::sqlfile::named_sql!(fn gp_sql = "risk_gpkg.sql", include_str!("risk_gpkg.sql"));
 
 /// Advisory-lock key space of per-sensor alarm changes ("LIFE" + sensor id).
 const ALARM_LOCK_BASE: i64 = 0x4c49_4645_0000_0000;

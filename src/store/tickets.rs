@@ -23,8 +23,6 @@ use crate::excavation::tickets::{Ticket, TicketState};
 use crate::model::Actor;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use std::collections::HashMap;
-use std::sync::OnceLock;
 
 /// Which tickets a list returns.
 #[derive(Debug, Clone, Default)]
@@ -151,43 +149,24 @@ pub trait TicketStore: Send + Sync {
     ) -> StoreResult<Option<Notification>>;
 }
 
-fn queries(text: &'static str) -> HashMap<&'static str, &'static str> {
-    let mut out = HashMap::new();
-    const MARK: &str = "-- name:";
-    let mut rest = text;
-    while let Some(start) = rest.find(MARK) {
-        let after = &rest[start + MARK.len()..];
-        let (name, body) = after.split_once('\n').unwrap_or((after, ""));
-        let end = body.find(MARK).unwrap_or(body.len());
-        out.insert(name.trim(), body[..end].trim());
-        rest = &body[end..];
-    }
-    out
-}
+crate::store::sqlfile::named_sql!(fn pg_sql = "tickets_postgis.sql", include_str!("tickets_postgis.sql"));
 
-fn pg_sql(name: &str) -> &'static str {
-    static Q: OnceLock<HashMap<&'static str, &'static str>> = OnceLock::new();
-    Q.get_or_init(|| queries(include_str!("tickets_postgis.sql")))
-        .get(name)
-        .copied()
-        .unwrap_or_else(|| panic!("tickets_postgis.sql has no query {name}"))
-}
-
-fn gpkg_sql(name: &str) -> &'static str {
-    static Q: OnceLock<HashMap<&'static str, &'static str>> = OnceLock::new();
-    Q.get_or_init(|| queries(include_str!("tickets_gpkg.sql")))
-        .get(name)
-        .copied()
-        .unwrap_or_else(|| panic!("tickets_gpkg.sql has no query {name}"))
-}
+crate::store::sqlfile::named_sql!(fn gpkg_sql = "tickets_gpkg.sql", include_str!("tickets_gpkg.sql"));
 
 fn decode(doc: serde_json::Value) -> StoreResult<Ticket> {
     serde_json::from_value(doc)
         .map_err(|e| StoreError::Backend(format!("stored ticket does not decode: {e}")))
 }
 
-fn encode(t: &Ticket) -> StoreResult<serde_json::Value> {
-    serde_json::to_value(t).map_err(|e| StoreError::Backend(e.to_string()))
+/// A ticket as the JSON text the GeoPackage store keeps (written straight to text: a
+/// `serde_json::Value` tree in between was most of a submission's allocations).
+fn encode(t: &Ticket) -> StoreResult<String> {
+    serde_json::to_string(t).map_err(|e| StoreError::Backend(e.to_string()))
+}
+
+/// A ticket as a PostGIS `jsonb` parameter, serialised straight into the wire buffer.
+fn pg_doc(t: &Ticket) -> tokio_postgres::types::Json<&Ticket> {
+    tokio_postgres::types::Json(t)
 }
 
 fn stale(id: i64) -> StoreError {
@@ -226,7 +205,7 @@ impl TicketStore for PostgisStore {
                     &t.request_hash,
                     &t.state.as_str(),
                     &t.created_at,
-                    &encode(t)?,
+                    &pg_doc(t),
                     &actor.name,
                     &actor.role.as_str(),
                     &submit_detail(t),
@@ -293,7 +272,7 @@ impl TicketStore for PostgisStore {
                     &t.version,
                     &t.state.as_str(),
                     &t.updated_at,
-                    &encode(&next)?,
+                    &pg_doc(&next),
                     &actor.name,
                     &actor.role.as_str(),
                     &action,
@@ -528,7 +507,7 @@ impl TicketStore for GpkgStore {
                     t.request_hash,
                     t.state.as_str(),
                     stamp(&t.created_at),
-                    encode(&t)?.to_string()
+                    encode(&t)?
                 ])
                 .map_err(sq)?;
             if n == 0 {
@@ -545,7 +524,7 @@ impl TicketStore for GpkgStore {
             stored.id = tx.last_insert_rowid();
             tx.execute(
                 gpkg_sql("set_doc"),
-                rusqlite::params![stored.id, encode(&stored)?.to_string()],
+                rusqlite::params![stored.id, encode(&stored)?],
             )
             .map_err(sq)?;
             gpkg_audit(
@@ -615,7 +594,7 @@ impl TicketStore for GpkgStore {
                     t.version,
                     t.state.as_str(),
                     stamp(&t.updated_at),
-                    encode(&next)?.to_string()
+                    encode(&next)?
                 ])
                 .map_err(sq)?;
             if n != 1 {

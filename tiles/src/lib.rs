@@ -51,6 +51,7 @@ pub use error::TileError;
 pub use geometry::{GeomType, TileGeometry, TilePoint};
 pub use mvt::{LayerBuilder, TileBuilder, Value};
 pub use pipeline::{
-    encode_layer, EncodedLayer, LayerEncoder, LayerOptions, LayerStats, SourceFeature, SourceGeometry,
+    encode_layer, EncodedLayer, LayerEncoder, LayerOptions, LayerStats, SourceFeature,
+    SourceGeometry,
 };
 pub use tilemath::{tiles_covering, TileCoord, TileRange};
