@@ -1,12 +1,11 @@
-//! OGC API items latency and import throughput (issue 6), timed per operation so tails are
+//! OGC API items latency (issue 6), timed per operation so tails are
 //! real: (1) `/items` work — parameter parsing, CQL2 compilation, R-tree candidates, typed
 //! filter evaluation, paging, and the whole GeoJSON FeatureCollection written to bytes — for
 //! a 1.5 km bbox plus a CQL2 filter with `limit=1000`, at 2,000 random windows on pipelines,
 //! and the same filter over the whole layer (no bbox; what the SQL pushdown serves on
-//! PostGIS); (2) the preset's pipelines exported to a GeoPackage and imported back (read +
-//! map + validate), then bulk-loaded into a GeoPackage store.
+//! PostGIS). Import throughput has its own bench, `benches/import.rs`.
 //! `LIFELINE_BENCH_PRESET` (default `jiulongpo`; `city` for city scale);
-//! `LIFELINE_BENCH_ITEMS_ONLY=1` skips the import part; `LIFELINE_BENCH_PG=1` also loads the
+//! `LIFELINE_BENCH_PG=1` also loads the
 //! preset into a throwaway PostGIS and times the same whole-layer queries through the SQL
 //! pushdown path (translate, PostGIS page + count, records from the index, bytes).
 //! Run: `cargo bench --bench ogc_items`.
@@ -14,10 +13,7 @@
 use lifeline::generate::bench_dataset;
 use lifeline::index::SpatialIndex;
 use lifeline::io::crs::MetricCrs;
-use lifeline::io::export::{export, ExportOptions};
-use lifeline::io::gdal::OutFormat;
-use lifeline::io::import::{prepare, ImportOptions, Mapping};
-use lifeline::model::{Actor, Catalog, Layer, Role};
+use lifeline::model::{Actor, Layer, Role};
 use rand::{Rng, SeedableRng};
 use std::time::Instant;
 
@@ -29,7 +25,6 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 fn main() {
     let (data, _) = bench_dataset();
     let n_pipes = data.pipelines.len();
-    let owners = data.owners.clone();
     let pg_data = std::env::var("LIFELINE_BENCH_PG")
         .is_ok_and(|v| v == "1")
         .then(|| data.clone());
@@ -114,94 +109,6 @@ fn main() {
     if let Some(pg_data) = pg_data {
         pushdown(&index, pg_data, filter);
     }
-    if std::env::var("LIFELINE_BENCH_ITEMS_ONLY").is_ok_and(|v| v == "1") {
-        return;
-    }
-
-    // Import throughput: export the preset's pipelines, read them back through the importer.
-    let dir = tempfile::tempdir().unwrap();
-    let gpkg = dir.path().join("pipes.gpkg");
-    let t = Instant::now();
-    let n = export(
-        &index,
-        &ExportOptions {
-            layer: Layer::Pipelines,
-            format: OutFormat::GeoPackage,
-            crs: "EPSG:4490".into(),
-            bbox: None,
-            filter: None,
-        },
-        &gpkg,
-    )
-    .unwrap();
-    println!(
-        "export {n} pipelines to GeoPackage: {:.2} s ({:.0} features/s)",
-        t.elapsed().as_secs_f64(),
-        n as f64 / t.elapsed().as_secs_f64()
-    );
-    let fields = [
-        "id",
-        "kind",
-        "sub_kind",
-        "pressure_class",
-        "voltage_kv",
-        "material",
-        "diameter_mm",
-        "depth_start_m",
-        "depth_end_m",
-        "burial",
-        "owner_id",
-        "year_built",
-        "survey_date",
-        "plan_accuracy_cm",
-        "depth_accuracy_cm",
-        "quality_level",
-        "status",
-    ];
-    let text: String = std::iter::once("[fields]\n".to_string())
-        .chain(
-            fields
-                .iter()
-                .map(|f| format!("{f} = {{ from = \"{f}\" }}\n")),
-        )
-        .collect();
-    let mapping = Mapping::parse(&text).unwrap();
-    let t = Instant::now();
-    let mut report = prepare(
-        &gpkg,
-        &mapping,
-        &ImportOptions {
-            layer: Layer::Pipelines,
-            source_crs: None,
-            gcj02: false,
-        },
-        Catalog::builtin(),
-        &mut |_, _| {},
-    )
-    .unwrap();
-    let secs = t.elapsed().as_secs_f64();
-    println!(
-        "import read+map+validate {} rows: {secs:.2} s ({:.0} features/s), rejected {}",
-        report.read,
-        report.read as f64 / secs,
-        report.rejected
-    );
-    report.data.owners = owners;
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let store_path = dir.path().join("store.gpkg");
-    let t = Instant::now();
-    rt.block_on(async {
-        let store = lifeline::store::open(&store_path.display().to_string(), 1)
-            .await
-            .unwrap();
-        store.bulk_load(&report.data, &Actor::cli()).await.unwrap();
-    });
-    let secs2 = t.elapsed().as_secs_f64();
-    println!(
-        "bulk_load into GeoPackage: {secs2:.2} s ({:.0} features/s); end to end {:.0} features/s",
-        report.accepted as f64 / secs2,
-        report.accepted as f64 / (secs + secs2)
-    );
 }
 
 /// The whole-layer queries through the PostGIS pushdown path.
