@@ -15,6 +15,29 @@ use lifeline::model::{feature::to_feature, Actor, Catalog, Dataset, Layer, Recor
 use std::path::Path;
 use std::time::Instant;
 
+/// CPU seconds this process has used (user + system), from `/proc/self/stat`: on a shared
+/// machine the CPU a stage costs is steadier than its wall time.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    // Fields 14 and 15 of the line (utime, stime) are 12 and 13 after the command name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// System CPU seconds of this process (page faults, file writes).
+fn sys_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    after
+        .split_whitespace()
+        .nth(12)
+        .and_then(|v| v.parse::<f64>().ok())
+        .unwrap_or(0.0)
+        / 100.0
+}
+
 fn load_average() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -63,7 +86,7 @@ fn opts() -> ImportOptions {
 async fn end_to_end(name: &str, url: &str, url2: &str, owners: &Dataset, gpkg: &Path, n: usize) {
     let store = lifeline::store::open(url, 4).await.unwrap();
     store.bulk_load(owners, &Actor::cli()).await.unwrap();
-    let t = Instant::now();
+    let (t, cpu, sys) = (Instant::now(), cpu_seconds(), sys_seconds());
     let s = import(
         store.as_ref(),
         gpkg,
@@ -83,10 +106,15 @@ async fn end_to_end(name: &str, url: &str, url2: &str, owners: &Dataset, gpkg: &
         &s.report.issues[..3.min(s.report.issues.len())]
     );
     println!(
-        "import end to end into {name} (one transaction): {n} features in {secs:.2} s = {:.0} features/s (load {})",
+        "import end to end into {name} (one transaction): {n} features in {secs:.2} s = {:.0} features/s, {:.2} CPU s in this process ({:.2} s system) (load {})",
         n as f64 / secs,
+        cpu_seconds() - cpu,
+        sys_seconds() - sys,
         load_average()
     );
+    if std::env::var_os("LIFELINE_BENCH_END_TO_END_ONLY").is_some() {
+        return;
+    }
     // The converted records once more, to time the store's part alone.
     let report = prepare(
         gpkg,
@@ -150,23 +178,26 @@ fn main() {
         t.elapsed().as_secs_f64()
     );
 
-    let t = Instant::now();
-    let report = prepare(
-        &gpkg,
-        &mapping(),
-        &opts(),
-        Catalog::builtin(),
-        &mut |_, _| {},
-    )
-    .unwrap();
-    let secs = t.elapsed().as_secs_f64();
-    assert_eq!(report.accepted, n);
-    println!(
-        "read + map + validate (GDAL reader thread, converting workers): {secs:.2} s = {:.0} features/s (load {})",
-        n as f64 / secs,
-        load_average()
-    );
-    drop(report);
+    // `LIFELINE_BENCH_END_TO_END_ONLY=1`: only the end-to-end imports (for profiling).
+    if std::env::var_os("LIFELINE_BENCH_END_TO_END_ONLY").is_none() {
+        let (t, cpu) = (Instant::now(), cpu_seconds());
+        let report = prepare(
+            &gpkg,
+            &mapping(),
+            &opts(),
+            Catalog::builtin(),
+            &mut |_, _| {},
+        )
+        .unwrap();
+        let secs = t.elapsed().as_secs_f64();
+        assert_eq!(report.accepted, n);
+        println!(
+            "read + map + validate (GDAL reader thread, converting workers): {secs:.2} s = {:.0} features/s, {:.2} CPU s (load {})",
+            n as f64 / secs,
+            cpu_seconds() - cpu,
+            load_average()
+        );
+    }
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -635,6 +635,62 @@ async fn stored_ticket_renders_like_a_check(backend: Backend) {
     let (s, t) = post(&app, "/excavation/tickets", contractor, &req).await;
     assert_eq!(s, StatusCode::CREATED, "{t}");
     let id = t["id"].as_i64().unwrap();
+    // The answer is written from the live check, the stored ticket from its document:
+    // both carry the same check and geometries.
+    let (s, back) = get_path(
+        &app,
+        &format!("/excavation/tickets/{id}?f=json"),
+        contractor,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{back}");
+    assert_eq!(back["check"], t["check"]);
+    assert_eq!(back["check_geometry"], t["check_geometry"]);
+    assert_eq!(
+        t["check_geometry"]["pipes"].as_object().unwrap().len(),
+        2,
+        "{t}"
+    );
+    assert!(
+        !t["check_geometry"]["risk_points"]
+            .as_object()
+            .unwrap()
+            .is_empty(),
+        "{t}"
+    );
+    if backend == Backend::Postgis {
+        // Migration 0007: the document is plain `json` text (SQL never looks inside it),
+        // LZ4-compressed, and this one was stored compressed with it.
+        let (pg, conn) = tokio_postgres::connect(&app.store_url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let row = pg
+            .query_one(
+                "SELECT format_type(atttypid, atttypmod), attcompression::text \
+                 FROM pg_attribute WHERE attrelid = 'excavation_tickets'::regclass \
+                 AND attname = 'doc'",
+                &[],
+            )
+            .await
+            .unwrap();
+        assert_eq!(row.get::<_, String>(0), "json");
+        assert_eq!(row.get::<_, String>(1), "l");
+        let row = pg
+            .query_one(
+                "SELECT octet_length(doc::text), pg_column_compression(doc) \
+                 FROM excavation_tickets WHERE id = $1",
+                &[&id],
+            )
+            .await
+            .unwrap();
+        let (len, method): (i32, Option<String>) = (row.get(0), row.get(1));
+        assert!(
+            len > 2048,
+            "a document this size is compressed: {len} bytes"
+        );
+        assert_eq!(method.as_deref(), Some("lz4"));
+    }
     // Working days: each owner's deadline is 24 h of working-day time (Beijing time) from
     // submission, per data/excavation.toml.
     let ex = lifeline::excavation::Excavation::builtin();
@@ -1060,11 +1116,54 @@ async fn owners_are_notified(backend: Backend) {
     .await;
     assert_eq!(v["numberReturned"], 0);
 
+    // A channel change counts from the next submission on: the submission resolves the
+    // channels inside its own transaction (no cache). Owner 2 now has an SMS number and no
+    // webhook.
+    let (s, v) = put(
+        "/excavation/owners/2/channels".into(),
+        op,
+        json!({"sms": "139 0000 0002"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let b = app
+        .req(Method::POST, "/excavation/tickets", contractor)
+        .header("Idempotency-Key", "n-2")
+        .json(&req);
+    let (s, t3) = body_of(b.send().await.unwrap()).await;
+    assert_eq!(s, StatusCode::CREATED, "{t3}");
+    let id3 = t3["id"].as_i64().unwrap();
+    let (_, v) = get_path(&app, &format!("/excavation/notifications?ticket={id3}"), op).await;
+    let ns3 = v["notifications"].as_array().unwrap();
+    let got: Vec<(i64, &str, &str)> = ns3
+        .iter()
+        .map(|n| {
+            (
+                n["owner_id"].as_i64().unwrap(),
+                n["channel"].as_str().unwrap(),
+                n["address"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert!(got.contains(&(2, "sms", "139 0000 0002")), "{v}");
+    assert!(got.contains(&(1, "webhook", hook1.as_str())), "{v}");
+    assert!(!got.contains(&(2, "sms", "023-6888 0000")), "{v}");
+    assert!(!got.iter().any(|g| g.0 == 2 && g.1 == "webhook"), "{v}");
+    assert_eq!(ns3.len(), 5, "{v}");
+    for n in ns3 {
+        let m = n["message"].as_str().unwrap();
+        assert!(m.contains(&format!("#{id3}】")), "{m}");
+        assert!(
+            m.ends_with(&format!("/excavation/tickets/{id3}/responses.")),
+            "{m}"
+        );
+    }
+
     // Every notification and outcome is audited.
     let audit = app.store.audit_log(500).await.unwrap();
     let count = |action: &str| audit.iter().filter(|a| a.action == action).count();
-    assert_eq!(count("notification_created"), 6);
-    assert_eq!(count("owner_channels_set"), 2);
+    assert_eq!(count("notification_created"), 11);
+    assert_eq!(count("owner_channels_set"), 3);
     assert!(count("notification_delivered") >= 2, "webhook + e-mail");
     assert_eq!(count("notification_failed"), 1);
     assert!(count("notification_retry") >= 1);

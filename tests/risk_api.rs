@@ -889,3 +889,67 @@ async fn coverage_and_suggested_sensors(backend: Backend) {
     app.stop().await;
 }
 both_backends!(coverage_and_suggested_sensors);
+
+/// `/ready` reports the grid statistics built once the server is up (it waits for the
+/// start-up build), and a bulk load rebuilds them in the background: the instance stays
+/// ready throughout and the statistics follow the loaded data once the build is swapped in.
+async fn ready_waits_for_statistics_and_bulk_loads_rebuild_them(backend: Backend) {
+    let app = TestApp::start_with(backend, Some(Role::Viewer), false).await;
+    let ready = |app: &TestApp| {
+        let r = app.req(Method::GET, "/ready", None).send();
+        async move { body(r.await.unwrap()).await }
+    };
+    let (s, v) = ready(&app).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["risk_statistics"]["ready"], true, "{v}");
+    assert_eq!(v["risk_statistics"]["builds"], 1, "{v}");
+    let (s, g) = body(
+        app.req(Method::GET, "/risk/grid-stats?level=street", None)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{g}");
+    assert_eq!(g["cells"], json!([]), "an empty store has no cells");
+
+    let (s, v) = body(
+        app.req(Method::POST, "/bulk", Some(Role::Operator))
+            .json(&app::fixtures::dataset())
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = ready(&app).await;
+    assert_eq!(s, StatusCode::OK, "still ready while rebuilding: {v}");
+    // The rebuild ends and is swapped in: the fixtures' street with its two risk points,
+    // the linked sensors and the unlinked pressure sensor.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let cell = loop {
+        let (_, g) = body(
+            app.req(Method::GET, "/risk/grid-stats?level=street", None)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        if g["cells"][0]["risk_points"] == 2 {
+            break g["cells"][0].clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "statistics never followed the bulk load: {g}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    assert_eq!(cell["sensors"], 2, "{cell}");
+    assert_eq!(cell["unlinked_sensors"], 1, "{cell}");
+    let (s, v) = ready(&app).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v["risk_statistics"]["builds"].as_u64().unwrap() >= 2, "{v}");
+    assert_eq!(v["risk_statistics"]["building"], false, "{v}");
+    app.stop().await;
+}
+both_backends!(ready_waits_for_statistics_and_bulk_loads_rebuild_them);

@@ -208,6 +208,14 @@ impl Notification {
 /// The text sent to an owner: the ticket, the work, the owner's pipelines and the deadline
 /// (in local time), in Chinese and English.
 pub fn message(t: &Ticket, o: &OwnerResponse, cal: &CalendarSettings) -> String {
+    message_parts(t, o, cal).join(&t.id.to_string())
+}
+
+/// [`message`] cut where the ticket id goes: joined with the id, the parts are the text.
+/// A submission writes its notifications in the same statement that assigns the ticket
+/// its id, so the PostGIS store joins them there (`array_to_string(parts, id)`); user text
+/// is never searched for a placeholder, so no input can forge the id.
+pub fn message_parts(t: &Ticket, o: &OwnerResponse, cal: &CalendarSettings) -> Vec<String> {
     let due = cal
         .offset()
         .map(|off| {
@@ -229,23 +237,105 @@ pub fn message(t: &Ticket, o: &OwnerResponse, cal: &CalendarSettings) -> String 
         .collect::<Vec<_>>()
         .join(", ");
     let r = &t.request;
-    format!(
-        "【开挖工单 #{id}】{who}（{phone}）将于 {sd} 至 {ed} 进行 {wt}（{m}，深 {top}–{bot} m），涉及贵单位管线 {pipes}（最严重：{sev}）。\
-         请于 {due} 前现场标记或答复无冲突。\n\
-         Lifeline excavation ticket #{id}{em}: {wt} by {who} (tel {phone}), {sd} to {ed}, method {m}, depth {top}–{bot} m. \
-         Your pipelines {pipes} are affected (worst: {sev}). Mark them or answer clear by {due}: \
-         POST /excavation/tickets/{id}/responses.",
-        id = t.id,
-        em = if t.state == TicketState::Emergency { " (EMERGENCY)" } else { "" },
-        phone = t.requester.phone,
-        sd = r.start_date,
-        ed = r.end_date,
-        wt = r.work_type,
-        m = r.method,
-        top = r.top_depth_m,
-        bot = r.bottom_depth_m,
-        sev = o.owner.worst_severity,
-    )
+    let (phone, sd, ed, wt, m) = (
+        &t.requester.phone,
+        r.start_date,
+        r.end_date,
+        &r.work_type,
+        r.method,
+    );
+    let (top, bot, sev) = (r.top_depth_m, r.bottom_depth_m, o.owner.worst_severity);
+    let em = if t.state == TicketState::Emergency {
+        " (EMERGENCY)"
+    } else {
+        ""
+    };
+    vec![
+        "【开挖工单 #".to_string(),
+        format!(
+            "】{who}（{phone}）将于 {sd} 至 {ed} 进行 {wt}（{m}，深 {top}–{bot} m），涉及贵单位管线 {pipes}（最严重：{sev}）。\
+             请于 {due} 前现场标记或答复无冲突。\n\
+             Lifeline excavation ticket #"
+        ),
+        format!(
+            "{em}: {wt} by {who} (tel {phone}), {sd} to {ed}, method {m}, depth {top}–{bot} m. \
+             Your pipelines {pipes} are affected (worst: {sev}). Mark them or answer clear by {due}: \
+             POST /excavation/tickets/"
+        ),
+        "/responses.".to_string(),
+    ]
+}
+
+/// One owner's notifications before its registered channels are applied: the owner
+/// record's addresses and the message (cut at the ticket id, [`message_parts`]). A store
+/// resolves drafts against `owner_channels` inside the submission's own transaction
+/// ([`Draft::resolve`], or the same rule in SQL), so a channel change counts from the next
+/// submission on, on every instance, with no cache to invalidate.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Draft {
+    /// Position among the ticket's owners: the outbox rows keep this order.
+    pub ord: usize,
+    pub owner_id: i64,
+    /// The owner record's e-mail (a registered address replaces it).
+    pub email: Option<String>,
+    /// The owner record's emergency phone, if not blank (a registered number replaces it).
+    pub sms: Option<String>,
+    pub parts: Vec<String>,
+    pub due_at: DateTime<Utc>,
+}
+
+impl Draft {
+    /// The notifications this owner gets with its registered channels `c`: e-mail
+    /// (registered, else the owner's address), SMS (registered, else the emergency phone)
+    /// and the webhook if one is registered, in that order.
+    pub fn resolve(&self, ticket_id: i64, c: Option<&OwnerChannels>) -> Vec<NewNotification> {
+        let email = c
+            .and_then(|c| c.email.clone())
+            .or_else(|| self.email.clone());
+        let sms = c.and_then(|c| c.sms.clone()).or_else(|| self.sms.clone());
+        let webhook = c.and_then(|c| c.webhook_url.clone());
+        let text = self.parts.join(&ticket_id.to_string());
+        [
+            (Channel::Email, email),
+            (Channel::Sms, sms),
+            (Channel::Webhook, webhook),
+        ]
+        .into_iter()
+        .filter_map(|(channel, address)| {
+            Some(NewNotification {
+                ticket_id,
+                owner_id: self.owner_id,
+                channel,
+                address: address?,
+                message: text.clone(),
+                due_at: self.due_at,
+            })
+        })
+        .collect()
+    }
+}
+
+/// The drafts of a ticket's notifications: one per owner when the ticket reaches its owners
+/// (`owners_notified` or `emergency`), none otherwise.
+pub fn drafts(t: &Ticket, cal: &CalendarSettings) -> Vec<Draft> {
+    if !matches!(
+        t.state,
+        TicketState::OwnersNotified | TicketState::Emergency
+    ) {
+        return vec![];
+    }
+    t.owners
+        .iter()
+        .enumerate()
+        .map(|(ord, o)| Draft {
+            ord,
+            owner_id: o.owner.owner_id,
+            email: o.owner.email.clone(),
+            sms: Some(o.owner.emergency_phone.clone()).filter(|p| !p.trim().is_empty()),
+            parts: message_parts(t, o, cal),
+            due_at: o.due_at,
+        })
+        .collect()
 }
 
 /// The notifications a ticket calls for: per owner, e-mail (registered override, else the
@@ -256,41 +346,10 @@ pub fn plan(
     channels: &HashMap<i64, OwnerChannels>,
     cal: &CalendarSettings,
 ) -> Vec<NewNotification> {
-    if !matches!(
-        t.state,
-        TicketState::OwnersNotified | TicketState::Emergency
-    ) {
-        return vec![];
-    }
-    let mut out = Vec::new();
-    for o in &t.owners {
-        let c = channels.get(&o.owner.owner_id);
-        let text = message(t, o, cal);
-        let email = c
-            .and_then(|c| c.email.clone())
-            .or_else(|| o.owner.email.clone());
-        let sms = c
-            .and_then(|c| c.sms.clone())
-            .or_else(|| Some(o.owner.emergency_phone.clone()).filter(|p| !p.trim().is_empty()));
-        let webhook = c.and_then(|c| c.webhook_url.clone());
-        for (channel, address) in [
-            (Channel::Email, email),
-            (Channel::Sms, sms),
-            (Channel::Webhook, webhook),
-        ] {
-            if let Some(address) = address {
-                out.push(NewNotification {
-                    ticket_id: t.id,
-                    owner_id: o.owner.owner_id,
-                    channel,
-                    address,
-                    message: text.clone(),
-                    due_at: o.due_at,
-                });
-            }
-        }
-    }
-    out
+    drafts(t, cal)
+        .iter()
+        .flat_map(|d| d.resolve(t.id, channels.get(&d.owner_id)))
+        .collect()
 }
 
 /// The JSON a webhook receives.

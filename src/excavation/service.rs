@@ -2,8 +2,8 @@
 //! state machine of [`super::tickets`], and saves through the store (which audits). Access
 //! rules live here so every entry point applies the same ones.
 //!
-//! Submission also writes the owners' notifications to the outbox ([`super::notify`]) and
-//! wakes the delivery worker.
+//! Submission also writes the owners' notifications to the outbox ([`super::notify`]), in
+//! the ticket's own transaction, and wakes the delivery worker.
 
 use super::check::{check, CheckRequest, CheckResult};
 use super::notify::{self, DeliveryStatus, Notification, OwnerChannels};
@@ -67,24 +67,21 @@ pub async fn submit(
     // Milliseconds, as both stores keep them: the ticket's deadlines and the outbox's
     // (a timestamp column) then agree to the digit.
     let now = Utc::now().trunc_subsecs(3);
-    let t = Ticket::new(&req, &result, actor, idempotency_key, &ex.tickets, now)?;
-    // The owners' channels are read while the ticket is written: independent round trips.
-    let ids = owner_ids(&t);
-    let (written, channels) =
-        tokio::join!(store.create_ticket(&t, actor), store.owner_channels(&ids));
-    let (stored, created) = written?;
-    let mut channels = channels?;
-    let out = if created {
-        (stored, true)
-    } else {
-        same_or_conflict(stored, &req)?
-    };
-    if owner_ids(&out.0) != ids {
-        // A retry whose first submission met other owners (the network changed since).
-        channels = store.owner_channels(&owner_ids(&out.0)).await?;
+    let t = Ticket::new(&req, result, actor, idempotency_key, &ex.tickets, now)?;
+    // One transaction writes the ticket, its audit entry and its owners' notifications
+    // (resolved against the owners' registered channels inside it).
+    let drafts = notify::drafts(&t, &ex.tickets.calendar);
+    let done = store.submit_ticket(t, drafts, actor).await?;
+    if done.created {
+        if done.webhooks > 0 {
+            ex.wake.notify_one();
+        }
+        return Ok((done.ticket, true));
     }
-    // Also on a retry: the outbox skips what it holds, so a submission whose notifications
-    // were not written (a crash in between) gets them now.
+    let out = same_or_conflict(done.ticket, &req)?;
+    // A retry: the outbox skips what it holds, so a ticket whose notifications are missing
+    // (stored by an older version, which wrote them separately) gets them now.
+    let channels = store.owner_channels(&owner_ids(&out.0)).await?;
     notify_owners(store, ex, &out.0, actor, channels).await?;
     Ok(out)
 }

@@ -71,6 +71,88 @@ impl CheckGeometry {
     }
 }
 
+/// The geometries of a live check result, serialised exactly as their
+/// [`CheckGeometry::of`] (GeoJSON by id, ids ascending) but without building JSON values on
+/// the way: a submission writes the pipes straight from their coordinates.
+pub struct LiveGeometry<'a>(pub &'a CheckResult);
+
+impl LiveGeometry<'_> {
+    /// Whether there is nothing to hold.
+    pub fn is_empty(&self) -> bool {
+        let r = self.0;
+        r.conflicts.is_empty()
+            && r.risk_points.iter().all(|f| f.geometry.is_none())
+            && r.sensors.iter().all(|f| f.geometry.is_none())
+    }
+}
+
+/// Entries sorted by id, the last of equal ids kept (as collecting into a `BTreeMap` does).
+fn by_id<T>(mut v: Vec<(i64, T)>) -> Vec<(i64, T)> {
+    v.reverse();
+    v.sort_by_key(|e| e.0);
+    v.dedup_by_key(|e| e.0);
+    v
+}
+
+struct LineJson<'a>(&'a LineString<f64>);
+
+impl Serialize for LineJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(2))?;
+        m.serialize_entry("type", "LineString")?;
+        m.serialize_entry("coordinates", &Coords(self.0))?;
+        m.end()
+    }
+}
+
+struct Coords<'a>(&'a LineString<f64>);
+
+impl Serialize for Coords<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.coords().map(|c| [c.x, c.y]))
+    }
+}
+
+struct Pipes<'a>(&'a [Conflict]);
+
+impl Serialize for Pipes<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v = by_id(
+            self.0
+                .iter()
+                .map(|c| (c.pipeline_id, LineJson(c.geometry.line())))
+                .collect(),
+        );
+        s.collect_map(v)
+    }
+}
+
+struct Features<'a>(&'a [NearbyFeature]);
+
+impl Serialize for Features<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v = by_id(
+            self.0
+                .iter()
+                .filter_map(|f| f.geometry.as_ref().map(|g| (f.id, geom::to_geojson(g))))
+                .collect(),
+        );
+        s.collect_map(v)
+    }
+}
+
+impl Serialize for LiveGeometry<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut m = s.serialize_struct("CheckGeometry", 3)?;
+        m.serialize_field("pipes", &Pipes(&self.0.conflicts))?;
+        m.serialize_field("risk_points", &Features(&self.0.risk_points))?;
+        m.serialize_field("sensors", &Features(&self.0.sensors))?;
+        m.end()
+    }
+}
+
 fn from_gj(v: &Value) -> Option<Geometry<f64>> {
     serde_json::from_value::<geojson::Geometry>(v.clone())
         .ok()
@@ -189,13 +271,14 @@ pub fn stored_check(
     t: &Ticket,
     index: &SpatialIndex,
 ) -> Result<(CheckResult, GeometrySource), ExcavationError> {
-    let s: StoredCheck = serde_json::from_value(t.check.clone()).map_err(|e| {
+    let s: StoredCheck = serde_json::from_value(t.check.to_json()?).map_err(|e| {
         ExcavationError::Internal(format!(
             "ticket {}: stored check does not decode: {e}",
             t.id
         ))
     })?;
-    let g = &t.check_geometry;
+    let g = t.check_geometry.geometry();
+    let g = &*g;
     let drawn = s.conflicts.len() + s.risk_points.len() + s.sensors.len();
     let source = if g.is_empty() && drawn > 0 {
         GeometrySource::Current

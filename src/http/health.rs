@@ -1,5 +1,7 @@
 //! Liveness (`/health`: the process answers) and readiness (`/ready`: the store is
-//! reachable and the index is loaded, with counts per layer).
+//! reachable, the index is loaded, with counts per layer, and the start-up build of the
+//! risk grid statistics has ended, so a balancer never sends a statistics request to a
+//! cold instance).
 
 use crate::server::AppState;
 use axum::extract::State;
@@ -23,12 +25,19 @@ pub async fn health() -> Json<serde_json::Value> {
     Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
 }
 
-/// Readiness: 200 with per-layer counts when the store answers within 2 s, else 503.
+/// Readiness: 200 with per-layer counts when the store answers within 2 s and the
+/// start-up build of the risk grid statistics has ended (waited for up to 2 s), else 503.
 #[utoipa::path(get, path = "/ready", tag = "service", responses(
-    (status = 200, description = "Store reachable and index loaded, with counts per layer"),
-    (status = 503, description = "The store does not answer")))]
+    (status = 200, description = "Store reachable, index loaded (with counts per layer), risk grid statistics built"),
+    (status = 503, description = "The store does not answer, or the risk grid statistics are still being built after start-up")))]
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
-    let ping = tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await;
+    // Both waits run together: a probe right after start-up (tests, orchestrators) gets
+    // its answer as soon as the build ends instead of a 503.
+    let (ping, stats_ready) = tokio::join!(
+        tokio::time::timeout(Duration::from_secs(2), state.store.ping()),
+        state.risk.wait_statistics_ready(Duration::from_secs(2))
+    );
+    let stats = state.risk.statistics_info();
     let layers: serde_json::Map<String, serde_json::Value> = state
         .index
         .stats()
@@ -46,10 +55,23 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
                 "version": state.index.version(),
                 "metric_crs": state.index.crs().code(),
                 "counts": layers,
+            },
+            "risk_statistics": {
+                "ready": stats.ready,
+                "building": stats.building,
+                "builds": stats.builds,
+                "last_build_ms": stats.last_build_ms,
             }
         })
     };
     match ping {
+        Ok(Ok(())) if !stats_ready => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(body(
+                "starting",
+                Some("the risk grid statistics are still being built after start-up".into()),
+            )),
+        ),
         Ok(Ok(())) => (StatusCode::OK, Json(body("ready", None))),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: store ping failed");

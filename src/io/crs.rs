@@ -173,6 +173,14 @@ impl Route {
         }
     }
 
+    /// [`Route::apply`] on an owned geometry: the identity hands it back without a copy.
+    pub fn apply_owned(&self, g: Geometry<f64>) -> Result<Geometry<f64>, CrsError> {
+        match self {
+            Route::Identity => Ok(g),
+            _ => self.apply(&g),
+        }
+    }
+
     /// Transforms one geometry to CGCS2000 lon/lat.
     pub fn apply(&self, g: &Geometry<f64>) -> Result<Geometry<f64>, CrsError> {
         match self {

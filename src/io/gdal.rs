@@ -18,6 +18,7 @@ use gdal::{Dataset, DriverManager};
 use serde_json::{Map, Value};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Why a GDAL operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -227,6 +228,52 @@ pub fn features_to_bytes(
     Ok(bytes)
 }
 
+/// A source row's attribute values in column order. The column names are shared by every
+/// row of one read, so a row costs one value per column and no per-row keys.
+#[derive(Debug, Clone)]
+pub struct Fields {
+    names: Arc<[String]>,
+    values: Vec<Value>,
+}
+
+/// What a missing column reads as.
+static NULL: Value = Value::Null;
+
+impl Fields {
+    /// Values for `names`, in the same order.
+    pub fn new(names: Arc<[String]>, values: Vec<Value>) -> Fields {
+        debug_assert_eq!(names.len(), values.len());
+        Fields { names, values }
+    }
+
+    /// The value of column `name`.
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.names
+            .iter()
+            .position(|n| n == name)
+            .and_then(|i| self.values.get(i))
+    }
+
+    /// The value of the `i`-th column.
+    pub fn at(&self, i: usize) -> Option<&Value> {
+        self.values.get(i)
+    }
+
+    /// Column names and values.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.names.iter().map(String::as_str).zip(&self.values)
+    }
+}
+
+impl std::ops::Index<&str> for Fields {
+    type Output = Value;
+
+    /// The value of column `name`; null when there is no such column.
+    fn index(&self, name: &str) -> &Value {
+        self.get(name).unwrap_or(&NULL)
+    }
+}
+
 /// One row of a source file as the importer sees it.
 #[derive(Debug, Clone)]
 pub struct SourceRow {
@@ -234,8 +281,8 @@ pub struct SourceRow {
     pub row: usize,
     /// The source FID, if the format has one.
     pub fid: Option<u64>,
-    /// Fields by source name; dates as `YYYY-MM-DD` strings.
-    pub fields: Map<String, Value>,
+    /// Field values; dates as `YYYY-MM-DD` strings.
+    pub fields: Fields,
     /// The geometry in the source CRS, or why it could not be read.
     pub geometry: Result<Option<geo::Geometry<f64>>, String>,
 }
@@ -259,9 +306,43 @@ fn field_json(v: Option<FieldValue>) -> Value {
             .map(Value::Number)
             .unwrap_or(Value::Null),
         Some(FieldValue::StringValue(s)) => Value::String(s),
-        Some(FieldValue::DateValue(d)) => Value::String(d.format("%Y-%m-%d").to_string()),
+        // `NaiveDate`'s Display is `YYYY-MM-DD`, without parsing a format string per value.
+        Some(FieldValue::DateValue(d)) => Value::String(d.to_string()),
         Some(FieldValue::DateTimeValue(d)) => Value::String(d.to_rfc3339()),
         Some(other) => Value::String(format!("{other:?}")),
+    }
+}
+
+/// The JSON value of field `idx` (of type `ty`, from the layer definition) of `f`. The
+/// common scalar types are read with one GDAL call each; the rest go through the `gdal`
+/// crate's `FieldValue`. An unset field (FlatGeobuf, Shapefile) reads as null, as does a
+/// null one.
+fn field_value(f: &Feature, idx: usize, ty: OGRFieldType::Type) -> Value {
+    let i = idx as i32;
+    // SAFETY: `h` is the live feature `f` of this layer and `i` is below its field count;
+    // GDAL returns a string owned by the feature, copied before `f` can change.
+    unsafe {
+        let h = f.c_feature();
+        if gdal_sys::OGR_F_IsFieldSetAndNotNull(h, i) == 0 {
+            return Value::Null;
+        }
+        match ty {
+            OGRFieldType::OFTInteger => Value::from(gdal_sys::OGR_F_GetFieldAsInteger(h, i)),
+            OGRFieldType::OFTInteger64 => Value::from(gdal_sys::OGR_F_GetFieldAsInteger64(h, i)),
+            OGRFieldType::OFTReal => {
+                serde_json::Number::from_f64(gdal_sys::OGR_F_GetFieldAsDouble(h, i))
+                    .map(Value::Number)
+                    .unwrap_or(Value::Null)
+            }
+            OGRFieldType::OFTString => {
+                let p = gdal_sys::OGR_F_GetFieldAsString(h, i);
+                if p.is_null() {
+                    return Value::Null;
+                }
+                Value::String(std::ffi::CStr::from_ptr(p).to_string_lossy().into_owned())
+            }
+            _ => field_json(f.field(idx).ok().flatten()),
+        }
     }
 }
 
@@ -362,12 +443,29 @@ pub fn stream_rows(
 ) -> Result<(), GdalError> {
     let ds = open_dataset(path)?;
     let mut lyr = open_layer(&ds, path, layer_name, where_)?;
-    let names: Vec<String> = lyr.defn().fields().map(|f| f.name()).collect();
-    let fields: Vec<(usize, String)> = names
-        .into_iter()
-        .enumerate()
-        .filter(|(_, n)| wanted.is_none_or(|w| w.contains(n)))
+    let all: Vec<(String, OGRFieldType::Type)> = lyr
+        .defn()
+        .fields()
+        .map(|f| (f.name(), f.field_type()))
         .collect();
+    // With `wanted`, the columns come in its order (names the layer lacks are left out), so
+    // a caller can read a row's values by position.
+    let fields: Vec<(usize, String, OGRFieldType::Type)> = match wanted {
+        Some(w) => w
+            .iter()
+            .filter_map(|n| {
+                all.iter()
+                    .position(|a| &a.0 == n)
+                    .map(|i| (i, n.clone(), all[i].1))
+            })
+            .collect(),
+        None => all
+            .into_iter()
+            .enumerate()
+            .map(|(i, (n, t))| (i, n, t))
+            .collect(),
+    };
+    let names: Arc<[String]> = fields.iter().map(|(_, n, _)| n.clone()).collect();
     let skip = resume.map_or(0, |r| r.row);
     let chunk = chunk.max(1);
     let mut rows = Vec::with_capacity(chunk);
@@ -384,26 +482,28 @@ pub fn stream_rows(
             }
             continue;
         }
-        let mut values = Map::with_capacity(fields.len());
-        for (idx, name) in &fields {
-            // SAFETY: `f` is a live feature of this layer and `idx` is below its field count.
-            // An unset field (FlatGeobuf, Shapefile) must read as null, but `Feature::field`
-            // only checks for null and returns 0 for an unset number.
-            let set = unsafe { gdal_sys::OGR_F_IsFieldSet(f.c_feature(), *idx as i32) } != 0;
-            let v = if set {
-                f.field(*idx).ok().flatten()
-            } else {
-                None
-            };
-            values.insert(name.clone(), field_json(v));
+        let mut values = Vec::with_capacity(fields.len());
+        for (idx, _, ty) in &fields {
+            values.push(field_value(&f, *idx, *ty));
         }
         let geometry = match f.geometry() {
             None => Ok(None),
             Some(g) if g.is_empty() => Ok(None),
             Some(g) => {
-                let mut g = g.clone();
-                g.flatten_to_2d();
-                geo::Geometry::<f64>::try_from(&g)
+                // SAFETY: `g` is the live geometry of `f`.
+                let flat = unsafe {
+                    gdal_sys::OGR_G_Is3D(g.c_geometry()) == 0
+                        && gdal_sys::OGR_G_IsMeasured(g.c_geometry()) == 0
+                };
+                // Only a geometry with Z or M is copied to be flattened.
+                let converted = if flat {
+                    geo::Geometry::<f64>::try_from(g)
+                } else {
+                    let mut g = g.clone();
+                    g.flatten_to_2d();
+                    geo::Geometry::<f64>::try_from(&g)
+                };
+                converted
                     .map(Some)
                     .map_err(|e| format!("unreadable geometry: {e}"))
             }
@@ -411,7 +511,7 @@ pub fn stream_rows(
         rows.push(SourceRow {
             row,
             fid: f.fid(),
-            fields: values,
+            fields: Fields::new(Arc::clone(&names), values),
             geometry,
         });
         if rows.len() == chunk && !on_chunk(std::mem::replace(&mut rows, Vec::with_capacity(chunk)))

@@ -22,7 +22,7 @@ use crate::store::import_jobs::{ImportJob, ImportJobKey};
 use crate::store::{Store, StoreError};
 use geo::{Coord, Geometry, LineString, MultiPolygon, Polygon};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
@@ -229,8 +229,11 @@ struct Plan {
     route: Route,
     gcj: bool,
     source_crs: Option<String>,
-    /// The source columns the mapping reads.
+    /// The source columns the mapping reads (each once), in the order rows hold them.
     wanted: Vec<String>,
+    /// Per mapping field, in the mapping's order: the position of its source column in
+    /// `wanted`, and the model field's type.
+    columns: Vec<(Option<usize>, Option<&'static str>)>,
 }
 
 /// Opens the source's description and checks the CRS and the mapping against it.
@@ -260,18 +263,29 @@ fn plan(path: &Path, mapping: &Mapping, opts: &ImportOptions) -> Result<Plan, Im
     };
     // Fail early on an unusable CRS rather than once per row.
     route.check().map_err(|e| ImportError::Crs(e.to_string()))?;
-    let mut wanted = Vec::new();
+    let mut wanted: Vec<String> = Vec::new();
+    let mut columns = Vec::with_capacity(mapping.fields.len());
     for (name, rule) in &mapping.fields {
-        if let Some(r) = &rule.from {
-            if !info.field_names.contains(r) {
-                return Err(ImportError::Mapping(format!(
-                    "field '{name}' reads source column '{r}', which {} does not have; columns: {}",
-                    path.display(),
-                    info.field_names.join(", ")
-                )));
+        let col = match &rule.from {
+            Some(r) => {
+                if !info.field_names.contains(r) {
+                    return Err(ImportError::Mapping(format!(
+                        "field '{name}' reads source column '{r}', which {} does not have; columns: {}",
+                        path.display(),
+                        info.field_names.join(", ")
+                    )));
+                }
+                Some(match wanted.iter().position(|w| w == r) {
+                    Some(i) => i,
+                    None => {
+                        wanted.push(r.clone());
+                        wanted.len() - 1
+                    }
+                })
             }
-            wanted.push(r.clone());
-        }
+            None => None,
+        };
+        columns.push((col, field_type(opts.layer, name)));
     }
     if let Some(o) = &mapping.owner {
         o.validate()
@@ -284,6 +298,7 @@ fn plan(path: &Path, mapping: &Mapping, opts: &ImportOptions) -> Result<Plan, Im
         gcj,
         source_crs: label,
         wanted,
+        columns,
     })
 }
 
@@ -332,25 +347,31 @@ fn run_pipeline(
     let raw_rx = Arc::new(Mutex::new(raw_rx));
     let (out_tx, out_rx) = mpsc::sync_channel::<(usize, Vec<Converted>)>(workers * 2);
     std::thread::scope(|s| {
-        let reader = s.spawn(move || {
-            let mut seq = 0usize;
-            stream_rows(
-                path,
-                mapping.source_layer.as_deref(),
-                mapping.where_.as_deref(),
-                Some(&plan.wanted),
-                resume,
-                CHUNK_ROWS,
-                &mut |rows| {
-                    let sent = raw_tx.send((seq, rows)).is_ok();
-                    seq += 1;
-                    sent
-                },
-            )
-        });
+        // Named threads, so `top -H` and profilers tell the stages apart.
+        let reader = std::thread::Builder::new()
+            .name("import-read".into())
+            .spawn_scoped(s, move || {
+                let mut seq = 0usize;
+                stream_rows(
+                    path,
+                    mapping.source_layer.as_deref(),
+                    mapping.where_.as_deref(),
+                    Some(&plan.wanted),
+                    resume,
+                    CHUNK_ROWS,
+                    &mut |rows| {
+                        let sent = raw_tx.send((seq, rows)).is_ok();
+                        seq += 1;
+                        sent
+                    },
+                )
+            })
+            .map_err(|e| ImportError::Interrupted(format!("cannot start the reader: {e}")))?;
+        let mut started = 0usize;
         for _ in 0..workers {
             let (rx, tx) = (Arc::clone(&raw_rx), out_tx.clone());
-            s.spawn(move || loop {
+            let worker = std::thread::Builder::new().name("import-convert".into());
+            let spawned = worker.spawn_scoped(s, move || loop {
                 // The lock is held only while waiting for the next chunk.
                 let next = match rx.lock() {
                     Ok(guard) => guard.recv(),
@@ -358,14 +379,15 @@ fn run_pipeline(
                 };
                 let Ok((seq, rows)) = next else { return };
                 let done: Vec<Converted> = rows
-                    .iter()
+                    .into_iter()
                     .map(|row| {
+                        let (at, fid) = (row.row, row.fid);
                         let mut repairs = Vec::new();
                         let result = convert_row(row, mapping, plan, catalog, &mut repairs)
                             .map(|rec| (rec, repairs));
                         Converted {
-                            row: row.row,
-                            fid: row.fid,
+                            row: at,
+                            fid,
                             result,
                         }
                     })
@@ -374,11 +396,22 @@ fn run_pipeline(
                     return;
                 }
             });
+            match spawned {
+                Ok(_) => started += 1,
+                Err(e) => tracing::warn!("cannot start an import worker: {e}"),
+            }
         }
         // Only the workers hold the receiving end now: when they stop, the reader's sends
         // fail and it stops too.
         drop(raw_rx);
         drop(out_tx);
+        if started == 0 {
+            // The reader stops at its first send; nothing was converted.
+            let _ = reader.join();
+            return Err(ImportError::Interrupted(
+                "cannot start any import worker".into(),
+            ));
+        }
         let mut pending: BTreeMap<usize, Vec<Converted>> = BTreeMap::new();
         let mut next = 0usize;
         'consume: for (seq, chunk) in out_rx.iter() {
@@ -744,11 +777,14 @@ fn push(d: &mut Dataset, r: Record) {
     }
 }
 
-fn apply_rule(name: &str, rule: &FieldRule, row: &SourceRow) -> Result<Option<Value>, String> {
-    let mut v = match &rule.from {
-        Some(col) => row.fields.get(col).cloned().unwrap_or(Value::Null),
-        None => Value::Null,
-    };
+/// The value of one model field from its rule and its source column's value (`None` when
+/// the rule reads no column).
+fn apply_rule(
+    name: &str,
+    rule: &FieldRule,
+    source: Option<&Value>,
+) -> Result<Option<Value>, String> {
+    let mut v = source.cloned().unwrap_or(Value::Null);
     if let Value::String(s) = &v {
         if s.trim().is_empty() {
             v = Value::Null;
@@ -789,62 +825,97 @@ fn apply_rule(name: &str, rule: &FieldRule, row: &SourceRow) -> Result<Option<Va
 }
 
 fn convert_row(
-    row: &SourceRow,
+    row: SourceRow,
     mapping: &Mapping,
     plan: &Plan,
     catalog: &Catalog,
     repairs: &mut Vec<String>,
 ) -> Result<Record, String> {
     let layer = plan.layer;
-    let g = match &row.geometry {
-        Err(e) => return Err(e.clone()),
+    let g = match row.geometry {
+        Err(e) => return Err(e),
         Ok(None) => return Err("no geometry".into()),
         Ok(Some(g)) => g,
     };
     let g = if plan.gcj {
-        gcj02_to_wgs84_geom(g)
+        gcj02_to_wgs84_geom(&g)
     } else {
         plan.route
-            .apply(g)
+            .apply_owned(g)
             .map_err(|e| format!("reprojection failed: {e}"))?
     };
     let g = repair_geometry(layer, g, repairs)?;
-    let mut obj = Map::with_capacity(mapping.fields.len() + 1);
-    for (name, rule) in &mapping.fields {
-        if let Some(v) = apply_rule(name, rule, row)? {
+    let mut values: Vec<(&str, Value)> = Vec::with_capacity(mapping.fields.len());
+    for ((name, rule), (col, ty)) in mapping.fields.iter().zip(&plan.columns) {
+        let source = col.and_then(|i| row.fields.at(i));
+        if let Some(v) = apply_rule(name, rule, source)? {
             // Whole numbers read from floating columns (e.g. a year stored as Real) go to
             // integer fields as integers.
-            let v = coerce(layer, name, v)?;
+            let v = coerce(*ty, name, v)?;
             if v.is_null() {
                 continue;
             }
-            obj.insert(name.clone(), v);
+            values.push((name.as_str(), v));
         }
     }
-    // The attributes go through the model's JSON form (one parser for every input); the
-    // geometry does not: a placeholder of the right type stands in and the typed geometry
-    // replaces it, which saves a GeoJSON round trip of every coordinate.
-    obj.insert(
-        crate::model::feature::geometry_field(layer).into(),
-        placeholder(&g),
-    );
-    let mut rec = Record::from_json(layer, Value::Object(obj)).map_err(|e| e.to_string())?;
+    let mut rec = record_from_values(layer, &values, placeholder(&g)).map_err(|e| e.to_string())?;
     set_geometry(&mut rec, g)?;
     rec.validate(catalog).map_err(|e| e.to_string())?;
     Ok(rec)
 }
 
-/// A minimal GeoJSON geometry of the same type as `g`.
-fn placeholder(g: &Geometry<f64>) -> Value {
+/// The record of `layer` with these field values. The attributes go through the model's
+/// serde form (one parser for every input, the same errors as a JSON body), read straight
+/// from the pairs rather than from a JSON object built per row. The geometry does not: a
+/// placeholder of the right type stands in and the typed geometry replaces it, which saves
+/// a GeoJSON round trip of every coordinate.
+fn record_from_values(
+    layer: Layer,
+    values: &[(&str, Value)],
+    placeholder: &'static Value,
+) -> Result<Record, serde_json::Error> {
+    use serde::de::value::MapDeserializer;
+    fn read<T: serde::de::DeserializeOwned>(
+        values: &[(&str, Value)],
+        geometry: (&'static str, &'static Value),
+    ) -> Result<T, serde_json::Error> {
+        let pairs = values
+            .iter()
+            .map(|(k, v)| (*k, v))
+            .chain(std::iter::once(geometry));
+        T::deserialize(MapDeserializer::<_, serde_json::Error>::new(pairs))
+    }
+    let geometry = (crate::model::feature::geometry_field(layer), placeholder);
+    Ok(match layer {
+        Layer::Pipelines => Record::Pipeline(read(values, geometry)?),
+        Layer::RiskPoints => Record::RiskPoint(read(values, geometry)?),
+        Layer::GridCells => Record::GridCell(read(values, geometry)?),
+        Layer::Sensors => Record::Sensor(read(values, geometry)?),
+        Layer::Owners => Record::Owner(read(values, geometry)?),
+    })
+}
+
+/// A minimal GeoJSON geometry of the same type as `g` (made once, shared by every row).
+fn placeholder(g: &Geometry<f64>) -> &'static Value {
+    use std::sync::LazyLock;
+    static POINT: LazyLock<Value> =
+        LazyLock::new(|| serde_json::json!({"type": "Point", "coordinates": [0.0, 0.0]}));
+    static LINE: LazyLock<Value> = LazyLock::new(
+        || serde_json::json!({"type": "LineString", "coordinates": [[0.0, 0.0], [1.0, 1.0]]}),
+    );
+    static POLYGON: LazyLock<Value> = LazyLock::new(|| {
+        serde_json::json!({"type": "Polygon",
+            "coordinates": [[[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]]]})
+    });
+    static MULTI_POLYGON: LazyLock<Value> = LazyLock::new(|| {
+        serde_json::json!({"type": "MultiPolygon",
+            "coordinates": [[[[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]]]]})
+    });
     match g {
-        Geometry::Point(_) => serde_json::json!({"type": "Point", "coordinates": [0.0, 0.0]}),
-        Geometry::LineString(_) => {
-            serde_json::json!({"type": "LineString", "coordinates": [[0.0, 0.0], [1.0, 1.0]]})
-        }
-        Geometry::Polygon(_) => serde_json::json!({"type": "Polygon",
-            "coordinates": [[[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]]]}),
-        _ => serde_json::json!({"type": "MultiPolygon",
-            "coordinates": [[[[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 0.0]]]]}),
+        Geometry::Point(_) => &POINT,
+        Geometry::LineString(_) => &LINE,
+        Geometry::Polygon(_) => &POLYGON,
+        _ => &MULTI_POLYGON,
     }
 }
 
@@ -872,8 +943,7 @@ fn field_type(layer: Layer, name: &str) -> Option<&'static str> {
 
 /// Brings a source value to the model field's type: numbers from text columns (CSV),
 /// whole floats to integers (a year stored as Real), empty text to null.
-fn coerce(layer: Layer, name: &str, v: Value) -> Result<Value, String> {
-    let t = field_type(layer, name);
+fn coerce(t: Option<&str>, name: &str, v: Value) -> Result<Value, String> {
     match (t, v) {
         (Some("number" | "integer"), Value::String(s)) if s.trim().is_empty() => Ok(Value::Null),
         (Some("number"), Value::String(s)) => s
@@ -1140,25 +1210,26 @@ mod tests {
             "#,
         )
         .unwrap();
-        let mut fields = Map::new();
-        fields.insert("diameter_m".into(), serde_json::json!(0.125));
-        fields.insert("t".into(), serde_json::json!("125 PE 100 SDR 11"));
-        let row = SourceRow {
-            row: 1,
-            fid: None,
-            fields,
-            geometry: Ok(None),
-        };
+        let names: std::sync::Arc<[String]> = vec!["diameter_m".into(), "t".into()].into();
+        let fields = super::super::gdal::Fields::new(
+            names,
+            vec![
+                serde_json::json!(0.125),
+                serde_json::json!("125 PE 100 SDR 11"),
+            ],
+        );
+        assert_eq!(fields["t"], "125 PE 100 SDR 11");
+        assert!(fields["missing"].is_null());
         assert_eq!(
-            apply_rule("d", &m.fields["diameter_mm"], &row).unwrap(),
+            apply_rule("d", &m.fields["diameter_mm"], fields.get("diameter_m")).unwrap(),
             Some(serde_json::json!(125.0))
         );
         assert_eq!(
-            apply_rule("m", &m.fields["material"], &row).unwrap(),
+            apply_rule("m", &m.fields["material"], fields.get("t")).unwrap(),
             Some(serde_json::json!("PE100"))
         );
         assert_eq!(
-            apply_rule("k", &m.fields["kind"], &row).unwrap(),
+            apply_rule("k", &m.fields["kind"], None).unwrap(),
             Some(serde_json::json!("gas"))
         );
         assert!(Mapping::parse("[fields]\nkind = {}\n").is_err());

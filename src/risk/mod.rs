@@ -22,6 +22,7 @@ pub mod readings;
 pub mod rules;
 pub mod stats;
 mod structure;
+pub use structure::BuildInfo;
 
 use crate::index::SpatialIndex;
 use crate::model::{Actor, Layer, Record, RiskLevel, Role};
@@ -129,18 +130,9 @@ pub struct RiskEngine {
     pub(crate) start: (i64, i64),
     /// Cancelled when the server shuts down; live event streams end with it.
     pub closing: tokio_util::sync::CancellationToken,
-    /// The static side of the statistics, kept current from `touched`.
-    pub(crate) structure: parking_lot::RwLock<structure::Structure>,
-    /// Index changes not yet applied to `structure`.
-    touched: parking_lot::Mutex<Touched>,
-}
-
-/// Index changes waiting for the statistics structure.
-#[derive(Debug, Default)]
-struct Touched {
-    records: Vec<(Layer, i64)>,
-    /// The whole index was (re)loaded: rebuild instead.
-    reload: bool,
+    /// The static side of the statistics, built in the background and kept current from
+    /// the index changes reported to [`RiskEngine::index_changed`].
+    pub(crate) stats: structure::Statistics,
 }
 
 const SHARDS: usize = 64;
@@ -166,6 +158,7 @@ impl RiskEngine {
         let start = store.cursors().await?;
         let open = store.open_alarms().await?;
         let (applied_tx, _) = tokio::sync::watch::channel(start.0);
+        let stats = structure::Statistics::new(index.clone());
         let engine = RiskEngine {
             rules: Rules::builtin(),
             store,
@@ -180,11 +173,7 @@ impl RiskEngine {
             started: Utc::now(),
             start,
             closing: tokio_util::sync::CancellationToken::new(),
-            structure: parking_lot::RwLock::new(structure::Structure::default()),
-            touched: parking_lot::Mutex::new(Touched {
-                records: Vec::new(),
-                reload: true,
-            }),
+            stats,
         };
         engine.bus.start_at(start.0, start.1);
         {
@@ -204,11 +193,9 @@ impl RiskEngine {
                 book.open.insert(a.id, a);
             }
         }
-        let engine = Arc::new(engine);
-        // Build the statistics structure now, off the request path (a second at city scale).
-        let warm = engine.clone();
-        tokio::task::spawn_blocking(move || drop(warm.structure()));
-        Ok(engine)
+        // Build the statistics structure now, on its own thread; `/ready` waits for it.
+        engine.stats.reloaded();
+        Ok(Arc::new(engine))
     }
 
     /// Tells the statistics that the index changed one record (after the change): it is
@@ -216,15 +203,31 @@ impl RiskEngine {
     /// Every index write must report here (the write path and the change follower do).
     pub fn index_changed(&self, layer: Layer, id: i64) {
         if matches!(layer, Layer::GridCells | Layer::RiskPoints | Layer::Sensors) {
-            self.touched.lock().records.push((layer, id));
+            self.stats.changed(layer, id);
         }
     }
 
-    /// Tells the statistics that the whole index was reloaded (bulk load): rebuild.
+    /// Tells the statistics that the whole index was reloaded (bulk load): they are
+    /// rebuilt in the background while the previous totals keep answering, and the
+    /// records changed meanwhile are re-applied to the new structure.
     pub fn index_reloaded(&self) {
-        let mut t = self.touched.lock();
-        t.records.clear();
-        t.reload = true;
+        self.stats.reloaded();
+    }
+
+    /// Whether the start-up build of the grid statistics has ended (readiness).
+    pub fn statistics_ready(&self) -> bool {
+        self.stats.info().ready
+    }
+
+    /// Waits at most `timeout` for the start-up build of the grid statistics; whether it
+    /// has ended.
+    pub async fn wait_statistics_ready(&self, timeout: Duration) -> bool {
+        self.stats.wait_ready(timeout).await
+    }
+
+    /// The state of the statistics builds, for `/ready` and benchmarks.
+    pub fn statistics_info(&self) -> BuildInfo {
+        self.stats.info()
     }
 
     fn with_state<T>(&self, sensor_id: i64, f: impl FnOnce(&mut SensorState) -> T) -> T {

@@ -8,9 +8,9 @@ use super::{anchor, RiskEngine, RiskError};
 use crate::model::{
     Bbox, GridLevel, Layer, Record, RiskLevel, RiskPoint, RiskStatus, Sensor, SensorStatus,
 };
+use rustc_hash::FxHashMap as HashMap;
 use serde::Serialize;
 use serde_json::{json, Value};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Filter of `GET /risk/points`.
@@ -83,8 +83,8 @@ struct LiveOffline {
 impl LiveOffline {
     fn of(st: &Structure, book: &super::Book) -> LiveOffline {
         let mut out = LiveOffline {
-            point: HashMap::new(),
-            cell: HashMap::new(),
+            point: HashMap::default(),
+            cell: HashMap::default(),
         };
         for s in &book.offline_sensors {
             let Some(n) = st.sensors.get(s) else { continue };
@@ -287,29 +287,6 @@ impl RiskEngine {
             .collect())
     }
 
-    /// The statistics structure, brought up to date first: the records the index changed
-    /// since the last call are applied one by one; a reload (start-up, bulk load) rebuilds.
-    pub(crate) fn structure(&self) -> parking_lot::RwLockReadGuard<'_, Structure> {
-        let dirty = {
-            let t = self.touched.lock();
-            t.reload || !t.records.is_empty()
-        };
-        if !dirty {
-            return self.structure.read();
-        }
-        let mut w = self.structure.write();
-        // Taken under the write lock, so two callers never apply the same batch out of order.
-        let t = std::mem::take(&mut *self.touched.lock());
-        if t.reload {
-            *w = Structure::build(&self.index);
-        } else {
-            for (layer, id) in t.records {
-                w.apply(&self.index, layer, id);
-            }
-        }
-        parking_lot::RwLockWriteGuard::downgrade(w)
-    }
-
     /// Per-cell statistics at a grid level, for the cells meeting `bbox` (all if none).
     ///
     /// The structure keeps each cell's static totals (risk points by registered level,
@@ -322,7 +299,7 @@ impl RiskEngine {
         level: GridLevel,
         bbox: Option<&Bbox>,
     ) -> Result<Vec<CellStats>, RiskError> {
-        let st = self.structure();
+        let st = self.stats.read();
         let li = level_slot(level);
         let wanted: Vec<i64> = match bbox {
             Some(b) => st.cells_in(level, b),
@@ -435,13 +412,13 @@ impl RiskEngine {
             ),
             None => None,
         };
-        let st = self.structure();
+        let st = self.stats.read();
         let up = &st.ancestors[level_slot(level)];
         let book = self.book.read();
         let live = LiveOffline::of(&st, &book);
         let (mut total, mut linked, mut working) = (0u32, 0u32, 0u32);
-        let mut by_cat: HashMap<&str, (u32, u32, u32)> = HashMap::new();
-        let mut by_cell: HashMap<i64, CellCoverage> = HashMap::new();
+        let mut by_cat: HashMap<&str, (u32, u32, u32)> = HashMap::default();
+        let mut by_cell: HashMap<i64, CellCoverage> = HashMap::default();
         let mut uncovered = Vec::new();
         for (id, p) in &st.points {
             if p.status == RiskStatus::Closed || in_bbox.as_ref().is_some_and(|w| !w.contains(id)) {

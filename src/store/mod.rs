@@ -11,6 +11,7 @@
 
 pub mod check;
 pub mod gpkg;
+mod gpkg_rtree;
 pub mod import_jobs;
 pub mod pgcluster;
 pub mod postgis;

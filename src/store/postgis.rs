@@ -78,6 +78,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "notifications",
         sql: include_str!("../../migrations/postgis/0005_notifications.sql"),
     },
+    Migration {
+        version: 7,
+        name: "ticket_json_lz4",
+        sql: include_str!("../../migrations/postgis/0007_ticket_json_lz4.sql"),
+    },
 ];
 
 /// Advisory-lock key serialising migrations between instances ("LIFELN" + 1).

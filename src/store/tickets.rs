@@ -2,12 +2,14 @@
 //! [`Store`](super::Store) and its two implementations, over the `excavation_tickets` table
 //! of migration 0002 (SQL in `tickets_postgis.sql` / `tickets_gpkg.sql`).
 //!
-//! A ticket is stored as one JSON document plus the columns that are filtered or kept
+//! A ticket is stored as one JSON document (on PostGIS a `json` column, LZ4-compressed,
+//! migration 0007: SQL never looks inside it) plus the columns that are filtered or kept
 //! unique. Every write is one transaction that also appends the audit entry, so the audit
-//! log holds every state change. Saves are optimistic: a save names the version it read,
-//! and a concurrent change makes it a `Conflict` instead of a lost update. Submission is
-//! idempotent per (submitter, `Idempotency-Key`): a second insert with the same key writes
-//! nothing and returns the first ticket.
+//! log holds every state change; a submission also writes its owners' notifications in
+//! the same transaction ([`TicketStore::submit_ticket`]). Saves are optimistic: a save
+//! names the version it read, and a concurrent change makes it a `Conflict` instead of a
+//! lost update. Submission is idempotent per (submitter, `Idempotency-Key`): a second
+//! insert with the same key writes nothing and returns the first ticket.
 //!
 //! The owners' notification outbox (`notification_outbox`, `owner_channels`, migration
 //! 0005; see [`crate::excavation::notify`]) lives here too: each new notification and each
@@ -17,7 +19,7 @@ use super::gpkg::GpkgStore;
 use super::postgis::PostgisStore;
 use super::{StoreError, StoreResult};
 use crate::excavation::notify::{
-    Channel, DeliveryStatus, NewNotification, Notification, OwnerChannels,
+    Channel, DeliveryStatus, Draft, NewNotification, Notification, OwnerChannels,
 };
 use crate::excavation::tickets::{Ticket, TicketState};
 use crate::model::Actor;
@@ -88,13 +90,32 @@ impl NotificationOutcome {
     }
 }
 
+/// What [`TicketStore::submit_ticket`] did.
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    /// The new ticket, or the earlier one with the same idempotency key.
+    pub ticket: Ticket,
+    /// False: an earlier submission with the same key, returned unchanged.
+    pub created: bool,
+    /// Webhook notifications written now.
+    pub webhooks: usize,
+}
+
 /// Ticket persistence; see the module docs for the contract.
 #[async_trait]
 pub trait TicketStore: Send + Sync {
-    /// Inserts `t` (its id is assigned) and audits the submission; or, when the submitter
-    /// already has a ticket with the same idempotency key, writes nothing and returns that
-    /// ticket. The flag says whether a ticket was created.
-    async fn create_ticket(&self, t: &Ticket, actor: &Actor) -> StoreResult<(Ticket, bool)>;
+    /// Inserts `t` (its id is assigned) and audits the submission, and writes its owners'
+    /// notifications (`drafts` resolved against the registered channels as they stand in
+    /// the same transaction, [`Draft::resolve`]) each with its audit entry: all or nothing,
+    /// one transaction. When the submitter already has a ticket with the same idempotency
+    /// key it writes nothing and returns that ticket. Returns the ticket, whether it was
+    /// created, and how many webhook notifications were written (to wake the worker).
+    async fn submit_ticket(
+        &self,
+        t: Ticket,
+        drafts: Vec<Draft>,
+        actor: &Actor,
+    ) -> StoreResult<Submitted>;
 
     /// One ticket by id.
     async fn ticket(&self, id: i64) -> StoreResult<Option<Ticket>>;
@@ -194,45 +215,68 @@ fn pg_err(e: tokio_postgres::Error) -> StoreError {
 
 #[async_trait]
 impl TicketStore for PostgisStore {
-    async fn create_ticket(&self, t: &Ticket, actor: &Actor) -> StoreResult<(Ticket, bool)> {
+    async fn submit_ticket(
+        &self,
+        t: Ticket,
+        drafts: Vec<Draft>,
+        actor: &Actor,
+    ) -> StoreResult<Submitted> {
         let client = self.client().await?;
+        // Prepared once per pooled connection: no parse, analysis and planning of this CTE
+        // and no extra round trip per submission.
+        let submit = client
+            .prepare_cached(pg_sql("submit"))
+            .await
+            .map_err(pg_err)?;
         let row = client
             .query_opt(
-                pg_sql("insert"),
+                &submit,
                 &[
                     &t.submitted_by,
                     &t.idempotency_key,
                     &t.request_hash,
                     &t.state.as_str(),
                     &t.created_at,
-                    &pg_doc(t),
+                    &pg_doc(&t),
                     &actor.name,
                     &actor.role.as_str(),
-                    &submit_detail(t),
+                    &submit_detail(&t),
+                    &tokio_postgres::types::Json(&drafts),
                 ],
             )
             .await
             .map_err(pg_err)?;
         if let Some(row) = row {
-            let mut stored = t.clone();
+            let mut stored = t;
             stored.id = row.try_get(0).map_err(pg_err)?;
-            return Ok((stored, true));
+            let webhooks: i64 = row.try_get(1).map_err(pg_err)?;
+            return Ok(Submitted {
+                ticket: stored,
+                created: true,
+                webhooks: webhooks as usize,
+            });
         }
         // The key was used before (maybe by a concurrent request that just committed: the
         // insert waited for it, and this statement's snapshot sees it).
-        let row = client
-            .query_one(pg_sql("by_key"), &[&t.submitted_by, &t.idempotency_key])
+        let by_key = client
+            .prepare_cached(pg_sql("by_key"))
             .await
             .map_err(pg_err)?;
-        Ok((pg_ticket(&row)?, false))
+        let row = client
+            .query_one(&by_key, &[&t.submitted_by, &t.idempotency_key])
+            .await
+            .map_err(pg_err)?;
+        Ok(Submitted {
+            ticket: pg_ticket(&row)?,
+            created: false,
+            webhooks: 0,
+        })
     }
 
     async fn ticket(&self, id: i64) -> StoreResult<Option<Ticket>> {
         let client = self.client().await?;
-        let row = client
-            .query_opt(pg_sql("get"), &[&id])
-            .await
-            .map_err(pg_err)?;
+        let get = client.prepare_cached(pg_sql("get")).await.map_err(pg_err)?;
+        let row = client.query_opt(&get, &[&id]).await.map_err(pg_err)?;
         row.as_ref().map(pg_ticket).transpose()
     }
 
@@ -264,9 +308,13 @@ impl TicketStore for PostgisStore {
         let client = self.client().await?;
         let mut next = t.clone();
         next.version = t.version + 1;
+        let save = client
+            .prepare_cached(pg_sql("save"))
+            .await
+            .map_err(pg_err)?;
         let row = client
             .query_opt(
-                pg_sql("save"),
+                &save,
                 &[
                     &t.id,
                     &t.version,
@@ -490,10 +538,76 @@ fn gpkg_audit(
     Ok(())
 }
 
+/// An owner's registered channels, if any.
+fn gpkg_channel(conn: &rusqlite::Connection, owner_id: i64) -> StoreResult<Option<OwnerChannels>> {
+    use rusqlite::OptionalExtension;
+    conn.prepare_cached(gpkg_sql("channel"))
+        .map_err(sq)?
+        .query_row([owner_id], |r| {
+            Ok(OwnerChannels {
+                owner_id: r.get(0)?,
+                webhook_url: r.get(1)?,
+                email: r.get(2)?,
+                sms: r.get(3)?,
+            })
+        })
+        .optional()
+        .map_err(sq)
+}
+
+/// Writes new notifications (skipping ones the outbox holds), each with its audit entry,
+/// in the caller's transaction; returns those written.
+fn gpkg_enqueue(
+    tx: &rusqlite::Transaction<'_>,
+    list: &[NewNotification],
+    actor: &Actor,
+) -> StoreResult<Vec<Notification>> {
+    use rusqlite::OptionalExtension;
+    let now = stamp(&Utc::now());
+    let mut out = Vec::new();
+    for n in list {
+        let row = tx
+            .prepare_cached(gpkg_sql("enqueue"))
+            .map_err(sq)?
+            .query_row(
+                rusqlite::params![
+                    n.ticket_id,
+                    n.owner_id,
+                    n.channel.as_str(),
+                    n.address,
+                    n.message,
+                    stamp(&n.due_at),
+                    now
+                ],
+                gpkg_notification_row,
+            )
+            .optional()
+            .map_err(sq)?;
+        if let Some(row) = row {
+            let stored = gpkg_notification(row)?;
+            gpkg_audit(
+                tx,
+                actor,
+                "notification_created",
+                &format!("notification_outbox/{}", stored.id),
+                &serde_json::json!({"ticket_id": stored.ticket_id, "owner_id": stored.owner_id,
+                    "channel": stored.channel, "due_at": stored.due_at}),
+            )?;
+            out.push(stored);
+        }
+    }
+    Ok(out)
+}
+
 #[async_trait]
 impl TicketStore for GpkgStore {
-    async fn create_ticket(&self, t: &Ticket, actor: &Actor) -> StoreResult<(Ticket, bool)> {
-        let (t, actor) = (t.clone(), actor.clone());
+    async fn submit_ticket(
+        &self,
+        t: Ticket,
+        drafts: Vec<Draft>,
+        actor: &Actor,
+    ) -> StoreResult<Submitted> {
+        let actor = actor.clone();
         self.write(move |conn| {
             let tx = conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -518,9 +632,13 @@ impl TicketStore for GpkgStore {
                         |r| r.get(0),
                     )
                     .map_err(sq)?;
-                return Ok((gpkg_decode(doc)?, false));
+                return Ok(Submitted {
+                    ticket: gpkg_decode(doc)?,
+                    created: false,
+                    webhooks: 0,
+                });
             }
-            let mut stored = t.clone();
+            let mut stored = t;
             stored.id = tx.last_insert_rowid();
             tx.execute(
                 gpkg_sql("set_doc"),
@@ -534,8 +652,22 @@ impl TicketStore for GpkgStore {
                 &format!("excavation_tickets/{}", stored.id),
                 &submit_detail(&stored),
             )?;
+            // The owners' channels as this transaction sees them (the write lock is held).
+            let mut list = Vec::new();
+            for d in &drafts {
+                let c = gpkg_channel(&tx, d.owner_id)?;
+                list.extend(d.resolve(stored.id, c.as_ref()));
+            }
+            let written = gpkg_enqueue(&tx, &list, &actor)?;
             tx.commit().map_err(sq)?;
-            Ok((stored, true))
+            Ok(Submitted {
+                ticket: stored,
+                created: true,
+                webhooks: written
+                    .iter()
+                    .filter(|n| n.channel == Channel::Webhook)
+                    .count(),
+            })
         })
         .await
     }
@@ -618,22 +750,9 @@ impl TicketStore for GpkgStore {
         }
         let ids = owner_ids.to_vec();
         self.read(move |conn| {
-            use rusqlite::OptionalExtension;
-            let mut stmt = conn.prepare_cached(gpkg_sql("channel")).map_err(sq)?;
             let mut out = Vec::new();
             for id in ids {
-                let c = stmt
-                    .query_row([id], |r| {
-                        Ok(OwnerChannels {
-                            owner_id: r.get(0)?,
-                            webhook_url: r.get(1)?,
-                            email: r.get(2)?,
-                            sms: r.get(3)?,
-                        })
-                    })
-                    .optional()
-                    .map_err(sq)?;
-                out.extend(c);
+                out.extend(gpkg_channel(conn, id)?);
             }
             Ok(out)
         })
@@ -679,43 +798,10 @@ impl TicketStore for GpkgStore {
         }
         let (list, actor) = (list.to_vec(), actor.clone());
         self.write(move |conn| {
-            use rusqlite::OptionalExtension;
             let tx = conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(sq)?;
-            let now = stamp(&Utc::now());
-            let mut out = Vec::new();
-            for n in &list {
-                let row = tx
-                    .prepare_cached(gpkg_sql("enqueue"))
-                    .map_err(sq)?
-                    .query_row(
-                        rusqlite::params![
-                            n.ticket_id,
-                            n.owner_id,
-                            n.channel.as_str(),
-                            n.address,
-                            n.message,
-                            stamp(&n.due_at),
-                            now
-                        ],
-                        gpkg_notification_row,
-                    )
-                    .optional()
-                    .map_err(sq)?;
-                if let Some(row) = row {
-                    let stored = gpkg_notification(row)?;
-                    gpkg_audit(
-                        &tx,
-                        &actor,
-                        "notification_created",
-                        &format!("notification_outbox/{}", stored.id),
-                        &serde_json::json!({"ticket_id": stored.ticket_id, "owner_id": stored.owner_id,
-                            "channel": stored.channel, "due_at": stored.due_at}),
-                    )?;
-                    out.push(stored);
-                }
-            }
+            let out = gpkg_enqueue(&tx, &list, &actor)?;
             tx.commit().map_err(sq)?;
             Ok(out)
         })

@@ -1,19 +1,50 @@
 -- SQL of the PostGIS ticket store (src/store/tickets.rs), one statement per `-- name:`.
 -- Every value is a bound parameter. Each write is ONE statement (a data-modifying CTE,
--- atomic by itself): the ticket row and its audit entry commit together in a single round
--- trip. The document is stored without its id; reads take the id from the column.
+-- atomic by itself): the ticket row and its audit entry (and, on submission, the outbox
+-- rows and theirs) commit together in a single round trip. The document is stored without
+-- its id; reads take the id from the column. The store prepares the hot statements once
+-- per connection (`prepare_cached`).
 
--- name: insert
--- Nothing is written (no row returned) when the requester already used this key.
+-- name: submit
+-- A submission, ONE statement: the ticket, its audit entry, and its owners' notifications
+-- with theirs. $10: the owners' drafts (JSON array, `notify::Draft`); each is resolved
+-- against the owner's registered channels here, in the same snapshot (registered e-mail or
+-- SMS replaces the owner record's; a webhook only if registered), and its message is the
+-- draft's parts joined with the new ticket id. Nothing is written (no row returned) when
+-- the requester already used this key. Returns the ticket id and the webhooks written.
 WITH t AS (
   INSERT INTO excavation_tickets
     (requester, idempotency_key, request_hash, state, version, created_at, updated_at, doc)
   VALUES ($1, $2, $3, $4, 1, $5, $5, $6)
   ON CONFLICT (requester, idempotency_key) DO NOTHING
-  RETURNING id)
-INSERT INTO audit_log (actor, role, action, target, detail)
-SELECT $7, $8, 'ticket_submit', 'excavation_tickets/' || t.id, $9 FROM t
-RETURNING (SELECT id FROM t)
+  RETURNING id),
+a AS (
+  INSERT INTO audit_log (actor, role, action, target, detail)
+  SELECT $7, $8, 'ticket_submit', 'excavation_tickets/' || t.id, $9 FROM t),
+d AS (
+  SELECT * FROM jsonb_to_recordset($10::jsonb)
+    AS x(ord integer, owner_id bigint, email text, sms text, parts text[],
+         due_at timestamptz)),
+n AS (
+  INSERT INTO notification_outbox (ticket_id, owner_id, channel, address, message, due_at,
+    status, attempts, next_attempt_at, created_at, updated_at)
+  SELECT t.id, d.owner_id, v.channel, v.address, array_to_string(d.parts, t.id::text),
+    d.due_at, 'pending', 0, $5, $5, $5
+  FROM t CROSS JOIN d
+  LEFT JOIN owner_channels c ON c.owner_id = d.owner_id
+  CROSS JOIN LATERAL (VALUES (1, 'email', COALESCE(c.email, d.email)),
+                             (2, 'sms', COALESCE(c.sms, d.sms)),
+                             (3, 'webhook', c.webhook_url)) AS v(k, channel, address)
+  WHERE v.address IS NOT NULL
+  ORDER BY d.ord, v.k
+  RETURNING id, ticket_id, owner_id, channel, due_at),
+na AS (
+  INSERT INTO audit_log (actor, role, action, target, detail)
+  SELECT $7, $8, 'notification_created', 'notification_outbox/' || n.id,
+    jsonb_build_object('ticket_id', n.ticket_id, 'owner_id', n.owner_id,
+      'channel', n.channel, 'due_at', n.due_at)
+  FROM n)
+SELECT t.id, (SELECT count(*) FROM n WHERE n.channel = 'webhook') FROM t
 
 -- name: by_key
 SELECT id, doc FROM excavation_tickets WHERE requester = $1 AND idempotency_key = $2
