@@ -448,21 +448,20 @@ pub fn stream_rows(
         .fields()
         .map(|f| (f.name(), f.field_type()))
         .collect();
-    // With `wanted`, the columns come in its order (names the layer lacks are left out), so
-    // a caller can read a row's values by position.
-    let fields: Vec<(usize, String, OGRFieldType::Type)> = match wanted {
+    // With `wanted`, the columns come in its order, so a caller can read a row's values by
+    // position; a name the layer lacks reads as null.
+    let fields: Vec<(Option<usize>, String, OGRFieldType::Type)> = match wanted {
         Some(w) => w
             .iter()
-            .filter_map(|n| {
-                all.iter()
-                    .position(|a| &a.0 == n)
-                    .map(|i| (i, n.clone(), all[i].1))
+            .map(|n| match all.iter().position(|a| &a.0 == n) {
+                Some(i) => (Some(i), n.clone(), all[i].1),
+                None => (None, n.clone(), OGRFieldType::OFTString),
             })
             .collect(),
         None => all
             .into_iter()
             .enumerate()
-            .map(|(i, (n, t))| (i, n, t))
+            .map(|(i, (n, t))| (Some(i), n, t))
             .collect(),
     };
     let names: Arc<[String]> = fields.iter().map(|(_, n, _)| n.clone()).collect();
@@ -484,7 +483,7 @@ pub fn stream_rows(
         }
         let mut values = Vec::with_capacity(fields.len());
         for (idx, _, ty) in &fields {
-            values.push(field_value(&f, *idx, *ty));
+            values.push(idx.map_or(Value::Null, |i| field_value(&f, i, *ty)));
         }
         let geometry = match f.geometry() {
             None => Ok(None),
