@@ -1167,6 +1167,8 @@ fn bulk_layer_fed<R: Row>(
         }
         _ => (false, 0),
     };
+    // A large load into an empty table.
+    let fresh = rebuild && existing == 0;
     // Inside the transaction: a failure or a crash restores the triggers with everything else.
     let triggers = if rebuild {
         suspend_rtree_triggers(conn, t)?
@@ -1175,24 +1177,23 @@ fn bulk_layer_fed<R: Row>(
     };
     // Into an empty table, the table's own indexes are built once at the end too: sorting
     // a million keys is several times cheaper than a million random B-tree inserts.
-    let indexes = if rebuild && existing == 0 {
+    let indexes = if fresh {
         suspend_indexes(conn, t)?
     } else {
         Vec::new()
     };
     // Into an empty table, the boxes computed while encoding are the whole index; otherwise
     // the rebuild reads them back from the table.
-    let mut boxes: Option<Vec<gpkg_rtree::Entry>> =
-        (rebuild && existing == 0).then(|| Vec::with_capacity(expected));
+    let mut boxes: Option<Vec<gpkg_rtree::Entry>> = fresh.then(|| Vec::with_capacity(expected));
     let mut insert = conn.prepare(&t.insert_new_sql()).sql()?;
     let mut update = conn.prepare(&t.update_sql()).sql()?;
     // Into an empty table, rows with their own ids go in MULTI_ROWS to a statement: the
     // per-statement work (and the AUTOINCREMENT bookkeeping) is then paid once per group,
     // a good part of SQLite's cost per row. A group the store refuses (an id given twice,
     // a bad reference) is written again row by row, which upserts or names the culprit.
-    let mut multi = match boxes {
-        Some(_) => Some(conn.prepare(&t.insert_many_sql(MULTI_ROWS)).sql()?),
-        None => None,
+    let mut multi = match fresh {
+        true => Some(conn.prepare(&t.insert_many_sql(MULTI_ROWS)).sql()?),
+        false => None,
     };
     let mut env: Option<Envelope> = None;
     let mut n = 0usize;
@@ -3047,6 +3048,69 @@ mod tests {
             sql_count(&store, "SELECT count(*) FROM rtree_pipelines_geometry"),
             n + 1
         );
+    }
+
+    /// A large load into an empty table writes rows in groups; a group SQLite refuses is
+    /// written again row by row, so a repeated id still upserts (the later record wins) and
+    /// a bad reference is still named.
+    #[tokio::test]
+    async fn grouped_inserts_keep_upserts_and_name_the_bad_row() {
+        let (store, _dir) = fresh().await;
+        let a = actor();
+        let mut data = dataset();
+        for i in 0..RTREE_REBUILD_MIN as i64 {
+            let x = 106.3 + (i % 100) as f64 * 0.001;
+            data.pipelines.push(pipe(
+                100 + i,
+                1,
+                PipeKind::Gas,
+                x,
+                29.3 + (i / 100) as f64 * 0.001,
+            ));
+        }
+        // Pipeline 140 again, in a later group, moved and owned by owner 2.
+        data.pipelines
+            .insert(700, pipe(140, 2, PipeKind::Power, 107.2, 30.2));
+        let mut bad = data.clone();
+        bad.pipelines
+            .insert(1_000, pipe(99_999, 424_242, PipeKind::Gas, 106.4, 29.4));
+        let e = store.bulk_load(&bad, &a).await.unwrap_err();
+        assert!(
+            matches!(&e, StoreError::Conflict(m) if m.contains("99999") && m.contains("owner 424242 does not exist")),
+            "{e}"
+        );
+        assert_eq!(count(&store, Layer::Pipelines).await, 0);
+
+        store.bulk_load(&data, &a).await.unwrap();
+        let n = data.pipelines.len() as i64 - 1;
+        assert_eq!(count(&store, Layer::Pipelines).await, n);
+        assert_eq!(
+            sql_count(
+                &store,
+                "SELECT count(*) FROM pipelines WHERE id = 140 AND owner_id = 2 AND kind = 'power'"
+            ),
+            1
+        );
+        assert_eq!(
+            sql_count(
+                &store,
+                "SELECT count(*) FROM rtree_pipelines_geometry WHERE id = 140 AND minx > 107.1"
+            ),
+            1,
+            "the index holds the later box"
+        );
+        assert_eq!(
+            sql_count(&store, "SELECT count(*) FROM rtree_pipelines_geometry"),
+            n
+        );
+        let check: String = store
+            .reader
+            .lock()
+            .query_row("SELECT rtreecheck('rtree_pipelines_geometry')", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(check, "ok");
     }
 
     #[tokio::test]
