@@ -15,27 +15,15 @@ use lifeline::model::{feature::to_feature, Actor, Catalog, Dataset, Layer, Recor
 use std::path::Path;
 use std::time::Instant;
 
-/// CPU seconds this process has used (user + system), from `/proc/self/stat`: on a shared
-/// machine the CPU a stage costs is steadier than its wall time.
-fn cpu_seconds() -> f64 {
+/// CPU seconds this process has used: (user + system, system), from `/proc/self/stat`. On
+/// a shared machine the CPU a stage costs is steadier than its wall time.
+fn cpu_times() -> (f64, f64) {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let after = stat.rsplit(')').next().unwrap_or("");
     let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let secs = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0) / 100.0;
     // Fields 14 and 15 of the line (utime, stime) are 12 and 13 after the command name.
-    (ticks(11) + ticks(12)) / 100.0
-}
-
-/// System CPU seconds of this process (page faults, file writes).
-fn sys_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit(')').next().unwrap_or("");
-    after
-        .split_whitespace()
-        .nth(12)
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 100.0
+    (secs(11) + secs(12), secs(12))
 }
 
 fn load_average() -> String {
@@ -86,7 +74,7 @@ fn opts() -> ImportOptions {
 async fn end_to_end(name: &str, url: &str, url2: &str, owners: &Dataset, gpkg: &Path, n: usize) {
     let store = lifeline::store::open(url, 4).await.unwrap();
     store.bulk_load(owners, &Actor::cli()).await.unwrap();
-    let (t, cpu, sys) = (Instant::now(), cpu_seconds(), sys_seconds());
+    let (t, (cpu, sys)) = (Instant::now(), cpu_times());
     let s = import(
         store.as_ref(),
         gpkg,
@@ -105,11 +93,12 @@ async fn end_to_end(name: &str, url: &str, url2: &str, owners: &Dataset, gpkg: &
         "{:?}",
         &s.report.issues[..3.min(s.report.issues.len())]
     );
+    let (cpu_now, sys_now) = cpu_times();
     println!(
         "import end to end into {name} (one transaction): {n} features in {secs:.2} s = {:.0} features/s, {:.2} CPU s in this process ({:.2} s system) (load {})",
         n as f64 / secs,
-        cpu_seconds() - cpu,
-        sys_seconds() - sys,
+        cpu_now - cpu,
+        sys_now - sys,
         load_average()
     );
     if std::env::var_os("LIFELINE_BENCH_END_TO_END_ONLY").is_some() {
@@ -180,7 +169,7 @@ fn main() {
 
     // `LIFELINE_BENCH_END_TO_END_ONLY=1`: only the end-to-end imports (for profiling).
     if std::env::var_os("LIFELINE_BENCH_END_TO_END_ONLY").is_none() {
-        let (t, cpu) = (Instant::now(), cpu_seconds());
+        let (t, (cpu, _)) = (Instant::now(), cpu_times());
         let report = prepare(
             &gpkg,
             &mapping(),
@@ -194,7 +183,7 @@ fn main() {
         println!(
             "read + map + validate (GDAL reader thread, converting workers): {secs:.2} s = {:.0} features/s, {:.2} CPU s (load {})",
             n as f64 / secs,
-            cpu_seconds() - cpu,
+            cpu_times().0 - cpu,
             load_average()
         );
     }

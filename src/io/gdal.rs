@@ -258,11 +258,6 @@ impl Fields {
     pub fn at(&self, i: usize) -> Option<&Value> {
         self.values.get(i)
     }
-
-    /// Column names and values.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.names.iter().map(String::as_str).zip(&self.values)
-    }
 }
 
 impl std::ops::Index<&str> for Fields {

@@ -202,7 +202,7 @@ fn run_blocking<T>(f: impl FnOnce() -> T) -> T {
 
 /// `rusqlite::Result` → [`StoreResult`] for failures that are the backend's, not the
 /// client's.
-trait SqlExt<T> {
+pub(crate) trait SqlExt<T> {
     fn sql(self) -> StoreResult<T>;
 }
 
@@ -985,7 +985,7 @@ fn exists(conn: &Connection, t: &Table, id: i64) -> StoreResult<bool> {
 
 /// Starts the write transaction. IMMEDIATE takes the write lock up front, so a second
 /// process fails (after the busy timeout) before any work rather than at commit.
-fn begin(conn: &mut Connection) -> StoreResult<rusqlite::Transaction<'_>> {
+pub(crate) fn begin(conn: &mut Connection) -> StoreResult<rusqlite::Transaction<'_>> {
     conn.transaction_with_behavior(TransactionBehavior::Immediate)
         .sql()
 }

@@ -16,7 +16,7 @@
 //!
 //! Statements live in `risk_postgis.sql` and `risk_gpkg.sql` next to this file.
 
-use super::gpkg::GpkgStore;
+use super::gpkg::{begin, GpkgStore, SqlExt};
 use super::postgis::PostgisStore;
 use super::{StoreError, StoreResult};
 use crate::model::{Actor, SensorKind};
@@ -483,16 +483,6 @@ async fn lock_sensor_pg(
 // GeoPackage
 // ---------------------------------------------------------------------------------------
 
-trait Sq<T> {
-    fn sq(self) -> StoreResult<T>;
-}
-
-impl<T> Sq<T> for rusqlite::Result<T> {
-    fn sq(self) -> StoreResult<T> {
-        self.map_err(|e| StoreError::Backend(e.to_string()))
-    }
-}
-
 fn gp_alarm(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alarm> {
     let txt = |i: usize| -> rusqlite::Result<String> { r.get(i) };
     let parse = |i: usize, s: String| -> rusqlite::Result<_> { Ok((i, s)) };
@@ -552,31 +542,29 @@ fn gp_apply(
     actor: &Actor,
 ) -> StoreResult<Option<RiskEvent>> {
     use rusqlite::OptionalExtension;
-    let tx = conn
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-        .sq()?;
+    let tx = begin(conn)?;
     let current = match op {
         AlarmOp::Detect(d) => tx
             .prepare_cached(gp_sql("alarm_open_for"))
-            .sq()?
+            .sql()?
             .query_row(rusqlite::params![d.sensor_id, d.rule.as_str()], gp_alarm)
             .optional()
-            .sq()?,
+            .sql()?,
         AlarmOp::Clear {
             sensor_id, rule, ..
         } => tx
             .prepare_cached(gp_sql("alarm_open_for"))
-            .sq()?
+            .sql()?
             .query_row(rusqlite::params![sensor_id, rule.as_str()], gp_alarm)
             .optional()
-            .sq()?,
+            .sql()?,
         AlarmOp::Transition { id, .. } => {
             let a = tx
                 .prepare_cached(gp_sql("alarm_get"))
-                .sq()?
+                .sql()?
                 .query_row([id], gp_alarm)
                 .optional()
-                .sq()?;
+                .sql()?;
             if a.is_none() {
                 return Err(StoreError::Invalid(format!("alarm {id} does not exist")));
             }
@@ -591,7 +579,7 @@ fn gp_apply(
         serde_json::to_string(&next.history).map_err(|e| StoreError::Backend(e.to_string()))?;
     if next.id == 0 {
         tx.prepare_cached(gp_sql("alarm_insert"))
-            .sq()?
+            .sql()?
             .execute(rusqlite::params![
                 next.sensor_id,
                 next.sensor_kind.as_str(),
@@ -607,11 +595,11 @@ fn gp_apply(
                 next.lat,
                 history,
             ])
-            .sq()?;
+            .sql()?;
         next.id = tx.last_insert_rowid();
     } else {
         tx.prepare_cached(gp_sql("alarm_update"))
-            .sq()?
+            .sql()?
             .execute(rusqlite::params![
                 next.id,
                 next.severity.as_str(),
@@ -621,22 +609,22 @@ fn gp_apply(
                 next.cleared_at.map(ms),
                 history,
             ])
-            .sq()?;
+            .sql()?;
     }
     tx.prepare_cached(gp_sql("event_insert"))
-        .sq()?
+        .sql()?
         .execute(rusqlite::params![
             next.id,
             payload(&next).to_string(),
             ms(now)
         ])
-        .sq()?;
+        .sql()?;
     let event_id = tx.last_insert_rowid();
     let action = audit_action(op, current.as_ref(), &next);
     let detail =
         serde_json::json!({"event": event_id, "status": next.status, "severity": next.severity});
     tx.prepare_cached(gp_sql("audit_insert"))
-        .sq()?
+        .sql()?
         .execute(rusqlite::params![
             gpkg_stamp(now),
             actor.name,
@@ -645,8 +633,8 @@ fn gp_apply(
             format!("alarms/{}", next.id),
             detail.to_string()
         ])
-        .sq()?;
-    tx.commit().sq()?;
+        .sql()?;
+    tx.commit().sql()?;
     Ok(Some(RiskEvent {
         id: event_id,
         alarm: next,
@@ -661,12 +649,10 @@ impl RiskStore for GpkgStore {
         }
         let batch = readings.to_vec();
         self.write(move |c| {
-            let tx = c
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .sq()?;
+            let tx = begin(c)?;
             let mut out = Vec::with_capacity(batch.len());
             {
-                let mut stmt = tx.prepare_cached(gp_sql("insert_reading")).sq()?;
+                let mut stmt = tx.prepare_cached(gp_sql("insert_reading")).sql()?;
                 for r in &batch {
                     let n = stmt
                         .execute(rusqlite::params![
@@ -675,11 +661,11 @@ impl RiskStore for GpkgStore {
                             r.value,
                             r.quality.as_str()
                         ])
-                        .sq()?;
+                        .sql()?;
                     out.push(n == 1);
                 }
             }
-            tx.commit().sq()?;
+            tx.commit().sql()?;
             Ok(out)
         })
         .await
@@ -693,14 +679,14 @@ impl RiskStore for GpkgStore {
         limit: usize,
     ) -> StoreResult<Vec<Reading>> {
         self.read(move |c| {
-            let mut stmt = c.prepare_cached(gp_sql("readings_raw")).sq()?;
+            let mut stmt = c.prepare_cached(gp_sql("readings_raw")).sql()?;
             let rows = stmt
                 .query_map(
                     rusqlite::params![sensor_id, ms(from), ms(to), limit as i64],
                     |r| gp_reading(sensor_id, r),
                 )
-                .sq()?;
-            rows.collect::<rusqlite::Result<_>>().sq()
+                .sql()?;
+            rows.collect::<rusqlite::Result<_>>().sql()
         })
         .await
     }
@@ -713,7 +699,7 @@ impl RiskStore for GpkgStore {
         every_ms: i64,
     ) -> StoreResult<Vec<Bucket>> {
         self.read(move |c| {
-            let mut stmt = c.prepare_cached(gp_sql("readings_buckets")).sq()?;
+            let mut stmt = c.prepare_cached(gp_sql("readings_buckets")).sql()?;
             let rows = stmt
                 .query_map(
                     rusqlite::params![sensor_id, ms(from), ms(to), every_ms],
@@ -727,8 +713,8 @@ impl RiskStore for GpkgStore {
                         })
                     },
                 )
-                .sq()?;
-            rows.collect::<rusqlite::Result<_>>().sq()
+                .sql()?;
+            rows.collect::<rusqlite::Result<_>>().sql()
         })
         .await
     }
@@ -737,10 +723,10 @@ impl RiskStore for GpkgStore {
         use rusqlite::OptionalExtension;
         self.read(move |c| {
             c.prepare_cached(gp_sql("last_reading"))
-                .sq()?
+                .sql()?
                 .query_row([sensor_id], |r| gp_reading(sensor_id, r))
                 .optional()
-                .sq()
+                .sql()
         })
         .await
     }
@@ -754,10 +740,10 @@ impl RiskStore for GpkgStore {
         use rusqlite::OptionalExtension;
         self.read(move |c| {
             c.prepare_cached(gp_sql("alarm_get"))
-                .sq()?
+                .sql()?
                 .query_row([id], gp_alarm)
                 .optional()
-                .sq()
+                .sql()
         })
         .await
     }
@@ -772,23 +758,23 @@ impl RiskStore for GpkgStore {
         let b = f.bbox.map(|b| b.map(Some)).unwrap_or([None; 4]);
         let (sensor, limit) = (f.sensor_id, f.limit as i64);
         self.read(move |c| {
-            let mut stmt = c.prepare_cached(gp_sql("alarm_list")).sq()?;
+            let mut stmt = c.prepare_cached(gp_sql("alarm_list")).sql()?;
             let rows = stmt
                 .query_map(
                     rusqlite::params![statuses, b[0], b[1], b[2], b[3], sensor, limit],
                     gp_alarm,
                 )
-                .sq()?;
-            rows.collect::<rusqlite::Result<_>>().sq()
+                .sql()?;
+            rows.collect::<rusqlite::Result<_>>().sql()
         })
         .await
     }
 
     async fn open_alarms(&self) -> StoreResult<Vec<Alarm>> {
         self.read(move |c| {
-            let mut stmt = c.prepare_cached(gp_sql("alarms_open")).sq()?;
-            let rows = stmt.query_map([], gp_alarm).sq()?;
-            rows.collect::<rusqlite::Result<_>>().sq()
+            let mut stmt = c.prepare_cached(gp_sql("alarms_open")).sql()?;
+            let rows = stmt.query_map([], gp_alarm).sql()?;
+            rows.collect::<rusqlite::Result<_>>().sql()
         })
         .await
     }
@@ -796,13 +782,13 @@ impl RiskStore for GpkgStore {
     async fn risk_events_since(&self, after: i64, limit: usize) -> StoreResult<Vec<RiskEvent>> {
         let rows: Vec<(i64, String)> = self
             .read(move |c| {
-                let mut stmt = c.prepare_cached(gp_sql("events_since")).sq()?;
+                let mut stmt = c.prepare_cached(gp_sql("events_since")).sql()?;
                 let rows = stmt
                     .query_map(rusqlite::params![after, limit as i64], |r| {
                         Ok((r.get(0)?, r.get(1)?))
                     })
-                    .sq()?;
-                rows.collect::<rusqlite::Result<_>>().sq()
+                    .sql()?;
+                rows.collect::<rusqlite::Result<_>>().sql()
             })
             .await?;
         rows.into_iter()
@@ -816,10 +802,12 @@ impl RiskStore for GpkgStore {
 
     async fn cursors(&self) -> StoreResult<(i64, i64)> {
         self.read(move |c| {
-            let r: i64 = c.query_row(gp_sql("event_latest"), [], |r| r.get(0)).sq()?;
+            let r: i64 = c
+                .query_row(gp_sql("event_latest"), [], |r| r.get(0))
+                .sql()?;
             let v: i64 = c
                 .query_row(gp_sql("change_latest"), [], |r| r.get(0))
-                .sq()?;
+                .sql()?;
             Ok((r, v))
         })
         .await

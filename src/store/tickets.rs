@@ -15,7 +15,7 @@
 //! 0005; see [`crate::excavation::notify`]) lives here too: each new notification and each
 //! delivery outcome is written together with its audit entry.
 
-use super::gpkg::GpkgStore;
+use super::gpkg::{begin, GpkgStore, SqlExt};
 use super::postgis::PostgisStore;
 use super::{StoreError, StoreResult};
 use crate::excavation::notify::{
@@ -504,10 +504,6 @@ fn pg_ticket(row: &tokio_postgres::Row) -> StoreResult<Ticket> {
 // GeoPackage
 // ---------------------------------------------------------------------------------------
 
-fn sq(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
-
 /// The GeoPackage DATETIME form (milliseconds, `Z`), as the rest of the file uses.
 fn stamp(t: &chrono::DateTime<chrono::Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
@@ -525,7 +521,7 @@ fn gpkg_audit(
     detail: &serde_json::Value,
 ) -> StoreResult<()> {
     conn.prepare_cached(gpkg_sql("audit"))
-        .map_err(sq)?
+        .sql()?
         .execute(rusqlite::params![
             stamp(&chrono::Utc::now()),
             actor.name,
@@ -534,7 +530,7 @@ fn gpkg_audit(
             target,
             detail.to_string()
         ])
-        .map_err(sq)?;
+        .sql()?;
     Ok(())
 }
 
@@ -542,7 +538,7 @@ fn gpkg_audit(
 fn gpkg_channel(conn: &rusqlite::Connection, owner_id: i64) -> StoreResult<Option<OwnerChannels>> {
     use rusqlite::OptionalExtension;
     conn.prepare_cached(gpkg_sql("channel"))
-        .map_err(sq)?
+        .sql()?
         .query_row([owner_id], |r| {
             Ok(OwnerChannels {
                 owner_id: r.get(0)?,
@@ -552,7 +548,7 @@ fn gpkg_channel(conn: &rusqlite::Connection, owner_id: i64) -> StoreResult<Optio
             })
         })
         .optional()
-        .map_err(sq)
+        .sql()
 }
 
 /// Writes new notifications (skipping ones the outbox holds), each with its audit entry,
@@ -568,7 +564,7 @@ fn gpkg_enqueue(
     for n in list {
         let row = tx
             .prepare_cached(gpkg_sql("enqueue"))
-            .map_err(sq)?
+            .sql()?
             .query_row(
                 rusqlite::params![
                     n.ticket_id,
@@ -582,7 +578,7 @@ fn gpkg_enqueue(
                 gpkg_notification_row,
             )
             .optional()
-            .map_err(sq)?;
+            .sql()?;
         if let Some(row) = row {
             let stored = gpkg_notification(row)?;
             gpkg_audit(
@@ -609,12 +605,10 @@ impl TicketStore for GpkgStore {
     ) -> StoreResult<Submitted> {
         let actor = actor.clone();
         self.write(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(sq)?;
+            let tx = begin(conn)?;
             let n = tx
                 .prepare_cached(gpkg_sql("insert"))
-                .map_err(sq)?
+                .sql()?
                 .execute(rusqlite::params![
                     t.submitted_by,
                     t.idempotency_key,
@@ -623,7 +617,7 @@ impl TicketStore for GpkgStore {
                     stamp(&t.created_at),
                     encode(&t)?
                 ])
-                .map_err(sq)?;
+                .sql()?;
             if n == 0 {
                 let doc: String = tx
                     .query_row(
@@ -631,7 +625,7 @@ impl TicketStore for GpkgStore {
                         rusqlite::params![t.submitted_by, t.idempotency_key],
                         |r| r.get(0),
                     )
-                    .map_err(sq)?;
+                    .sql()?;
                 return Ok(Submitted {
                     ticket: gpkg_decode(doc)?,
                     created: false,
@@ -644,7 +638,7 @@ impl TicketStore for GpkgStore {
                 gpkg_sql("set_doc"),
                 rusqlite::params![stored.id, encode(&stored)?],
             )
-            .map_err(sq)?;
+            .sql()?;
             gpkg_audit(
                 &tx,
                 &actor,
@@ -659,7 +653,7 @@ impl TicketStore for GpkgStore {
                 list.extend(d.resolve(stored.id, c.as_ref()));
             }
             let written = gpkg_enqueue(&tx, &list, &actor)?;
-            tx.commit().map_err(sq)?;
+            tx.commit().sql()?;
             Ok(Submitted {
                 ticket: stored,
                 created: true,
@@ -678,7 +672,7 @@ impl TicketStore for GpkgStore {
             let doc: Option<String> = conn
                 .query_row(gpkg_sql("get"), [id], |r| r.get(0))
                 .optional()
-                .map_err(sq)?;
+                .sql()?;
             doc.map(gpkg_decode).transpose()
         })
         .await
@@ -687,7 +681,7 @@ impl TicketStore for GpkgStore {
     async fn tickets(&self, f: &TicketFilter) -> StoreResult<Vec<Ticket>> {
         let f = f.clone();
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(gpkg_sql("list")).map_err(sq)?;
+            let mut stmt = conn.prepare_cached(gpkg_sql("list")).sql()?;
             let rows = stmt
                 .query_map(
                     rusqlite::params![
@@ -698,8 +692,8 @@ impl TicketStore for GpkgStore {
                     ],
                     |r| r.get::<_, String>(0),
                 )
-                .map_err(sq)?;
-            rows.map(|r| gpkg_decode(r.map_err(sq)?)).collect()
+                .sql()?;
+            rows.map(|r| gpkg_decode(r.sql()?)).collect()
         })
         .await
     }
@@ -713,14 +707,12 @@ impl TicketStore for GpkgStore {
     ) -> StoreResult<Ticket> {
         let (t, actor, action) = (t.clone(), actor.clone(), action.to_string());
         self.write(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(sq)?;
+            let tx = begin(conn)?;
             let mut next = t.clone();
             next.version = t.version + 1;
             let n = tx
                 .prepare_cached(gpkg_sql("save"))
-                .map_err(sq)?
+                .sql()?
                 .execute(rusqlite::params![
                     t.id,
                     t.version,
@@ -728,7 +720,7 @@ impl TicketStore for GpkgStore {
                     stamp(&t.updated_at),
                     encode(&next)?
                 ])
-                .map_err(sq)?;
+                .sql()?;
             if n != 1 {
                 return Err(stale(t.id));
             }
@@ -739,7 +731,7 @@ impl TicketStore for GpkgStore {
                 &format!("excavation_tickets/{}", t.id),
                 &detail,
             )?;
-            tx.commit().map_err(sq)?;
+            tx.commit().sql()?;
             Ok(next)
         })
         .await
@@ -762,9 +754,7 @@ impl TicketStore for GpkgStore {
     async fn set_owner_channels(&self, c: &OwnerChannels, actor: &Actor) -> StoreResult<()> {
         let (c, actor) = (c.clone(), actor.clone());
         self.write(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(sq)?;
+            let tx = begin(conn)?;
             tx.execute(
                 gpkg_sql("set_channels"),
                 rusqlite::params![
@@ -775,7 +765,7 @@ impl TicketStore for GpkgStore {
                     stamp(&Utc::now())
                 ],
             )
-            .map_err(sq)?;
+            .sql()?;
             gpkg_audit(
                 &tx,
                 &actor,
@@ -783,7 +773,7 @@ impl TicketStore for GpkgStore {
                 &format!("owners/{}", c.owner_id),
                 &channels_detail(&c),
             )?;
-            tx.commit().map_err(sq)
+            tx.commit().sql()
         })
         .await
     }
@@ -798,11 +788,9 @@ impl TicketStore for GpkgStore {
         }
         let (list, actor) = (list.to_vec(), actor.clone());
         self.write(move |conn| {
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(sq)?;
+            let tx = begin(conn)?;
             let out = gpkg_enqueue(&tx, &list, &actor)?;
-            tx.commit().map_err(sq)?;
+            tx.commit().sql()?;
             Ok(out)
         })
         .await
@@ -811,7 +799,7 @@ impl TicketStore for GpkgStore {
     async fn notifications(&self, f: &NotificationFilter) -> StoreResult<Vec<Notification>> {
         let f = f.clone();
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(gpkg_sql("notifications")).map_err(sq)?;
+            let mut stmt = conn.prepare_cached(gpkg_sql("notifications")).sql()?;
             let rows = stmt
                 .query_map(
                     rusqlite::params![
@@ -822,8 +810,8 @@ impl TicketStore for GpkgStore {
                     ],
                     gpkg_notification_row,
                 )
-                .map_err(sq)?;
-            rows.map(|r| gpkg_notification(r.map_err(sq)?)).collect()
+                .sql()?;
+            rows.map(|r| gpkg_notification(r.sql()?)).collect()
         })
         .await
     }
@@ -835,14 +823,14 @@ impl TicketStore for GpkgStore {
         limit: usize,
     ) -> StoreResult<Vec<Notification>> {
         self.write(move |conn| {
-            let mut stmt = conn.prepare_cached(gpkg_sql("claim")).map_err(sq)?;
+            let mut stmt = conn.prepare_cached(gpkg_sql("claim")).sql()?;
             let rows = stmt
                 .query_map(
                     rusqlite::params![stamp(&now), stamp(&until), limit as i64],
                     gpkg_notification_row,
                 )
-                .map_err(sq)?;
-            rows.map(|r| gpkg_notification(r.map_err(sq)?)).collect()
+                .sql()?;
+            rows.map(|r| gpkg_notification(r.sql()?)).collect()
         })
         .await
     }
@@ -859,12 +847,10 @@ impl TicketStore for GpkgStore {
             let (status, error, retry_at, action) = outcome.parts();
             let now = Utc::now();
             let delivered_at = (status == DeliveryStatus::Delivered).then(|| stamp(&now));
-            let tx = conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(sq)?;
+            let tx = begin(conn)?;
             let row = tx
                 .prepare_cached(gpkg_sql("finish"))
-                .map_err(sq)?
+                .sql()?
                 .query_row(
                     rusqlite::params![
                         id,
@@ -877,7 +863,7 @@ impl TicketStore for GpkgStore {
                     gpkg_notification_row,
                 )
                 .optional()
-                .map_err(sq)?;
+                .sql()?;
             let Some(row) = row else {
                 return Ok(None);
             };
@@ -889,7 +875,7 @@ impl TicketStore for GpkgStore {
                 &format!("notification_outbox/{id}"),
                 &serde_json::json!({"status": status, "error": error, "retry_at": retry_at}),
             )?;
-            tx.commit().map_err(sq)?;
+            tx.commit().sql()?;
             Ok(Some(n))
         })
         .await
