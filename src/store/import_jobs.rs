@@ -8,9 +8,9 @@
 //! the stored records and the recorded position agree, and `--resume` continues after the
 //! recorded row without duplicating or losing any.
 
-use super::gpkg::GpkgStore;
+use super::gpkg::{GpkgStore, SqlExt};
 use super::postgis::PostgisStore;
-use super::{StoreError, StoreResult};
+use super::{backend_error, StoreResult};
 use crate::model::{Actor, Dataset, Layer, Owner};
 use async_trait::async_trait;
 use tokio::sync::mpsc::Receiver;
@@ -82,14 +82,6 @@ crate::store::sqlfile::named_sql!(fn gpkg_sql = "import_jobs_gpkg.sql", include_
 
 crate::store::sqlfile::named_sql!(fn pg_sql = "import_jobs_postgis.sql", include_str!("import_jobs_postgis.sql"));
 
-fn sq(e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
-
-fn pg(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
-
 #[async_trait]
 impl ImportJobStore for GpkgStore {
     async fn import_job(&self, key: &ImportJobKey) -> StoreResult<Option<ImportJob>> {
@@ -116,7 +108,7 @@ impl ImportJobStore for GpkgStore {
                 },
             )
             .optional()
-            .map_err(sq)
+            .sql()
         })
         .await
     }
@@ -124,7 +116,7 @@ impl ImportJobStore for GpkgStore {
     async fn import_batch(&self, data: &Dataset, p: &ImportJob, actor: &Actor) -> StoreResult<i64> {
         self.bulk_load_with(data, actor, |conn| {
             conn.prepare_cached(gpkg_sql("upsert"))
-                .map_err(sq)?
+                .sql()?
                 .execute(rusqlite::params![
                     p.key.source,
                     p.key.source_layer,
@@ -140,7 +132,7 @@ impl ImportJobStore for GpkgStore {
                     p.started_at,
                     p.updated_at
                 ])
-                .map_err(sq)?;
+                .sql()?;
             Ok(())
         })
     }
@@ -165,7 +157,7 @@ impl ImportJobStore for PostgisStore {
         let row = client
             .query_opt(pg_sql("get"), &[&key.source, &key.source_layer, &layer])
             .await
-            .map_err(pg)?;
+            .map_err(backend_error)?;
         row.map(|r| -> Result<ImportJob, tokio_postgres::Error> {
             Ok(ImportJob {
                 key: key.clone(),
@@ -182,7 +174,7 @@ impl ImportJobStore for PostgisStore {
             })
         })
         .transpose()
-        .map_err(pg)
+        .map_err(backend_error)
     }
 
     async fn import_batch(&self, data: &Dataset, p: &ImportJob, actor: &Actor) -> StoreResult<i64> {

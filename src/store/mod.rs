@@ -41,6 +41,12 @@ pub enum StoreError {
     Backend(String),
 }
 
+/// A database library's error that is the backend's, not the client's (the stores map
+/// constraint violations themselves where they mean a client mistake).
+pub(crate) fn backend_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
 /// The result type of store operations.
 pub type StoreResult<T> = Result<T, StoreError>;
 

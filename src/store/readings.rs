@@ -18,7 +18,7 @@
 
 use super::gpkg::{begin, GpkgStore, SqlExt};
 use super::postgis::PostgisStore;
-use super::{StoreError, StoreResult};
+use super::{backend_error, StoreError, StoreResult};
 use crate::model::{Actor, SensorKind};
 use crate::risk::model::{
     Alarm, AlarmFilter, AlarmRule, AlarmStatus, Bucket, Detection, Quality, Reading, RiskEvent,
@@ -105,10 +105,6 @@ crate::store::sqlfile::named_sql!(fn gp_sql = "risk_gpkg.sql", include_str!("ris
 /// Advisory-lock key space of per-sensor alarm changes ("LIFE" + sensor id).
 const ALARM_LOCK_BASE: i64 = 0x4c49_4645_0000_0000;
 
-fn pg(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
-
 fn bad_text<T: FromStr>(s: &str) -> Result<T, StoreError> {
     s.parse::<T>()
         .map_err(|_| StoreError::Backend(format!("unexpected stored value '{s}'")))
@@ -177,9 +173,9 @@ fn pg_alarm(r: &tokio_postgres::Row) -> StoreResult<Alarm> {
 fn pg_reading(sensor_id: i64, r: &tokio_postgres::Row) -> StoreResult<Reading> {
     Ok(Reading {
         sensor_id,
-        t: r.try_get(0).map_err(pg)?,
-        value: r.try_get(1).map_err(pg)?,
-        quality: bad_text(r.try_get::<_, &str>(2).map_err(pg)?)?,
+        t: r.try_get(0).map_err(backend_error)?,
+        value: r.try_get(1).map_err(backend_error)?,
+        quality: bad_text(r.try_get::<_, &str>(2).map_err(backend_error)?)?,
     })
 }
 
@@ -193,7 +189,7 @@ impl RiskStore for PostgisStore {
         let stmt = client
             .prepare_cached(pg_sql("insert_readings"))
             .await
-            .map_err(pg)?;
+            .map_err(backend_error)?;
         let ids: Vec<i64> = readings.iter().map(|r| r.sensor_id).collect();
         let ts: Vec<DateTime<Utc>> = readings.iter().map(|r| r.t).collect();
         let vs: Vec<f64> = readings.iter().map(|r| r.value).collect();
@@ -201,11 +197,11 @@ impl RiskStore for PostgisStore {
         let rows = client
             .query(&stmt, &[&ids, &ts, &vs, &qs])
             .await
-            .map_err(pg)?;
+            .map_err(backend_error)?;
         let mut new: HashSet<(i64, i64)> = HashSet::with_capacity(rows.len());
         for r in &rows {
-            let t: DateTime<Utc> = r.try_get(1).map_err(pg)?;
-            new.insert((r.try_get(0).map_err(pg)?, ms(t)));
+            let t: DateTime<Utc> = r.try_get(1).map_err(backend_error)?;
+            new.insert((r.try_get(0).map_err(backend_error)?, ms(t)));
         }
         // Within one batch the first of two equal keys is the stored one.
         Ok(readings
@@ -225,11 +221,11 @@ impl RiskStore for PostgisStore {
         let stmt = client
             .prepare_cached(pg_sql("readings_raw"))
             .await
-            .map_err(pg)?;
+            .map_err(backend_error)?;
         client
             .query(&stmt, &[&sensor_id, &from, &to, &(limit as i64)])
             .await
-            .map_err(pg)?
+            .map_err(backend_error)?
             .iter()
             .map(|r| pg_reading(sensor_id, r))
             .collect()
@@ -246,20 +242,20 @@ impl RiskStore for PostgisStore {
         let stmt = client
             .prepare_cached(pg_sql("readings_buckets"))
             .await
-            .map_err(pg)?;
+            .map_err(backend_error)?;
         let every_s = every_ms as f64 / 1000.0;
         client
             .query(&stmt, &[&sensor_id, &from, &to, &every_s])
             .await
-            .map_err(pg)?
+            .map_err(backend_error)?
             .iter()
             .map(|r| {
                 Ok(Bucket {
-                    t: r.try_get(0).map_err(pg)?,
-                    min: r.try_get(1).map_err(pg)?,
-                    mean: r.try_get(2).map_err(pg)?,
-                    max: r.try_get(3).map_err(pg)?,
-                    count: r.try_get(4).map_err(pg)?,
+                    t: r.try_get(0).map_err(backend_error)?,
+                    min: r.try_get(1).map_err(backend_error)?,
+                    mean: r.try_get(2).map_err(backend_error)?,
+                    max: r.try_get(3).map_err(backend_error)?,
+                    count: r.try_get(4).map_err(backend_error)?,
                 })
             })
             .collect()
@@ -270,25 +266,25 @@ impl RiskStore for PostgisStore {
         let stmt = client
             .prepare_cached(pg_sql("last_reading"))
             .await
-            .map_err(pg)?;
+            .map_err(backend_error)?;
         client
             .query_opt(&stmt, &[&sensor_id])
             .await
-            .map_err(pg)?
+            .map_err(backend_error)?
             .map(|r| pg_reading(sensor_id, &r))
             .transpose()
     }
 
     async fn apply_alarm(&self, op: &AlarmOp, actor: &Actor) -> StoreResult<Option<RiskEvent>> {
         let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(pg)?;
+        let tx = client.transaction().await.map_err(backend_error)?;
         let current = match op {
             AlarmOp::Detect(d) => {
                 lock_sensor_pg(&tx, d.sensor_id).await?;
                 let rule = d.rule.as_str();
                 tx.query_opt(pg_sql("alarm_open_for"), &[&d.sensor_id, &rule])
                     .await
-                    .map_err(pg)?
+                    .map_err(backend_error)?
             }
             AlarmOp::Clear {
                 sensor_id, rule, ..
@@ -297,16 +293,22 @@ impl RiskStore for PostgisStore {
                 let rule = rule.as_str();
                 tx.query_opt(pg_sql("alarm_open_for"), &[sensor_id, &rule])
                     .await
-                    .map_err(pg)?
+                    .map_err(backend_error)?
             }
             AlarmOp::Transition { id, .. } => {
                 // The sensor is known only after reading the row; read, lock, read again.
-                let Some(row) = tx.query_opt(pg_sql("alarm_get"), &[id]).await.map_err(pg)? else {
+                let Some(row) = tx
+                    .query_opt(pg_sql("alarm_get"), &[id])
+                    .await
+                    .map_err(backend_error)?
+                else {
                     return Err(StoreError::Invalid(format!("alarm {id} does not exist")));
                 };
-                let sensor: i64 = row.try_get(1).map_err(pg)?;
+                let sensor: i64 = row.try_get(1).map_err(backend_error)?;
                 lock_sensor_pg(&tx, sensor).await?;
-                tx.query_opt(pg_sql("alarm_get"), &[id]).await.map_err(pg)?
+                tx.query_opt(pg_sql("alarm_get"), &[id])
+                    .await
+                    .map_err(backend_error)?
             }
         };
         let current = current.as_ref().map(pg_alarm).transpose()?;
@@ -338,8 +340,8 @@ impl RiskStore for PostgisStore {
                     ],
                 )
                 .await
-                .map_err(pg)?;
-            next.id = row.try_get(0).map_err(pg)?;
+                .map_err(backend_error)?;
+            next.id = row.try_get(0).map_err(backend_error)?;
         } else {
             tx.execute(
                 pg_sql("alarm_update"),
@@ -354,13 +356,13 @@ impl RiskStore for PostgisStore {
                 ],
             )
             .await
-            .map_err(pg)?;
+            .map_err(backend_error)?;
         }
         let row = tx
             .query_one(pg_sql("event_insert"), &[&next.id, &payload(&next)])
             .await
-            .map_err(pg)?;
-        let event_id: i64 = row.try_get(0).map_err(pg)?;
+            .map_err(backend_error)?;
+        let event_id: i64 = row.try_get(0).map_err(backend_error)?;
         let action = audit_action(op, current.as_ref(), &next);
         let detail = serde_json::json!({"event": event_id, "status": next.status, "severity": next.severity});
         tx.execute(
@@ -374,8 +376,8 @@ impl RiskStore for PostgisStore {
             ],
         )
         .await
-        .map_err(pg)?;
-        tx.commit().await.map_err(pg)?;
+        .map_err(backend_error)?;
+        tx.commit().await.map_err(backend_error)?;
         Ok(Some(RiskEvent {
             id: event_id,
             alarm: next,
@@ -387,11 +389,11 @@ impl RiskStore for PostgisStore {
         let stmt = client
             .prepare_cached(pg_sql("alarm_get"))
             .await
-            .map_err(pg)?;
+            .map_err(backend_error)?;
         client
             .query_opt(&stmt, &[&id])
             .await
-            .map_err(pg)?
+            .map_err(backend_error)?
             .as_ref()
             .map(pg_alarm)
             .transpose()
@@ -402,7 +404,7 @@ impl RiskStore for PostgisStore {
         let stmt = client
             .prepare_cached(pg_sql("alarm_list"))
             .await
-            .map_err(pg)?;
+            .map_err(backend_error)?;
         let statuses: Vec<&str> = f.statuses.iter().map(|s| s.as_str()).collect();
         let b = f.bbox.map(|b| b.map(Some)).unwrap_or([None; 4]);
         client
@@ -419,7 +421,7 @@ impl RiskStore for PostgisStore {
                 ],
             )
             .await
-            .map_err(pg)?
+            .map_err(backend_error)?
             .iter()
             .map(pg_alarm)
             .collect()
@@ -430,7 +432,7 @@ impl RiskStore for PostgisStore {
         client
             .query(pg_sql("alarms_open"), &[])
             .await
-            .map_err(pg)?
+            .map_err(backend_error)?
             .iter()
             .map(pg_alarm)
             .collect()
@@ -441,13 +443,18 @@ impl RiskStore for PostgisStore {
         let stmt = client
             .prepare_cached(pg_sql("events_since"))
             .await
-            .map_err(pg)?;
+            .map_err(backend_error)?;
         client
             .query(&stmt, &[&after, &(limit as i64)])
             .await
-            .map_err(pg)?
+            .map_err(backend_error)?
             .iter()
-            .map(|r| event_from_payload(r.try_get(0).map_err(pg)?, r.try_get(1).map_err(pg)?))
+            .map(|r| {
+                event_from_payload(
+                    r.try_get(0).map_err(backend_error)?,
+                    r.try_get(1).map_err(backend_error)?,
+                )
+            })
             .collect()
     }
 
@@ -456,15 +463,15 @@ impl RiskStore for PostgisStore {
         let r: i64 = client
             .query_one(pg_sql("event_latest"), &[])
             .await
-            .map_err(pg)?
+            .map_err(backend_error)?
             .try_get(0)
-            .map_err(pg)?;
+            .map_err(backend_error)?;
         let c: i64 = client
             .query_one(pg_sql("change_latest"), &[])
             .await
-            .map_err(pg)?
+            .map_err(backend_error)?
             .try_get(0)
-            .map_err(pg)?;
+            .map_err(backend_error)?;
         Ok((r, c))
     }
 }
@@ -475,7 +482,7 @@ async fn lock_sensor_pg(
 ) -> StoreResult<()> {
     tx.execute(pg_sql("alarm_lock"), &[&(ALARM_LOCK_BASE ^ sensor_id)])
         .await
-        .map_err(pg)?;
+        .map_err(backend_error)?;
     Ok(())
 }
 

@@ -17,7 +17,7 @@
 
 use super::gpkg::{begin, GpkgStore, SqlExt};
 use super::postgis::PostgisStore;
-use super::{StoreError, StoreResult};
+use super::{backend_error, StoreError, StoreResult};
 use crate::excavation::notify::{
     Channel, DeliveryStatus, Draft, NewNotification, Notification, OwnerChannels,
 };
@@ -209,10 +209,6 @@ fn submit_detail(t: &Ticket) -> serde_json::Value {
 // PostGIS
 // ---------------------------------------------------------------------------------------
 
-fn pg_err(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Backend(e.to_string())
-}
-
 #[async_trait]
 impl TicketStore for PostgisStore {
     async fn submit_ticket(
@@ -227,7 +223,7 @@ impl TicketStore for PostgisStore {
         let submit = client
             .prepare_cached(pg_sql("submit"))
             .await
-            .map_err(pg_err)?;
+            .map_err(backend_error)?;
         let row = client
             .query_opt(
                 &submit,
@@ -245,11 +241,11 @@ impl TicketStore for PostgisStore {
                 ],
             )
             .await
-            .map_err(pg_err)?;
+            .map_err(backend_error)?;
         if let Some(row) = row {
             let mut stored = t;
-            stored.id = row.try_get(0).map_err(pg_err)?;
-            let webhooks: i64 = row.try_get(1).map_err(pg_err)?;
+            stored.id = row.try_get(0).map_err(backend_error)?;
+            let webhooks: i64 = row.try_get(1).map_err(backend_error)?;
             return Ok(Submitted {
                 ticket: stored,
                 created: true,
@@ -261,11 +257,11 @@ impl TicketStore for PostgisStore {
         let by_key = client
             .prepare_cached(pg_sql("by_key"))
             .await
-            .map_err(pg_err)?;
+            .map_err(backend_error)?;
         let row = client
             .query_one(&by_key, &[&t.submitted_by, &t.idempotency_key])
             .await
-            .map_err(pg_err)?;
+            .map_err(backend_error)?;
         Ok(Submitted {
             ticket: pg_ticket(&row)?,
             created: false,
@@ -275,8 +271,14 @@ impl TicketStore for PostgisStore {
 
     async fn ticket(&self, id: i64) -> StoreResult<Option<Ticket>> {
         let client = self.client().await?;
-        let get = client.prepare_cached(pg_sql("get")).await.map_err(pg_err)?;
-        let row = client.query_opt(&get, &[&id]).await.map_err(pg_err)?;
+        let get = client
+            .prepare_cached(pg_sql("get"))
+            .await
+            .map_err(backend_error)?;
+        let row = client
+            .query_opt(&get, &[&id])
+            .await
+            .map_err(backend_error)?;
         row.as_ref().map(pg_ticket).transpose()
     }
 
@@ -294,7 +296,7 @@ impl TicketStore for PostgisStore {
                 ],
             )
             .await
-            .map_err(pg_err)?;
+            .map_err(backend_error)?;
         rows.iter().map(pg_ticket).collect()
     }
 
@@ -311,7 +313,7 @@ impl TicketStore for PostgisStore {
         let save = client
             .prepare_cached(pg_sql("save"))
             .await
-            .map_err(pg_err)?;
+            .map_err(backend_error)?;
         let row = client
             .query_opt(
                 &save,
@@ -328,7 +330,7 @@ impl TicketStore for PostgisStore {
                 ],
             )
             .await
-            .map_err(pg_err)?;
+            .map_err(backend_error)?;
         match row {
             Some(_) => Ok(next),
             None => Err(stale(t.id)),
@@ -343,14 +345,14 @@ impl TicketStore for PostgisStore {
         let rows = client
             .query(pg_sql("channels"), &[&owner_ids])
             .await
-            .map_err(pg_err)?;
+            .map_err(backend_error)?;
         rows.iter()
             .map(|r| {
                 Ok(OwnerChannels {
-                    owner_id: r.try_get(0).map_err(pg_err)?,
-                    webhook_url: r.try_get(1).map_err(pg_err)?,
-                    email: r.try_get(2).map_err(pg_err)?,
-                    sms: r.try_get(3).map_err(pg_err)?,
+                    owner_id: r.try_get(0).map_err(backend_error)?,
+                    webhook_url: r.try_get(1).map_err(backend_error)?,
+                    email: r.try_get(2).map_err(backend_error)?,
+                    sms: r.try_get(3).map_err(backend_error)?,
                 })
             })
             .collect()
@@ -372,7 +374,7 @@ impl TicketStore for PostgisStore {
                 ],
             )
             .await
-            .map_err(pg_err)?;
+            .map_err(backend_error)?;
         Ok(())
     }
 
@@ -392,7 +394,7 @@ impl TicketStore for PostgisStore {
                 &[&input, &Utc::now(), &actor.name, &actor.role.as_str()],
             )
             .await
-            .map_err(pg_err)?;
+            .map_err(backend_error)?;
         rows.iter().map(pg_notification).collect()
     }
 
@@ -405,7 +407,7 @@ impl TicketStore for PostgisStore {
                 &[&f.ticket_id, &status, &f.id, &(f.limit as i64)],
             )
             .await
-            .map_err(pg_err)?;
+            .map_err(backend_error)?;
         rows.iter().map(pg_notification).collect()
     }
 
@@ -419,7 +421,7 @@ impl TicketStore for PostgisStore {
         let rows = client
             .query(pg_sql("claim"), &[&now, &until, &(limit as i64)])
             .await
-            .map_err(pg_err)?;
+            .map_err(backend_error)?;
         rows.iter().map(pg_notification).collect()
     }
 
@@ -451,7 +453,7 @@ impl TicketStore for PostgisStore {
                 ],
             )
             .await
-            .map_err(pg_err)?;
+            .map_err(backend_error)?;
         row.as_ref().map(pg_notification).transpose()
     }
 }
@@ -472,31 +474,31 @@ where
 }
 
 fn pg_notification(r: &tokio_postgres::Row) -> StoreResult<Notification> {
-    let channel: String = r.try_get(3).map_err(pg_err)?;
-    let status: String = r.try_get(7).map_err(pg_err)?;
+    let channel: String = r.try_get(3).map_err(backend_error)?;
+    let status: String = r.try_get(7).map_err(backend_error)?;
     Ok(Notification {
-        id: r.try_get(0).map_err(pg_err)?,
-        ticket_id: r.try_get(1).map_err(pg_err)?,
-        owner_id: r.try_get(2).map_err(pg_err)?,
+        id: r.try_get(0).map_err(backend_error)?,
+        ticket_id: r.try_get(1).map_err(backend_error)?,
+        owner_id: r.try_get(2).map_err(backend_error)?,
         channel: parse_enum::<Channel>(&channel)?,
-        address: r.try_get(4).map_err(pg_err)?,
-        message: r.try_get(5).map_err(pg_err)?,
-        due_at: r.try_get(6).map_err(pg_err)?,
+        address: r.try_get(4).map_err(backend_error)?,
+        message: r.try_get(5).map_err(backend_error)?,
+        due_at: r.try_get(6).map_err(backend_error)?,
         status: parse_enum::<DeliveryStatus>(&status)?,
-        attempts: r.try_get(8).map_err(pg_err)?,
-        last_error: r.try_get(9).map_err(pg_err)?,
-        next_attempt_at: r.try_get(10).map_err(pg_err)?,
-        created_at: r.try_get(11).map_err(pg_err)?,
-        updated_at: r.try_get(12).map_err(pg_err)?,
-        delivered_at: r.try_get(13).map_err(pg_err)?,
+        attempts: r.try_get(8).map_err(backend_error)?,
+        last_error: r.try_get(9).map_err(backend_error)?,
+        next_attempt_at: r.try_get(10).map_err(backend_error)?,
+        created_at: r.try_get(11).map_err(backend_error)?,
+        updated_at: r.try_get(12).map_err(backend_error)?,
+        delivered_at: r.try_get(13).map_err(backend_error)?,
     })
 }
 
 /// A ticket from an `id, doc` row: the id is the column's (the document is stored before
 /// the id is assigned).
 fn pg_ticket(row: &tokio_postgres::Row) -> StoreResult<Ticket> {
-    let mut t = decode(row.try_get(1).map_err(pg_err)?)?;
-    t.id = row.try_get(0).map_err(pg_err)?;
+    let mut t = decode(row.try_get(1).map_err(backend_error)?)?;
+    t.id = row.try_get(0).map_err(backend_error)?;
     Ok(t)
 }
 
