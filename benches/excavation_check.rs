@@ -77,7 +77,7 @@ fn dump(index: &SpatialIndex, ex: &Excavation, path: &str) {
             end_date: today,
         };
         let dig = Dig::parse(&req, &ex.limits, index.crs(), today).expect("valid dig");
-        let mut res = run(index, ex, &dig).expect("check");
+        let mut res = run(index, ex, &dig, chrono::Utc::now()).expect("check");
         res.checked_at = fixed;
         writeln!(out, "{}", serde_json::to_string(&res).expect("json")).expect("write");
         writeln!(out, "{}", report::geojson(&res)).expect("write");
@@ -127,7 +127,10 @@ fn digs(index: &SpatialIndex, m: f64, n: usize, seed: u64) -> Vec<CheckRequest> 
 fn check(index: &SpatialIndex, ex: &Excavation, req: &CheckRequest) -> usize {
     let today = chrono::Utc::now().date_naive();
     let dig = Dig::parse(req, &ex.limits, index.crs(), today).expect("valid dig");
-    run(index, ex, &dig).expect("check").conflicts.len()
+    run(index, ex, &dig, chrono::Utc::now())
+        .expect("check")
+        .conflicts
+        .len()
 }
 
 fn tails(index: &SpatialIndex, ex: &Excavation, preset: &str) {

@@ -64,6 +64,7 @@ async fn main() {
             pool_size: 16,
             ..Config::default()
         },
+        lifeline::model::Clock::system(),
     )
     .await
     .expect("state");

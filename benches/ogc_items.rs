@@ -58,8 +58,14 @@ fn main() {
             .unwrap();
         let page = lifeline::ogc::items(&index, Layer::Pipelines, Role::Analyst, &q).unwrap();
         let names = lifeline::ogc::output_names(Layer::Pipelines, Role::Analyst, &q);
-        let body = lifeline::ogc::render_collection(&page, &names, &q.crs, &serde_json::json!([]))
-            .unwrap();
+        let body = lifeline::ogc::render_collection(
+            &page,
+            &names,
+            &q.crs,
+            &serde_json::json!([]),
+            chrono::Utc::now(),
+        )
+        .unwrap();
         times.push(t.elapsed().as_secs_f64() * 1000.0);
         returned += page.records.len();
         std::hint::black_box(body);
@@ -91,9 +97,14 @@ fn main() {
                     .unwrap();
             let page = lifeline::ogc::items(&index, Layer::Pipelines, Role::Analyst, &q).unwrap();
             let names = lifeline::ogc::output_names(Layer::Pipelines, Role::Analyst, &q);
-            let body =
-                lifeline::ogc::render_collection(&page, &names, &q.crs, &serde_json::json!([]))
-                    .unwrap();
+            let body = lifeline::ogc::render_collection(
+                &page,
+                &names,
+                &q.crs,
+                &serde_json::json!([]),
+                chrono::Utc::now(),
+            )
+            .unwrap();
             times.push(t.elapsed().as_secs_f64() * 1000.0);
             matched = page.matched.unwrap_or(0);
             std::hint::black_box(body);
@@ -151,9 +162,14 @@ fn pushdown(index: &SpatialIndex, data: lifeline::model::Dataset, filter: &str) 
                 .collect();
             let page = lifeline::ogc::Page::new(records, sp.matched, &q);
             let names = lifeline::ogc::output_names(Layer::Pipelines, Role::Analyst, &q);
-            let body =
-                lifeline::ogc::render_collection(&page, &names, &q.crs, &serde_json::json!([]))
-                    .unwrap();
+            let body = lifeline::ogc::render_collection(
+                &page,
+                &names,
+                &q.crs,
+                &serde_json::json!([]),
+                chrono::Utc::now(),
+            )
+            .unwrap();
             times.push(t.elapsed().as_secs_f64() * 1000.0);
             matched = sp.matched;
             std::hint::black_box(body);

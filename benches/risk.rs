@@ -88,6 +88,7 @@ async fn ingest(backend: &str, batches: usize) {
             metric_crs: Some("EPSG:4545".into()),
             ..Config::default()
         },
+        lifeline::model::Clock::system(),
     )
     .await
     .expect("state");
@@ -155,9 +156,10 @@ async fn grid_stats(preset: Preset) {
         .unwrap()
         .expect("index");
     let data = keep;
-    let engine = lifeline::risk::RiskEngine::open(store, index.clone())
-        .await
-        .expect("engine");
+    let engine =
+        lifeline::risk::RiskEngine::open(store, index.clone(), lifeline::model::Clock::system())
+            .await
+            .expect("engine");
     // `open` starts the build of the structure (grid ancestry, risk points per cell,
     // sensor links, unlinked sensors located in cells) on its own thread; a call made at
     // once waits for it (what a request would see if readiness were ignored).
@@ -422,6 +424,7 @@ async fn sse(clients: usize, events: usize) {
             metric_crs: Some("EPSG:4545".into()),
             ..Config::default()
         },
+        lifeline::model::Clock::system(),
     )
     .await
     .expect("state");
@@ -543,6 +546,7 @@ async fn simulate(backend: &str, rate: u32, seconds: u64) {
             metric_crs: Some("EPSG:4545".into()),
             ..Config::default()
         },
+        lifeline::model::Clock::system(),
     )
     .await
     .expect("state");

@@ -58,6 +58,7 @@ async fn measure(name: &str, store: SharedStore, preset: &str) -> lifeline::AppS
             metric_crs: Some("EPSG:4545".into()),
             ..Config::default()
         },
+        lifeline::model::Clock::system(),
     )
     .await
     .expect("start-up load");

@@ -297,9 +297,15 @@ async fn main() -> Result<()> {
             }
         }
         Command::Check { json } => {
-            let (store, _) = open_store(&cli).await?;
+            let (store, config) = open_store(&cli).await?;
             let data = store.load_all().await?;
-            let report = lifeline::store::check::run(&data, Catalog::builtin());
+            let mut report = lifeline::store::check::run(&data, Catalog::builtin());
+            let ex =
+                lifeline::excavation::Excavation::from_path(config.excavation_config.as_deref())?;
+            let cal = &ex.tickets.calendar;
+            report
+                .warnings
+                .extend(cal.expiry_warning(cal.local_date(lifeline::model::Clock::system().now())));
             if *json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {
@@ -311,6 +317,9 @@ async fn main() -> Result<()> {
                         "… and {} more (use --json for all)",
                         report.problems.len() - 200
                     );
+                }
+                for w in &report.warnings {
+                    println!("warning    {w}");
                 }
                 println!(
                     "checked {} records: {} errors, {} risk points without a sensor",

@@ -6,7 +6,7 @@ use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::index::SpatialIndex;
 use crate::io::crs::MetricCrs;
-use crate::model::{Catalog, Layer, Record};
+use crate::model::{Catalog, Clock, Layer, Record};
 use crate::store::{self, SharedStore};
 use crate::AppError;
 use std::future::Future;
@@ -35,6 +35,9 @@ pub struct AppState {
     pub auth: Arc<Authenticator>,
     pub config: Arc<Config>,
     pub catalog: &'static Catalog,
+    /// The service's one source of the current time (the system's in production; tests
+    /// set it). Every rule that depends on "now" reads it.
+    pub clock: Clock,
     /// Serialises writes so the index applies them in the store's commit order (see
     /// [`AppState::write`]).
     writes: Arc<tokio::sync::Mutex<()>>,
@@ -49,14 +52,19 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Opens the configured store, migrates it, and loads the index from it.
+    /// Opens the configured store, migrates it, and loads the index from it; the clock is
+    /// the system's.
     pub async fn open(config: Config) -> Result<AppState, StartError> {
         let store = store::open(&config.store_url, config.pool_size).await?;
-        Self::with_store(store, config).await
+        Self::with_store(store, config, Clock::system()).await
     }
 
-    /// Builds the state around an already opened store.
-    pub async fn with_store(store: SharedStore, config: Config) -> Result<AppState, StartError> {
+    /// Builds the state around an already opened store, with `clock` as its time.
+    pub async fn with_store(
+        store: SharedStore,
+        config: Config,
+        clock: Clock,
+    ) -> Result<AppState, StartError> {
         let started = Instant::now();
         let data = store.load_all().await?;
         let crs = match &config.metric_crs {
@@ -98,13 +106,15 @@ impl AppState {
             crate::excavation::Excavation::from_path(config.excavation_config.as_deref())
                 .map_err(|e| StartError::Excavation(e.to_string()))?,
         );
-        let risk = crate::risk::RiskEngine::open(store.clone(), index.clone()).await?;
+        let risk =
+            crate::risk::RiskEngine::open(store.clone(), index.clone(), clock.clone()).await?;
         Ok(AppState {
             store,
             index,
             auth,
             config: Arc::new(config),
             catalog: Catalog::builtin(),
+            clock,
             writes: Arc::new(tokio::sync::Mutex::new(())),
             load_time,
             tiles,
@@ -186,7 +196,11 @@ pub async fn run(
         crate::sync::spawn(state.clone()),
         crate::risk::spawn_offline_checker(state.risk.clone()),
         // Issue 4: delivers owners' webhook notifications from the outbox.
-        crate::excavation::notify::spawn(state.store.clone(), state.excavation.clone()),
+        crate::excavation::notify::spawn(
+            state.store.clone(),
+            state.excavation.clone(),
+            state.clock.clone(),
+        ),
     ];
     // Live event streams never end on their own: end them when shutdown starts, so the
     // graceful shutdown below does not wait for them forever.

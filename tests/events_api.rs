@@ -6,7 +6,7 @@
 mod app;
 
 use app::{fixtures, Backend, TestApp};
-use chrono::{Duration, SecondsFormat, Utc};
+use chrono::{Duration, SecondsFormat};
 use lifeline::model::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -93,7 +93,7 @@ impl SseClient {
 }
 
 fn ago(secs: i64) -> String {
-    (Utc::now() - Duration::seconds(secs)).to_rfc3339_opts(SecondsFormat::Millis, true)
+    (app::now() - Duration::seconds(secs)).to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 async fn send(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
@@ -375,7 +375,7 @@ async fn second_instance(
         anonymous_role: Some(Role::Viewer),
         ..lifeline::config::Config::default()
     };
-    let state = lifeline::AppState::with_store(store, config)
+    let state = lifeline::AppState::with_store(store, config, app::test_clock())
         .await
         .expect("state");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

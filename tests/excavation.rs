@@ -29,7 +29,7 @@ fn assert_error(status: StatusCode, v: &Value, want: StatusCode, needle: &str) {
 }
 
 fn today() -> chrono::NaiveDate {
-    chrono::Utc::now().date_naive()
+    app::today()
 }
 
 /// A rectangle from (x, y) of `w` × `h` metres, counter-clockwise.
@@ -1014,7 +1014,7 @@ async fn owners_are_notified(backend: Backend) {
     assert!(w2["last_error"].as_str().unwrap().contains("503"), "{w2}");
     let next: chrono::DateTime<chrono::Utc> =
         w2["next_attempt_at"].as_str().unwrap().parse().unwrap();
-    assert!(next > chrono::Utc::now(), "retry is backed off");
+    assert!(next > app::now(), "retry is backed off");
     // E-mail from the owner record, SMS from the registered override or the emergency phone.
     assert_eq!(find(1, "email")["address"], "duty@example.cn");
     assert_eq!(find(1, "sms")["address"], "139 0000 0001");
@@ -1178,3 +1178,111 @@ async fn owners_are_notified(backend: Backend) {
     app.stop().await;
 }
 both_backends!(owners_are_notified);
+
+/// The clock is an input: the service's time, set here near the end of the holiday lists,
+/// decides the start-date limits, the ticket's calendar warning and what `/ready` and
+/// `/health` report; none of it depends on the day the test runs.
+async fn the_service_clock_decides_dates_and_calendar_warnings(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    // 10:00 in Beijing on Monday 20 December 2027: the lists (covered until 2027-12-31)
+    // run out within 60 days, and a ticket's 20 working days reach into 2028.
+    app.clock.set("2027-12-20T02:00:00Z".parse().unwrap());
+    let (s, v) = get_path(&app, "/health", None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let reported: chrono::DateTime<chrono::Utc> = v["time"].as_str().unwrap().parse().unwrap();
+    assert!(
+        (reported - app.clock.now()).num_seconds().abs() < 60,
+        "/health reports the service clock: {v}"
+    );
+    let (s, v) = get_path(&app, "/ready", None).await;
+    assert_eq!(
+        s,
+        StatusCode::OK,
+        "a warning does not make the service unready: {v}"
+    );
+    let warnings = v["warnings"].as_array().unwrap();
+    assert_eq!(warnings.len(), 1, "{v}");
+    assert!(
+        warnings[0]
+            .as_str()
+            .unwrap()
+            .contains("runs out on 2027-12-31 (in 11 days)"),
+        "{v}"
+    );
+
+    let mut req = fixture_dig();
+    let dated = |req: &mut Value, start: &str, end: &str| {
+        req["start_date"] = json!(start);
+        req["end_date"] = json!(end);
+    };
+    // Start-date limits, judged against the service's date, not the machine's.
+    dated(&mut req, "2027-12-17", "2027-12-22");
+    let (s, v) = post(&app, "/excavation/check", Some(Role::Contractor), &req).await;
+    assert_error(
+        s,
+        &v,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "more than 2 days in the past",
+    );
+    dated(&mut req, "2028-12-21", "2028-12-22");
+    let (s, v) = post(&app, "/excavation/check", Some(Role::Contractor), &req).await;
+    assert_error(
+        s,
+        &v,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "more than 366 days ahead",
+    );
+    dated(&mut req, "2027-12-19", "2028-01-31");
+    let (s, v) = post(&app, "/excavation/check", Some(Role::Contractor), &req).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(
+        v["checked_at"]
+            .as_str()
+            .unwrap()
+            .starts_with("2027-12-20T02:"),
+        "{v}"
+    );
+
+    // A ticket whose validity reaches past the lists says which holidays are unknown, in
+    // every rendering.
+    req["requester"] = json!({"name": "王工", "phone": "138 0000 0000"});
+    let (s, t) = post(&app, "/excavation/tickets", Some(Role::Contractor), &req).await;
+    assert_eq!(s, StatusCode::CREATED, "{t}");
+    let want =
+        "holidays after 2027-12-31 are not known: deadlines after that date count weekends only";
+    assert_eq!(t["warnings"], json!([want]), "{t}");
+    // 20 working days of working-day time from Monday 20 December, 10:00 (Beijing): the
+    // 20th ends on Friday 14 January at 24:00 less the first day's 10 hours, so Monday 17
+    // January, 10:00 (1 January 2028 is a Saturday; after 2027 only weekends are known).
+    assert!(
+        t["valid_until"]
+            .as_str()
+            .unwrap()
+            .starts_with("2028-01-17T02:00"),
+        "{t}"
+    );
+    let id = t["id"].as_i64().unwrap();
+    let (s, g) = get_path(
+        &app,
+        &format!("/excavation/tickets/{id}?f=geojson"),
+        Some(Role::Contractor),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{g}");
+    assert_eq!(g["ticket"]["warnings"], json!([want]), "{g}");
+    let html = app
+        .req(
+            Method::GET,
+            &format!("/excavation/tickets/{id}?f=html"),
+            Some(Role::Contractor),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(want), "the HTML report carries the warning");
+    app.stop().await;
+}
+both_backends!(the_service_clock_decides_dates_and_calendar_warnings);

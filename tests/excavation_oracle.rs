@@ -125,7 +125,7 @@ async fn conflicts_equal_postgis_on_jiulongpo() {
         })
         .collect();
     let by_id: HashMap<i64, &Pipeline> = pipes.iter().map(|p| (p.id, p)).collect();
-    let today = chrono::Utc::now().date_naive();
+    let today = app::today();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(2026);
     let mut tally: BTreeMap<String, usize> = BTreeMap::new();
     let mut compared_3d = 0usize;
@@ -176,7 +176,7 @@ async fn conflicts_equal_postgis_on_jiulongpo() {
             // happen — but if it does, it must be a named 4xx, never a panic.
             Err(e) => panic!("dig {n} refused: {e}"),
         };
-        let ours = run(&index, &ex, &dig).expect("check");
+        let ours = run(&index, &ex, &dig, app::now()).expect("check");
         let half = dig.half_width_m;
         let reach = ex.rules.max_reach_m(req.method) + half;
         let gj = geometry.to_string();

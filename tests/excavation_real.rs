@@ -168,7 +168,7 @@ async fn serve(backend: Backend, data: &Dataset) -> (Server, String) {
         store_url: url,
         ..Config::default()
     };
-    let state = lifeline::AppState::with_store(store, config)
+    let state = lifeline::AppState::with_store(store, config, app::test_clock())
         .await
         .expect("state");
     let crs = state.index.crs().code().to_string();
@@ -206,7 +206,7 @@ async fn check(s: &Server, body: &Value) -> Value {
 }
 
 fn trench(coords: Vec<[f64; 2]>, width: f64, method: &str) -> Value {
-    let today = chrono::Utc::now().date_naive().to_string();
+    let today = app::today().to_string();
     json!({"geometry": {"type": "LineString", "coordinates": coords}, "width_m": width,
         "top_depth_m": 0.0, "bottom_depth_m": 1.5, "method": method, "work_type": "fibre duct",
         "start_date": today, "end_date": today})
@@ -347,7 +347,7 @@ async fn real_networks(backend: Backend) {
     {
         let c = cable.geometry.0[0];
         let (hx, hy) = (2.5 / 73_900.0, 2.5 / 111_200.0);
-        let today = chrono::Utc::now().date_naive().to_string();
+        let today = app::today().to_string();
         let body = json!({"geometry": {"type": "Polygon", "coordinates": [[[c.x - hx, c.y - hy], [c.x + hx, c.y - hy], [c.x + hx, c.y + hy], [c.x - hx, c.y + hy], [c.x - hx, c.y - hy]]]},
             "top_depth_m": 0.0, "bottom_depth_m": 1.2, "method": "manual", "work_type": "house connection",
             "start_date": today, "end_date": today});

@@ -750,6 +750,10 @@ async fn ogctests_conformance() {
     ensure_python("ogctests", "ogctests");
     ensure_python("geopandas", "geopandas");
     let app = TestApp::start(Backend::Gpkg).await;
+    // The suite judges `timeStamp` against this machine's clock (A.2.7.x: "set to the time
+    // when the response was generated"), so this server reads the machine's time even in
+    // the clock guard's run.
+    app.clock.set(chrono::Utc::now());
     let url = format!("http://{}/ogc", app.addr);
     let dir = tempfile::tempdir().unwrap();
     let junit = dir.path().join("junit.xml");

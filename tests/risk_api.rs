@@ -10,7 +10,7 @@
 mod app;
 
 use app::{Backend, TestApp};
-use chrono::{Duration, SecondsFormat, Utc};
+use chrono::{Duration, SecondsFormat};
 use lifeline::model::Role;
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
@@ -23,7 +23,7 @@ async fn body(resp: reqwest::Response) -> (StatusCode, Value) {
 }
 
 fn ago(secs: i64) -> String {
-    (Utc::now() - Duration::seconds(secs)).to_rfc3339_opts(SecondsFormat::Millis, true)
+    (app::now() - Duration::seconds(secs)).to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 async fn post_readings(app: &TestApp, items: Value) -> (StatusCode, Value) {
@@ -308,8 +308,8 @@ both_backends!(thresholds_hysteresis_and_live_levels);
 
 async fn bad_input_is_reported_item_by_item(backend: Backend) {
     let app = TestApp::start(backend).await;
-    let future = (Utc::now() + Duration::hours(2)).to_rfc3339();
-    let past = (Utc::now() - Duration::days(400)).to_rfc3339();
+    let future = (app::now() + Duration::hours(2)).to_rfc3339();
+    let past = (app::now() - Duration::days(400)).to_rfc3339();
     let t = ago(60);
     let batch = json!([
         {"sensor_id": 3, "time": t, "value": 0.3},
@@ -493,7 +493,7 @@ both_backends!(bad_input_is_reported_item_by_item);
 async fn downsampling_gives_min_mean_max_per_bucket(backend: Backend) {
     let app = TestApp::start(backend).await;
     // 120 readings 10 s apart, aligned to a 5-minute boundary an hour ago.
-    let start_ms = (Utc::now() - Duration::hours(1)).timestamp_millis() / 300_000 * 300_000;
+    let start_ms = (app::now() - Duration::hours(1)).timestamp_millis() / 300_000 * 300_000;
     let values: Vec<(i64, f64)> = (0..120)
         .map(|i| (start_ms + i * 10_000, 0.3 + (i % 7) as f64 * 0.01))
         .collect();

@@ -12,7 +12,7 @@
 mod app;
 
 use app::{Backend, TestApp};
-use chrono::{Duration, SecondsFormat, Utc};
+use chrono::{Duration, SecondsFormat};
 use lifeline::model::Role;
 use lifeline_tiles::{decode_tile, DecodedTile, TileCoord};
 use reqwest::header::{ACCEPT_ENCODING, CACHE_CONTROL, CONTENT_ENCODING, ETAG, IF_NONE_MATCH};
@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use std::io::Read;
 
 fn ago(secs: i64) -> String {
-    (Utc::now() - Duration::seconds(secs)).to_rfc3339_opts(SecondsFormat::Millis, true)
+    (app::now() - Duration::seconds(secs)).to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
 async fn json_of(app: &TestApp, path: &str) -> Value {

@@ -373,6 +373,8 @@ mod cases {
             expect
         );
         assert!(all.iter().all(|c| c.actor == "conformance"));
+        // Commit stamps are the store's own time (PostGIS's now(), as a database records
+        // it), not the service clock's: compare them with the system's.
         let now = chrono::Utc::now();
         assert!(
             all.iter().all(|c| (now - c.at).num_seconds().abs() < 300),

@@ -831,9 +831,13 @@ async fn pmtiles_export_from_a_store_backed_index() {
         .bulk_load(&app::fixtures::dataset(), &Actor::cli())
         .await
         .unwrap();
-    let state = lifeline::AppState::with_store(store, lifeline::config::Config::default())
-        .await
-        .unwrap();
+    let state = lifeline::AppState::with_store(
+        store,
+        lifeline::config::Config::default(),
+        app::test_clock(),
+    )
+    .await
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("fixtures.pmtiles");
     let layers = lifeline::tileserver::LayerSet::of(&[Layer::GridCells, Layer::Pipelines]);

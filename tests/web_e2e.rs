@@ -101,7 +101,7 @@ async fn serve(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<()>,
 ) {
-    let state = lifeline::AppState::with_store(store, config)
+    let state = lifeline::AppState::with_store(store, config, app::test_clock())
         .await
         .expect("state");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

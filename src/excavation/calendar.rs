@@ -38,7 +38,15 @@ pub struct CalendarSettings {
     pub working_days: Vec<NaiveDate>,
     /// The last date the holiday lists cover; later dates count weekends only.
     pub covered_until: NaiveDate,
+    /// The last date whose holidays come from the State Council's notice; the lists after
+    /// it (up to `covered_until`) are provisional (statutory days only). Absent: all of
+    /// the lists are confirmed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirmed_until: Option<NaiveDate>,
 }
+
+/// How many days before the calendar runs out `lifeline check` and `/ready` warn.
+pub const COVERAGE_WARNING_DAYS: i64 = 60;
 
 impl Default for CalendarSettings {
     /// Plain calendar days (what a settings file without `[tickets.calendar]` gets).
@@ -50,6 +58,7 @@ impl Default for CalendarSettings {
             holidays: vec![],
             working_days: vec![],
             covered_until: NaiveDate::MIN,
+            confirmed_until: None,
         }
     }
 }
@@ -91,6 +100,12 @@ impl CalendarSettings {
                     self.covered_until
                 ));
             }
+        }
+        if self.confirmed_until.is_some_and(|c| c > self.covered_until) {
+            return Err(format!(
+                "tickets.calendar.confirmed_until must not be after covered_until {}",
+                self.covered_until
+            ));
         }
         if let Some(d) = self
             .working_days
@@ -198,6 +213,53 @@ impl CalendarSettings {
         // Not reachable with the validated settings (at least one working weekday); count
         // the rest in clock time rather than loop on.
         self.to_utc(t + left)
+    }
+
+    /// What a deadline or validity window ending at `until` should warn of: holidays
+    /// beyond the calendar's coverage are not known (counted as weekends only), or those
+    /// after `confirmed_until` are provisional. `None` in `calendar` mode, which ignores
+    /// holidays, and for instants the confirmed lists cover.
+    pub fn coverage_warning(&self, until: DateTime<Utc>) -> Option<String> {
+        if self.count == DayCount::Calendar {
+            return None;
+        }
+        let day = self.local_date(until);
+        if day > self.covered_until {
+            return Some(format!(
+                "holidays after {} are not known: deadlines after that date count weekends only",
+                self.covered_until
+            ));
+        }
+        match self.confirmed_until {
+            Some(c) if day > c => Some(format!(
+                "holidays after {c} are provisional (statutory days only, until the State Council's notice)"
+            )),
+            _ => None,
+        }
+    }
+
+    /// The warning for operators (`lifeline check`, `/ready`) from
+    /// [`COVERAGE_WARNING_DAYS`] before the holiday lists run out on `today` (a local
+    /// date); `None` before that, and in `calendar` mode.
+    pub fn expiry_warning(&self, today: NaiveDate) -> Option<String> {
+        if self.count == DayCount::Calendar {
+            return None;
+        }
+        let left = (self.covered_until - today).num_days();
+        if left > COVERAGE_WARNING_DAYS {
+            return None;
+        }
+        Some(if left < 0 {
+            format!(
+                "the working-day calendar ended on {}: ticket deadlines now count weekends only; add the next year's holidays to [tickets.calendar]",
+                self.covered_until
+            )
+        } else {
+            format!(
+                "the working-day calendar runs out on {} (in {left} days): add the next year's holidays to [tickets.calendar]",
+                self.covered_until
+            )
+        })
     }
 
     /// Working days in the local dates `from..=to` (for reports).
@@ -310,6 +372,35 @@ mod tests {
             .map(String::from)
             .to_vec();
         assert!(c.validate().unwrap_err().contains("at least one"));
+    }
+
+    #[test]
+    fn coverage_is_known_and_warned_of() {
+        let c = cal();
+        assert_eq!(c.covered_until, d("2027-12-31"));
+        assert_eq!(c.confirmed_until, Some(d("2026-12-31")));
+        // Inside the confirmed lists: nothing to say.
+        assert_eq!(c.coverage_warning(at("2026-12-31T12:00:00+08:00")), None);
+        // The provisional year, and beyond the lists: named with the date.
+        let w = c.coverage_warning(at("2027-03-01T10:00:00+08:00")).unwrap();
+        assert!(w.contains("after 2026-12-31 are provisional"), "{w}");
+        // 00:30 on 1 January 2028 in Beijing is still 2027 in UTC: local dates decide.
+        let w = c.coverage_warning(at("2028-01-01T00:30:00+08:00")).unwrap();
+        assert!(w.contains("holidays after 2027-12-31 are not known"), "{w}");
+        // Operators are warned from 60 days before the end, and after it.
+        assert_eq!(c.expiry_warning(d("2027-10-31")), None);
+        let w = c.expiry_warning(d("2027-11-01")).unwrap();
+        assert!(w.contains("runs out on 2027-12-31 (in 60 days)"), "{w}");
+        let w = c.expiry_warning(d("2028-02-01")).unwrap();
+        assert!(w.contains("ended on 2027-12-31"), "{w}");
+        // Plain calendar days know no holidays, so there is nothing to warn of.
+        let mut plain = c.clone();
+        plain.count = DayCount::Calendar;
+        assert_eq!(plain.coverage_warning(at("2030-01-01T00:00:00Z")), None);
+        assert_eq!(plain.expiry_warning(d("2030-01-01")), None);
+        let mut bad = c;
+        bad.confirmed_until = Some(d("2028-01-01"));
+        assert!(bad.validate().unwrap_err().contains("confirmed_until"));
     }
 
     #[test]

@@ -73,8 +73,9 @@ fn invalid(m: impl Into<String>) -> ExcavationError {
 }
 
 impl Dig {
-    /// Checks a request against the limits and measures it in `crs`. `today` bounds the
-    /// start date (no more than `max_start_in_past_days` ago).
+    /// Checks a request against the limits and measures it in `crs`. `today` (the local
+    /// date, from the service's clock) bounds the start date: no more than
+    /// `max_start_in_past_days` ago, nor `max_start_ahead_days` ahead.
     pub fn parse(
         req: &CheckRequest,
         limits: &Limits,
@@ -173,6 +174,12 @@ impl Dig {
             return Err(invalid(format!(
                 "start_date {} is more than {} days in the past",
                 req.start_date, limits.max_start_in_past_days
+            )));
+        }
+        if (req.start_date - today).num_days() > limits.max_start_ahead_days {
+            return Err(invalid(format!(
+                "start_date {} is more than {} days ahead",
+                req.start_date, limits.max_start_ahead_days
             )));
         }
         let metric = crs
@@ -989,6 +996,7 @@ pub fn run(
     index: &SpatialIndex,
     ex: &Excavation,
     dig: &Dig,
+    now: DateTime<Utc>,
 ) -> Result<CheckResult, ExcavationError> {
     let req = &dig.request;
     let method = req.method;
@@ -1211,18 +1219,22 @@ pub fn run(
         risk_points,
         sensors,
         rules_version: rules.version,
-        checked_at: Utc::now(),
+        checked_at: now,
     })
 }
 
-/// Parses and runs a check in one call (what the handlers use).
+/// Parses and runs a check in one call (what the handlers use) at `now`, the service
+/// clock's time: the start date is judged against its local date (China Standard Time with
+/// the built-in settings), which is also the result's `checked_at`.
 pub fn check(
     index: &SpatialIndex,
     ex: &Excavation,
     req: &CheckRequest,
+    now: DateTime<Utc>,
 ) -> Result<CheckResult, ExcavationError> {
-    let dig = Dig::parse(req, &ex.limits, index.crs(), Utc::now().date_naive())?;
-    run(index, ex, &dig)
+    let today = ex.tickets.calendar.local_date(now);
+    let dig = Dig::parse(req, &ex.limits, index.crs(), today)?;
+    run(index, ex, &dig, now)
 }
 
 /// Accuracy source as text (for reports).
@@ -1246,6 +1258,11 @@ mod tests {
 
     fn today() -> NaiveDate {
         NaiveDate::from_ymd_opt(2026, 11, 23).unwrap()
+    }
+
+    /// Noon of `d` in China (04:00 UTC).
+    fn noon_of(d: NaiveDate) -> DateTime<Utc> {
+        d.and_hms_opt(4, 0, 0).unwrap().and_utc()
     }
 
     fn req(geometry: serde_json::Value) -> CheckRequest {
@@ -1349,7 +1366,7 @@ mod tests {
         // 1.0 m deep: 2 m above the pipe, beyond 0.15 + 0.05 m vertical clearance — but
         // still inside the 0.5 m no-dig protection zone of city gas, so a violation.
         r.bottom_depth_m = 1.0;
-        let out = check(&idx, &ex, &r).unwrap();
+        let out = check(&idx, &ex, &r, noon_of(today())).unwrap();
         assert_eq!(out.conflicts[0].severity, Severity::Violation);
         assert!(out.conflicts[0].in_no_dig_zone);
         // A water main instead (no protection zone): vertically clear means a warning.
@@ -1358,13 +1375,13 @@ mod tests {
         w.pressure_class = None;
         w.diameter_mm = Some(300.0);
         let idx = index_with(vec![w]);
-        let out = check(&idx, &ex, &r).unwrap();
+        let out = check(&idx, &ex, &r, noon_of(today())).unwrap();
         let c = &out.conflicts[0];
         assert_eq!(c.severity, Severity::Warning, "{c:?}");
         assert_eq!(c.horizontal_distance_m, 0.0);
         assert!((c.vertical_gap_m.unwrap() - 2.0).abs() < 1e-9);
         r.bottom_depth_m = 2.9;
-        let out = check(&idx, &ex, &r).unwrap();
+        let out = check(&idx, &ex, &r, noon_of(today())).unwrap();
         assert_eq!(out.conflicts[0].severity, Severity::Violation);
         // The nearest point lies on the pipe and inside the dig square.
         let [lon, lat] = out.conflicts[0].nearest_point;

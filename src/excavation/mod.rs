@@ -96,8 +96,15 @@ pub struct Limits {
     pub max_duration_days: i64,
     /// How far in the past a start date may be (emergency work already under way), days.
     pub max_start_in_past_days: i64,
+    /// How far ahead a start date may be (a check is for work being planned now), days.
+    #[serde(default = "default_start_ahead_days")]
+    pub max_start_ahead_days: i64,
     /// Longest `work_type` text, characters.
     pub max_work_type_chars: usize,
+}
+
+fn default_start_ahead_days() -> i64 {
+    366
 }
 
 /// Ticket timing.
@@ -193,10 +200,14 @@ impl Excavation {
         if !l.max_depth_m.is_finite() || l.max_depth_m <= 0.0 || l.max_depth_m > 200.0 {
             return bad("limits.max_depth_m", "must be in (0, 200] m");
         }
-        if l.max_duration_days < 1 || l.max_start_in_past_days < 0 || l.max_work_type_chars < 1 {
+        if l.max_duration_days < 1
+            || l.max_start_in_past_days < 0
+            || l.max_start_ahead_days < 0
+            || l.max_work_type_chars < 1
+        {
             return bad(
                 "limits",
-                "max_duration_days and max_work_type_chars must be positive, max_start_in_past_days >= 0",
+                "max_duration_days and max_work_type_chars must be positive, max_start_in_past_days and max_start_ahead_days >= 0",
             );
         }
         let t = &f.tickets;

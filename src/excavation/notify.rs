@@ -15,7 +15,7 @@
 use super::calendar::CalendarSettings;
 use super::tickets::{OwnerResponse, Ticket, TicketState};
 use super::ExcavationError;
-use crate::model::{Actor, Role};
+use crate::model::{Actor, Clock, Role};
 use crate::store::tickets::NotificationOutcome;
 use crate::store::SharedStore;
 use chrono::{DateTime, Duration, Utc};
@@ -403,9 +403,10 @@ pub async fn deliver_due(
     store: &SharedStore,
     client: &reqwest::Client,
     settings: &NotifySettings,
+    clock: &Clock,
     limit: usize,
 ) -> Result<usize, crate::store::StoreError> {
-    let now = Utc::now();
+    let now = clock.now();
     let batch = store
         .claim_webhooks(now, now + settings.lease(), limit)
         .await?;
@@ -416,10 +417,13 @@ pub async fn deliver_due(
             Err(e) if n.attempts >= settings.max_attempts => NotificationOutcome::Failed(e),
             Err(e) => NotificationOutcome::Retry {
                 error: e,
-                at: Utc::now() + settings.backoff(n.attempts),
+                at: clock.now() + settings.backoff(n.attempts),
             },
         };
-        if let Err(e) = store.finish_notification(n.id, &outcome, &actor).await {
+        if let Err(e) = store
+            .finish_notification(n.id, &outcome, &actor, clock.now())
+            .await
+        {
             tracing::warn!(notification = n.id, error = %e, "could not record a webhook outcome");
         }
     }
@@ -431,6 +435,7 @@ pub async fn deliver_due(
 pub fn spawn(
     store: SharedStore,
     ex: std::sync::Arc<super::Excavation>,
+    clock: Clock,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let settings = ex.notifications.clone();
@@ -450,7 +455,7 @@ pub fn spawn(
         };
         const BATCH: usize = 32;
         loop {
-            let handled = match deliver_due(&store, &client, &settings, BATCH).await {
+            let handled = match deliver_due(&store, &client, &settings, &clock, BATCH).await {
                 Ok(n) => n,
                 Err(e) => {
                     tracing::warn!(error = %e, "notification worker: store error");

@@ -13,10 +13,10 @@ use super::tickets::{
 use super::{Excavation, ExcavationError};
 use crate::auth::require;
 use crate::index::SpatialIndex;
-use crate::model::{Actor, Layer, Role};
+use crate::model::{Actor, Clock, Layer, Role};
 use crate::store::tickets::{NotificationFilter, NotificationOutcome, TicketFilter};
 use crate::store::SharedStore;
-use chrono::{SubsecRound, Utc};
+use chrono::SubsecRound;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use utoipa::ToSchema;
@@ -32,11 +32,12 @@ fn forbid(e: crate::auth::AuthError) -> ExcavationError {
 pub fn run_check(
     index: &SpatialIndex,
     ex: &Excavation,
+    clock: &Clock,
     actor: &Actor,
     req: &CheckRequest,
 ) -> Result<CheckResult, ExcavationError> {
     require(actor, Role::Contractor).map_err(forbid)?;
-    check(index, ex, req)
+    check(index, ex, req, clock.now())
 }
 
 /// Submits a ticket. Returns the ticket and whether it was created now (false: an earlier
@@ -45,6 +46,7 @@ pub async fn submit(
     store: &SharedStore,
     index: &SpatialIndex,
     ex: &Excavation,
+    clock: &Clock,
     actor: &Actor,
     body: serde_json::Value,
     idempotency_key: Option<String>,
@@ -63,10 +65,10 @@ pub async fn submit(
     let req = TicketRequest::from_json(body)?;
     // A retry runs the check again but writes nothing: the store returns the ticket of
     // the first submission unchanged.
-    let result = check(index, ex, &req.dig)?;
     // Milliseconds, as both stores keep them: the ticket's deadlines and the outbox's
     // (a timestamp column) then agree to the digit.
-    let now = Utc::now().trunc_subsecs(3);
+    let now = clock.now().trunc_subsecs(3);
+    let result = check(index, ex, &req.dig, now)?;
     let t = Ticket::new(&req, result, actor, idempotency_key, &ex.tickets, now)?;
     // One transaction writes the ticket, its audit entry and its owners' notifications
     // (resolved against the owners' registered channels inside it).
@@ -82,7 +84,7 @@ pub async fn submit(
     // A retry: the outbox skips what it holds, so a ticket whose notifications are missing
     // (stored by an older version, which wrote them separately) gets them now.
     let channels = store.owner_channels(&owner_ids(&out.0)).await?;
-    notify_owners(store, ex, &out.0, actor, channels).await?;
+    notify_owners(store, ex, clock, &out.0, actor, channels).await?;
     Ok(out)
 }
 
@@ -94,6 +96,7 @@ fn owner_ids(t: &Ticket) -> Vec<i64> {
 async fn notify_owners(
     store: &SharedStore,
     ex: &Excavation,
+    clock: &Clock,
     t: &Ticket,
     actor: &Actor,
     channels: Vec<OwnerChannels>,
@@ -104,7 +107,9 @@ async fn notify_owners(
     let channels: HashMap<i64, OwnerChannels> =
         channels.into_iter().map(|c| (c.owner_id, c)).collect();
     let plan = notify::plan(t, &channels, &ex.tickets.calendar);
-    let written = store.enqueue_notifications(&plan, actor).await?;
+    let written = store
+        .enqueue_notifications(&plan, actor, clock.now())
+        .await?;
     if written
         .iter()
         .any(|n| n.channel == notify::Channel::Webhook)
@@ -142,9 +147,13 @@ async fn load_visible(
 }
 
 /// Saves what time changed (expiry) before a ticket is shown or acted on.
-async fn refreshed(store: &SharedStore, mut t: Ticket) -> Result<Ticket, ExcavationError> {
+async fn refreshed(
+    store: &SharedStore,
+    clock: &Clock,
+    mut t: Ticket,
+) -> Result<Ticket, ExcavationError> {
     let from = t.state;
-    if t.refresh(Utc::now()) {
+    if t.refresh(clock.now()) {
         let system = Actor {
             name: "system".into(),
             key_id: None,
@@ -160,7 +169,7 @@ async fn refreshed(store: &SharedStore, mut t: Ticket) -> Result<Ticket, Excavat
             Err(crate::store::StoreError::Conflict(_)) => {
                 if let Some(fresh) = store.ticket(t.id).await? {
                     t = fresh;
-                    t.refresh(Utc::now());
+                    t.refresh(clock.now());
                 }
             }
             Err(e) => return Err(e.into()),
@@ -170,9 +179,14 @@ async fn refreshed(store: &SharedStore, mut t: Ticket) -> Result<Ticket, Excavat
 }
 
 /// One ticket, if the caller may see it.
-pub async fn get(store: &SharedStore, actor: &Actor, id: i64) -> Result<Ticket, ExcavationError> {
+pub async fn get(
+    store: &SharedStore,
+    clock: &Clock,
+    actor: &Actor,
+    id: i64,
+) -> Result<Ticket, ExcavationError> {
     let t = load_visible(store, actor, id).await?;
-    refreshed(store, t).await
+    refreshed(store, clock, t).await
 }
 
 /// A ticket with the notifications sent to its owners (`GET /excavation/tickets/{id}`).
@@ -190,10 +204,11 @@ pub const MAX_NOTIFICATIONS: usize = 1000;
 /// One ticket and its notifications, if the caller may see it.
 pub async fn view(
     store: &SharedStore,
+    clock: &Clock,
     actor: &Actor,
     id: i64,
 ) -> Result<TicketView, ExcavationError> {
-    let ticket = get(store, actor, id).await?;
+    let ticket = get(store, clock, actor, id).await?;
     let notifications = store
         .notifications(&NotificationFilter {
             ticket_id: Some(id),
@@ -249,6 +264,7 @@ pub struct DeliveryReport {
 /// Records a gateway's delivery report for a pending e-mail or SMS notification.
 pub async fn report_delivery(
     store: &SharedStore,
+    clock: &Clock,
     actor: &Actor,
     id: i64,
     r: &DeliveryReport,
@@ -285,7 +301,7 @@ pub async fn report_delivery(
         )));
     }
     store
-        .finish_notification(id, &outcome, actor)
+        .finish_notification(id, &outcome, actor, clock.now())
         .await?
         .ok_or_else(|| {
             ExcavationError::Conflict(format!("notification {id} is already {}", current.status))
@@ -327,6 +343,7 @@ pub async fn owner_channels(
 pub async fn set_owner_channels(
     store: &SharedStore,
     index: &SpatialIndex,
+    clock: &Clock,
     actor: &Actor,
     owner_id: i64,
     mut c: OwnerChannels,
@@ -335,7 +352,7 @@ pub async fn set_owner_channels(
     known_owner(index, owner_id)?;
     c.owner_id = owner_id;
     c.validate()?;
-    store.set_owner_channels(&c, actor).await?;
+    store.set_owner_channels(&c, actor, clock.now()).await?;
     Ok(c)
 }
 
@@ -344,6 +361,7 @@ pub async fn set_owner_channels(
 pub async fn list(
     store: &SharedStore,
     ex: &Excavation,
+    clock: &Clock,
     actor: &Actor,
     state: Option<TicketState>,
     limit: Option<usize>,
@@ -363,7 +381,7 @@ pub async fn list(
         limit,
         offset: offset.unwrap_or(0),
     };
-    let now = Utc::now();
+    let now = clock.now();
     let mut out = store.tickets(&filter).await?;
     for t in &mut out {
         // Shown as it stands now; the expiry is saved when the ticket itself is read.
@@ -375,14 +393,15 @@ pub async fn list(
 /// Records an owner's response.
 pub async fn respond(
     store: &SharedStore,
+    clock: &Clock,
     actor: &Actor,
     id: i64,
     r: &ResponseRequest,
 ) -> Result<Ticket, ExcavationError> {
     let t = load_visible(store, actor, id).await?;
-    let mut t = refreshed(store, t).await?;
+    let mut t = refreshed(store, clock, t).await?;
     let from = t.state;
-    t.respond(r, actor, Utc::now())?;
+    t.respond(r, actor, clock.now())?;
     let detail = serde_json::json!({
         "owner_id": r.owner_id, "status": r.status, "note": r.note, "from": from, "to": t.state
     });
@@ -394,15 +413,16 @@ pub async fn respond(
 /// Moves a ticket to another state.
 pub async fn transition(
     store: &SharedStore,
+    clock: &Clock,
     actor: &Actor,
     id: i64,
     r: &TransitionRequest,
 ) -> Result<Ticket, ExcavationError> {
     let t = load_visible(store, actor, id).await?;
-    let mut t = refreshed(store, t).await?;
+    let mut t = refreshed(store, clock, t).await?;
     let from = t.state;
     let before = t.clone();
-    match t.transition(r, actor, Utc::now()) {
+    match t.transition(r, actor, clock.now()) {
         Ok(()) => {
             let detail = serde_json::json!({"from": from, "to": t.state, "note": r.note});
             Ok(store

@@ -390,14 +390,18 @@ pub fn stored_check(
 
 /// The ticket's own figures, as foreign members of the GeoJSON and a section of the HTML.
 fn ticket_members(t: &Ticket, notifications: &[Notification], source: GeometrySource) -> Value {
-    json!({
+    let mut m = json!({
         "id": t.id, "state": t.state, "ticket_type": t.ticket_type, "version": t.version,
         "submitted_by": t.submitted_by, "requester": t.requester,
         "created_at": t.created_at, "updated_at": t.updated_at,
         "valid_from": t.valid_from, "valid_until": t.valid_until,
         "owners": t.owners, "history": t.history, "notifications": notifications,
         "geometry_as_of": match source { GeometrySource::Submission => "submission", GeometrySource::Current => "current" },
-    })
+    });
+    if !t.warnings.is_empty() {
+        m["warnings"] = json!(t.warnings);
+    }
+    m
 }
 
 /// The ticket as a GeoJSON FeatureCollection: the check's features as at submission
@@ -453,6 +457,12 @@ fn ticket_section(
         vf = t.valid_from,
         vu = local(t.valid_until, off),
     ));
+    for w in &t.warnings {
+        h.push_str(&format!(
+            "<p class=\"warning\"><b>Warning:</b> {}</p>",
+            esc(w)
+        ));
+    }
     h.push_str("<h3>Owners' responses</h3><table><tr><th>Owner</th><th>Response</th><th>Due</th><th>Answered</th><th>By</th><th>Note</th><th>Late / overdue</th></tr>");
     for o in &t.owners {
         h.push_str(&format!(

@@ -250,6 +250,10 @@ pub struct Ticket {
     #[schema(value_type = Object)]
     pub check_geometry: SavedGeometry,
     pub history: Vec<TicketEvent>,
+    /// What the reader should know about the dates, such as deadlines that fall where the
+    /// holiday calendar is provisional or not known (set at submission).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// A ticket's saved check: at submission the live [`CheckResult`], serialised straight into
@@ -418,6 +422,13 @@ impl Ticket {
         // The end date is a local date: the work may go on until its last second there.
         let end_of_work = cal.end_of_day(req.dig.end_date);
         let valid_until = end_of_work.min(cal.add_hours(now, settings.validity_days * 24));
+        // The latest date counted in working days decides whether the holiday lists knew
+        // every day the counting crossed.
+        let counted = match req.ticket_type {
+            TicketType::Normal => due_at.max(valid_until),
+            TicketType::Emergency => valid_until,
+        };
+        let warnings = cal.coverage_warning(counted).into_iter().collect();
         let check = Arc::new(check);
         let owners: Vec<OwnerResponse> = check
             .owners
@@ -480,6 +491,7 @@ impl Ticket {
             check: SavedCheck::Live(check.clone()),
             check_geometry: SavedGeometry::Live(check),
             history,
+            warnings,
         })
     }
 
@@ -806,6 +818,33 @@ mod tests {
 
     fn to(t: TicketState) -> TransitionRequest {
         TransitionRequest { to: t, note: None }
+    }
+
+    #[test]
+    fn deadlines_beyond_the_known_holidays_are_flagged() {
+        let s = Excavation::builtin().tickets;
+        let submit = |at: &str, start: (i32, u32, u32), end: (i32, u32, u32)| {
+            let mut req = request(TicketType::Normal);
+            req.dig.start_date = NaiveDate::from_ymd_opt(start.0, start.1, start.2).unwrap();
+            req.dig.end_date = NaiveDate::from_ymd_opt(end.0, end.1, end.2).unwrap();
+            let acme = actor("acme", Role::Contractor);
+            Ticket::new(&req, result(1), &acme, None, &s, at.parse().unwrap()).unwrap()
+        };
+        // Inside the notice's year: nothing to say.
+        assert!(ticket(1, TicketType::Normal).warnings.is_empty());
+        // Validity reaching into 2027, whose holidays are provisional.
+        let t = submit("2026-12-21T09:00:00Z", (2026, 12, 22), (2027, 1, 20));
+        assert_eq!(t.warnings.len(), 1, "{:?}", t.warnings);
+        assert!(t.warnings[0].contains("provisional"), "{:?}", t.warnings);
+        // Past the lists' end: the date after which holidays are unknown is named.
+        let t = submit("2027-12-20T09:00:00Z", (2027, 12, 21), (2028, 1, 31));
+        assert_eq!(
+            t.warnings,
+            vec!["holidays after 2027-12-31 are not known: deadlines after that date count weekends only"]
+        );
+        // The warning is part of the stored document and reads back.
+        let back: Ticket = serde_json::from_value(serde_json::to_value(&t).unwrap()).unwrap();
+        assert_eq!(back.warnings, t.warnings);
     }
 
     #[test]

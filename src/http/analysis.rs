@@ -242,7 +242,7 @@ pub async fn grid_stats(
     let level = parse::<GridLevel>("level", q.level.as_deref().unwrap_or("street"))?;
     let bbox = q.bbox.as_deref().map(Bbox::parse).transpose()?;
     let index = state.index.clone();
-    let year = chrono::Datelike::year(&chrono::Utc::now());
+    let year = chrono::Datelike::year(&state.clock.now());
     let stats = tokio::task::spawn_blocking(move || {
         analysis::grid_stats(&index, level, bbox.as_ref(), year)
     })

@@ -114,12 +114,14 @@ pub async fn check(
     let f = negotiate(&q, &headers)?;
     let index = state.index.clone();
     let ex = state.excavation.clone();
+    let clock = state.clock.clone();
     let actor = caller.0;
     // Projection and distance work for a 1 km² dig take milliseconds: keep them off the
     // async workers.
-    let r = tokio::task::spawn_blocking(move || service::run_check(&index, &ex, &actor, &req))
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))??;
+    let r =
+        tokio::task::spawn_blocking(move || service::run_check(&index, &ex, &clock, &actor, &req))
+            .await
+            .map_err(|e| AppError::Internal(e.to_string()))??;
     Ok(render(&state, &r, f, "Excavation check"))
 }
 
@@ -159,6 +161,7 @@ pub async fn submit(
         &state.store,
         &state.index,
         &state.excavation,
+        &state.clock,
         &caller.0,
         body,
         key,
@@ -205,6 +208,7 @@ pub async fn list(
     let tickets = service::list(
         &state.store,
         &state.excavation,
+        &state.clock,
         &caller.0,
         st,
         q.limit,
@@ -234,7 +238,7 @@ pub async fn read(
 ) -> Result<Response, AppError> {
     let id = parse_id(&id)?;
     let f = negotiate(&q, &headers)?;
-    let v = service::view(&state.store, &caller.0, id).await?;
+    let v = service::view(&state.store, &state.clock, &caller.0, id).await?;
     Ok(match f {
         Format::Json => Json(v).into_response(),
         Format::GeoJson => (
@@ -312,7 +316,7 @@ pub async fn report_delivery(
 ) -> Result<Json<Notification>, AppError> {
     let id = parse_id(&id)?;
     Ok(Json(
-        service::report_delivery(&state.store, &caller.0, id, &r).await?,
+        service::report_delivery(&state.store, &state.clock, &caller.0, id, &r).await?,
     ))
 }
 
@@ -348,7 +352,8 @@ pub async fn set_owner_channels(
 ) -> Result<Json<OwnerChannels>, AppError> {
     let id = parse_id(&id)?;
     Ok(Json(
-        service::set_owner_channels(&state.store, &state.index, &caller.0, id, c).await?,
+        service::set_owner_channels(&state.store, &state.index, &state.clock, &caller.0, id, c)
+            .await?,
     ))
 }
 
@@ -366,7 +371,7 @@ pub async fn respond(
 ) -> Result<Json<Ticket>, AppError> {
     let id = parse_id(&id)?;
     Ok(Json(
-        service::respond(&state.store, &caller.0, id, &r).await?,
+        service::respond(&state.store, &state.clock, &caller.0, id, &r).await?,
     ))
 }
 
@@ -384,6 +389,6 @@ pub async fn transition(
 ) -> Result<Json<Ticket>, AppError> {
     let id = parse_id(&id)?;
     Ok(Json(
-        service::transition(&state.store, &caller.0, id, &r).await?,
+        service::transition(&state.store, &state.clock, &caller.0, id, &r).await?,
     ))
 }

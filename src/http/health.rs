@@ -19,14 +19,21 @@ pub fn router() -> Router<AppState> {
         .route("/ready", get(ready))
 }
 
-/// Liveness: 200 as long as the process serves requests.
-#[utoipa::path(get, path = "/health", tag = "service", responses((status = 200, description = "The process is alive")))]
-pub async fn health() -> Json<serde_json::Value> {
-    Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}))
+/// Liveness: 200 as long as the process serves requests, with the service clock's time
+/// (clients such as `lifeline simulate` stamp their data by it).
+#[utoipa::path(get, path = "/health", tag = "service", responses((status = 200, description = "The process is alive: {status, version, time}")))]
+pub async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
+    let time = state
+        .clock
+        .now()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    Json(json!({"status": "ok", "version": env!("CARGO_PKG_VERSION"), "time": time}))
 }
 
 /// Readiness: 200 with per-layer counts when the store answers within 2 s and the
 /// start-up build of the risk grid statistics has ended (waited for up to 2 s), else 503.
+/// `warnings` lists what operators should act on soon, such as a working-day calendar
+/// that runs out within 60 days.
 #[utoipa::path(get, path = "/ready", tag = "service", responses(
     (status = 200, description = "Store reachable, index loaded (with counts per layer), risk grid statistics built"),
     (status = 503, description = "The store does not answer, or the risk grid statistics are still being built after start-up")))]
@@ -44,10 +51,17 @@ pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {
         .into_iter()
         .map(|s| (s.layer.as_str().to_string(), json!(s.count)))
         .collect();
+    // Warnings do not make the service unready; they tell operators what to do soon.
+    let cal = &state.excavation.tickets.calendar;
+    let warnings: Vec<String> = cal
+        .expiry_warning(cal.local_date(state.clock.now()))
+        .into_iter()
+        .collect();
     let body = |status: &str, reason: Option<String>| {
         json!({
             "status": status,
             "reason": reason,
+            "warnings": warnings,
             "store": state.store.backend(),
             "index": {
                 "loaded": true,

@@ -364,13 +364,14 @@ pub async fn items(
                         page?,
                         ogc::sql::Plan::Index,
                         html,
+                        state.clock.now(),
                     )
                     .await;
                 }
             }
         }
     };
-    finish_items(&b, &id, layer, role, q, page, plan, html).await
+    finish_items(&b, &id, layer, role, q, page, plan, html, state.clock.now()).await
 }
 
 /// Renders an items page: HTML, FlatGeobuf or GeoJSON bytes, with links and headers.
@@ -384,6 +385,7 @@ async fn finish_items(
     page: ogc::Page,
     plan: ogc::sql::Plan,
     html: bool,
+    now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Response, AppError> {
     let plan_header = (
         header::HeaderName::from_static("x-ogc-plan"),
@@ -486,10 +488,11 @@ async fn finish_items(
     }
     let crs = q.crs.clone();
     // Writing a large page (and reprojecting it) is CPU work: off the async workers.
-    let body =
-        tokio::task::spawn_blocking(move || ogc::render_collection(&page, &names, &crs, &links))
-            .await
-            .map_err(|e| AppError::Internal(e.to_string()))??;
+    let body = tokio::task::spawn_blocking(move || {
+        ogc::render_collection(&page, &names, &crs, &links, now)
+    })
+    .await
+    .map_err(|e| AppError::Internal(e.to_string()))??;
     Ok((
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(GEOJSON)),

@@ -159,7 +159,7 @@ pub async fn readings(
     let unit = state.risk.rules.kind(s.kind).unit.clone();
     let to = match &q.to {
         Some(t) => parse_when("to", t)?,
-        None => Utc::now(),
+        None => state.clock.now(),
     };
     let from = match &q.from {
         Some(t) => parse_when("from", t)?,

@@ -489,6 +489,8 @@ pub struct Summary {
     pub job: Option<ImportJob>,
 }
 
+/// An import job's progress stamp: when this process recorded it (a commit stamp, like
+/// the audit log's; no rule compares it with the service clock).
 fn stamp() -> String {
     use chrono::SubsecRound;
     chrono::Utc::now()

@@ -5,6 +5,7 @@
 #[macro_use]
 pub mod macros;
 pub mod catalog;
+pub mod clock;
 pub mod feature;
 pub mod geom;
 pub mod grid;
@@ -14,6 +15,7 @@ pub mod risk;
 pub mod sensor;
 
 pub use catalog::{Catalog, RiskCategory, SensorKindSpec};
+pub use clock::Clock;
 pub use grid::{GridCell, GridLevel};
 pub use owner::Owner;
 pub use pipeline::{

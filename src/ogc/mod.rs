@@ -587,12 +587,13 @@ pub fn render_collection(
     names: &[&str],
     crs: &ApiCrs,
     links: &Value,
+    now: DateTime<Utc>,
 ) -> Result<Vec<u8>, OgcError> {
     let mut out = Vec::with_capacity(256 + page.records.len() * 512);
     out.extend_from_slice(b"{\"type\":\"FeatureCollection\",\"timeStamp\":");
     fields::write_str(
         &mut out,
-        &Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+        &now.to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
     );
     if let Some(m) = page.matched {
         out.extend_from_slice(format!(",\"numberMatched\":{m}").as_bytes());

@@ -25,7 +25,7 @@ mod structure;
 pub use structure::BuildInfo;
 
 use crate::index::SpatialIndex;
-use crate::model::{Actor, Layer, Record, RiskLevel, Role};
+use crate::model::{Actor, Clock, Layer, Record, RiskLevel, Role};
 use crate::store::readings::AlarmOp;
 use crate::store::{SharedStore, StoreError};
 use crate::AppError;
@@ -126,6 +126,8 @@ pub struct RiskEngine {
     /// The newest risk-event id the follower has applied.
     applied_tx: tokio::sync::watch::Sender<i64>,
     started: DateTime<Utc>,
+    /// The service's clock: the readings window, offline durations and alarm stamps.
+    pub clock: Clock,
     /// Where the follower starts: (risk-event id, change version) at start-up.
     pub(crate) start: (i64, i64),
     /// Cancelled when the server shuts down; live event streams end with it.
@@ -154,6 +156,7 @@ impl RiskEngine {
     pub async fn open(
         store: SharedStore,
         index: Arc<SpatialIndex>,
+        clock: Clock,
     ) -> Result<Arc<RiskEngine>, StoreError> {
         let start = store.cursors().await?;
         let open = store.open_alarms().await?;
@@ -170,7 +173,8 @@ impl RiskEngine {
             bus: EventBus::new(100_000),
             poke: tokio::sync::Notify::new(),
             applied_tx,
-            started: Utc::now(),
+            started: clock.now(),
+            clock,
             start,
             closing: tokio_util::sync::CancellationToken::new(),
             stats,
@@ -251,7 +255,7 @@ impl RiskEngine {
         if items.len() > self.rules.ingest.max_batch {
             return Err(BatchError::TooMany(items.len(), self.rules.ingest.max_batch).into());
         }
-        let now = Utc::now();
+        let now = self.clock.now();
         let mut report = IngestReport {
             received: items.len(),
             stored: 0,
@@ -334,7 +338,7 @@ impl RiskEngine {
         let mut newest = 0;
         let sys = system_actor();
         for op in &ops {
-            if let Some(ev) = self.store.apply_alarm(op, &sys).await? {
+            if let Some(ev) = self.store.apply_alarm(op, &sys, now).await? {
                 report.alarm_changes += 1;
                 newest = newest.max(ev.id);
             }
@@ -404,7 +408,7 @@ impl RiskEngine {
             )));
         }
         let op = AlarmOp::Transition { id, to, comment };
-        match self.store.apply_alarm(&op, actor).await? {
+        match self.store.apply_alarm(&op, actor, self.clock.now()).await? {
             Some(ev) => {
                 self.wait_applied(ev.id).await;
                 Ok(ev.alarm)
@@ -582,7 +586,7 @@ impl RiskEngine {
                 lon: s.location.x(),
                 lat: s.location.y(),
             });
-            if let Some(ev) = self.store.apply_alarm(&op, &sys).await? {
+            if let Some(ev) = self.store.apply_alarm(&op, &sys, now).await? {
                 raised += 1;
                 newest = newest.max(ev.id);
             }
@@ -660,7 +664,7 @@ pub fn spawn_offline_checker(engine: Arc<RiskEngine>) -> tokio::task::JoinHandle
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            if let Err(e) = engine.check_offline(Utc::now()).await {
+            if let Err(e) = engine.check_offline(engine.clock.now()).await {
                 tracing::warn!(error = %e, "offline check failed; retrying next round");
             }
         }

@@ -6,7 +6,7 @@
 //!
 //! [`Generator`] is deterministic for a seed, so a demo can be replayed exactly.
 
-use crate::model::SensorKind;
+use crate::model::{Clock, SensorKind};
 use chrono::{DateTime, Timelike, Utc};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -251,6 +251,49 @@ pub struct SimSummary {
     pub seconds: f64,
 }
 
+/// The server's clock, as its `/health` reports it: readings are stamped by the time of
+/// the service they are sent to, so they fall inside its accepted window even when the two
+/// machines' clocks differ (or the server's clock is set, as in tests). A server that does
+/// not say its time is taken to share this machine's clock.
+async fn server_clock(client: &reqwest::Client, o: &SimOptions) -> Result<Clock, SimError> {
+    let sent = Utc::now();
+    let v = get_json(client, o, "/health").await?;
+    let Some(t) = v["time"]
+        .as_str()
+        .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+    else {
+        return Ok(Clock::system());
+    };
+    // The server read its clock about halfway through the round trip.
+    let mid = sent + (Utc::now() - sent) / 2;
+    Ok(Clock::offset_by(t.with_timezone(&Utc) - mid))
+}
+
+/// GETs `path` of the server (with the key, if any) as JSON.
+async fn get_json(
+    client: &reqwest::Client,
+    o: &SimOptions,
+    path: &str,
+) -> Result<serde_json::Value, SimError> {
+    let url = format!("{}{path}", o.url.trim_end_matches('/'));
+    let mut req = client.get(&url);
+    if let Some(k) = &o.key {
+        req = req.bearer_auth(k);
+    }
+    let http = |e: reqwest::Error| SimError::Http {
+        url: url.clone(),
+        message: e.to_string(),
+    };
+    req.send()
+        .await
+        .map_err(http)?
+        .error_for_status()
+        .map_err(http)?
+        .json()
+        .await
+        .map_err(http)
+}
+
 async fn fetch_sensors(
     client: &reqwest::Client,
     o: &SimOptions,
@@ -258,27 +301,8 @@ async fn fetch_sensors(
     let mut out = Vec::new();
     let mut offset = 0;
     loop {
-        let url = format!(
-            "{}/features/sensors?limit=10000&offset={offset}",
-            o.url.trim_end_matches('/')
-        );
-        let mut req = client.get(&url);
-        if let Some(k) = &o.key {
-            req = req.bearer_auth(k);
-        }
-        let http = |e: reqwest::Error| SimError::Http {
-            url: url.clone(),
-            message: e.to_string(),
-        };
-        let v: serde_json::Value = req
-            .send()
-            .await
-            .map_err(http)?
-            .error_for_status()
-            .map_err(http)?
-            .json()
-            .await
-            .map_err(http)?;
+        let path = format!("/features/sensors?limit=10000&offset={offset}");
+        let v = get_json(client, o, &path).await?;
         let feats = v["features"].as_array().cloned().unwrap_or_default();
         for f in &feats {
             let id = f["id"].as_i64().or_else(|| f["properties"]["id"].as_i64());
@@ -306,12 +330,13 @@ pub async fn run(
         return Err(SimError::Invalid("--rate must be at least 1".into()));
     }
     let client = reqwest::Client::new();
+    let clock = server_clock(&client, &o).await?;
     let sensors = fetch_sensors(&client, &o).await?;
     if sensors.is_empty() {
         return Err(SimError::NoSensors);
     }
-    let mut gen = Generator::new(&sensors, o.seed, o.leak_share, o.dead_share, Utc::now());
-    gen.leak_now(&o.leak_now, Utc::now())?;
+    let mut gen = Generator::new(&sensors, o.seed, o.leak_share, o.dead_share, clock.now());
+    gen.leak_now(&o.leak_now, clock.now())?;
     eprintln!(
         "simulating {} sensors ({} live, {} dead) at {} readings/s against {}",
         sensors.len(),
@@ -341,7 +366,7 @@ pub async fn run(
         carry += f64::from(o.rate) / 10.0;
         let n = carry.floor() as usize;
         carry -= n as f64;
-        let batch = gen.batch(Utc::now(), n);
+        let batch = gen.batch(clock.now(), n);
         if batch.is_empty() {
             continue;
         }
@@ -413,12 +438,17 @@ mod tests {
     use super::*;
     use crate::risk::rules::Rules;
 
+    /// A fixed instant: the streams must not depend on the day the tests run.
+    fn at() -> DateTime<Utc> {
+        "2026-11-23T09:00:00Z".parse().unwrap()
+    }
+
     #[test]
     fn streams_are_deterministic_plausible_and_never_repeat_a_time() {
         let fleet: Vec<(i64, SensorKind)> = (1..=50)
             .map(|i| (i, SensorKind::ALL[i as usize % SensorKind::ALL.len()]))
             .collect();
-        let now = Utc::now();
+        let now = at();
         let mut a = Generator::new(&fleet, 7, 0.5, 0.1, now);
         let mut b = Generator::new(&fleet, 7, 0.5, 0.1, now);
         let x = a.batch(now, 500);
@@ -440,7 +470,7 @@ mod tests {
             (2, SensorKind::GasLel),
             (3, SensorKind::Pressure),
         ];
-        let now = Utc::now();
+        let now = at();
         let mut g = Generator::new(&fleet, 1, 0.0, 0.0, now);
         g.leak_now(&[2], now).unwrap();
         for k in 0..5 {
@@ -463,7 +493,7 @@ mod tests {
     #[test]
     fn leaks_grow_until_they_cross_the_gas_alarm_threshold() {
         let fleet = vec![(1, SensorKind::GasLel)];
-        let now = Utc::now();
+        let now = at();
         let mut g = Generator::new(&fleet, 1, 1.0, 0.0, now);
         let later = now + chrono::Duration::minutes(60);
         let v = g.batch(later, 1)[0].value;

@@ -22,6 +22,9 @@ pub struct Problem {
 pub struct CheckReport {
     pub records: usize,
     pub problems: Vec<Problem>,
+    /// What is not wrong in the data but needs an operator soon, such as a working-day
+    /// calendar that runs out (added by the caller, which knows the settings and the time).
+    pub warnings: Vec<String>,
 }
 
 impl CheckReport {
@@ -150,6 +153,7 @@ pub fn run(data: &Dataset, catalog: &Catalog) -> CheckReport {
     CheckReport {
         records: data.len(),
         problems,
+        warnings: Vec::new(),
     }
 }
 

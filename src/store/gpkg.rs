@@ -850,7 +850,9 @@ fn referenced_by(conn: &Connection, t: &Table, id: i64) -> StoreResult<Option<St
 // ---------------------------------------------------------------------------------------
 
 /// The current time at the GeoPackage DATETIME precision (milliseconds), as stored and as
-/// returned, so what a caller gets back equals what it later reads.
+/// returned, so what a caller gets back equals what it later reads. These are commit stamps
+/// (`updated_at`, the audit log's `at`), the store's own time as PostGIS's `now()` records
+/// it there; no rule compares them with the service clock ([`crate::model::Clock`]).
 fn now() -> (DateTime<Utc>, String) {
     let t = Utc::now().trunc_subsecs(3);
     (t, t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())

@@ -77,9 +77,15 @@ pub trait RiskStore: Send + Sync {
     /// The newest stored reading of a sensor.
     async fn last_reading(&self, sensor_id: i64) -> StoreResult<Option<Reading>>;
 
-    /// Applies one alarm change in one transaction with its risk event and audit entry.
-    /// `None` when the change changes nothing (e.g. the same level again).
-    async fn apply_alarm(&self, op: &AlarmOp, actor: &Actor) -> StoreResult<Option<RiskEvent>>;
+    /// Applies one alarm change at `now` (the service clock's time) in one transaction with
+    /// its risk event and audit entry. `None` when the change changes nothing (e.g. the same
+    /// level again).
+    async fn apply_alarm(
+        &self,
+        op: &AlarmOp,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<RiskEvent>>;
 
     /// One alarm by id.
     async fn alarm(&self, id: i64) -> StoreResult<Option<Alarm>>;
@@ -275,7 +281,12 @@ impl RiskStore for PostgisStore {
             .transpose()
     }
 
-    async fn apply_alarm(&self, op: &AlarmOp, actor: &Actor) -> StoreResult<Option<RiskEvent>> {
+    async fn apply_alarm(
+        &self,
+        op: &AlarmOp,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<RiskEvent>> {
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(backend_error)?;
         let current = match op {
@@ -312,7 +323,6 @@ impl RiskStore for PostgisStore {
             }
         };
         let current = current.as_ref().map(pg_alarm).transpose()?;
-        let now = Utc::now();
         let Some(next) = crate::risk::alarms::apply(op, current.clone(), actor, now)? else {
             return Ok(None);
         };
@@ -547,6 +557,7 @@ fn gp_apply(
     conn: &mut rusqlite::Connection,
     op: &AlarmOp,
     actor: &Actor,
+    now: DateTime<Utc>,
 ) -> StoreResult<Option<RiskEvent>> {
     use rusqlite::OptionalExtension;
     let tx = begin(conn)?;
@@ -578,7 +589,6 @@ fn gp_apply(
             a
         }
     };
-    let now = Utc::now();
     let Some(mut next) = crate::risk::alarms::apply(op, current.clone(), actor, now)? else {
         return Ok(None);
     };
@@ -738,9 +748,14 @@ impl RiskStore for GpkgStore {
         .await
     }
 
-    async fn apply_alarm(&self, op: &AlarmOp, actor: &Actor) -> StoreResult<Option<RiskEvent>> {
+    async fn apply_alarm(
+        &self,
+        op: &AlarmOp,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<RiskEvent>> {
         let (op, actor) = (op.clone(), actor.clone());
-        self.write(move |c| gp_apply(c, &op, &actor)).await
+        self.write(move |c| gp_apply(c, &op, &actor, now)).await
     }
 
     async fn alarm(&self, id: i64) -> StoreResult<Option<Alarm>> {

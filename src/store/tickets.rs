@@ -137,15 +137,21 @@ pub trait TicketStore: Send + Sync {
     /// The registered notification channels of these owners (owners without any are absent).
     async fn owner_channels(&self, owner_ids: &[i64]) -> StoreResult<Vec<OwnerChannels>>;
 
-    /// Registers (replaces) an owner's notification channels, audited.
-    async fn set_owner_channels(&self, c: &OwnerChannels, actor: &Actor) -> StoreResult<()>;
+    /// Registers (replaces) an owner's notification channels at `now`, audited.
+    async fn set_owner_channels(
+        &self,
+        c: &OwnerChannels,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
 
-    /// Writes new notifications to the outbox, each with an audit entry; ones already there
-    /// (same ticket, owner and channel) are skipped. Returns those written now.
+    /// Writes new notifications to the outbox at `now`, each with an audit entry; ones
+    /// already there (same ticket, owner and channel) are skipped. Returns those written.
     async fn enqueue_notifications(
         &self,
         list: &[NewNotification],
         actor: &Actor,
+        now: DateTime<Utc>,
     ) -> StoreResult<Vec<Notification>>;
 
     /// Notifications, oldest first.
@@ -160,13 +166,14 @@ pub trait TicketStore: Send + Sync {
         limit: usize,
     ) -> StoreResult<Vec<Notification>>;
 
-    /// Records the outcome of a pending notification, audited; `None` when there is no
-    /// pending notification `id`.
+    /// Records the outcome of a pending notification at `now`, audited; `None` when there
+    /// is no pending notification `id`.
     async fn finish_notification(
         &self,
         id: i64,
         outcome: &NotificationOutcome,
         actor: &Actor,
+        now: DateTime<Utc>,
     ) -> StoreResult<Option<Notification>>;
 }
 
@@ -358,7 +365,12 @@ impl TicketStore for PostgisStore {
             .collect()
     }
 
-    async fn set_owner_channels(&self, c: &OwnerChannels, actor: &Actor) -> StoreResult<()> {
+    async fn set_owner_channels(
+        &self,
+        c: &OwnerChannels,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
         let client = self.client().await?;
         client
             .execute(
@@ -371,6 +383,7 @@ impl TicketStore for PostgisStore {
                     &actor.name,
                     &actor.role.as_str(),
                     &channels_detail(c),
+                    &now,
                 ],
             )
             .await
@@ -382,6 +395,7 @@ impl TicketStore for PostgisStore {
         &self,
         list: &[NewNotification],
         actor: &Actor,
+        now: DateTime<Utc>,
     ) -> StoreResult<Vec<Notification>> {
         if list.is_empty() {
             return Ok(vec![]);
@@ -391,7 +405,7 @@ impl TicketStore for PostgisStore {
         let rows = client
             .query(
                 pg_sql("enqueue"),
-                &[&input, &Utc::now(), &actor.name, &actor.role.as_str()],
+                &[&input, &now, &actor.name, &actor.role.as_str()],
             )
             .await
             .map_err(backend_error)?;
@@ -430,10 +444,10 @@ impl TicketStore for PostgisStore {
         id: i64,
         outcome: &NotificationOutcome,
         actor: &Actor,
+        now: DateTime<Utc>,
     ) -> StoreResult<Option<Notification>> {
         let client = self.client().await?;
         let (status, error, retry_at, action) = outcome.parts();
-        let now = Utc::now();
         let delivered_at = (status == DeliveryStatus::Delivered).then_some(now);
         let detail = serde_json::json!({"status": status, "error": error, "retry_at": retry_at});
         let row = client
@@ -522,6 +536,8 @@ fn gpkg_audit(
     target: &str,
     detail: &serde_json::Value,
 ) -> StoreResult<()> {
+    // The audit entry's commit stamp, as PostGIS's `DEFAULT now()` records it there: the
+    // store's own time, which no rule compares with the service clock.
     conn.prepare_cached(gpkg_sql("audit"))
         .sql()?
         .execute(rusqlite::params![
@@ -559,9 +575,10 @@ fn gpkg_enqueue(
     tx: &rusqlite::Transaction<'_>,
     list: &[NewNotification],
     actor: &Actor,
+    now: DateTime<Utc>,
 ) -> StoreResult<Vec<Notification>> {
     use rusqlite::OptionalExtension;
-    let now = stamp(&Utc::now());
+    let now = stamp(&now);
     let mut out = Vec::new();
     for n in list {
         let row = tx
@@ -654,7 +671,7 @@ impl TicketStore for GpkgStore {
                 let c = gpkg_channel(&tx, d.owner_id)?;
                 list.extend(d.resolve(stored.id, c.as_ref()));
             }
-            let written = gpkg_enqueue(&tx, &list, &actor)?;
+            let written = gpkg_enqueue(&tx, &list, &actor, stored.created_at)?;
             tx.commit().sql()?;
             Ok(Submitted {
                 ticket: stored,
@@ -753,19 +770,18 @@ impl TicketStore for GpkgStore {
         .await
     }
 
-    async fn set_owner_channels(&self, c: &OwnerChannels, actor: &Actor) -> StoreResult<()> {
+    async fn set_owner_channels(
+        &self,
+        c: &OwnerChannels,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()> {
         let (c, actor) = (c.clone(), actor.clone());
         self.write(move |conn| {
             let tx = begin(conn)?;
             tx.execute(
                 gpkg_sql("set_channels"),
-                rusqlite::params![
-                    c.owner_id,
-                    c.webhook_url,
-                    c.email,
-                    c.sms,
-                    stamp(&Utc::now())
-                ],
+                rusqlite::params![c.owner_id, c.webhook_url, c.email, c.sms, stamp(&now)],
             )
             .sql()?;
             gpkg_audit(
@@ -784,6 +800,7 @@ impl TicketStore for GpkgStore {
         &self,
         list: &[NewNotification],
         actor: &Actor,
+        now: DateTime<Utc>,
     ) -> StoreResult<Vec<Notification>> {
         if list.is_empty() {
             return Ok(vec![]);
@@ -791,7 +808,7 @@ impl TicketStore for GpkgStore {
         let (list, actor) = (list.to_vec(), actor.clone());
         self.write(move |conn| {
             let tx = begin(conn)?;
-            let out = gpkg_enqueue(&tx, &list, &actor)?;
+            let out = gpkg_enqueue(&tx, &list, &actor, now)?;
             tx.commit().sql()?;
             Ok(out)
         })
@@ -842,12 +859,12 @@ impl TicketStore for GpkgStore {
         id: i64,
         outcome: &NotificationOutcome,
         actor: &Actor,
+        now: DateTime<Utc>,
     ) -> StoreResult<Option<Notification>> {
         let (outcome, actor) = (outcome.clone(), actor.clone());
         self.write(move |conn| {
             use rusqlite::OptionalExtension;
             let (status, error, retry_at, action) = outcome.parts();
-            let now = Utc::now();
             let delivered_at = (status == DeliveryStatus::Delivered).then(|| stamp(&now));
             let tx = begin(conn)?;
             let row = tx

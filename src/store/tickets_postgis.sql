@@ -76,9 +76,10 @@ RETURNING 1
 SELECT owner_id, webhook_url, email, sms FROM owner_channels WHERE owner_id = ANY($1)
 
 -- name: set_channels
+-- $8: when (the service clock's time).
 WITH c AS (
   INSERT INTO owner_channels (owner_id, webhook_url, email, sms, updated_at)
-  VALUES ($1, $2, $3, $4, now())
+  VALUES ($1, $2, $3, $4, $8)
   ON CONFLICT (owner_id) DO UPDATE SET webhook_url = EXCLUDED.webhook_url,
     email = EXCLUDED.email, sms = EXCLUDED.sms, updated_at = EXCLUDED.updated_at
   RETURNING owner_id)

@@ -6,7 +6,7 @@
 pub mod fixtures;
 
 use lifeline::config::Config;
-use lifeline::model::{Actor, Role};
+use lifeline::model::{Actor, Clock, Role};
 use lifeline::store::{self, SharedStore};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,12 +27,41 @@ pub struct TestApp {
     pub client: reqwest::Client,
     /// Keys by role name.
     pub keys: std::collections::HashMap<Role, String>,
+    /// The server's clock (shared: setting or advancing it moves the server's time).
+    pub clock: Clock,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<()>>,
     _dir: Option<tempfile::TempDir>,
 }
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// The clock a test server runs on: `LIFELINE_TEST_CLOCK` when set (`scripts/test.sh`'s
+/// guard run sets it two years ahead, proving no test depends on the day it runs), else the
+/// system clock. Only tests read that variable; the service never does.
+/// One per test process, so an absolute setting reads the same running time everywhere;
+/// each server gets its own handle at the same offset ([`TestApp::clock`]).
+pub fn test_clock() -> Clock {
+    static CLOCK: std::sync::OnceLock<Clock> = std::sync::OnceLock::new();
+    CLOCK
+        .get_or_init(|| {
+            let setting = std::env::var("LIFELINE_TEST_CLOCK").unwrap_or_default();
+            Clock::parse_setting(&setting).expect("LIFELINE_TEST_CLOCK")
+        })
+        .clone()
+}
+
+/// The current time of the test clock (what a fresh test server reads now).
+pub fn now() -> chrono::DateTime<chrono::Utc> {
+    test_clock().now()
+}
+
+/// Today's date in China (UTC+8, the built-in calendar's zone) by the test clock: the date
+/// the excavation check judges start dates against.
+pub fn today() -> chrono::NaiveDate {
+    let cst = chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8");
+    now().with_timezone(&cst).date_naive()
+}
 
 /// A fresh, empty, migrated store of the given backend and its URL.
 pub async fn fresh_store(backend: Backend) -> (SharedStore, String, Option<tempfile::TempDir>) {
@@ -91,7 +120,9 @@ impl TestApp {
             web_dir: std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("web"),
             ..Config::default()
         };
-        let state = lifeline::AppState::with_store(store.clone(), config)
+        // Its own handle, so a test that moves its server's time moves no other server's.
+        let clock = Clock::offset_by(test_clock().offset());
+        let state = lifeline::AppState::with_store(store.clone(), config, clock.clone())
             .await
             .expect("build state");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -112,6 +143,7 @@ impl TestApp {
             store_url,
             client: reqwest::Client::new(),
             keys,
+            clock,
             shutdown: Some(tx),
             handle: Some(handle),
             _dir: dir,

@@ -46,6 +46,28 @@ export async function api(path, { method = 'GET', body, raw = false, key, signal
   return res.json();
 }
 
+// The service's clock, as `GET /health` reports it: dates the client proposes (a dig's
+// start) and time windows it asks for (a sensor's last day) follow the service's time,
+// not this computer's, whose clock may be off.
+let clockOffsetMs = 0;
+
+/** Reads the service's time once (at start-up); keeps this computer's if it cannot. */
+export async function syncClock() {
+  try {
+    const sent = Date.now();
+    const h = await api('/health');
+    const t = Date.parse(h?.time);
+    if (Number.isFinite(t)) clockOffsetMs = t - (sent + Date.now()) / 2;
+  } catch { /* an older service: this computer's clock */ }
+}
+
+/** The service's current time, in epoch milliseconds. */
+export const serverNow = () => Date.now() + clockOffsetMs;
+
+/** Today's date in China (UTC+8), the service's civil time, as YYYY-MM-DD; `days` ahead. */
+export const chinaDate = (days = 0) =>
+  new Date(serverNow() + 8 * 3600e3 + days * 86400e3).toISOString().slice(0, 10);
+
 /** Whether `role` includes `needed`. */
 export const roleAtLeast = (role, needed) => ROLES.indexOf(role) >= ROLES.indexOf(needed);
 

@@ -8,7 +8,7 @@
 // with a note). Positions are drawn in the display datum and sent in the service's
 // (datum.js).
 
-import { api, download } from './api.js';
+import { api, chinaDate, download } from './api.js';
 import { onLang, t, tv } from './i18n.js';
 import { esc, featureBounds } from './util.js';
 import { geoToDisplay, geometryToData, toDisplay } from './datum.js';
@@ -40,10 +40,9 @@ export function initExcavation(app) {
   app.viewLayers.excavation = [...app.pipeLayers, 'grid-cells-outline', 'dig-fill', 'dig-line', 'dig-vertices',
     'conflict-casing', 'conflict-pipes', 'conflict-points', 'highlight-line', 'highlight-point'];
 
-  const today = new Date();
-  const iso = (d) => d.toISOString().slice(0, 10);
-  $('dig-start').value = iso(today);
-  $('dig-end').value = iso(new Date(today.getTime() + 7 * 86400000));
+  // Dates are China's civil dates by the service's clock, as the check judges them.
+  $('dig-start').value = chinaDate();
+  $('dig-end').value = chinaDate(7);
 
   let mode = null; // 'polygon' | 'line' while drawing
   let kind = null; // what was drawn

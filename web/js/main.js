@@ -4,7 +4,7 @@
 // hierarchy's real names. Views live in their own modules; this one wires them together.
 
 import * as maplibregl from '../vendor/maplibre-gl/maplibre-gl.mjs';
-import { api, ApiError, getKey, roleAtLeast, setKey } from './api.js';
+import { api, ApiError, getKey, roleAtLeast, setKey, syncClock } from './api.js';
 import { apply, currentLang, onLang, setLang, t, tv } from './i18n.js';
 import { initNetwork } from './network.js';
 import { initRisk } from './risk.js';
@@ -396,7 +396,7 @@ async function main() {
   if (!ok) { openLogin(); return; }
   // What this service offers (the risk and excavation APIs may be absent on a deployment):
   // the views ask before calling, so a missing API is a notice, not a failed request.
-  const doc = await api('/openapi.json');
+  const [doc] = await Promise.all([api('/openapi.json'), syncClock()]);
   app.paths = new Set(Object.keys(doc.paths ?? {}));
   // The optional basemap, and the datum our layers must be drawn in over it.
   if (app.has('/client-config')) {

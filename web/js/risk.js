@@ -4,7 +4,7 @@
 // `GET /events` (a pulse on the map and a flash in the list), and sensor popups with a
 // sparkline of the last 24 hours of `GET /sensors/{id}/readings`.
 
-import { api, ApiError, followEvents } from './api.js';
+import { api, ApiError, followEvents, serverNow } from './api.js';
 import { onLang, t, tv } from './i18n.js';
 import { matchPairs } from './network.js';
 import { esc, sparkline } from './util.js';
@@ -251,7 +251,7 @@ export function initRisk(app) {
   // ---- popups ----
   async function showSensor(id, lngLat) {
     await app.showRecord('sensors', id, lngLat);
-    const to = new Date();
+    const to = new Date(serverNow());
     const from = new Date(to.getTime() - 24 * 3600 * 1000);
     let html;
     if (!app.has('/sensors/{id}/readings')) html = `<p class="muted">${esc(t('not_available', { what: 'GET /sensors/{id}/readings' }))}</p>`;
