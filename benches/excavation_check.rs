@@ -17,7 +17,7 @@ use lifeline::excavation::check::{run, Dig};
 use lifeline::excavation::{CheckRequest, DigMethod, Excavation};
 use lifeline::generate::bench_dataset;
 use lifeline::index::SpatialIndex;
-use lifeline::io::crs::MetricCrs;
+use lifeline::model::crs::MetricCrs;
 use lifeline::model::Layer;
 use rand::{Rng, SeedableRng};
 use std::hint::black_box;

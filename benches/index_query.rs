@@ -7,7 +7,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use geo::Geometry;
 use lifeline::generate::bench_dataset;
 use lifeline::index::SpatialIndex;
-use lifeline::io::crs::MetricCrs;
+use lifeline::model::crs::MetricCrs;
 use lifeline::model::{Bbox, Layer};
 use rand::{Rng, SeedableRng};
 use std::hint::black_box;

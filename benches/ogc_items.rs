@@ -12,7 +12,7 @@
 
 use lifeline::generate::bench_dataset;
 use lifeline::index::SpatialIndex;
-use lifeline::io::crs::MetricCrs;
+use lifeline::model::crs::MetricCrs;
 use lifeline::model::{Actor, Layer, Role};
 use rand::{Rng, SeedableRng};
 use std::time::Instant;

@@ -147,7 +147,7 @@ async fn grid_stats(preset: Preset) {
         t.elapsed().as_secs_f64()
     );
     let store = open("gpkg", "grid_stats", &dir).await;
-    let crs = lifeline::io::crs::MetricCrs::new("EPSG:4545").expect("crs");
+    let crs = lifeline::model::crs::MetricCrs::new("EPSG:4545").expect("crs");
     let index = Arc::new(lifeline::index::SpatialIndex::new(crs));
     let idx = index.clone();
     let keep = data.clone();

@@ -10,7 +10,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use geo::Geometry;
 use lifeline::generate::bench_dataset;
 use lifeline::index::SpatialIndex;
-use lifeline::io::crs::MetricCrs;
+use lifeline::model::crs::MetricCrs;
 use lifeline::model::{Layer, Role};
 use lifeline::tileserver::{render, TilesConfig};
 use lifeline_tiles::TileCoord;

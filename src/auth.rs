@@ -25,8 +25,8 @@ pub enum AuthError {
     Missing,
     #[error("the API key is not valid or has been revoked")]
     Invalid,
-    #[error("this needs the '{needed}' role; your key has '{has}'")]
-    Forbidden { needed: Role, has: Role },
+    #[error(transparent)]
+    Forbidden(#[from] crate::model::access::Forbidden),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -35,7 +35,7 @@ impl From<AuthError> for crate::AppError {
     fn from(e: AuthError) -> Self {
         match e {
             AuthError::Missing | AuthError::Invalid => crate::AppError::Unauthorized(e.to_string()),
-            AuthError::Forbidden { .. } => crate::AppError::Forbidden(e.to_string()),
+            AuthError::Forbidden(_) => crate::AppError::Forbidden(e.to_string()),
             AuthError::Store(s) => s.into(),
         }
     }
@@ -56,14 +56,7 @@ pub fn hash_key(key: &str) -> String {
 
 /// Checks that an actor has at least `role`.
 pub fn require(actor: &Actor, role: Role) -> Result<(), AuthError> {
-    if actor.has(role) {
-        Ok(())
-    } else {
-        Err(AuthError::Forbidden {
-            needed: role,
-            has: actor.role,
-        })
-    }
+    Ok(crate::model::access::require(actor, role)?)
 }
 
 /// Resolves request credentials to actors.

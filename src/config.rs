@@ -82,7 +82,7 @@ pub struct Basemap {
     pub url: String,
     pub attribution: String,
     /// The datum of the basemap's imagery; our layers are drawn in it.
-    pub datum: crate::tileserver::Datum,
+    pub datum: crate::model::datum::Datum,
     /// Tile size in pixels (256 or 512).
     pub tile_size: u16,
     /// Highest zoom the basemap has tiles for (MapLibre over-zooms beyond).
@@ -110,15 +110,14 @@ impl Basemap {
             )));
         }
         let datum = match serve.basemap_datum.clone().or(file.basemap_datum) {
-            Some(d) => d
-                .parse()
-                .map_err(
-                    |e: crate::tileserver::datum::DatumError| ConfigError::Invalid {
+            Some(d) => {
+                d.parse()
+                    .map_err(|e: crate::model::datum::DatumError| ConfigError::Invalid {
                         key: "basemap_datum",
                         message: e.to_string(),
-                    },
-                )?,
-            None => crate::tileserver::Datum::Cgcs2000,
+                    })?
+            }
+            None => crate::model::datum::Datum::Cgcs2000,
         };
         let tile_size = file.basemap_tile_size.unwrap_or(256);
         if tile_size != 256 && tile_size != 512 {
@@ -357,7 +356,7 @@ mod tests {
             .unwrap();
         assert_eq!(b.url, "https://tiles.example/{z}/{x}/{y}.png");
         assert_eq!(b.attribution, "© Example");
-        assert_eq!(b.datum, crate::tileserver::Datum::Gcj02);
+        assert_eq!(b.datum, crate::model::datum::Datum::Gcj02);
         assert_eq!((b.tile_size, b.max_zoom), (256, 18));
         // The variables (flags) win over the file.
         let serve = ServeArgs {
@@ -365,7 +364,7 @@ mod tests {
             ..Default::default()
         };
         let b = Config::resolve(&store, &serve).unwrap().basemap.unwrap();
-        assert_eq!(b.datum, crate::tileserver::Datum::Cgcs2000);
+        assert_eq!(b.datum, crate::model::datum::Datum::Cgcs2000);
         for (url, datum, key) in [
             ("https://x/{z}/{x}.png", None, "basemap_url"),
             ("ftp://x/{z}/{x}/{y}.png", None, "basemap_url"),

@@ -3,7 +3,7 @@
 //! naming the problem; internals (SQL, file paths, backtraces) go to the log only.
 
 use crate::index::IndexError;
-use crate::io::crs::CrsError;
+use crate::model::crs::CrsError;
 use crate::model::ModelError;
 use crate::store::StoreError;
 use axum::http::StatusCode;

@@ -19,9 +19,11 @@ pub mod ogc;
 pub mod risk;
 pub mod server;
 pub mod simulate;
+pub mod state;
 pub mod store;
 pub mod sync;
 pub mod tileserver;
 
 pub use error::AppError;
-pub use server::{run, AppState};
+pub use server::run;
+pub use state::AppState;

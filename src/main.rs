@@ -299,7 +299,7 @@ async fn main() -> Result<()> {
         Command::Check { json } => {
             let (store, config) = open_store(&cli).await?;
             let data = store.load_all().await?;
-            let mut report = lifeline::store::check::run(&data, Catalog::builtin());
+            let mut report = lifeline::model::check::run(&data, Catalog::builtin());
             let ex =
                 lifeline::excavation::Excavation::from_path(config.excavation_config.as_deref())?;
             let cal = &ex.tickets.calendar;
@@ -589,9 +589,9 @@ async fn run_export(cli: &Cli, a: &ExportArgs) -> Result<()> {
         .reduce(|a, b| a.union(&b))
         .map(|b| b.center())
         .unwrap_or((106.55, 29.56));
-    let crs = lifeline::io::crs::MetricCrs::auto(lon, lat);
+    let crs = lifeline::model::crs::MetricCrs::auto(lon, lat);
     let index = lifeline::index::SpatialIndex::new(match &config.metric_crs {
-        Some(c) => lifeline::io::crs::MetricCrs::new(c)?,
+        Some(c) => lifeline::model::crs::MetricCrs::new(c)?,
         None => crs,
     });
     let opts = ExportOptions {

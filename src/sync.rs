@@ -14,7 +14,7 @@ use crate::model::{Change, ChangeOp, Layer, Record};
 use crate::risk::events::{BusEvent, Cursor, EventKind, NewEvent};
 use crate::risk::model::RiskEvent;
 use crate::risk::{anchor, Book, RiskEngine};
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::store::{Backend, StoreError};
 use futures::StreamExt;
 use serde_json::json;

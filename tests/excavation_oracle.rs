@@ -17,7 +17,7 @@ use lifeline::excavation::check::{run, Dig};
 use lifeline::excavation::{CheckRequest, DigMethod, Excavation};
 use lifeline::generate::{generate, GenerateOptions, Preset};
 use lifeline::index::SpatialIndex;
-use lifeline::io::crs::MetricCrs;
+use lifeline::model::crs::MetricCrs;
 use lifeline::model::{Actor, Layer, Pipeline, Record};
 use rand::{Rng, SeedableRng};
 use serde_json::json;

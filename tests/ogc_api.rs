@@ -541,7 +541,7 @@ async fn crs_output(backend: Backend) {
         );
     }
     // bbox in a projected CRS selects the same features as the lon/lat box.
-    let merc = lifeline::io::crs::MetricCrs::new("EPSG:3857").unwrap();
+    let merc = lifeline::model::crs::MetricCrs::new("EPSG:3857").unwrap();
     let e0 = merc.to_metric_xy(106.505, 29.505).unwrap();
     let e1 = merc.to_metric_xy(106.515, 29.515).unwrap();
     let path = format!(

@@ -181,7 +181,7 @@ fn gcj_probe(data: &Dataset) -> Option<Value> {
     let geo::Geometry::Point(p) = r.geometry else {
         return None;
     };
-    let (gx, gy) = lifeline::io::import::wgs84_to_gcj02(p.x(), p.y());
+    let (gx, gy) = lifeline::model::datum::wgs84_to_gcj02(p.x(), p.y());
     Some(json!({"id": r.id, "cgcs": [p.x(), p.y()], "gcj": [gx, gy]}))
 }
 
@@ -292,7 +292,7 @@ async fn web_client_end_to_end_in_chromium() {
         basemap: Some(lifeline::config::Basemap {
             url: format!("http://{basemap}/{{z}}/{{x}}/{{y}}.png"),
             attribution: "测试底图 (GCJ-02)".into(),
-            datum: lifeline::tileserver::Datum::Gcj02,
+            datum: lifeline::model::datum::Datum::Gcj02,
             tile_size: 256,
             max_zoom: 18,
         }),
@@ -393,7 +393,7 @@ async fn gcj02_tiles_over_http(backend: app::Backend) {
     let mut feature: Value = r.json().await.unwrap();
     let at = feature["geometry"]["coordinates"].clone();
     let (lon, lat) = (at[0].as_f64().unwrap(), at[1].as_f64().unwrap());
-    let (glon, glat) = lifeline::io::import::wgs84_to_gcj02(lon, lat);
+    let (glon, glat) = lifeline::model::datum::wgs84_to_gcj02(lon, lat);
     // Hundreds of metres in Chongqing.
     assert!((glon - lon).abs() > 1e-3 && (glat - lat).abs() > 1e-3);
     let t = TileCoord::from_lonlat(glon, glat, 17).unwrap();
@@ -434,7 +434,7 @@ async fn gcj02_tiles_over_http(backend: app::Backend) {
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    let (glon2, glat2) = lifeline::io::import::wgs84_to_gcj02(lon + 0.0002, lat);
+    let (glon2, glat2) = lifeline::model::datum::wgs84_to_gcj02(lon + 0.0002, lat);
     let t2 = TileCoord::from_lonlat(glon2, glat2, 17).unwrap();
     let r = get(format!(
         "/tiles/risk_points/17/{}/{}.mvt?datum=gcj02",

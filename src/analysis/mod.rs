@@ -22,7 +22,7 @@ pub enum AnalysisError {
     #[error(transparent)]
     Index(#[from] crate::index::IndexError),
     #[error(transparent)]
-    Crs(#[from] crate::io::crs::CrsError),
+    Crs(#[from] crate::model::crs::CrsError),
 }
 
 impl From<AnalysisError> for crate::AppError {
@@ -487,7 +487,7 @@ pub fn nearest_sensors(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::io::crs::MetricCrs;
+    use crate::model::crs::MetricCrs;
     use crate::model::{Dataset, Owner};
     use geo::LineString;
 

@@ -19,7 +19,7 @@
 use super::rules::{ser_shared, ser_shared_opt, AccuracySource, Assumed, Thresholds};
 use super::{DigMethod, Excavation, ExcavationError, Limits};
 use crate::index::SpatialIndex;
-use crate::io::crs::MetricCrs;
+use crate::model::crs::MetricCrs;
 use crate::model::{geom, Layer, PipeKind, PipeStatus, Pipeline, Record};
 use chrono::{DateTime, NaiveDate, Utc};
 use geo::{Area, Coord, Geometry, Length, LineString, Polygon};

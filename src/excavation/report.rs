@@ -4,7 +4,7 @@
 //! one self-contained file that prints without network access.
 
 use super::check::{accuracy_label, CheckResult, Severity};
-use crate::io::crs::MetricCrs;
+use crate::model::crs::MetricCrs;
 use crate::model::geom;
 use geo::{BoundingRect, Geometry};
 use serde_json::{json, Value};

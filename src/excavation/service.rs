@@ -11,8 +11,8 @@ use super::tickets::{
     can_see, ResponseRequest, Ticket, TicketRequest, TicketState, TransitionRequest,
 };
 use super::{Excavation, ExcavationError};
-use crate::auth::require;
 use crate::index::SpatialIndex;
+use crate::model::access::{require, Forbidden};
 use crate::model::{Actor, Clock, Layer, Role};
 use crate::store::tickets::{NotificationFilter, NotificationOutcome, TicketFilter};
 use crate::store::SharedStore;
@@ -24,7 +24,7 @@ use utoipa::ToSchema;
 /// Largest `Idempotency-Key` accepted, characters.
 pub const MAX_IDEMPOTENCY_KEY: usize = 200;
 
-fn forbid(e: crate::auth::AuthError) -> ExcavationError {
+fn forbid(e: Forbidden) -> ExcavationError {
     ExcavationError::Forbidden(e.to_string())
 }
 

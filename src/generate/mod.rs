@@ -841,7 +841,7 @@ fn run_street(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::check;
+    use crate::model::check;
     use geo::{Area, BooleanOps, BoundingRect};
     use std::collections::{BTreeMap, BTreeSet};
 

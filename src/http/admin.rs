@@ -4,7 +4,7 @@
 use super::{parse_id, Caller, JsonBody, QueryParams};
 use crate::auth::{generate_key, hash_key, require};
 use crate::model::Role;
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::AppError;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

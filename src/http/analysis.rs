@@ -9,7 +9,7 @@ use crate::excavation::rules::Rules;
 use crate::model::feature::to_feature;
 use crate::model::geom::to_geojson;
 use crate::model::{Bbox, GridLevel, PipeKind, Role, SensorKind};
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::AppError;
 use axum::extract::State;
 use axum::http::{header, HeaderValue};

@@ -2,7 +2,7 @@
 //! configuration — today the optional raster basemap (`[web]` of the config file or
 //! `LIFELINE_BASEMAP_*`), with the datum the client must draw our layers in over it.
 
-use crate::server::AppState;
+use crate::state::AppState;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};

@@ -6,7 +6,7 @@
 use super::{Caller, QueryParams};
 use crate::model::Bbox;
 use crate::risk::events::{BusEvent, Cursor, EventKind};
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::AppError;
 use axum::extract::State;
 use axum::http::HeaderMap;

@@ -10,7 +10,7 @@ use crate::excavation::notify::{DeliveryStatus, Notification, OwnerChannels};
 use crate::excavation::service::{DeliveryReport, TicketView};
 use crate::excavation::tickets::{ResponseRequest, Ticket, TicketState, TransitionRequest};
 use crate::excavation::{report, service, ticket_view, CheckRequest, Rules};
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::AppError;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};

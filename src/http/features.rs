@@ -7,7 +7,7 @@ use crate::auth::require;
 use crate::config::Config;
 use crate::model::feature::{from_feature, to_feature};
 use crate::model::{Bbox, Dataset, Layer, Record, Role};
-use crate::server::{AppState, IndexUpdate};
+use crate::state::{AppState, IndexUpdate};
 use crate::AppError;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, StatusCode};

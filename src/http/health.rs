@@ -3,7 +3,7 @@
 //! risk grid statistics has ended, so a balancer never sends a statistics request to a
 //! cold instance).
 
-use crate::server::AppState;
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;

@@ -2,9 +2,8 @@
 //! and attributes (with the role needed to see them) — and `/catalog/*`: the vocabularies
 //! that live in `data/` (risk categories, sensor kinds).
 
-use crate::model::feature::PIPELINE_PUBLIC_FIELDS;
-use crate::model::{Layer, Role};
-use crate::server::AppState;
+use crate::model::schema::{attribute_role, attributes, geometry_type};
+use crate::state::AppState;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -16,86 +15,6 @@ pub fn router() -> Router<AppState> {
         .route("/layers", get(list))
         .route("/catalog/risk-categories", get(risk_categories))
         .route("/catalog/sensor-kinds", get(sensor_kinds))
-}
-
-/// `(name, type)` of each layer's attributes, as the model serialises them.
-pub fn attributes(layer: Layer) -> &'static [(&'static str, &'static str)] {
-    match layer {
-        Layer::Pipelines => &[
-            ("kind", "string"),
-            ("sub_kind", "string"),
-            ("pressure_class", "string"),
-            ("voltage_kv", "number"),
-            ("material", "string"),
-            ("diameter_mm", "number"),
-            ("section_width_mm", "number"),
-            ("section_height_mm", "number"),
-            ("depth_start_m", "number"),
-            ("depth_end_m", "number"),
-            ("invert_start_m", "number"),
-            ("invert_end_m", "number"),
-            ("burial", "string"),
-            ("owner_id", "integer"),
-            ("year_built", "integer"),
-            ("survey_date", "date"),
-            ("plan_accuracy_cm", "number"),
-            ("depth_accuracy_cm", "number"),
-            ("quality_level", "string"),
-            ("status", "string"),
-        ],
-        Layer::RiskPoints => &[
-            ("category", "string"),
-            ("level", "string"),
-            ("name", "string"),
-            ("grid_cell_id", "integer"),
-            ("responsible_unit", "string"),
-            ("responsible_person", "string"),
-            ("responsible_phone", "string"),
-            ("emergency_plan", "string"),
-            ("last_review", "date"),
-            ("next_review", "date"),
-            ("status", "string"),
-        ],
-        Layer::GridCells => &[
-            ("level", "string"),
-            ("parent_id", "integer"),
-            ("name", "string"),
-            ("code", "string"),
-        ],
-        Layer::Sensors => &[
-            ("kind", "string"),
-            ("code", "string"),
-            ("pipeline_id", "integer"),
-            ("risk_point_id", "integer"),
-            ("status", "string"),
-            ("installed", "date"),
-        ],
-        Layer::Owners => &[
-            ("name", "string"),
-            ("emergency_contact", "string"),
-            ("emergency_phone", "string"),
-            ("email", "string"),
-        ],
-    }
-}
-
-pub fn geometry_type(layer: Layer) -> Value {
-    match layer {
-        Layer::Pipelines => json!("LineString"),
-        Layer::RiskPoints => json!(["Point", "Polygon"]),
-        Layer::GridCells => json!("MultiPolygon"),
-        Layer::Sensors => json!("Point"),
-        Layer::Owners => Value::Null,
-    }
-}
-
-/// The role needed to read an attribute of a layer.
-pub fn attribute_role(layer: Layer, name: &str) -> Role {
-    match layer {
-        Layer::Pipelines if !PIPELINE_PUBLIC_FIELDS.contains(&name) => Role::Analyst,
-        Layer::Owners => Role::Contractor,
-        _ => Role::Viewer,
-    }
 }
 
 /// Every layer with count, bbox (lon/lat, EPSG:4490), geometry type and attributes.

@@ -4,7 +4,7 @@
 
 use super::Caller;
 use crate::model::Role;
-use crate::server::AppState;
+use crate::state::AppState;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};

@@ -18,7 +18,7 @@ pub mod sensors;
 pub mod tiles;
 
 use crate::model::{Actor, Layer};
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::AppError;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;

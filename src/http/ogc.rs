@@ -9,7 +9,7 @@ use crate::model::feature::to_feature;
 use crate::model::geom::to_geojson;
 use crate::model::{Layer, Role};
 use crate::ogc::{self, crs::ApiCrs, OgcError};
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::AppError;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -607,12 +607,12 @@ fn reproject(
     mut out: Vec<crate::io::gdal::OutFeature>,
     code: &str,
 ) -> Result<Vec<crate::io::gdal::OutFeature>, AppError> {
-    if code != crate::io::crs::CANONICAL {
+    if code != crate::model::crs::CANONICAL {
         for f in &mut out {
             if let Some(g) = &f.geometry {
-                f.geometry = Some(crate::io::crs::transform(
+                f.geometry = Some(crate::model::crs::transform(
                     g,
-                    crate::io::crs::CANONICAL,
+                    crate::model::crs::CANONICAL,
                     code,
                 )?);
             }

@@ -1,7 +1,7 @@
 //! `/openapi.json`: the OpenAPI document of the service, generated from the handlers'
 //! annotations with utoipa.
 
-use crate::server::AppState;
+use crate::state::AppState;
 use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::OpenApi;

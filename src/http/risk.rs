@@ -5,7 +5,7 @@ use super::{parse_id, Caller, JsonBody, QueryParams};
 use crate::model::{Bbox, GridLevel, RiskLevel, RiskStatus};
 use crate::risk::model::{AlarmFilter, AlarmStatus};
 use crate::risk::stats::PointFilter;
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::AppError;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};

@@ -4,7 +4,7 @@
 use super::{parse_id, Caller, QueryParams};
 use crate::auth::require;
 use crate::model::{Layer, Record, Role};
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::AppError;
 use axum::body::Body;
 use axum::extract::{Path, State};

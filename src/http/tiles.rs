@@ -6,7 +6,7 @@
 //! the encoding negotiated, and the HTTP caching headers set.
 
 use super::Caller;
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::tileserver::derived::{self, MixedSet};
 use crate::tileserver::{
     style, tilejson, Datum, Encoding, LayerSet, LayerSetError, MAX_SEGMENT_BYTES,

@@ -14,7 +14,7 @@
 //! queries in a projected CRS, as the design requires; lon/lat bounding boxes are turned into
 //! metric envelopes by projecting a densified outline.
 
-use crate::io::crs::{CrsError, MetricCrs};
+use crate::model::crs::{CrsError, MetricCrs};
 use crate::model::{Bbox, Dataset, Layer, Record};
 use geo::{BoundingRect, Distance, Euclidean, Geometry};
 use parking_lot::RwLock;

@@ -17,7 +17,7 @@ pub enum ExportError {
     #[error(transparent)]
     Gdal(#[from] super::gdal::GdalError),
     #[error(transparent)]
-    Crs(#[from] super::crs::CrsError),
+    Crs(#[from] crate::model::crs::CrsError),
 }
 
 /// What to export.
@@ -63,9 +63,9 @@ pub fn export(
     let mut out = Vec::with_capacity(selected.len());
     for s in selected {
         let geometry = match s.record.geometry() {
-            Some(g) if opts.crs != super::crs::CANONICAL => {
-                Some(super::crs::transform(&g, super::crs::CANONICAL, &opts.crs)?)
-            }
+            Some(g) if opts.crs != crate::model::crs::CANONICAL => Some(
+                crate::model::crs::transform(&g, crate::model::crs::CANONICAL, &opts.crs)?,
+            ),
             other => other,
         };
         out.push(OutFeature {

@@ -5,9 +5,9 @@
 //!
 //! Coordinates handed to and taken from GDAL are always x = easting/longitude,
 //! y = northing/latitude (GDAL's traditional GIS order); CRS changes go through PROJ in
-//! [`crate::io::crs`], never through GDAL, so there is one transformation path.
+//! [`crate::model::crs`], never through GDAL, so there is one transformation path.
 
-use crate::http::layers::attributes;
+use crate::model::schema::attributes;
 use crate::model::Layer;
 use gdal::spatial_ref::{AxisMappingStrategy, SpatialRef};
 use gdal::vector::{

@@ -15,8 +15,8 @@
 //! the store's import-job table ([`crate::store::import_jobs`]) in the same transaction,
 //! so a killed import resumes after the last committed row without duplicates.
 
-use super::crs::Route;
 use super::gdal::{describe_layer, stream_rows, ResumeAt, SourceInfo, SourceRow};
+use crate::model::crs::Route;
 use crate::model::{Actor, Catalog, Dataset, Layer, Owner, Record};
 use crate::store::import_jobs::{ImportJob, ImportJobKey};
 use crate::store::{Store, StoreError};
@@ -937,7 +937,7 @@ fn field_type(layer: Layer, name: &str) -> Option<&'static str> {
     if name == "id" {
         return Some("integer");
     }
-    crate::http::layers::attributes(layer)
+    crate::model::schema::attributes(layer)
         .iter()
         .find(|(n, _)| *n == name)
         .map(|(_, t)| *t)
@@ -1123,64 +1123,10 @@ fn type_name(g: &Geometry<f64>) -> &'static str {
     }
 }
 
-// GCJ-02 ("Mars coordinates"): the published forward offset, inverted by fixed-point
-// iteration. PROJ has no GCJ-02, so it lives here.
-const GCJ_A: f64 = 6_378_245.0;
-const GCJ_EE: f64 = 0.006_693_421_622_965_943;
-
-fn gcj_dlat(x: f64, y: f64) -> f64 {
-    use std::f64::consts::PI;
-    let mut r = -100.0 + 2.0 * x + 3.0 * y + 0.2 * y * y + 0.1 * x * y + 0.2 * x.abs().sqrt();
-    r += (20.0 * (6.0 * x * PI).sin() + 20.0 * (2.0 * x * PI).sin()) * 2.0 / 3.0;
-    r += (20.0 * (y * PI).sin() + 40.0 * (y / 3.0 * PI).sin()) * 2.0 / 3.0;
-    r += (160.0 * (y / 12.0 * PI).sin() + 320.0 * (y * PI / 30.0).sin()) * 2.0 / 3.0;
-    r
-}
-
-fn gcj_dlon(x: f64, y: f64) -> f64 {
-    use std::f64::consts::PI;
-    let mut r = 300.0 + x + 2.0 * y + 0.1 * x * x + 0.1 * x * y + 0.1 * x.abs().sqrt();
-    r += (20.0 * (6.0 * x * PI).sin() + 20.0 * (2.0 * x * PI).sin()) * 2.0 / 3.0;
-    r += (20.0 * (x * PI).sin() + 40.0 * (x / 3.0 * PI).sin()) * 2.0 / 3.0;
-    r += (150.0 * (x / 12.0 * PI).sin() + 300.0 * (x / 30.0 * PI).sin()) * 2.0 / 3.0;
-    r
-}
-
-/// WGS84 → GCJ-02 (the forward offset; identity outside China's rough box).
-pub fn wgs84_to_gcj02(lon: f64, lat: f64) -> (f64, f64) {
-    use std::f64::consts::PI;
-    if !(72.004..=137.8347).contains(&lon) || !(0.8293..=55.8271).contains(&lat) {
-        return (lon, lat);
-    }
-    let dlat = gcj_dlat(lon - 105.0, lat - 35.0);
-    let dlon = gcj_dlon(lon - 105.0, lat - 35.0);
-    let radlat = lat / 180.0 * PI;
-    let magic = 1.0 - GCJ_EE * radlat.sin() * radlat.sin();
-    let sq = magic.sqrt();
-    let dlat = (dlat * 180.0) / ((GCJ_A * (1.0 - GCJ_EE)) / (magic * sq) * PI);
-    let dlon = (dlon * 180.0) / (GCJ_A / sq * radlat.cos() * PI);
-    (lon + dlon, lat + dlat)
-}
-
-/// GCJ-02 → WGS84 by iterating the forward offset (converges to well under a millimetre).
-pub fn gcj02_to_wgs84(lon: f64, lat: f64) -> (f64, f64) {
-    let (mut x, mut y) = (lon, lat);
-    for _ in 0..20 {
-        let (gx, gy) = wgs84_to_gcj02(x, y);
-        let (dx, dy) = (gx - lon, gy - lat);
-        x -= dx;
-        y -= dy;
-        if dx.abs() < 1e-12 && dy.abs() < 1e-12 {
-            break;
-        }
-    }
-    (x, y)
-}
-
 fn gcj02_to_wgs84_geom(g: &Geometry<f64>) -> Geometry<f64> {
     use geo::MapCoords;
     g.map_coords(|c| {
-        let (x, y) = gcj02_to_wgs84(c.x, c.y);
+        let (x, y) = crate::model::datum::gcj02_to_wgs84(c.x, c.y);
         Coord { x, y }
     })
 }
@@ -1188,18 +1134,6 @@ fn gcj02_to_wgs84_geom(g: &Geometry<f64>) -> Geometry<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn gcj_round_trip_is_sub_millimetre() {
-        let (gx, gy) = wgs84_to_gcj02(106.55, 29.56);
-        // The offset around Chongqing is a few hundred metres.
-        assert!((gx - 106.55).abs() > 1e-4 || (gy - 29.56).abs() > 1e-4);
-        let (x, y) = gcj02_to_wgs84(gx, gy);
-        assert!(
-            (x - 106.55).abs() < 1e-9 && (y - 29.56).abs() < 1e-9,
-            "{x} {y}"
-        );
-    }
 
     #[test]
     fn mapping_rules() {

@@ -1,8 +1,7 @@
-//! Input/output with the outside geodetic world: coordinate reference systems through PROJ
-//! ([`crs`]), vector files through GDAL ([`gdal`]), and the `import` / `export` commands
-//! built on them ([`import`], [`export`]).
+//! Input/output with the outside geodetic world: vector files through GDAL ([`gdal`]), and
+//! the `import` / `export` commands built on them ([`import`], [`export`]). Coordinate
+//! reference systems (PROJ) are the model's ([`crate::model::crs`]).
 
-pub mod crs;
 pub mod export;
 pub mod gdal;
 pub mod import;

@@ -4,14 +4,21 @@
 
 #[macro_use]
 pub mod macros;
+pub mod access;
+pub mod alarm;
 pub mod catalog;
+pub mod check;
 pub mod clock;
+pub mod crs;
+pub mod datum;
 pub mod feature;
 pub mod geom;
 pub mod grid;
+pub mod import_job;
 pub mod owner;
 pub mod pipeline;
 pub mod risk;
+pub mod schema;
 pub mod sensor;
 
 pub use catalog::{Catalog, RiskCategory, SensorKindSpec};

@@ -12,7 +12,7 @@
 use super::queryables::{QType, Queryable};
 use super::OgcError;
 use crate::index::SpatialIndex;
-use crate::io::crs::CANONICAL;
+use crate::model::crs::CANONICAL;
 use crate::model::{Layer, Record};
 use chrono::{DateTime, NaiveDate, Utc};
 use cql2::Expr;
@@ -397,7 +397,7 @@ impl<'a> Compiler<'a> {
         match self.filter_crs {
             Some((code, swap)) if code != CANONICAL => {
                 let g = if swap { super::crs::swap_xy(&g) } else { g };
-                crate::io::crs::transform(&g, code, CANONICAL)
+                crate::model::crs::transform(&g, code, CANONICAL)
                     .map_err(|e| OgcError::bad(format!("filter-crs: {e}")))
             }
             Some((_, true)) => Ok(super::crs::swap_xy(&g)),

@@ -1,13 +1,13 @@
 //! CRS handling of OGC API – Features Part 2: the CRSs the API offers, their URIs, and their
 //! axis order. Data are stored in CGCS2000 lon/lat (EPSG:4490); the default output is
 //! `CRS84` (lon/lat, which CGCS2000 equals to the centimetre). Every other CRS is reached
-//! through PROJ ([`crate::io::crs::transform`]), whose transformers are normalised to
+//! through PROJ ([`crate::model::crs::transform`]), whose transformers are normalised to
 //! x = east, y = north; the authority's axis order (lat/lon for EPSG:4326 and 4490,
 //! northing/easting for the CGCS2000 Gauss–Krüger zones) is restored here, because Part 2
 //! requires coordinates in the order the CRS defines.
 
 use super::OgcError;
-use crate::io::crs::CANONICAL;
+use crate::model::crs::CANONICAL;
 use geo::{Coord, Geometry, MapCoords};
 
 /// URI of OGC's lon/lat WGS84 (the default of Part 1).
@@ -103,7 +103,7 @@ impl ApiCrs {
         let out = if self.code == CANONICAL {
             g.clone()
         } else {
-            crate::io::crs::transform(g, CANONICAL, &self.code)
+            crate::model::crs::transform(g, CANONICAL, &self.code)
                 .map_err(|e| OgcError::bad(e.to_string()))?
         };
         Ok(if self.swap { swap_xy(&out) } else { out })
@@ -115,7 +115,7 @@ impl ApiCrs {
         if self.code == CANONICAL {
             return Ok(g);
         }
-        crate::io::crs::transform(&g, &self.code, CANONICAL)
+        crate::model::crs::transform(&g, &self.code, CANONICAL)
             .map_err(|e| OgcError::bad(e.to_string()))
     }
 }

@@ -3,7 +3,7 @@
 //! The items hot path never builds a `serde_json::Value` per candidate: CQL2 filters, the
 //! `datetime` window and `sortby` read the typed record through [`field`], and only the
 //! returned page is written, straight into a byte buffer, by [`write_feature`]. The names and
-//! their order are the attribute table of `/layers` ([`crate::http::layers::attributes`]),
+//! their order are the attribute table of `/layers` ([`crate::model::schema::attributes`]),
 //! which is also the serde order of the model structs, so the output equals
 //! [`crate::model::feature::to_feature`] (a unit test checks that on every layer).
 
@@ -332,7 +332,7 @@ pub fn write_feature(
 
 /// The property names a layer's features carry, in output order.
 pub fn names(layer: Layer) -> Vec<&'static str> {
-    crate::http::layers::attributes(layer)
+    crate::model::schema::attributes(layer)
         .iter()
         .map(|(n, _)| *n)
         .collect()

@@ -193,7 +193,7 @@ pub fn parse_bbox(s: &str, crs: &ApiCrs) -> Result<Bbox, OgcError> {
         [a, b, _, d, e, _] => (*a, *b, *d, *e),
         _ => return Err(OgcError::bad("bbox must be 4 or 6 comma-separated numbers")),
     };
-    if crs.code == crate::io::crs::CANONICAL && !crs.swap {
+    if crs.code == crate::model::crs::CANONICAL && !crs.swap {
         return Bbox::new(x0, y0, x1, y1).map_err(|e| OgcError::bad(e.to_string()));
     }
     // Densify the outline so a projected box's curved edges are covered.

@@ -3,7 +3,7 @@
 //! `/layers` filtered by [`attribute_role`]), so a filter can never reveal an attribute the
 //! role may not read.
 
-use crate::http::layers::{attribute_role, attributes};
+use crate::model::schema::{attribute_role, attributes};
 use crate::model::{Layer, Role};
 use serde_json::{json, Map, Value};
 

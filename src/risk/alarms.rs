@@ -4,11 +4,9 @@
 //! re-arming, clearing, and the lifecycle moves with who and when. Pure code: the stores
 //! call [`apply`] inside their transaction, the engine calls [`evaluate`] under its lock.
 
-use super::model::{Alarm, AlarmRule, AlarmStatus, Detection, Reading, Severity, Transition};
 use super::rules::KindRules;
-use crate::model::Actor;
-use crate::store::readings::AlarmOp;
-use crate::store::StoreError;
+pub use crate::model::alarm::{allowed, apply, next_statuses};
+use crate::model::alarm::{AlarmRule, Reading, Severity};
 use chrono::{DateTime, Utc};
 
 /// What the engine remembers of one sensor between readings.
@@ -63,7 +61,7 @@ pub fn evaluate(state: &mut SensorState, rules: &KindRules, r: &Reading) -> Vec<
             at: r.t,
         });
     }
-    if r.quality == super::model::Quality::Bad {
+    if r.quality == crate::model::alarm::Quality::Bad {
         // Alive, but the value says nothing; keep the previous good value for rates.
         if let Some(last) = &mut state.last {
             last.t = r.t;
@@ -148,143 +146,12 @@ pub fn evaluate(state: &mut SensorState, rules: &KindRules, r: &Reading) -> Vec<
     out
 }
 
-/// Which lifecycle moves exist (who may make them is data: `[lifecycle]` in alarms.toml).
-pub fn allowed(from: AlarmStatus, to: AlarmStatus) -> bool {
-    use AlarmStatus::*;
-    matches!(
-        (from, to),
-        (Detected, Verified)
-            | (Detected, FalseAlarm)
-            | (Verified, Dispatched)
-            | (Verified, FalseAlarm)
-            | (Dispatched, Handled)
-            | (Dispatched, FalseAlarm)
-            | (Handled, Closed)
-    )
-}
-
-/// The statuses an alarm in `from` may move to.
-pub fn next_statuses(from: AlarmStatus) -> Vec<AlarmStatus> {
-    AlarmStatus::ALL
-        .iter()
-        .copied()
-        .filter(|to| allowed(from, *to))
-        .collect()
-}
-
-fn new_alarm(d: &Detection, actor: &Actor) -> Alarm {
-    Alarm {
-        id: 0,
-        sensor_id: d.sensor_id,
-        sensor_kind: d.sensor_kind,
-        risk_point_id: d.risk_point_id,
-        rule: d.rule,
-        severity: d.severity,
-        status: AlarmStatus::Detected,
-        value: d.value,
-        detected_at: d.at,
-        updated_at: d.at,
-        cleared_at: None,
-        lon: d.lon,
-        lat: d.lat,
-        history: vec![Transition {
-            from: None,
-            to: AlarmStatus::Detected,
-            by: actor.name.clone(),
-            role: Some(actor.role),
-            at: d.at,
-            comment: Some(format!("{} {}", d.rule, d.severity)),
-        }],
-    }
-}
-
-/// What `op` does to `current` (the open alarm of the sensor and rule for detections and
-/// clears, the alarm with that id for transitions): the alarm to write (id 0: insert), or
-/// `None` when nothing changes. A move the lifecycle does not allow is a `Conflict`.
-pub fn apply(
-    op: &AlarmOp,
-    current: Option<Alarm>,
-    actor: &Actor,
-    now: DateTime<Utc>,
-) -> Result<Option<Alarm>, StoreError> {
-    match op {
-        AlarmOp::Detect(d) => Ok(match current {
-            None => Some(new_alarm(d, actor)),
-            Some(mut a) if d.severity > a.severity => {
-                a.history.push(Transition {
-                    from: Some(a.status),
-                    to: a.status,
-                    by: actor.name.clone(),
-                    role: Some(actor.role),
-                    at: d.at,
-                    comment: Some(format!("escalated from {} to {}", a.severity, d.severity)),
-                });
-                a.severity = d.severity;
-                a.value = d.value;
-                a.cleared_at = None;
-                a.updated_at = now;
-                Some(a)
-            }
-            Some(mut a) if a.cleared_at.is_some() => {
-                a.history.push(Transition {
-                    from: Some(a.status),
-                    to: a.status,
-                    by: actor.name.clone(),
-                    role: Some(actor.role),
-                    at: d.at,
-                    comment: Some("condition returned".into()),
-                });
-                a.cleared_at = None;
-                a.value = d.value;
-                a.updated_at = now;
-                Some(a)
-            }
-            Some(_) => None,
-        }),
-        AlarmOp::Clear { at, .. } => Ok(match current {
-            Some(mut a) if a.cleared_at.is_none() => {
-                a.cleared_at = Some(*at);
-                a.updated_at = now;
-                Some(a)
-            }
-            _ => None,
-        }),
-        AlarmOp::Transition { id, to, comment } => {
-            let Some(mut a) = current else {
-                return Err(StoreError::Invalid(format!("alarm {id} does not exist")));
-            };
-            if !allowed(a.status, *to) {
-                let next: Vec<&str> = next_statuses(a.status).iter().map(|s| s.as_str()).collect();
-                return Err(StoreError::Conflict(format!(
-                    "alarm {id} is '{}' and cannot become '{to}' (allowed next: {})",
-                    a.status,
-                    if next.is_empty() {
-                        "none".to_string()
-                    } else {
-                        next.join(", ")
-                    }
-                )));
-            }
-            a.history.push(Transition {
-                from: Some(a.status),
-                to: *to,
-                by: actor.name.clone(),
-                role: Some(actor.role),
-                at: now,
-                comment: comment.clone(),
-            });
-            a.status = *to;
-            a.updated_at = now;
-            Ok(Some(a))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::alarm::{AlarmOp, AlarmStatus, Detection, Quality};
+    use crate::model::Actor;
     use crate::model::SensorKind;
-    use crate::risk::model::Quality;
     use crate::risk::rules::Rules;
     use chrono::TimeZone;
 

@@ -17,7 +17,7 @@
 
 pub mod alarms;
 pub mod events;
-pub mod model;
+pub use crate::model::alarm as model;
 pub mod readings;
 pub mod rules;
 pub mod stats;
@@ -25,8 +25,8 @@ mod structure;
 pub use structure::BuildInfo;
 
 use crate::index::SpatialIndex;
+use crate::model::alarm::AlarmOp;
 use crate::model::{Actor, Clock, Layer, Record, RiskLevel, Role};
-use crate::store::readings::AlarmOp;
 use crate::store::{SharedStore, StoreError};
 use crate::AppError;
 use alarms::{Action, SensorState};

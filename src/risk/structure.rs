@@ -913,7 +913,7 @@ impl Shared {
 mod tests {
     use super::*;
     use crate::generate::{generate, GenerateOptions, Preset};
-    use crate::io::crs::MetricCrs;
+    use crate::model::crs::MetricCrs;
     use std::collections::BTreeMap;
 
     /// Per level and cell: (risk points, linked sensor counts, unlinked sensor counts),

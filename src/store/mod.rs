@@ -9,12 +9,12 @@
 //! store to assign one; foreign keys are enforced (owner of a pipeline, parent of a grid
 //! cell, grid cell of a risk point, pipeline and risk point of a sensor).
 
-pub mod check;
 pub mod gpkg;
 mod gpkg_rtree;
 pub mod import_jobs;
 pub mod pgcluster;
 pub mod postgis;
+pub mod pushdown;
 pub mod readings;
 pub(crate) mod sqlfile;
 pub mod tickets;
@@ -39,6 +39,18 @@ pub enum StoreError {
     /// The database is unreachable or failed; details are for the log only.
     #[error("storage backend error: {0}")]
     Backend(String),
+}
+
+impl From<crate::model::alarm::AlarmChangeError> for StoreError {
+    /// An alarm change the lifecycle refuses: a missing alarm is invalid input, a move the
+    /// status does not allow a conflict.
+    fn from(e: crate::model::alarm::AlarmChangeError) -> Self {
+        use crate::model::alarm::AlarmChangeError;
+        match e {
+            AlarmChangeError::Missing(m) => StoreError::Invalid(m),
+            AlarmChangeError::Conflict(m) => StoreError::Conflict(m),
+        }
+    }
 }
 
 /// A database library's error that is the backend's, not the client's (the stores map
@@ -100,7 +112,7 @@ pub trait Store:
     tickets::TicketStore
     + readings::RiskStore
     + import_jobs::ImportJobStore
-    + crate::ogc::sql::OgcStore
+    + pushdown::OgcStore
     + Send
     + Sync
     + 'static

@@ -10,7 +10,7 @@
 //! * GeoPackage: the same tables as plain SQLite tables, times as Unix milliseconds, every
 //!   batch one `BEGIN IMMEDIATE` transaction on the writer connection.
 //!
-//! What an alarm change does to an alarm is decided once, in [`crate::risk::alarms::apply`];
+//! What an alarm change does to an alarm is decided once, in [`crate::model::alarm::apply`];
 //! the stores only read the current row, call it, and write the result with its event and
 //! audit entry in the same transaction.
 //!
@@ -19,33 +19,14 @@
 use super::gpkg::{begin, GpkgStore, SqlExt};
 use super::postgis::PostgisStore;
 use super::{backend_error, StoreError, StoreResult};
+use crate::model::alarm::{Alarm, AlarmFilter, Bucket, Quality, Reading, RiskEvent};
 use crate::model::{Actor, SensorKind};
-use crate::risk::model::{
-    Alarm, AlarmFilter, AlarmRule, AlarmStatus, Bucket, Detection, Quality, Reading, RiskEvent,
-};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use std::collections::HashSet;
 use std::str::FromStr;
 
-/// A change to one alarm, decided by [`crate::risk::alarms::apply`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum AlarmOp {
-    /// A rule fired: raise a new alarm, or escalate / re-arm the open one.
-    Detect(Detection),
-    /// The condition of the open alarm of this sensor and rule went away.
-    Clear {
-        sensor_id: i64,
-        rule: AlarmRule,
-        at: DateTime<Utc>,
-    },
-    /// A person moves an alarm along its lifecycle.
-    Transition {
-        id: i64,
-        to: AlarmStatus,
-        comment: Option<String>,
-    },
-}
+pub use crate::model::alarm::AlarmOp;
 
 /// Storage of readings, alarms and risk events. Both stores pass the same tests
 /// (`tests/risk_api.rs`).
@@ -323,7 +304,7 @@ impl RiskStore for PostgisStore {
             }
         };
         let current = current.as_ref().map(pg_alarm).transpose()?;
-        let Some(next) = crate::risk::alarms::apply(op, current.clone(), actor, now)? else {
+        let Some(next) = crate::model::alarm::apply(op, current.clone(), actor, now)? else {
             return Ok(None);
         };
         let history =
@@ -589,7 +570,7 @@ fn gp_apply(
             a
         }
     };
-    let Some(mut next) = crate::risk::alarms::apply(op, current.clone(), actor, now)? else {
+    let Some(mut next) = crate::model::alarm::apply(op, current.clone(), actor, now)? else {
         return Ok(None);
     };
     let history =

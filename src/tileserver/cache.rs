@@ -16,8 +16,8 @@
 //! before it reads the index and inserts only if the generation is unchanged, checked under
 //! a shared lock that invalidation takes exclusively (and bumps the generation under).
 
-use super::datum::Datum;
 use super::{Encoding, LayerSet, TileBody};
+use crate::model::datum::Datum;
 use crate::model::{Bbox, Layer, Role};
 use lifeline_tiles::tilemath::{lonlat_to_mercator, HALF_WORLD_M, MAX_ZOOM};
 use moka::sync::Cache;

@@ -22,7 +22,7 @@
 
 pub mod cache;
 pub mod config;
-pub mod datum;
+pub use crate::model::datum;
 pub mod derived;
 pub mod fields;
 pub mod pmtiles;
@@ -298,7 +298,7 @@ struct Inner {
     cache: TileCache,
 }
 
-/// The tile service: a cheap `Clone` handle for [`crate::server::AppState`].
+/// The tile service: a cheap `Clone` handle for [`crate::state::AppState`].
 #[derive(Clone)]
 pub struct TileService {
     inner: Arc<Inner>,

@@ -759,7 +759,7 @@ impl Reader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::io::crs::MetricCrs;
+    use crate::model::crs::MetricCrs;
     use crate::model::*;
     use std::process::Command;
 

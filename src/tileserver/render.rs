@@ -6,9 +6,9 @@
 //! the blocking pool.
 
 use super::config::{LayerConfig, Tiers, TilesConfig};
-use super::datum::Datum;
 use super::fields;
 use crate::index::{IndexError, SpatialIndex};
+use crate::model::datum::Datum;
 use crate::model::{
     Bbox, GasPressure, GridLevel, Layer, PipeKind, Pipeline, Record, RiskLevel, RiskStatus, Role,
 };
@@ -379,7 +379,7 @@ pub fn render_tile_in(
 mod tests {
     //! Rendering from an in-memory index built from a small data set (no store).
     use super::*;
-    use crate::io::crs::MetricCrs;
+    use crate::model::crs::MetricCrs;
     use crate::model::*;
     use lifeline_tiles::{decode_tile, DecodedLayer};
     use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! watches (the city's target is 100 % linked). One implementation over [`Dataset`], so
 //! both stores are checked by the same rules.
 
-use crate::model::{Catalog, Dataset, Layer};
+use super::{Catalog, Dataset, Layer};
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 

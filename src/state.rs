@@ -1,0 +1,183 @@
+//! The service's state: [`AppState::open`] opens the store, applies migrations and builds
+//! the index from it; [`AppState::write`] is the one write path (store first, then index).
+
+use crate::auth::Authenticator;
+use crate::config::Config;
+use crate::index::SpatialIndex;
+use crate::model::crs::MetricCrs;
+use crate::model::{Catalog, Clock, Layer, Record};
+use crate::store::{self, SharedStore};
+use crate::AppError;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("cannot open the store: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("bad CRS setting: {0}")]
+    Crs(#[from] crate::model::crs::CrsError),
+    #[error("cannot build the index: {0}")]
+    Index(String),
+    #[error("excavation rules or settings: {0}")]
+    Excavation(String),
+}
+
+/// Everything a handler needs: cheap clones of shared handles.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: SharedStore,
+    pub index: Arc<SpatialIndex>,
+    pub auth: Arc<Authenticator>,
+    pub config: Arc<Config>,
+    pub catalog: &'static Catalog,
+    /// The service's one source of the current time (the system's in production; tests
+    /// set it). Every rule that depends on "now" reads it.
+    pub clock: Clock,
+    /// Serialises writes so the index applies them in the store's commit order (see
+    /// [`AppState::write`]).
+    writes: Arc<tokio::sync::Mutex<()>>,
+    /// How long the start-up load took, for `/ready`.
+    pub load_time: Duration,
+    /// Vector tiles cut from the index, with their cache (invalidated by [`AppState::write`]).
+    pub tiles: crate::tileserver::TileService,
+    /// Excavation-check rules and settings (issue 4), validated at start-up.
+    pub excavation: Arc<crate::excavation::Excavation>,
+    /// The risk one map (issue 5): readings, alarms, live levels and the event bus.
+    pub risk: Arc<crate::risk::RiskEngine>,
+}
+
+impl AppState {
+    /// Opens the configured store, migrates it, and loads the index from it; the clock is
+    /// the system's.
+    pub async fn open(config: Config) -> Result<AppState, StartError> {
+        let store = store::open(&config.store_url, config.pool_size).await?;
+        Self::with_store(store, config, Clock::system()).await
+    }
+
+    /// Builds the state around an already opened store, with `clock` as its time.
+    pub async fn with_store(
+        store: SharedStore,
+        config: Config,
+        clock: Clock,
+    ) -> Result<AppState, StartError> {
+        let started = Instant::now();
+        let data = store.load_all().await?;
+        let crs = match &config.metric_crs {
+            Some(code) => MetricCrs::new(code)?,
+            None => {
+                let bbox = data
+                    .grid_cells
+                    .iter()
+                    .filter_map(|c| crate::model::Bbox::of(&c.geometry))
+                    .chain(
+                        data.pipelines
+                            .iter()
+                            .filter_map(|p| crate::model::Bbox::of(&p.geometry)),
+                    )
+                    .reduce(|a, b| a.union(&b));
+                // An empty store measures in the zone of the first city, Chongqing.
+                let (lon, lat) = bbox.map(|b| b.center()).unwrap_or((106.55, 29.56));
+                MetricCrs::auto(lon, lat)
+            }
+        };
+        let index = Arc::new(crate::tileserver::render::with_index_min_zoom(
+            SpatialIndex::new(crs),
+        ));
+        let idx = index.clone();
+        tokio::task::spawn_blocking(move || idx.load(data))
+            .await
+            .map_err(|e| StartError::Index(e.to_string()))??;
+        let load_time = started.elapsed();
+        tracing::info!(
+            store = %store.describe(),
+            crs = index.crs().code(),
+            ms = load_time.as_millis() as u64,
+            counts = ?index.stats().iter().map(|s| (s.layer.as_str(), s.count)).collect::<Vec<_>>(),
+            "index loaded"
+        );
+        let auth = Arc::new(Authenticator::new(store.clone(), config.anonymous_role));
+        let tiles = crate::tileserver::TileService::new(index.clone());
+        let excavation = Arc::new(
+            crate::excavation::Excavation::from_path(config.excavation_config.as_deref())
+                .map_err(|e| StartError::Excavation(e.to_string()))?,
+        );
+        let risk =
+            crate::risk::RiskEngine::open(store.clone(), index.clone(), clock.clone()).await?;
+        Ok(AppState {
+            store,
+            index,
+            auth,
+            config: Arc::new(config),
+            catalog: Catalog::builtin(),
+            clock,
+            writes: Arc::new(tokio::sync::Mutex::new(())),
+            load_time,
+            tiles,
+            excavation,
+            risk,
+        })
+    }
+
+    /// Holds off local writes: the change follower takes it around reading a record from
+    /// the store and applying it, so a local write cannot land between the two (the
+    /// follower would then put the older state back into the index).
+    pub(crate) async fn lock_writes(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.writes.lock().await
+    }
+
+    /// Runs one write: the store commits first (durably), then the index is updated, under
+    /// a lock so concurrent writes reach the index in commit order.
+    pub async fn write<F, Fut>(&self, f: F) -> Result<Vec<IndexUpdate>, AppError>
+    where
+        F: FnOnce(SharedStore) -> Fut,
+        Fut: Future<Output = Result<(Vec<IndexUpdate>, i64), AppError>>,
+    {
+        let _guard = self.writes.lock().await;
+        let (updates, version) = f(self.store.clone()).await?;
+        for u in &updates {
+            match u {
+                IndexUpdate::Upsert(r) => {
+                    let old = self.index.get(r.layer(), r.id());
+                    self.index.upsert((**r).clone()).map_err(|e| {
+                        // The store has the record; the index could not project it. Restarting
+                        // rebuilds the index from the store, so nothing is lost, but say so.
+                        AppError::Internal(format!("index update failed after commit: {e}"))
+                    })?;
+                    // After the index: a tile cut from here on shows the change.
+                    self.tiles.record_changed(old.as_deref(), Some(&**r));
+                    self.risk.index_changed(r.layer(), r.id());
+                }
+                IndexUpdate::Remove(layer, id) => {
+                    let old = self.index.get(*layer, *id);
+                    self.index.remove(*layer, *id);
+                    self.tiles.record_changed(old.as_deref(), None);
+                    self.risk.index_changed(*layer, *id);
+                }
+                IndexUpdate::Reload => {
+                    let data = self.store.load_all().await?;
+                    let idx = self.index.clone();
+                    tokio::task::spawn_blocking(move || idx.load(data))
+                        .await
+                        .map_err(|e| AppError::Internal(e.to_string()))?
+                        .map_err(|e| AppError::Internal(e.to_string()))?;
+                    self.tiles.clear();
+                    self.risk.index_reloaded();
+                }
+            }
+        }
+        self.index.set_version(version);
+        Ok(updates)
+    }
+}
+
+/// What a committed write changes in the index.
+#[derive(Debug, Clone)]
+pub enum IndexUpdate {
+    Upsert(Box<Record>),
+    Remove(Layer, i64),
+    /// Rebuild everything from the store (after bulk loads).
+    Reload,
+}
