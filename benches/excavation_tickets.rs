@@ -143,7 +143,7 @@ async fn main() {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let ok = all.len() - errors.load(Ordering::Relaxed);
     let stored = store
-        .tickets(&lifeline::store::tickets::TicketFilter {
+        .tickets(&lifeline::model::ticket::TicketFilter {
             limit: 1,
             ..Default::default()
         })
@@ -154,7 +154,7 @@ async fn main() {
     let mut outbox = 0;
     for id in 1..=100 {
         outbox += store
-            .notifications(&lifeline::store::tickets::NotificationFilter {
+            .notifications(&lifeline::model::notification::NotificationFilter {
                 ticket_id: Some(id),
                 limit: 1000,
                 ..Default::default()

@@ -4,43 +4,34 @@
 //! dig from submission through owner responses to closure.
 //!
 //! - [`rules`]: the rule table as typed, validated data, and the per-pipe thresholds.
-//! - [`check`]: the dig request, its limits, and the check engine over the spatial index.
-//! - [`tickets`]: the ticket state machine, owner responses, validity and deadlines.
+//! - [`check`]: the dig's limits, and the check engine over the spatial index.
 //! - [`report`]: JSON, GeoJSON and printable HTML renderings of a check.
 //! - [`service`]: the operations the HTTP layer calls, with their access rules.
-//! - [`calendar`]: working days (weekends, public holidays, 调休) for deadlines.
-//! - [`notify`]: the owners' notification outbox and the webhook delivery worker.
+//! - [`notify`]: the owners' notification messages and the webhook delivery worker.
 //! - [`ticket_view`]: GeoJSON and HTML renderings of a stored ticket.
+//!
+//! The records they produce and keep are the model's: the check result
+//! ([`crate::model::check_result`]), the ticket with its state machine and deadlines
+//! ([`crate::model::ticket`], working days in [`crate::model::calendar`]) and the
+//! notification outbox ([`crate::model::notification`]).
 //!
 //! Settings (limits, validity windows, response deadlines) are `data/excavation.toml`,
 //! validated at load like the rules.
 
-pub mod calendar;
 pub mod check;
 pub mod notify;
 pub mod report;
 pub mod rules;
 pub mod service;
 pub mod ticket_view;
-pub mod tickets;
 
 use crate::AppError;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-pub use check::{CheckRequest, CheckResult, Conflict, Severity};
+pub use crate::model::check_result::{CheckRequest, CheckResult, Conflict, DigMethod, Severity};
+pub use crate::model::ticket::TicketSettings;
 pub use rules::{RuleError, Rules};
-
-crate::string_enum! {
-    /// How the ground is broken; each has a factor on the horizontal clearance.
-    pub enum DigMethod {
-        Manual = "manual",
-        Mechanical = "mechanical",
-        DirectionalDrilling = "directional_drilling",
-        Piling = "piling",
-        Blasting = "blasting",
-    }
-}
 
 /// Why an excavation request or operation failed. Every variant but `Internal` is the
 /// client's doing and names the problem.
@@ -64,6 +55,20 @@ pub enum ExcavationError {
     Store(#[from] crate::store::StoreError),
     #[error("{0}")]
     Internal(String),
+}
+
+impl From<crate::model::ticket::TicketError> for ExcavationError {
+    fn from(e: crate::model::ticket::TicketError) -> Self {
+        use crate::model::ticket::TicketError;
+        match e {
+            TicketError::Invalid(m) => ExcavationError::Invalid(m),
+            TicketError::BadRequest(m) => ExcavationError::BadRequest(m),
+            TicketError::Conflict(m) => ExcavationError::Conflict(m),
+            TicketError::NotFound(m) => ExcavationError::NotFound(m),
+            TicketError::Forbidden(m) => ExcavationError::Forbidden(m),
+            TicketError::Internal(m) => ExcavationError::Internal(m),
+        }
+    }
 }
 
 impl From<ExcavationError> for AppError {
@@ -105,23 +110,6 @@ pub struct Limits {
 
 fn default_start_ahead_days() -> i64 {
     366
-}
-
-/// Ticket timing.
-#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct TicketSettings {
-    /// How long a ticket is valid from submission (US 811: 28 days), days.
-    pub validity_days: i64,
-    /// Owners' response deadline for a normal ticket, hours (KLIC: 1 working day).
-    pub response_hours: i64,
-    /// Owners' response deadline for an emergency ticket, hours.
-    pub emergency_response_hours: i64,
-    /// Most tickets one list request returns.
-    pub max_list: usize,
-    /// Which days count towards deadlines and validity (plain calendar days when absent).
-    #[serde(default)]
-    pub calendar: calendar::CalendarSettings,
 }
 
 #[derive(Debug, Deserialize)]

@@ -12,35 +12,16 @@
 //! and reports back through `POST /excavation/notifications/{id}/status`. The service
 //! itself sends no e-mail or SMS.
 
-use super::calendar::CalendarSettings;
-use super::tickets::{OwnerResponse, Ticket, TicketState};
-use super::ExcavationError;
+use crate::model::calendar::CalendarSettings;
+use crate::model::notification::{
+    Draft, NewNotification, Notification, NotificationOutcome, OwnerChannels,
+};
+use crate::model::ticket::{OwnerResponse, Ticket, TicketState};
 use crate::model::{Actor, Clock, Role};
-use crate::store::tickets::NotificationOutcome;
 use crate::store::SharedStore;
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use utoipa::ToSchema;
-
-crate::string_enum! {
-    /// How a notification reaches an owner.
-    pub enum Channel {
-        Email = "email",
-        Sms = "sms",
-        Webhook = "webhook",
-    }
-}
-
-crate::string_enum! {
-    /// Where a notification is: `pending` (waiting for the worker or the gateway),
-    /// `delivered`, or `failed` (given up).
-    pub enum DeliveryStatus {
-        Pending = "pending",
-        Delivered = "delivered",
-        Failed = "failed",
-    }
-}
 
 /// Delivery settings (`[notifications]` in `data/excavation.toml`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -94,114 +75,6 @@ impl NotifySettings {
     /// How long a claimed webhook is reserved for one worker: the POST's timeout plus slack.
     pub fn lease(&self) -> Duration {
         Duration::milliseconds(self.webhook_timeout_ms as i64) + Duration::seconds(30)
-    }
-}
-
-/// An owner's notification addresses beyond its owner record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct OwnerChannels {
-    /// Set from the path; ignored in a request body.
-    #[serde(default)]
-    pub owner_id: i64,
-    /// http(s) URL the ticket notifications are POSTed to (JSON); none: no webhook.
-    #[serde(default)]
-    pub webhook_url: Option<String>,
-    /// E-mail address for notifications instead of the owner record's.
-    #[serde(default)]
-    pub email: Option<String>,
-    /// Mobile number for SMS instead of the owner record's emergency phone.
-    #[serde(default)]
-    pub sms: Option<String>,
-}
-
-impl OwnerChannels {
-    /// Checks the addresses' shapes.
-    pub fn validate(&self) -> Result<(), ExcavationError> {
-        let bad = |m: String| Err(ExcavationError::Invalid(m));
-        if let Some(u) = &self.webhook_url {
-            if u.len() > 2000 {
-                return bad("webhook_url is longer than 2000 characters".into());
-            }
-            match reqwest::Url::parse(u) {
-                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {}
-                Ok(url) => {
-                    return bad(format!(
-                        "webhook_url must be an http or https URL with a host, not '{}:'",
-                        url.scheme()
-                    ))
-                }
-                Err(e) => return bad(format!("webhook_url is not a URL: {e}")),
-            }
-        }
-        if let Some(e) = &self.email {
-            if e.len() > 200 || !e.contains('@') || e.chars().any(char::is_whitespace) {
-                return bad("email is not an e-mail address".into());
-            }
-        }
-        if let Some(s) = &self.sms {
-            if s.is_empty()
-                || s.len() > 40
-                || !s.chars().all(|c| c.is_ascii_digit() || " +-()".contains(c))
-            {
-                return bad("sms may hold only digits, spaces and + - ( ), at most 40".into());
-            }
-        }
-        Ok(())
-    }
-}
-
-/// A notification to write to the outbox.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct NewNotification {
-    pub ticket_id: i64,
-    pub owner_id: i64,
-    pub channel: Channel,
-    pub address: String,
-    pub message: String,
-    pub due_at: DateTime<Utc>,
-}
-
-/// A notification as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct Notification {
-    pub id: i64,
-    pub ticket_id: i64,
-    pub owner_id: i64,
-    /// email, sms or webhook.
-    #[schema(value_type = String)]
-    pub channel: Channel,
-    /// The e-mail address, phone number or URL (URLs are shown to operators only).
-    pub address: String,
-    pub message: String,
-    /// The owner's response deadline on the ticket.
-    #[schema(value_type = String, format = DateTime)]
-    pub due_at: DateTime<Utc>,
-    /// pending, delivered or failed.
-    #[schema(value_type = String)]
-    pub status: DeliveryStatus,
-    pub attempts: i32,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_error: Option<String>,
-    /// When the worker tries a pending webhook next.
-    #[schema(value_type = String, format = DateTime)]
-    pub next_attempt_at: DateTime<Utc>,
-    #[schema(value_type = String, format = DateTime)]
-    pub created_at: DateTime<Utc>,
-    #[schema(value_type = String, format = DateTime)]
-    pub updated_at: DateTime<Utc>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<String>, format = DateTime)]
-    pub delivered_at: Option<DateTime<Utc>>,
-}
-
-impl Notification {
-    /// Hides a webhook URL (which may carry the owner's token) from callers below operator.
-    pub fn redacted_for(mut self, actor: &Actor) -> Notification {
-        if self.channel == Channel::Webhook && !actor.has(Role::Operator) {
-            self.address = "(webhook)".into();
-        }
-        self
     }
 }
 
@@ -264,55 +137,6 @@ pub fn message_parts(t: &Ticket, o: &OwnerResponse, cal: &CalendarSettings) -> V
         ),
         "/responses.".to_string(),
     ]
-}
-
-/// One owner's notifications before its registered channels are applied: the owner
-/// record's addresses and the message (cut at the ticket id, [`message_parts`]). A store
-/// resolves drafts against `owner_channels` inside the submission's own transaction
-/// ([`Draft::resolve`], or the same rule in SQL), so a channel change counts from the next
-/// submission on, on every instance, with no cache to invalidate.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Draft {
-    /// Position among the ticket's owners: the outbox rows keep this order.
-    pub ord: usize,
-    pub owner_id: i64,
-    /// The owner record's e-mail (a registered address replaces it).
-    pub email: Option<String>,
-    /// The owner record's emergency phone, if not blank (a registered number replaces it).
-    pub sms: Option<String>,
-    pub parts: Vec<String>,
-    pub due_at: DateTime<Utc>,
-}
-
-impl Draft {
-    /// The notifications this owner gets with its registered channels `c`: e-mail
-    /// (registered, else the owner's address), SMS (registered, else the emergency phone)
-    /// and the webhook if one is registered, in that order.
-    pub fn resolve(&self, ticket_id: i64, c: Option<&OwnerChannels>) -> Vec<NewNotification> {
-        let email = c
-            .and_then(|c| c.email.clone())
-            .or_else(|| self.email.clone());
-        let sms = c.and_then(|c| c.sms.clone()).or_else(|| self.sms.clone());
-        let webhook = c.and_then(|c| c.webhook_url.clone());
-        let text = self.parts.join(&ticket_id.to_string());
-        [
-            (Channel::Email, email),
-            (Channel::Sms, sms),
-            (Channel::Webhook, webhook),
-        ]
-        .into_iter()
-        .filter_map(|(channel, address)| {
-            Some(NewNotification {
-                ticket_id,
-                owner_id: self.owner_id,
-                channel,
-                address: address?,
-                message: text.clone(),
-                due_at: self.due_at,
-            })
-        })
-        .collect()
-    }
 }
 
 /// The drafts of a ticket's notifications: one per owner when the ticket reaches its owners
@@ -475,6 +299,8 @@ pub fn spawn(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::ticket::fixtures::*;
+    use crate::model::ticket::TicketType;
 
     #[test]
     fn settings_and_backoff() {
@@ -488,22 +314,110 @@ mod tests {
     }
 
     #[test]
-    fn channels_are_validated() {
-        let c = |w: &str| OwnerChannels {
-            owner_id: 1,
-            webhook_url: Some(w.into()),
-            email: None,
+    fn owners_get_a_notification_per_channel() {
+        use crate::model::notification::{Channel, OwnerChannels};
+        let ex = crate::excavation::Excavation::builtin();
+        let mut t = ticket(2, TicketType::Normal);
+        t.owners[0].owner.email = Some("gas@example.cn".into());
+        let mut channels = std::collections::HashMap::new();
+        channels.insert(
+            2,
+            OwnerChannels {
+                owner_id: 2,
+                webhook_url: Some("http://127.0.0.1:9/hook".into()),
+                email: None,
+                sms: Some("139 0000 0000".into()),
+            },
+        );
+        let p = plan(&t, &channels, &ex.tickets.calendar);
+        let got: Vec<(i64, Channel, &str)> = p
+            .iter()
+            .map(|n| (n.owner_id, n.channel, n.address.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, Channel::Email, "gas@example.cn"),
+                (1, Channel::Sms, "1"),
+                (2, Channel::Sms, "139 0000 0000"),
+                (2, Channel::Webhook, "http://127.0.0.1:9/hook"),
+            ]
+        );
+        let n = &p[0];
+        assert_eq!(n.ticket_id, 7);
+        assert_eq!(n.due_at, t.owners[0].due_at);
+        assert!(
+            n.message.contains("#7") && n.message.contains("Mark them"),
+            "{}",
+            n.message
+        );
+        // The deadline is written in Beijing time: due 2026-11-24 09:00 UTC = 17:00 +08:00.
+        assert!(
+            n.message.contains("2026-11-24 17:00 +08:00"),
+            "{}",
+            n.message
+        );
+        // A ticket that reached no owner notifies nobody.
+        assert!(plan(
+            &ticket(0, TicketType::Normal),
+            &channels,
+            &ex.tickets.calendar
+        )
+        .is_empty());
+    }
+
+    #[test]
+    fn notification_drafts_resolve_to_the_planned_messages() {
+        use crate::excavation::notify;
+        use crate::model::notification::{Channel, OwnerChannels};
+        let cal = crate::excavation::Excavation::builtin().tickets.calendar;
+        let mut t = ticket(2, TicketType::Normal);
+        // User text holding digits and '#' must not disturb where the id goes.
+        t.request.work_type = "trench #12 for 7".into();
+        t.id = 4711;
+        let drafts = notify::drafts(&t, &cal);
+        assert_eq!(drafts.len(), 2);
+        for (d, o) in drafts.iter().zip(&t.owners) {
+            let text = notify::message(&t, o, &cal);
+            assert_eq!(d.parts.join("4711"), text);
+            assert_eq!(text.matches("4711").count(), 3, "{text}");
+            assert!(text.contains("【开挖工单 #4711】"), "{text}");
+            assert!(
+                text.contains("excavation ticket #4711: trench #12 for 7"),
+                "{text}"
+            );
+            assert!(
+                text.ends_with("POST /excavation/tickets/4711/responses."),
+                "{text}"
+            );
+            assert_eq!(d.due_at, o.due_at);
+        }
+        // Registered channels replace the owner record's e-mail and phone; a webhook only
+        // when registered; the order is e-mail, SMS, webhook, owner by owner.
+        let c = OwnerChannels {
+            owner_id: 2,
+            webhook_url: Some("https://gas.example.cn/811".into()),
+            email: Some("811@gas.example.cn".into()),
             sms: None,
         };
-        assert!(c("https://gas.example.cn/hooks/811").validate().is_ok());
-        assert!(c("ftp://x.cn/")
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .contains("http"));
-        assert!(c("not a url").validate().is_err());
-        let mut s = c("http://127.0.0.1:9/x");
-        s.sms = Some("call me".into());
-        assert!(s.validate().unwrap_err().to_string().contains("sms"));
+        let channels = [(2, c.clone())].into_iter().collect();
+        let plan = notify::plan(&t, &channels, &cal);
+        let got: Vec<_> = plan
+            .iter()
+            .map(|n| (n.owner_id, n.channel, n.address.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (1, Channel::Sms, "1"),
+                (2, Channel::Email, "811@gas.example.cn"),
+                (2, Channel::Sms, "1"),
+                (2, Channel::Webhook, "https://gas.example.cn/811"),
+            ]
+        );
+        assert_eq!(plan[1].message, notify::message(&t, &t.owners[1], &cal));
+        assert_eq!(drafts[1].resolve(t.id, Some(&c)), plan[1..].to_vec());
+        // A ticket that reaches no owner notifies nobody.
+        assert!(notify::drafts(&ticket(0, TicketType::Normal), &cal).is_empty());
     }
 }

@@ -3,7 +3,8 @@
 //! printable HTML report with an inline SVG map drawn in the metric CRS, so the report is
 //! one self-contained file that prints without network access.
 
-use super::check::{accuracy_label, CheckResult, Severity};
+use super::check::accuracy_label;
+use crate::model::check_result::{CheckResult, Severity};
 use crate::model::crs::MetricCrs;
 use crate::model::geom;
 use geo::{BoundingRect, Geometry};

@@ -6,9 +6,9 @@
 //! How a pipe's thresholds follow from the rules is [`Rules::thresholds`]; the check engine
 //! and the PostGIS oracle test both use it, so the rule mapping is defined in one place.
 
-use super::DigMethod;
+use crate::model::check_result::{ser_shared, ser_shared_opt, AccuracySource, Assumed, DigMethod};
 use crate::model::{DrainageKind, GasPressure, PipeKind, Pipeline, QualityLevel};
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 
@@ -279,106 +279,6 @@ pub struct Rules {
     pub protection: Vec<ProtectionRule>,
     pub tolerance: Tolerance,
     pub methods: BTreeMap<DigMethod, MethodRule>,
-}
-
-/// Where a plan accuracy came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AccuracySource {
-    /// The pipe's own `plan_accuracy_cm`.
-    Surveyed,
-    /// Its quality level QL-A..D.
-    QualityLevel,
-    /// Nothing recorded: the widest tolerance.
-    Unknown,
-}
-
-/// Serialises a shared string as a plain JSON string (serde's `rc` feature is not enabled
-/// in this workspace, and enabling it would rebuild every crate that uses serde).
-pub(crate) fn ser_shared<S: Serializer>(s: &Arc<str>, ser: S) -> Result<S::Ok, S::Error> {
-    ser.serialize_str(s)
-}
-
-/// [`ser_shared`] for an optional string (used with `skip_serializing_if = "Option::is_none"`).
-pub(crate) fn ser_shared_opt<S: Serializer>(
-    s: &Option<Arc<str>>,
-    ser: S,
-) -> Result<S::Ok, S::Error> {
-    match s {
-        Some(s) => ser.serialize_str(s),
-        None => ser.serialize_none(),
-    }
-}
-
-/// Attributes a pipe does not record, for which the strictest rule was assumed: three
-/// flags with fixed texts, so a threshold or conflict carries them without allocating.
-/// A stored ticket's check brings its texts back as they were written
-/// ([`Assumed::from`] a `Vec<String>`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Assumed {
-    /// Computed by [`Rules::thresholds`].
-    Flags {
-        pressure: bool,
-        diameter: bool,
-        accuracy: bool,
-    },
-    /// Texts as stored.
-    Texts(Vec<String>),
-}
-
-impl Default for Assumed {
-    /// Nothing assumed.
-    fn default() -> Assumed {
-        Assumed::Flags {
-            pressure: false,
-            diameter: false,
-            accuracy: false,
-        }
-    }
-}
-
-impl Assumed {
-    pub const PRESSURE: &'static str =
-        "pressure_class unknown: the strictest pressure rule applies";
-    pub const DIAMETER: &'static str = "diameter unknown: the strictest diameter rule applies";
-    pub const ACCURACY: &'static str = "positional accuracy unknown: the widest tolerance applies";
-
-    /// The texts, in the order pressure, diameter, accuracy.
-    pub fn iter(&self) -> impl Iterator<Item = &str> + '_ {
-        let (flags, texts): ([bool; 3], &[String]) = match self {
-            Assumed::Flags {
-                pressure,
-                diameter,
-                accuracy,
-            } => ([*pressure, *diameter, *accuracy], &[]),
-            Assumed::Texts(t) => ([false; 3], t),
-        };
-        [Self::PRESSURE, Self::DIAMETER, Self::ACCURACY]
-            .into_iter()
-            .zip(flags)
-            .filter_map(|(t, on)| on.then_some(t))
-            .chain(texts.iter().map(String::as_str))
-    }
-
-    pub fn len(&self) -> usize {
-        self.iter().count()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.iter().next().is_none()
-    }
-}
-
-impl From<Vec<String>> for Assumed {
-    fn from(t: Vec<String>) -> Assumed {
-        Assumed::Texts(t)
-    }
-}
-
-impl Serialize for Assumed {
-    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
-        ser.collect_seq(self.iter())
-    }
 }
 
 /// Every distance the check compares a pipe against, derived from the rules for one pipe

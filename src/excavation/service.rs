@@ -5,16 +5,19 @@
 //! Submission also writes the owners' notifications to the outbox ([`super::notify`]), in
 //! the ticket's own transaction, and wakes the delivery worker.
 
-use super::check::{check, CheckRequest, CheckResult};
-use super::notify::{self, DeliveryStatus, Notification, OwnerChannels};
-use super::tickets::{
-    can_see, ResponseRequest, Ticket, TicketRequest, TicketState, TransitionRequest,
-};
+use super::check::check;
+use super::notify;
 use super::{Excavation, ExcavationError};
 use crate::index::SpatialIndex;
 use crate::model::access::{require, Forbidden};
+use crate::model::check_result::{CheckRequest, CheckResult};
+use crate::model::notification::{
+    Channel, DeliveryStatus, Notification, NotificationFilter, NotificationOutcome, OwnerChannels,
+};
+use crate::model::ticket::{
+    can_see, ResponseRequest, Ticket, TicketFilter, TicketRequest, TicketState, TransitionRequest,
+};
 use crate::model::{Actor, Clock, Layer, Role};
-use crate::store::tickets::{NotificationFilter, NotificationOutcome, TicketFilter};
 use crate::store::SharedStore;
 use chrono::SubsecRound;
 use serde::{Deserialize, Serialize};
@@ -110,10 +113,7 @@ async fn notify_owners(
     let written = store
         .enqueue_notifications(&plan, actor, clock.now())
         .await?;
-    if written
-        .iter()
-        .any(|n| n.channel == notify::Channel::Webhook)
-    {
+    if written.iter().any(|n| n.channel == Channel::Webhook) {
         ex.wake.notify_one();
     }
     Ok(written)
@@ -295,7 +295,7 @@ pub async fn report_delivery(
         .into_iter()
         .next()
         .ok_or_else(|| ExcavationError::NotFound(format!("notification {id} does not exist")))?;
-    if current.channel == notify::Channel::Webhook {
+    if current.channel == Channel::Webhook {
         return Err(ExcavationError::Conflict(format!(
             "notification {id} is a webhook, delivered by the service itself"
         )));
@@ -351,7 +351,8 @@ pub async fn set_owner_channels(
     require(actor, Role::Operator).map_err(forbid)?;
     known_owner(index, owner_id)?;
     c.owner_id = owner_id;
-    c.validate()?;
+    c.validate()
+        .map_err(|e| ExcavationError::Invalid(e.to_string()))?;
     store.set_owner_channels(&c, actor, clock.now()).await?;
     Ok(c)
 }
@@ -438,7 +439,7 @@ pub async fn transition(
                     .save_ticket(&t, actor, "ticket_transition", detail)
                     .await?;
             }
-            Err(e)
+            Err(e.into())
         }
     }
 }

@@ -8,150 +8,21 @@
 //! The `check` document is re-typed here ([`StoredCheck`]) because the check's own types
 //! are built for output only.
 
-use super::check::{
-    CheckResult, Conflict, DigSummary, NearbyFeature, OwnerNotice, Severity, Summary,
-};
-use super::notify::Notification;
 use super::report;
-use super::rules::AccuracySource;
-use super::tickets::Ticket;
-use super::{DigMethod, ExcavationError};
+use super::ExcavationError;
 use crate::index::SpatialIndex;
+use crate::model::check_result::{
+    AccuracySource, CheckResult, Conflict, DigMethod, DigSummary, NearbyFeature, OwnerNotice,
+    Severity, Summary,
+};
+use crate::model::notification::Notification;
+use crate::model::ticket::Ticket;
 use crate::model::{geom, Layer};
 use chrono::{DateTime, NaiveDate, Utc};
 use geo::{Geometry, LineString};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-
-/// The geometries of a check's pipes, risk points and sensors at submission, as GeoJSON
-/// geometries by id (the check's JSON leaves them out).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct CheckGeometry {
-    #[serde(default)]
-    pub pipes: BTreeMap<i64, Value>,
-    #[serde(default)]
-    pub risk_points: BTreeMap<i64, Value>,
-    #[serde(default)]
-    pub sensors: BTreeMap<i64, Value>,
-}
-
-impl CheckGeometry {
-    /// Whether nothing is held (a ticket stored before snapshots, or a clear check).
-    pub fn is_empty(&self) -> bool {
-        self.pipes.is_empty() && self.risk_points.is_empty() && self.sensors.is_empty()
-    }
-
-    /// The geometries of a check result.
-    pub fn of(r: &CheckResult) -> CheckGeometry {
-        let gj =
-            |g: &Geometry<f64>| serde_json::to_value(geom::to_geojson(g)).unwrap_or(Value::Null);
-        CheckGeometry {
-            pipes: r
-                .conflicts
-                .iter()
-                .map(|c| {
-                    (
-                        c.pipeline_id,
-                        gj(&Geometry::LineString(c.geometry.line().clone())),
-                    )
-                })
-                .collect(),
-            risk_points: r
-                .risk_points
-                .iter()
-                .filter_map(|f| f.geometry.as_ref().map(|g| (f.id, gj(g))))
-                .collect(),
-            sensors: r
-                .sensors
-                .iter()
-                .filter_map(|f| f.geometry.as_ref().map(|g| (f.id, gj(g))))
-                .collect(),
-        }
-    }
-}
-
-/// The geometries of a live check result, serialised exactly as their
-/// [`CheckGeometry::of`] (GeoJSON by id, ids ascending) but without building JSON values on
-/// the way: a submission writes the pipes straight from their coordinates.
-pub struct LiveGeometry<'a>(pub &'a CheckResult);
-
-impl LiveGeometry<'_> {
-    /// Whether there is nothing to hold.
-    pub fn is_empty(&self) -> bool {
-        let r = self.0;
-        r.conflicts.is_empty()
-            && r.risk_points.iter().all(|f| f.geometry.is_none())
-            && r.sensors.iter().all(|f| f.geometry.is_none())
-    }
-}
-
-/// Entries sorted by id, the last of equal ids kept (as collecting into a `BTreeMap` does).
-fn by_id<T>(mut v: Vec<(i64, T)>) -> Vec<(i64, T)> {
-    v.reverse();
-    v.sort_by_key(|e| e.0);
-    v.dedup_by_key(|e| e.0);
-    v
-}
-
-struct LineJson<'a>(&'a LineString<f64>);
-
-impl Serialize for LineJson<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        let mut m = s.serialize_map(Some(2))?;
-        m.serialize_entry("type", "LineString")?;
-        m.serialize_entry("coordinates", &Coords(self.0))?;
-        m.end()
-    }
-}
-
-struct Coords<'a>(&'a LineString<f64>);
-
-impl Serialize for Coords<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.coords().map(|c| [c.x, c.y]))
-    }
-}
-
-struct Pipes<'a>(&'a [Conflict]);
-
-impl Serialize for Pipes<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let v = by_id(
-            self.0
-                .iter()
-                .map(|c| (c.pipeline_id, LineJson(c.geometry.line())))
-                .collect(),
-        );
-        s.collect_map(v)
-    }
-}
-
-struct Features<'a>(&'a [NearbyFeature]);
-
-impl Serialize for Features<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let v = by_id(
-            self.0
-                .iter()
-                .filter_map(|f| f.geometry.as_ref().map(|g| (f.id, geom::to_geojson(g))))
-                .collect(),
-        );
-        s.collect_map(v)
-    }
-}
-
-impl Serialize for LiveGeometry<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mut m = s.serialize_struct("CheckGeometry", 3)?;
-        m.serialize_field("pipes", &Pipes(&self.0.conflicts))?;
-        m.serialize_field("risk_points", &Features(&self.0.risk_points))?;
-        m.serialize_field("sensors", &Features(&self.0.sensors))?;
-        m.end()
-    }
-}
 
 fn from_gj(v: &Value) -> Option<Geometry<f64>> {
     serde_json::from_value::<geojson::Geometry>(v.clone())

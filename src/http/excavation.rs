@@ -5,11 +5,11 @@
 //! [`crate::excavation::service`], and map the result.
 
 use super::{parse_id, Caller, JsonBody, QueryParams};
-use crate::excavation::check::CheckResult;
-use crate::excavation::notify::{DeliveryStatus, Notification, OwnerChannels};
 use crate::excavation::service::{DeliveryReport, TicketView};
-use crate::excavation::tickets::{ResponseRequest, Ticket, TicketState, TransitionRequest};
-use crate::excavation::{report, service, ticket_view, CheckRequest, Rules};
+use crate::excavation::{report, service, ticket_view, Rules};
+use crate::model::check_result::{CheckRequest, CheckResult};
+use crate::model::notification::{DeliveryStatus, Notification, OwnerChannels};
+use crate::model::ticket::{ResponseRequest, Ticket, TicketState, TransitionRequest};
 use crate::state::AppState;
 use crate::AppError;
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -139,7 +139,7 @@ pub async fn rules(State(state): State<AppState>) -> Json<Value> {
 /// (200) instead of creating another (201); the same key with a different body is a 409.
 #[utoipa::path(post, path = "/excavation/tickets", tag = "excavation",
     params(("Idempotency-Key" = Option<String>, Header, description = "client-chosen key, 1..200 characters")),
-    request_body(content = crate::excavation::tickets::TicketRequest, description = "The check request's fields plus requester {name, phone, company?, email?} and ticket_type?"),
+    request_body(content = crate::model::ticket::TicketRequest, description = "The check request's fields plus requester {name, phone, company?, email?} and ticket_type?"),
     responses((status = 201, description = "Created", body = Ticket), (status = 200, description = "Retry of an earlier submission", body = Ticket),
         (status = 403, description = "Viewers cannot submit"), (status = 409, description = "Idempotency-Key reused with another body"),
         (status = 422, description = "Invalid dig (see /excavation/check)")))]

@@ -6,8 +6,10 @@
 pub mod macros;
 pub mod access;
 pub mod alarm;
+pub mod calendar;
 pub mod catalog;
 pub mod check;
+pub mod check_result;
 pub mod clock;
 pub mod crs;
 pub mod datum;
@@ -15,11 +17,13 @@ pub mod feature;
 pub mod geom;
 pub mod grid;
 pub mod import_job;
+pub mod notification;
 pub mod owner;
 pub mod pipeline;
 pub mod risk;
 pub mod schema;
 pub mod sensor;
+pub mod ticket;
 
 pub use catalog::{Catalog, RiskCategory, SensorKindSpec};
 pub use clock::Clock;

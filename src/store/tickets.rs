@@ -18,77 +18,14 @@
 use super::gpkg::{begin, GpkgStore, SqlExt};
 use super::postgis::PostgisStore;
 use super::{backend_error, StoreError, StoreResult};
-use crate::excavation::notify::{
-    Channel, DeliveryStatus, Draft, NewNotification, Notification, OwnerChannels,
+use crate::model::notification::{
+    Channel, DeliveryStatus, Draft, NewNotification, Notification, NotificationFilter,
+    NotificationOutcome, OwnerChannels,
 };
-use crate::excavation::tickets::{Ticket, TicketState};
+use crate::model::ticket::{Ticket, TicketFilter};
 use crate::model::Actor;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-
-/// Which tickets a list returns.
-#[derive(Debug, Clone, Default)]
-pub struct TicketFilter {
-    /// Only this submitter's (a contractor's own); `None`: everyone's.
-    pub submitted_by: Option<String>,
-    pub state: Option<TicketState>,
-    pub limit: usize,
-    pub offset: usize,
-}
-
-/// Which notifications a list returns (oldest first).
-#[derive(Debug, Clone, Default)]
-pub struct NotificationFilter {
-    pub ticket_id: Option<i64>,
-    pub status: Option<DeliveryStatus>,
-    pub id: Option<i64>,
-    pub limit: usize,
-}
-
-/// How a delivery attempt (or an external gateway's report) ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum NotificationOutcome {
-    Delivered,
-    /// Failed for good.
-    Failed(String),
-    /// Failed; try again at `at`.
-    Retry {
-        error: String,
-        at: DateTime<Utc>,
-    },
-}
-
-impl NotificationOutcome {
-    fn parts(
-        &self,
-    ) -> (
-        DeliveryStatus,
-        Option<String>,
-        Option<DateTime<Utc>>,
-        &'static str,
-    ) {
-        match self {
-            NotificationOutcome::Delivered => (
-                DeliveryStatus::Delivered,
-                None,
-                None,
-                "notification_delivered",
-            ),
-            NotificationOutcome::Failed(e) => (
-                DeliveryStatus::Failed,
-                Some(e.clone()),
-                None,
-                "notification_failed",
-            ),
-            NotificationOutcome::Retry { error, at } => (
-                DeliveryStatus::Pending,
-                Some(error.clone()),
-                Some(*at),
-                "notification_retry",
-            ),
-        }
-    }
-}
 
 /// What [`TicketStore::submit_ticket`] did.
 #[derive(Debug, Clone)]

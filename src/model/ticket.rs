@@ -3,23 +3,74 @@
 //! → in_progress → closed`, plus `expired`, `cancelled` and `emergency`. The transitions
 //! here are pure functions of the ticket, the caller and the time; the store persists the
 //! result with an optimistic version check and one audit entry per change
-//! ([`crate::store::tickets::TicketStore`]).
+//! (the store's `TicketStore`).
 //!
 //! Who may do what: contractors submit and see only their own tickets, and move their own
 //! tickets (start, close, cancel, declare an emergency); owners' responses are recorded by
 //! operators (the owners' duty desks hold operator keys); operators see and move every
 //! ticket; viewers cannot submit.
 
-use super::check::{CheckRequest, CheckResult, OwnerNotice, Severity};
-use super::ticket_view::{CheckGeometry, LiveGeometry};
-use super::{ExcavationError, TicketSettings};
-use crate::model::{Actor, Role};
+use super::calendar;
+use super::check_result::{
+    CheckGeometry, CheckRequest, CheckResult, LiveGeometry, OwnerNotice, Severity,
+};
+use super::{Actor, Role};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use std::sync::Arc;
 use utoipa::ToSchema;
+
+/// Why a ticket operation was refused; every message names the problem.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TicketError {
+    /// A value that breaks a rule of the request (a note too long, a bad requester).
+    #[error("{0}")]
+    Invalid(String),
+    /// Malformed input (a missing or mistyped field).
+    #[error("{0}")]
+    BadRequest(String),
+    /// A state change the ticket's state does not allow.
+    #[error("{0}")]
+    Conflict(String),
+    /// Something the ticket does not hold (an owner it did not notify).
+    #[error("{0}")]
+    NotFound(String),
+    /// An action the caller may not take on this ticket.
+    #[error("{0}")]
+    Forbidden(String),
+    /// A stored document that does not read back (ours, not the client's).
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// Ticket timing.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketSettings {
+    /// How long a ticket is valid from submission (US 811: 28 days), days.
+    pub validity_days: i64,
+    /// Owners' response deadline for a normal ticket, hours (KLIC: 1 working day).
+    pub response_hours: i64,
+    /// Owners' response deadline for an emergency ticket, hours.
+    pub emergency_response_hours: i64,
+    /// Most tickets one list request returns.
+    pub max_list: usize,
+    /// Which days count towards deadlines and validity (plain calendar days when absent).
+    #[serde(default)]
+    pub calendar: calendar::CalendarSettings,
+}
+
+/// Which tickets a list returns.
+#[derive(Debug, Clone, Default)]
+pub struct TicketFilter {
+    /// Only this submitter's (a contractor's own); `None`: everyone's.
+    pub submitted_by: Option<String>,
+    pub state: Option<TicketState>,
+    pub limit: usize,
+    pub offset: usize,
+}
 
 crate::string_enum! {
     /// Where a ticket is in its life.
@@ -77,13 +128,13 @@ pub struct Requester {
 }
 
 impl Requester {
-    fn validate(&self) -> Result<(), ExcavationError> {
+    fn validate(&self) -> Result<(), TicketError> {
         let text = |field: &str, v: &str, max: usize| {
             crate::model::check_name(field, v)
-                .map_err(|e| ExcavationError::Invalid(format!("requester.{e}")))
+                .map_err(|e| TicketError::Invalid(format!("requester.{e}")))
                 .and_then(|_| {
                     if v.chars().count() > max {
-                        Err(ExcavationError::Invalid(format!(
+                        Err(TicketError::Invalid(format!(
                             "requester.{field} is longer than {max} characters"
                         )))
                     } else {
@@ -98,7 +149,7 @@ impl Requester {
             .chars()
             .all(|c| c.is_ascii_digit() || " +-()".contains(c))
         {
-            return Err(ExcavationError::Invalid(
+            return Err(TicketError::Invalid(
                 "requester.phone may hold only digits, spaces and + - ( )".into(),
             ));
         }
@@ -108,7 +159,7 @@ impl Requester {
         if let Some(e) = &self.email {
             text("email", e, 100)?;
             if !e.contains('@') {
-                return Err(ExcavationError::Invalid(
+                return Err(TicketError::Invalid(
                     "requester.email is not an e-mail address".into(),
                 ));
             }
@@ -136,24 +187,24 @@ fn normal() -> TicketType {
 impl TicketRequest {
     /// Parses a body: `requester` and `ticket_type` are taken out and the rest must be a
     /// valid [`CheckRequest`] (unknown fields are refused, naming them).
-    pub fn from_json(mut v: serde_json::Value) -> Result<TicketRequest, ExcavationError> {
+    pub fn from_json(mut v: serde_json::Value) -> Result<TicketRequest, TicketError> {
         let obj = v
             .as_object_mut()
-            .ok_or_else(|| ExcavationError::BadRequest("the body must be a JSON object".into()))?;
+            .ok_or_else(|| TicketError::BadRequest("the body must be a JSON object".into()))?;
         let requester = obj.remove("requester").ok_or_else(|| {
-            ExcavationError::BadRequest(
+            TicketError::BadRequest(
                 "requester is required: {\"name\", \"phone\", \"company\"?, \"email\"?}".into(),
             )
         })?;
         let requester: Requester = serde_json::from_value(requester)
-            .map_err(|e| ExcavationError::BadRequest(format!("requester: {e}")))?;
+            .map_err(|e| TicketError::BadRequest(format!("requester: {e}")))?;
         let ticket_type = match obj.remove("ticket_type") {
             None => TicketType::Normal,
             Some(t) => serde_json::from_value(t)
-                .map_err(|e| ExcavationError::BadRequest(format!("ticket_type: {e}")))?,
+                .map_err(|e| TicketError::BadRequest(format!("ticket_type: {e}")))?,
         };
         let dig: CheckRequest =
-            serde_json::from_value(v).map_err(|e| ExcavationError::BadRequest(e.to_string()))?;
+            serde_json::from_value(v).map_err(|e| TicketError::BadRequest(e.to_string()))?;
         requester.validate()?;
         Ok(TicketRequest {
             dig,
@@ -268,10 +319,10 @@ pub enum SavedCheck {
 
 impl SavedCheck {
     /// The check as a JSON value (a copy).
-    pub fn to_json(&self) -> Result<serde_json::Value, ExcavationError> {
+    pub fn to_json(&self) -> Result<serde_json::Value, TicketError> {
         match self {
             SavedCheck::Live(r) => serde_json::to_value(&**r)
-                .map_err(|e| ExcavationError::Internal(format!("check does not encode: {e}"))),
+                .map_err(|e| TicketError::Internal(format!("check does not encode: {e}"))),
             SavedCheck::Stored(v) => Ok(v.clone()),
         }
     }
@@ -380,14 +431,14 @@ pub struct TransitionRequest {
     pub note: Option<String>,
 }
 
-fn conflict(m: impl Into<String>) -> ExcavationError {
-    ExcavationError::Conflict(m.into())
+fn conflict(m: impl Into<String>) -> TicketError {
+    TicketError::Conflict(m.into())
 }
 
-fn check_note(note: &Option<String>) -> Result<(), ExcavationError> {
+fn check_note(note: &Option<String>) -> Result<(), TicketError> {
     if let Some(n) = note {
         if n.chars().count() > 1000 {
-            return Err(ExcavationError::Invalid(
+            return Err(TicketError::Invalid(
                 "note is longer than 1000 characters".into(),
             ));
         }
@@ -411,7 +462,7 @@ impl Ticket {
         idempotency_key: Option<String>,
         settings: &TicketSettings,
         now: DateTime<Utc>,
-    ) -> Result<Ticket, ExcavationError> {
+    ) -> Result<Ticket, TicketError> {
         let cal = &settings.calendar;
         // Normal deadlines count working-day time (when so configured); an emergency's
         // deadline is clock hours: a gas leak does not wait for Monday.
@@ -537,16 +588,16 @@ impl Ticket {
         r: &ResponseRequest,
         actor: &Actor,
         now: DateTime<Utc>,
-    ) -> Result<(), ExcavationError> {
+    ) -> Result<(), TicketError> {
         if !actor.has(Role::Operator) {
-            return Err(ExcavationError::Forbidden(format!(
+            return Err(TicketError::Forbidden(format!(
                 "owner responses are recorded by operators; your key has '{}'",
                 actor.role
             )));
         }
         check_note(&r.note)?;
         if r.status == ResponseStatus::Pending {
-            return Err(ExcavationError::Invalid(
+            return Err(TicketError::Invalid(
                 "status must be marked, clear or partially_marked".into(),
             ));
         }
@@ -565,7 +616,7 @@ impl Ticket {
             .iter_mut()
             .find(|o| o.owner.owner_id == r.owner_id)
             .ok_or_else(|| {
-                ExcavationError::NotFound(format!(
+                TicketError::NotFound(format!(
                     "owner {} was not notified by ticket {id}",
                     r.owner_id
                 ))
@@ -604,14 +655,14 @@ impl Ticket {
         req: &TransitionRequest,
         actor: &Actor,
         now: DateTime<Utc>,
-    ) -> Result<(), ExcavationError> {
+    ) -> Result<(), TicketError> {
         use TicketState::*;
         check_note(&req.note)?;
         let to = req.to;
         let operator = actor.has(Role::Operator);
         let owner = actor.has(Role::Contractor) && actor.name == self.submitted_by;
         if !operator && !owner {
-            return Err(ExcavationError::Forbidden(
+            return Err(TicketError::Forbidden(
                 "only the contractor who submitted the ticket or an operator may change it".into(),
             ));
         }
@@ -630,7 +681,7 @@ impl Ticket {
             // Override after a site meeting: owners answered but not all marked fully.
             (OwnersNotified, Cleared) => {
                 if !operator {
-                    return Err(ExcavationError::Forbidden(
+                    return Err(TicketError::Forbidden(
                         "only an operator may clear a ticket by hand".into(),
                     ));
                 }
@@ -718,17 +769,30 @@ impl Ticket {
     }
 }
 
+/// Fixtures for tests of tickets and what is built on them (notifications, renderings):
+/// the built-in ticket settings of `data/excavation.toml` and a small ticket.
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixtures {
     use super::*;
-    use crate::excavation::check::{DigSummary, Summary};
-    use crate::excavation::{DigMethod, Excavation};
+    use crate::model::check_result::{DigMethod, DigSummary, Summary};
 
-    fn now() -> DateTime<Utc> {
+    /// The `[tickets]` settings of the built-in `data/excavation.toml`, validated.
+    pub fn builtin_settings() -> TicketSettings {
+        let file: toml::Table = toml::from_str(include_str!("../../data/excavation.toml"))
+            .expect("the built-in settings parse");
+        let mut s: TicketSettings = file["tickets"]
+            .clone()
+            .try_into()
+            .expect("the built-in [tickets] table");
+        s.calendar.validate().expect("the built-in calendar");
+        s
+    }
+
+    pub fn now() -> DateTime<Utc> {
         "2026-11-23T09:00:00Z".parse().unwrap()
     }
 
-    fn actor(name: &str, role: Role) -> Actor {
+    pub fn actor(name: &str, role: Role) -> Actor {
         Actor {
             name: name.into(),
             key_id: Some(1),
@@ -736,7 +800,7 @@ mod tests {
         }
     }
 
-    fn request(t: TicketType) -> TicketRequest {
+    pub fn request(t: TicketType) -> TicketRequest {
         TicketRequest {
             dig: CheckRequest {
                 geometry: serde_json::json!({"type": "Polygon", "coordinates": []}),
@@ -758,7 +822,7 @@ mod tests {
         }
     }
 
-    fn result(owners: usize) -> CheckResult {
+    pub fn result(owners: usize) -> CheckResult {
         let notice = |id| OwnerNotice {
             owner_id: id,
             name: format!("o{id}"),
@@ -801,8 +865,8 @@ mod tests {
         }
     }
 
-    fn ticket(owners: usize, t: TicketType) -> Ticket {
-        let s = Excavation::builtin().tickets;
+    pub fn ticket(owners: usize, t: TicketType) -> Ticket {
+        let s = builtin_settings();
         let mut t = Ticket::new(
             &request(t),
             result(owners),
@@ -815,6 +879,12 @@ mod tests {
         t.id = 7;
         t
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::*;
+    use super::*;
 
     fn to(t: TicketState) -> TransitionRequest {
         TransitionRequest { to: t, note: None }
@@ -822,7 +892,7 @@ mod tests {
 
     #[test]
     fn deadlines_beyond_the_known_holidays_are_flagged() {
-        let s = Excavation::builtin().tickets;
+        let s = builtin_settings();
         let submit = |at: &str, start: (i32, u32, u32), end: (i32, u32, u32)| {
             let mut req = request(TicketType::Normal);
             req.dig.start_date = NaiveDate::from_ymd_opt(start.0, start.1, start.2).unwrap();
@@ -869,7 +939,7 @@ mod tests {
         };
         assert!(matches!(
             t.respond(&r(1, ResponseStatus::Marked), &acme, later),
-            Err(ExcavationError::Forbidden(_))
+            Err(TicketError::Forbidden(_))
         ));
         t.respond(&r(1, ResponseStatus::Marked), &op, later)
             .unwrap();
@@ -883,7 +953,7 @@ mod tests {
         let other = actor("rival", Role::Contractor);
         assert!(matches!(
             t.transition(&to(TicketState::InProgress), &other, later),
-            Err(ExcavationError::Forbidden(_))
+            Err(TicketError::Forbidden(_))
         ));
         t.transition(&to(TicketState::InProgress), &acme, later)
             .unwrap();
@@ -945,7 +1015,7 @@ mod tests {
 
     #[test]
     fn deadlines_and_validity_count_working_days() {
-        let ex = Excavation::builtin();
+        let ex_tickets = builtin_settings();
         let at = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
         // Submitted Wednesday 30 September 2026, 10:00 Beijing time, before 国庆 (1–7 Oct).
         let submitted = at("2026-09-30T10:00:00+08:00");
@@ -953,7 +1023,7 @@ mod tests {
         req.dig.start_date = NaiveDate::from_ymd_opt(2026, 10, 8).unwrap();
         req.dig.end_date = NaiveDate::from_ymd_opt(2026, 12, 31).unwrap();
         let acme = actor("acme", Role::Contractor);
-        let t = Ticket::new(&req, result(2), &acme, None, &ex.tickets, submitted).unwrap();
+        let t = Ticket::new(&req, result(2), &acme, None, &ex_tickets, submitted).unwrap();
         // Work may start at local midnight of its start date, not UTC midnight.
         assert_eq!(t.starts_at, Some(at("2026-10-08T00:00:00+08:00")));
         let mut early = t.clone();
@@ -972,72 +1042,19 @@ mod tests {
         assert_eq!(t.valid_until, at("2026-11-03T10:00:00+08:00"));
         // An emergency's deadline is clock hours even in a holiday week.
         req.ticket_type = TicketType::Emergency;
-        let e = Ticket::new(&req, result(1), &acme, None, &ex.tickets, submitted).unwrap();
+        let e = Ticket::new(&req, result(1), &acme, None, &ex_tickets, submitted).unwrap();
         assert_eq!(e.owners[0].due_at, submitted + Duration::hours(2));
         // Calendar days when so configured: 24 h and 20 days.
-        let mut cal = ex.tickets.clone();
-        cal.calendar.count = crate::excavation::calendar::DayCount::Calendar;
+        let mut cal = ex_tickets.clone();
+        cal.calendar.count = crate::model::calendar::DayCount::Calendar;
         req.ticket_type = TicketType::Normal;
         let c = Ticket::new(&req, result(1), &acme, None, &cal, submitted).unwrap();
         assert_eq!(c.owners[0].due_at, submitted + Duration::hours(24));
         assert_eq!(c.valid_until, submitted + Duration::days(20));
         // The work's last day ends at midnight local time, not UTC.
         req.dig.end_date = NaiveDate::from_ymd_opt(2026, 10, 9).unwrap();
-        let short = Ticket::new(&req, result(1), &acme, None, &ex.tickets, submitted).unwrap();
+        let short = Ticket::new(&req, result(1), &acme, None, &ex_tickets, submitted).unwrap();
         assert_eq!(short.valid_until, at("2026-10-09T23:59:59+08:00"));
-    }
-
-    #[test]
-    fn owners_get_a_notification_per_channel() {
-        use crate::excavation::notify::{plan, Channel, OwnerChannels};
-        let ex = Excavation::builtin();
-        let mut t = ticket(2, TicketType::Normal);
-        t.owners[0].owner.email = Some("gas@example.cn".into());
-        let mut channels = std::collections::HashMap::new();
-        channels.insert(
-            2,
-            OwnerChannels {
-                owner_id: 2,
-                webhook_url: Some("http://127.0.0.1:9/hook".into()),
-                email: None,
-                sms: Some("139 0000 0000".into()),
-            },
-        );
-        let p = plan(&t, &channels, &ex.tickets.calendar);
-        let got: Vec<(i64, Channel, &str)> = p
-            .iter()
-            .map(|n| (n.owner_id, n.channel, n.address.as_str()))
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                (1, Channel::Email, "gas@example.cn"),
-                (1, Channel::Sms, "1"),
-                (2, Channel::Sms, "139 0000 0000"),
-                (2, Channel::Webhook, "http://127.0.0.1:9/hook"),
-            ]
-        );
-        let n = &p[0];
-        assert_eq!(n.ticket_id, 7);
-        assert_eq!(n.due_at, t.owners[0].due_at);
-        assert!(
-            n.message.contains("#7") && n.message.contains("Mark them"),
-            "{}",
-            n.message
-        );
-        // The deadline is written in Beijing time: due 2026-11-24 09:00 UTC = 17:00 +08:00.
-        assert!(
-            n.message.contains("2026-11-24 17:00 +08:00"),
-            "{}",
-            n.message
-        );
-        // A ticket that reached no owner notifies nobody.
-        assert!(plan(
-            &ticket(0, TicketType::Normal),
-            &channels,
-            &ex.tickets.calendar
-        )
-        .is_empty());
     }
 
     #[test]
@@ -1067,59 +1084,5 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("phone"));
-    }
-
-    #[test]
-    fn notification_drafts_resolve_to_the_planned_messages() {
-        use crate::excavation::notify::{self, Channel, OwnerChannels};
-        let cal = Excavation::builtin().tickets.calendar;
-        let mut t = ticket(2, TicketType::Normal);
-        // User text holding digits and '#' must not disturb where the id goes.
-        t.request.work_type = "trench #12 for 7".into();
-        t.id = 4711;
-        let drafts = notify::drafts(&t, &cal);
-        assert_eq!(drafts.len(), 2);
-        for (d, o) in drafts.iter().zip(&t.owners) {
-            let text = notify::message(&t, o, &cal);
-            assert_eq!(d.parts.join("4711"), text);
-            assert_eq!(text.matches("4711").count(), 3, "{text}");
-            assert!(text.contains("【开挖工单 #4711】"), "{text}");
-            assert!(
-                text.contains("excavation ticket #4711: trench #12 for 7"),
-                "{text}"
-            );
-            assert!(
-                text.ends_with("POST /excavation/tickets/4711/responses."),
-                "{text}"
-            );
-            assert_eq!(d.due_at, o.due_at);
-        }
-        // Registered channels replace the owner record's e-mail and phone; a webhook only
-        // when registered; the order is e-mail, SMS, webhook, owner by owner.
-        let c = OwnerChannels {
-            owner_id: 2,
-            webhook_url: Some("https://gas.example.cn/811".into()),
-            email: Some("811@gas.example.cn".into()),
-            sms: None,
-        };
-        let channels = [(2, c.clone())].into_iter().collect();
-        let plan = notify::plan(&t, &channels, &cal);
-        let got: Vec<_> = plan
-            .iter()
-            .map(|n| (n.owner_id, n.channel, n.address.as_str()))
-            .collect();
-        assert_eq!(
-            got,
-            vec![
-                (1, Channel::Sms, "1"),
-                (2, Channel::Email, "811@gas.example.cn"),
-                (2, Channel::Sms, "1"),
-                (2, Channel::Webhook, "https://gas.example.cn/811"),
-            ]
-        );
-        assert_eq!(plan[1].message, notify::message(&t, &t.owners[1], &cal));
-        assert_eq!(drafts[1].resolve(t.id, Some(&c)), plan[1..].to_vec());
-        // A ticket that reaches no owner notifies nobody.
-        assert!(notify::drafts(&ticket(0, TicketType::Normal), &cal).is_empty());
     }
 }

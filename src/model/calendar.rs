@@ -274,10 +274,8 @@ impl CalendarSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::excavation::Excavation;
-
     fn cal() -> CalendarSettings {
-        Excavation::builtin().tickets.calendar
+        crate::model::ticket::fixtures::builtin_settings().calendar
     }
 
     fn d(s: &str) -> NaiveDate {
