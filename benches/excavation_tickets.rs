@@ -41,7 +41,7 @@ async fn main() {
         progress: false,
     })
     .expect("generate");
-    let url = lifeline::store::pgcluster::shared()
+    let url = lifeline_pgcluster::shared()
         .create_database(&format!("tickets_bench_{}", std::process::id()))
         .expect("database");
     let store = lifeline::store::open(&url, 16).await.expect("store");

@@ -200,7 +200,7 @@ fn main() {
             end_to_end("GeoPackage", &url, &url2, &owners, &gpkg, n).await;
         }
         if only.as_deref() != Some("gpkg") {
-            let cluster = lifeline::store::pgcluster::shared();
+            let cluster = lifeline_pgcluster::shared();
             let url = cluster.fresh_database("bench_import").unwrap();
             let url2 = cluster.fresh_database("bench_import").unwrap();
             end_to_end("PostGIS", &url, &url2, &owners, &gpkg, n).await;

@@ -126,7 +126,7 @@ fn main() {
 fn pushdown(index: &SpatialIndex, data: lifeline::model::Dataset, filter: &str) {
     use lifeline::ogc::sql::{plan, translate, Plan, PlanRequest};
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let cluster = lifeline::store::pgcluster::TempCluster::start().expect("start PostgreSQL");
+    let cluster = lifeline_pgcluster::TempCluster::start().expect("start PostgreSQL");
     let url = cluster.create_database("bench_ogc").expect("create db");
     let store = rt.block_on(async {
         let s = lifeline::store::open(&url, 4).await.expect("open postgis");

@@ -48,7 +48,7 @@ fn dataset(preset: Preset, keep_pipelines: bool) -> Dataset {
 async fn open(backend: &str, name: &str, dir: &tempfile::TempDir) -> SharedStore {
     match backend {
         "postgis" => {
-            let url = store::pgcluster::shared()
+            let url = lifeline_pgcluster::shared()
                 .create_database(name)
                 .expect("database");
             store::open(&url, 8).await.expect("open postgis")

@@ -101,7 +101,7 @@ async fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cluster;
     if which == "postgis" || which == "both" {
-        cluster = lifeline::store::pgcluster::TempCluster::start().expect("start PostgreSQL");
+        cluster = lifeline_pgcluster::TempCluster::start().expect("start PostgreSQL");
         let url = cluster.create_database("bench_startup").expect("create db");
         let s = store::open(&url, 8).await.expect("open postgis");
         let t = Instant::now();

@@ -1,5 +1,5 @@
-//! The one error type handlers return, [`AppError`], and how every module's error maps to
-//! an HTTP status. The client always gets JSON `{"error": {"status", "code", "message"}}`
+//! The one error type handlers return, [`AppError`], and how every tier's and
+//! capability's error maps to an HTTP status. The client always gets JSON `{"error": {"status", "code", "message"}}`
 //! naming the problem; internals (SQL, file paths, backtraces) go to the log only.
 
 use crate::index::IndexError;
@@ -130,6 +130,65 @@ impl From<IndexError> for AppError {
         match e {
             IndexError::Crs(c) => c.into(),
             other => AppError::BadRequest(other.to_string()),
+        }
+    }
+}
+
+// The capabilities' errors, each mapped once to its HTTP meaning.
+
+impl From<lifeline_ogc::OgcError> for AppError {
+    fn from(e: lifeline_ogc::OgcError) -> Self {
+        match e {
+            lifeline_ogc::OgcError::BadRequest(m) => AppError::BadRequest(m),
+            lifeline_ogc::OgcError::NotFound(m) => AppError::NotFound(m),
+            lifeline_ogc::OgcError::Forbidden(m) => AppError::Forbidden(m),
+        }
+    }
+}
+
+impl From<lifeline_risk::RiskError> for AppError {
+    fn from(e: lifeline_risk::RiskError) -> Self {
+        match e {
+            lifeline_risk::RiskError::Batch(b) => AppError::BadRequest(b.to_string()),
+            lifeline_risk::RiskError::NotFound(m) => AppError::NotFound(m),
+            lifeline_risk::RiskError::Forbidden(m) => AppError::Forbidden(m),
+            lifeline_risk::RiskError::BadRequest(m) => AppError::BadRequest(m),
+            lifeline_risk::RiskError::Store(StoreError::Invalid(m))
+                if m.contains("does not exist") =>
+            {
+                AppError::NotFound(m)
+            }
+            lifeline_risk::RiskError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl From<lifeline_excavation::ExcavationError> for AppError {
+    fn from(e: lifeline_excavation::ExcavationError) -> Self {
+        match e {
+            lifeline_excavation::ExcavationError::Invalid(m) => AppError::Unprocessable(m),
+            lifeline_excavation::ExcavationError::BadRequest(m) => AppError::BadRequest(m),
+            lifeline_excavation::ExcavationError::NotFound(m) => AppError::NotFound(m),
+            lifeline_excavation::ExcavationError::Conflict(m) => AppError::Conflict(m),
+            lifeline_excavation::ExcavationError::Forbidden(m) => AppError::Forbidden(m),
+            lifeline_excavation::ExcavationError::Store(s) => s.into(),
+            lifeline_excavation::ExcavationError::Internal(m) => AppError::Internal(m),
+        }
+    }
+}
+
+impl From<lifeline_tileserver::TileServiceError> for AppError {
+    fn from(e: lifeline_tileserver::TileServiceError) -> Self {
+        AppError::Internal(e.to_string())
+    }
+}
+
+impl From<lifeline_analysis::AnalysisError> for AppError {
+    fn from(e: lifeline_analysis::AnalysisError) -> Self {
+        match e {
+            lifeline_analysis::AnalysisError::Bad(m) => AppError::BadRequest(m),
+            lifeline_analysis::AnalysisError::Index(i) => i.into(),
+            lifeline_analysis::AnalysisError::Crs(c) => c.into(),
         }
     }
 }

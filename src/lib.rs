@@ -1,28 +1,38 @@
 //! Lifeline: a geospatial digital twin of a city's underground lifelines.
 //!
-//! The service keeps pipelines, risk points, grid cells and sensors in a system-of-record
-//! [`store`] (PostGIS, or an embedded GeoPackage), mirrors them into an in-memory R-tree
-//! [`index`], and serves them over HTTP ([`http`]). See `README.md` for how to run it and
-//! `DEVELOPERS.md` for the design rules.
+//! This crate is the **server** tier: the service's state ([`state`]), its HTTP routers
+//! ([`http`]), the change follower ([`sync`]), configuration ([`config`]), authentication
+//! ([`auth`]) and the one error type handlers return ([`AppError`]); `main.rs` is the CLI.
+//! Everything else lives in the crates below it, re-exported here under their tier names:
+//!
+//! | tier | crates |
+//! |---|---|
+//! | model | [`model`] (domain types, layer schemas, CRS/datum math, stored records) |
+//! | storage and index | [`store`] (PostGIS, GeoPackage), [`index`] (R-trees) |
+//! | capabilities | [`excavation`], [`risk`], [`ogc`], [`tileserver`], [`analysis`], [`io`], [`generate`], [`simulate`] |
+//!
+//! A lower tier never imports a higher one; Cargo enforces it. `docs/architecture.md` is
+//! the map. See `README.md` for how to run it and `DEVELOPERS.md` for the design rules.
 
-pub mod analysis;
 pub mod auth;
 pub mod config;
 pub mod error;
-pub mod excavation;
-pub mod generate;
 pub mod http;
-pub mod index;
-pub mod io;
-pub mod model;
-pub mod ogc;
-pub mod risk;
 pub mod server;
-pub mod simulate;
 pub mod state;
-pub mod store;
 pub mod sync;
-pub mod tileserver;
+
+pub use lifeline_analysis as analysis;
+pub use lifeline_excavation as excavation;
+pub use lifeline_generate as generate;
+pub use lifeline_index as index;
+pub use lifeline_io as io;
+pub use lifeline_model as model;
+pub use lifeline_ogc as ogc;
+pub use lifeline_risk as risk;
+pub use lifeline_simulate as simulate;
+pub use lifeline_store as store;
+pub use lifeline_tileserver as tileserver;
 
 pub use error::AppError;
 pub use server::run;

@@ -69,7 +69,7 @@ pub async fn fresh_store(backend: Backend) -> (SharedStore, String, Option<tempf
         Backend::Postgis => {
             let n = COUNTER.fetch_add(1, Ordering::SeqCst);
             let name = format!("http_{}_{n}", std::process::id());
-            let url = lifeline::store::pgcluster::shared()
+            let url = lifeline_pgcluster::shared()
                 .create_database(&name)
                 .expect("create test database");
             let store = store::open(&url, 4).await.expect("open postgis store");

@@ -24,7 +24,7 @@ impl std::ops::Deref for TestStore {
 
 /// A PostGIS store on a fresh database of the process-wide throwaway cluster.
 pub async fn postgis() -> TestStore {
-    let url = lifeline::store::pgcluster::shared()
+    let url = lifeline_pgcluster::shared()
         .fresh_database("conformance")
         .expect("create a test database");
     let store = lifeline::store::postgis::PostgisStore::connect(&url, 4)
