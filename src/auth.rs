@@ -5,11 +5,12 @@
 //! effect within that time on other instances (immediately on the instance that revoked).
 
 use crate::model::{Actor, Role};
-use crate::store::{SharedStore, StoreError};
+use crate::store::{KeyStore, StoreError};
 use parking_lot::Mutex;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long a verified key is trusted without asking the store again.
@@ -61,14 +62,14 @@ pub fn require(actor: &Actor, role: Role) -> Result<(), AuthError> {
 
 /// Resolves request credentials to actors.
 pub struct Authenticator {
-    store: SharedStore,
+    store: Arc<dyn KeyStore>,
     anonymous: Option<Role>,
     cache: Mutex<HashMap<String, (Actor, Instant)>>,
 }
 
 impl Authenticator {
     /// `anonymous`: the role of callers without a key, or `None` to refuse them.
-    pub fn new(store: SharedStore, anonymous: Option<Role>) -> Self {
+    pub fn new(store: Arc<dyn KeyStore>, anonymous: Option<Role>) -> Self {
         Authenticator {
             store,
             anonymous,

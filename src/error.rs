@@ -105,13 +105,29 @@ impl From<ModelError> for AppError {
     }
 }
 
+/// An error and every cause below it, `: `-separated, for the log.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        // Messages often repeat their cause's text already: say each part once.
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound { .. } => AppError::NotFound(e.to_string()),
             StoreError::Conflict(m) => AppError::Conflict(m),
             StoreError::Invalid(m) => AppError::Unprocessable(m),
-            StoreError::Backend(m) => AppError::Unavailable(m),
+            StoreError::Backend(e) => AppError::Unavailable(error_chain(&e)),
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::risk::events::{BusEvent, Cursor, EventKind, NewEvent};
 use crate::risk::model::RiskEvent;
 use crate::risk::{anchor, Book, RiskEngine};
 use crate::state::AppState;
-use crate::store::{Backend, StoreError};
+use crate::store::{Backend, Store, StoreError};
 use futures::StreamExt;
 use serde_json::json;
 use std::sync::Arc;
@@ -201,6 +201,7 @@ pub const REPLAY_MAX: usize = 50_000;
 /// store's id), or more than [`REPLAY_MAX`] entries are missing.
 pub async fn replay_from_store(
     engine: &RiskEngine,
+    store: &dyn Store,
     seen: Cursor,
     head: Cursor,
 ) -> Result<Option<Vec<BusEvent>>, StoreError> {
@@ -210,7 +211,7 @@ pub async fn replay_from_store(
     let mut alarms: Vec<RiskEvent> = Vec::new();
     let mut after = seen.r;
     while after < head.r {
-        let page = engine.store.risk_events_since(after, PAGE).await?;
+        let page = store.risk_events_since(after, PAGE).await?;
         let full = page.len() == PAGE;
         for ev in page.into_iter().take_while(|e| e.id <= head.r) {
             after = ev.id;
@@ -226,7 +227,7 @@ pub async fn replay_from_store(
     let mut changes: Vec<Change> = Vec::new();
     let mut after = seen.c;
     while after < head.c {
-        let page = engine.store.changes_since(after, PAGE).await?;
+        let page = store.changes_since(after, PAGE).await?;
         let full = page.len() == PAGE;
         for ch in page.into_iter().take_while(|c| c.version <= head.c) {
             after = ch.version;

@@ -139,7 +139,7 @@ pub async fn events(
             // Older than the ring (or than this process): rebuild from the store's logs
             // up to the newest published event; live events after it follow by sequence.
             let (head, head_seq) = bus.head_seq();
-            match crate::sync::replay_from_store(&state.risk, c, head).await {
+            match crate::sync::replay_from_store(&state.risk, &*state.store, c, head).await {
                 Ok(Some(replayed)) => {
                     seq = head_seq;
                     missed.clear();

@@ -158,7 +158,7 @@ pub async fn submit(
         None => None,
     };
     let (t, created) = service::submit(
-        &state.store,
+        &*state.store,
         &state.index,
         &state.excavation,
         &state.clock,
@@ -206,7 +206,7 @@ pub async fn list(
         .transpose()
         .map_err(|e| AppError::BadRequest(e.to_string()))?;
     let tickets = service::list(
-        &state.store,
+        &*state.store,
         &state.excavation,
         &state.clock,
         &caller.0,
@@ -238,7 +238,7 @@ pub async fn read(
 ) -> Result<Response, AppError> {
     let id = parse_id(&id)?;
     let f = negotiate(&q, &headers)?;
-    let v = service::view(&state.store, &state.clock, &caller.0, id).await?;
+    let v = service::view(&*state.store, &state.clock, &caller.0, id).await?;
     Ok(match f {
         Format::Json => Json(v).into_response(),
         Format::GeoJson => (
@@ -296,7 +296,7 @@ pub async fn notifications(
         .transpose()
         .map_err(|e| AppError::BadRequest(e.to_string()))?;
     let list: Vec<Notification> =
-        service::notifications(&state.store, &caller.0, ticket, status, q.limit).await?;
+        service::notifications(&*state.store, &caller.0, ticket, status, q.limit).await?;
     Ok(Json(
         json!({"numberReturned": list.len(), "notifications": list}),
     ))
@@ -316,7 +316,7 @@ pub async fn report_delivery(
 ) -> Result<Json<Notification>, AppError> {
     let id = parse_id(&id)?;
     Ok(Json(
-        service::report_delivery(&state.store, &state.clock, &caller.0, id, &r).await?,
+        service::report_delivery(&*state.store, &state.clock, &caller.0, id, &r).await?,
     ))
 }
 
@@ -333,7 +333,7 @@ pub async fn owner_channels(
 ) -> Result<Json<OwnerChannels>, AppError> {
     let id = parse_id(&id)?;
     Ok(Json(
-        service::owner_channels(&state.store, &state.index, &caller.0, id).await?,
+        service::owner_channels(&*state.store, &state.index, &caller.0, id).await?,
     ))
 }
 
@@ -352,7 +352,7 @@ pub async fn set_owner_channels(
 ) -> Result<Json<OwnerChannels>, AppError> {
     let id = parse_id(&id)?;
     Ok(Json(
-        service::set_owner_channels(&state.store, &state.index, &state.clock, &caller.0, id, c)
+        service::set_owner_channels(&*state.store, &state.index, &state.clock, &caller.0, id, c)
             .await?,
     ))
 }
@@ -371,7 +371,7 @@ pub async fn respond(
 ) -> Result<Json<Ticket>, AppError> {
     let id = parse_id(&id)?;
     Ok(Json(
-        service::respond(&state.store, &state.clock, &caller.0, id, &r).await?,
+        service::respond(&*state.store, &state.clock, &caller.0, id, &r).await?,
     ))
 }
 
@@ -389,6 +389,6 @@ pub async fn transition(
 ) -> Result<Json<Ticket>, AppError> {
     let id = parse_id(&id)?;
     Ok(Json(
-        service::transition(&state.store, &state.clock, &caller.0, id, &r).await?,
+        service::transition(&*state.store, &state.clock, &caller.0, id, &r).await?,
     ))
 }

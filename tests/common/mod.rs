@@ -6,7 +6,7 @@
 use chrono::NaiveDate;
 use geo::{LineString, MultiPolygon, Point, Polygon};
 use lifeline::model::*;
-use lifeline::store::{SharedStore, Store};
+use lifeline::store::{SharedStore, Store, StoreInfo};
 use std::sync::Arc;
 
 /// A store under test, with whatever must live as long as it (the GeoPackage's temp dir).

@@ -19,9 +19,10 @@ use lifeline_model::notification::{
 };
 use lifeline_model::ticket::{OwnerResponse, Ticket, TicketState};
 use lifeline_model::{Actor, Clock, Role};
-use lifeline_store::SharedStore;
+use lifeline_store::tickets::TicketStore;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Delivery settings (`[notifications]` in `data/excavation.toml`).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -224,7 +225,7 @@ async fn post(client: &reqwest::Client, n: &Notification) -> Result<(), String> 
 /// One round of the worker: claims due webhooks, POSTs them, records the outcomes. Returns
 /// how many it handled.
 pub async fn deliver_due(
-    store: &SharedStore,
+    store: &dyn TicketStore,
     client: &reqwest::Client,
     settings: &NotifySettings,
     clock: &Clock,
@@ -257,7 +258,7 @@ pub async fn deliver_due(
 /// Starts the delivery worker: it runs until aborted, woken by [`super::Excavation::wake`]
 /// after each submission and every `poll_seconds` otherwise.
 pub fn spawn(
-    store: SharedStore,
+    store: Arc<dyn TicketStore>,
     ex: std::sync::Arc<super::Excavation>,
     clock: Clock,
 ) -> tokio::task::JoinHandle<()> {
@@ -279,7 +280,7 @@ pub fn spawn(
         };
         const BATCH: usize = 32;
         loop {
-            let handled = match deliver_due(&store, &client, &settings, &clock, BATCH).await {
+            let handled = match deliver_due(&*store, &client, &settings, &clock, BATCH).await {
                 Ok(n) => n,
                 Err(e) => {
                     tracing::warn!(error = %e, "notification worker: store error");

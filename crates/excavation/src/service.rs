@@ -19,7 +19,7 @@ use lifeline_model::ticket::{
     can_see, ResponseRequest, Ticket, TicketFilter, TicketRequest, TicketState, TransitionRequest,
 };
 use lifeline_model::{Actor, Clock, Layer, Role};
-use lifeline_store::SharedStore;
+use lifeline_store::tickets::TicketStore;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use utoipa::ToSchema;
@@ -46,7 +46,7 @@ pub fn run_check(
 /// Submits a ticket. Returns the ticket and whether it was created now (false: an earlier
 /// submission with the same idempotency key, returned unchanged).
 pub async fn submit(
-    store: &SharedStore,
+    store: &dyn TicketStore,
     index: &SpatialIndex,
     ex: &Excavation,
     clock: &Clock,
@@ -97,7 +97,7 @@ fn owner_ids(t: &Ticket) -> Vec<i64> {
 
 /// Writes the notifications a ticket calls for to the outbox and wakes the worker.
 async fn notify_owners(
-    store: &SharedStore,
+    store: &dyn TicketStore,
     ex: &Excavation,
     clock: &Clock,
     t: &Ticket,
@@ -131,7 +131,7 @@ fn same_or_conflict(t: Ticket, req: &TicketRequest) -> Result<(Ticket, bool), Ex
 }
 
 async fn load_visible(
-    store: &SharedStore,
+    store: &dyn TicketStore,
     actor: &Actor,
     id: i64,
 ) -> Result<Ticket, ExcavationError> {
@@ -148,7 +148,7 @@ async fn load_visible(
 
 /// Saves what time changed (expiry) before a ticket is shown or acted on.
 async fn refreshed(
-    store: &SharedStore,
+    store: &dyn TicketStore,
     clock: &Clock,
     mut t: Ticket,
 ) -> Result<Ticket, ExcavationError> {
@@ -180,7 +180,7 @@ async fn refreshed(
 
 /// One ticket, if the caller may see it.
 pub async fn get(
-    store: &SharedStore,
+    store: &dyn TicketStore,
     clock: &Clock,
     actor: &Actor,
     id: i64,
@@ -203,7 +203,7 @@ pub const MAX_NOTIFICATIONS: usize = 1000;
 
 /// One ticket and its notifications, if the caller may see it.
 pub async fn view(
-    store: &SharedStore,
+    store: &dyn TicketStore,
     clock: &Clock,
     actor: &Actor,
     id: i64,
@@ -227,7 +227,7 @@ pub async fn view(
 
 /// The outbox for operators (and the e-mail/SMS gateway, which holds an operator key).
 pub async fn notifications(
-    store: &SharedStore,
+    store: &dyn TicketStore,
     actor: &Actor,
     ticket_id: Option<i64>,
     status: Option<DeliveryStatus>,
@@ -263,7 +263,7 @@ pub struct DeliveryReport {
 
 /// Records a gateway's delivery report for a pending e-mail or SMS notification.
 pub async fn report_delivery(
-    store: &SharedStore,
+    store: &dyn TicketStore,
     clock: &Clock,
     actor: &Actor,
     id: i64,
@@ -319,7 +319,7 @@ fn known_owner(index: &SpatialIndex, owner_id: i64) -> Result<(), ExcavationErro
 
 /// An owner's registered notification channels (operators).
 pub async fn owner_channels(
-    store: &SharedStore,
+    store: &dyn TicketStore,
     index: &SpatialIndex,
     actor: &Actor,
     owner_id: i64,
@@ -341,7 +341,7 @@ pub async fn owner_channels(
 
 /// Registers an owner's notification channels (operators), audited.
 pub async fn set_owner_channels(
-    store: &SharedStore,
+    store: &dyn TicketStore,
     index: &SpatialIndex,
     clock: &Clock,
     actor: &Actor,
@@ -360,7 +360,7 @@ pub async fn set_owner_channels(
 /// Tickets the caller may see, newest first: a contractor's own, or everyone's for
 /// analysts and above.
 pub async fn list(
-    store: &SharedStore,
+    store: &dyn TicketStore,
     ex: &Excavation,
     clock: &Clock,
     actor: &Actor,
@@ -393,7 +393,7 @@ pub async fn list(
 
 /// Records an owner's response.
 pub async fn respond(
-    store: &SharedStore,
+    store: &dyn TicketStore,
     clock: &Clock,
     actor: &Actor,
     id: i64,
@@ -413,7 +413,7 @@ pub async fn respond(
 
 /// Moves a ticket to another state.
 pub async fn transition(
-    store: &SharedStore,
+    store: &dyn TicketStore,
     clock: &Clock,
     actor: &Actor,
     id: i64,

@@ -30,7 +30,8 @@ use events::EventBus;
 use lifeline_index::SpatialIndex;
 use lifeline_model::alarm::AlarmOp;
 use lifeline_model::{Actor, Clock, Layer, Record, RiskLevel, Role};
-use lifeline_store::{SharedStore, StoreError};
+use lifeline_store::readings::RiskStore;
+use lifeline_store::{AuditLog, SharedStore, StoreError};
 use model::{Alarm, AlarmFilter, AlarmRule, AlarmStatus, Detection, RiskEvent, Severity};
 use readings::{BatchError, ItemReport};
 use rules::Rules;
@@ -100,7 +101,9 @@ pub struct LevelChange {
 /// See the module docs.
 pub struct RiskEngine {
     pub rules: &'static Rules,
-    pub store: SharedStore,
+    pub store: Arc<dyn RiskStore>,
+    /// Where refused alarm moves are recorded.
+    audit: Arc<dyn AuditLog>,
     pub index: Arc<SpatialIndex>,
     states: Vec<parking_lot::Mutex<HashMap<i64, SensorState>>>,
     pub book: parking_lot::RwLock<Book>,
@@ -148,6 +151,7 @@ impl RiskEngine {
         let stats = structure::Statistics::new(index.clone());
         let engine = RiskEngine {
             rules: Rules::builtin(),
+            audit: store.clone(),
             store,
             index,
             states: (0..SHARDS)
@@ -378,7 +382,7 @@ impl RiskEngine {
         if !actor.has(need) {
             // Refusals are audited too: who tried to do what.
             let _ = self
-                .store
+                .audit
                 .audit(
                     actor,
                     "alarm_denied",

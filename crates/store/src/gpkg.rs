@@ -36,7 +36,11 @@
 //!   3.40, so the busy timeout is set by pragma.
 
 use super::gpkg_rtree;
-use super::{ApiKey, AuditEntry, Backend, Counts, Store, StoreError, StoreResult, Written};
+use super::prelude::*;
+use super::{
+    backend_error, ApiKey, AuditEntry, Backend, BackendError, Counts, StoreError, StoreResult,
+    Written,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use geo::{BoundingRect, Coord, Geometry, LineString, MultiPolygon, Point, Polygon};
@@ -103,10 +107,10 @@ impl GpkgStore {
             .pragma_query_value(None, "application_id", |r| r.get(0))
             .map_err(|e| backend_at(path, e))?;
         if app_id != 0 && app_id != GPKG_APPLICATION_ID {
-            return Err(StoreError::Backend(format!(
+            return Err(StoreError::Backend(BackendError::new(format!(
                 "{} is an SQLite file but not a GeoPackage (application_id {app_id:#x})",
                 path.display()
-            )));
+            ))));
         }
         // WAL is a property of the file; it lets the reader run beside the writer and makes
         // each commit one append to the log.
@@ -183,11 +187,17 @@ fn connect(path: &Path) -> StoreResult<Connection> {
 }
 
 fn backend_at(path: &Path, e: rusqlite::Error) -> StoreError {
-    StoreError::Backend(format!("GeoPackage {}: {e}", path.display()))
+    StoreError::Backend(BackendError::new(format!(
+        "GeoPackage {}: {e}",
+        path.display()
+    )))
 }
 
 fn join_error(e: tokio::task::JoinError) -> StoreError {
-    StoreError::Backend(format!("GeoPackage task failed: {e}"))
+    StoreError::Backend(BackendError::with_source(
+        format!("GeoPackage task failed: {e}"),
+        e,
+    ))
 }
 
 /// Runs a long synchronous job without stalling the async runtime. On a multi-threaded
@@ -211,7 +221,7 @@ pub(crate) trait SqlExt<T> {
 
 impl<T> SqlExt<T> for rusqlite::Result<T> {
     fn sql(self) -> StoreResult<T> {
-        self.map_err(|e| StoreError::Backend(e.to_string()))
+        self.map_err(|e| backend_error(e))
     }
 }
 
@@ -804,7 +814,7 @@ fn write_error<R: Row>(conn: &Connection, rec: &R, e: rusqlite::Error) -> StoreE
         _ if is_constraint(&e) => {
             StoreError::Invalid(format!("{what}: the store refused a value ({e})"))
         }
-        _ => StoreError::Backend(e.to_string()),
+        _ => backend_error(e),
     }
 }
 
@@ -1110,7 +1120,7 @@ fn delete_record(conn: &mut Connection, layer: Layer, id: i64, actor: &Actor) ->
             if extended_code(&e) == Some(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY) {
                 StoreError::Conflict(format!("{} {id} is still referenced", t.noun))
             } else {
-                StoreError::Backend(e.to_string())
+                backend_error(e)
             }
         })?;
     touch_contents(&tx, t, None, &stamp)?;
@@ -1575,8 +1585,12 @@ fn migrate_conn(conn: &mut Connection) -> StoreResult<i64> {
         if applied.contains(version) {
             continue;
         }
-        tx.execute_batch(sql)
-            .map_err(|e| StoreError::Backend(format!("migration {version} failed: {e}")))?;
+        tx.execute_batch(sql).map_err(|e| {
+            StoreError::Backend(BackendError::with_source(
+                format!("migration {version} failed: {e}"),
+                e,
+            ))
+        })?;
         tx.execute(
             "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
             params![version, stamp],
@@ -1608,8 +1622,11 @@ fn migrate_conn(conn: &mut Connection) -> StoreResult<i64> {
 /// another tool. Named so the operator can find it.
 fn unreadable(t: &Table, id: Option<i64>, e: rusqlite::Error) -> StoreError {
     match id {
-        Some(id) => StoreError::Backend(format!("{} {id} cannot be read: {e}", t.name)),
-        None => StoreError::Backend(format!("{}: {e}", t.name)),
+        Some(id) => StoreError::Backend(BackendError::with_source(
+            format!("{} {id} cannot be read: {e}", t.name),
+            e,
+        )),
+        None => StoreError::Backend(BackendError::with_source(format!("{}: {e}", t.name), e)),
     }
 }
 
@@ -1680,7 +1697,7 @@ fn lim(limit: usize) -> i64 {
 // ---------------------------------------------------------------------------------------
 
 #[async_trait]
-impl Store for GpkgStore {
+impl StoreInfo for GpkgStore {
     fn backend(&self) -> Backend {
         Backend::Geopackage
     }
@@ -1698,6 +1715,29 @@ impl Store for GpkgStore {
             .await
     }
 
+    async fn counts(&self) -> StoreResult<Counts> {
+        self.read(|c| {
+            let tx = c.transaction().sql()?;
+            let mut out = Vec::with_capacity(Layer::ALL.len());
+            for layer in Layer::ALL {
+                let n: i64 = tx
+                    .query_row(
+                        &format!("SELECT count(*) FROM {}", table(*layer).name),
+                        [],
+                        |r| r.get(0),
+                    )
+                    .sql()?;
+                out.push((*layer, n));
+            }
+            tx.commit().sql()?;
+            Ok(out)
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl RecordStore for GpkgStore {
     async fn load_all(&self) -> StoreResult<Dataset> {
         self.read(load_all_conn).await
     }
@@ -1733,7 +1773,10 @@ impl Store for GpkgStore {
         self.write(move |c| delete_record(c, layer, id, &actor))
             .await
     }
+}
 
+#[async_trait]
+impl ChangeFeed for GpkgStore {
     async fn changes_since(&self, version: i64, limit: usize) -> StoreResult<Vec<Change>> {
         self.read(move |c| {
             let mut stmt = c
@@ -1758,27 +1801,10 @@ impl Store for GpkgStore {
         })
         .await
     }
+}
 
-    async fn counts(&self) -> StoreResult<Counts> {
-        self.read(|c| {
-            let tx = c.transaction().sql()?;
-            let mut out = Vec::with_capacity(Layer::ALL.len());
-            for layer in Layer::ALL {
-                let n: i64 = tx
-                    .query_row(
-                        &format!("SELECT count(*) FROM {}", table(*layer).name),
-                        [],
-                        |r| r.get(0),
-                    )
-                    .sql()?;
-                out.push((*layer, n));
-            }
-            tx.commit().sql()?;
-            Ok(out)
-        })
-        .await
-    }
-
+#[async_trait]
+impl KeyStore for GpkgStore {
     async fn create_api_key(
         &self,
         name: &str,
@@ -1800,7 +1826,7 @@ impl Store for GpkgStore {
                     StoreError::Conflict("an API key with this hash already exists".into())
                 }
                 _ if is_constraint(&e) => StoreError::Invalid(format!("api key: {e}")),
-                _ => StoreError::Backend(e.to_string()),
+                _ => backend_error(e),
             })?;
             let id = tx.last_insert_rowid();
             log_audit(
@@ -1880,7 +1906,10 @@ impl Store for GpkgStore {
         })
         .await
     }
+}
 
+#[async_trait]
+impl AuditLog for GpkgStore {
     async fn audit(
         &self,
         actor: &Actor,

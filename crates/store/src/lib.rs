@@ -34,9 +34,73 @@ pub enum StoreError {
     /// A check constraint or a value the store cannot hold.
     #[error("{0}")]
     Invalid(String),
-    /// The database is unreachable or failed; details are for the log only.
+    /// The database is unreachable or failed; details are for the log only. The driver's
+    /// error is kept as the source.
     #[error("storage backend error: {0}")]
-    Backend(String),
+    Backend(#[source] BackendError),
+}
+
+/// A failure of the database itself: what failed, in words for the log, and the driver's
+/// error it came from ([`std::error::Error::source`]), so nothing of the cause is lost.
+/// Reads as its message (`Display`, and `Deref<Target = str>`).
+#[derive(Debug)]
+pub struct BackendError {
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync>>,
+}
+
+impl BackendError {
+    /// A failure with no underlying error (a broken invariant of the stored data).
+    pub fn new(message: impl Into<String>) -> BackendError {
+        BackendError {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// `message` caused by `source`.
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> BackendError {
+        BackendError {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
+    }
+}
+
+impl std::fmt::Display for BackendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for BackendError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source
+            .as_deref()
+            .map(|e| e as &(dyn std::error::Error + 'static))
+    }
+}
+
+impl std::ops::Deref for BackendError {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.message
+    }
+}
+
+impl From<String> for BackendError {
+    fn from(message: String) -> BackendError {
+        BackendError::new(message)
+    }
+}
+
+impl From<&str> for BackendError {
+    fn from(message: &str) -> BackendError {
+        BackendError::new(message)
+    }
 }
 
 impl From<lifeline_model::alarm::AlarmChangeError> for StoreError {
@@ -53,8 +117,8 @@ impl From<lifeline_model::alarm::AlarmChangeError> for StoreError {
 
 /// A database library's error that is the backend's, not the client's (the stores map
 /// constraint violations themselves where they mean a client mistake).
-pub(crate) fn backend_error(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+pub(crate) fn backend_error(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Backend(BackendError::with_source(e.to_string(), e))
 }
 
 /// The result type of store operations.
@@ -104,17 +168,9 @@ pub struct AuditEntry {
 /// Number of records per layer.
 pub type Counts = Vec<(Layer, i64)>;
 
-/// The system of record. See the module docs for the contract every implementation keeps.
+/// What a store is and whether it answers: its kind, its place, its schema, its counts.
 #[async_trait]
-pub trait Store:
-    tickets::TicketStore
-    + readings::RiskStore
-    + import_jobs::ImportJobStore
-    + pushdown::OgcStore
-    + Send
-    + Sync
-    + 'static
-{
+pub trait StoreInfo: Send + Sync {
     /// Which implementation this is.
     fn backend(&self) -> Backend;
 
@@ -127,6 +183,14 @@ pub trait Store:
     /// Cheap reachability check for `/ready`.
     async fn ping(&self) -> StoreResult<()>;
 
+    /// Records per layer.
+    async fn counts(&self) -> StoreResult<Counts>;
+}
+
+/// The layers' records: every write is one transaction with its change-log and audit
+/// entries, durable before it returns.
+#[async_trait]
+pub trait RecordStore: Send + Sync {
     /// Every record of every layer, for building the index at start-up.
     async fn load_all(&self) -> StoreResult<Dataset>;
 
@@ -146,13 +210,18 @@ pub trait Store:
     /// Deletes a record; returns the change-log version. Deleting a referenced record is a
     /// `Conflict`; a missing one `NotFound`.
     async fn delete(&self, layer: Layer, id: i64, actor: &Actor) -> StoreResult<i64>;
+}
 
+/// The change log that other instances follow to keep their index current.
+#[async_trait]
+pub trait ChangeFeed: Send + Sync {
     /// Change-log entries with version > `version`, oldest first, at most `limit`.
     async fn changes_since(&self, version: i64, limit: usize) -> StoreResult<Vec<Change>>;
+}
 
-    /// Records per layer.
-    async fn counts(&self) -> StoreResult<Counts>;
-
+/// API keys (their hashes only); creating and revoking one is audited.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
     /// Stores a new API key (its hash) and audits it.
     async fn create_api_key(
         &self,
@@ -170,7 +239,11 @@ pub trait Store:
 
     /// Every key, newest first.
     async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>>;
+}
 
+/// The audit log: who did what to which target, and when.
+#[async_trait]
+pub trait AuditLog: Send + Sync {
     /// Appends to the audit log outside any data write (e.g. a denied request).
     async fn audit(
         &self,
@@ -182,6 +255,54 @@ pub trait Store:
 
     /// The newest audit entries, newest first.
     async fn audit_log(&self, limit: usize) -> StoreResult<Vec<AuditEntry>>;
+}
+
+/// Every store trait, for code that holds a whole [`SharedStore`] (the server, the CLI,
+/// tests) and calls methods of several: `use lifeline_store::prelude::*;`. A capability
+/// names only the traits it needs instead.
+pub mod prelude {
+    pub use crate::import_jobs::ImportJobStore;
+    pub use crate::pushdown::OgcStore;
+    pub use crate::readings::RiskStore;
+    pub use crate::tickets::TicketStore;
+    pub use crate::{AuditLog, ChangeFeed, KeyStore, RecordStore, Store, StoreInfo};
+}
+
+/// The system of record: every capability's narrow trait at once. Implementations
+/// implement the narrow traits; this one follows. See the module docs for the contract every
+/// implementation keeps. A capability takes only the traits it needs (`&dyn TicketStore`,
+/// `Arc<dyn RiskStore>`, …): a `SharedStore` coerces to any of them.
+pub trait Store:
+    StoreInfo
+    + RecordStore
+    + ChangeFeed
+    + KeyStore
+    + AuditLog
+    + tickets::TicketStore
+    + readings::RiskStore
+    + import_jobs::ImportJobStore
+    + pushdown::OgcStore
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> Store for T where
+    T: StoreInfo
+        + RecordStore
+        + ChangeFeed
+        + KeyStore
+        + AuditLog
+        + AuditLog
+        + tickets::TicketStore
+        + readings::RiskStore
+        + import_jobs::ImportJobStore
+        + pushdown::OgcStore
+        + Send
+        + Sync
+        + 'static
+{
 }
 
 /// A shared handle to whichever store is configured.
@@ -212,4 +333,33 @@ pub fn insertion_order(data: &Dataset) -> Vec<Record> {
     out.extend(data.risk_points.iter().cloned().map(Record::RiskPoint));
     out.extend(data.sensors.iter().cloned().map(Record::Sensor));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error;
+
+    #[test]
+    fn backend_errors_keep_their_cause() {
+        let cause = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        let e = backend_error(cause);
+        assert_eq!(e.to_string(), "storage backend error: refused");
+        let StoreError::Backend(b) = &e else {
+            panic!("{e:?}")
+        };
+        // The message reads as before, and the driver's error is one step below it.
+        assert!(b.contains("refused"));
+        let below = e
+            .source()
+            .and_then(Error::source)
+            .expect("the cause is kept");
+        let io = below
+            .downcast_ref::<std::io::Error>()
+            .expect("the driver's own error type");
+        assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
+        // Messages without a cause say so.
+        let plain = StoreError::Backend("stored geometry is NULL".into());
+        assert!(plain.source().and_then(Error::source).is_none());
+    }
 }

@@ -26,7 +26,11 @@
 //! There is no TLS support: the service is expected to reach PostgreSQL over a trusted
 //! network or a unix socket.
 
-use super::{ApiKey, AuditEntry, Backend, Counts, Store, StoreError, StoreResult, Written};
+use super::prelude::*;
+use super::{
+    backend_error, ApiKey, AuditEntry, Backend, BackendError, Counts, StoreError, StoreResult,
+    Written,
+};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use futures::{pin_mut, TryStreamExt};
@@ -207,7 +211,7 @@ impl Sql {
         static SQL: OnceLock<Result<Sql, String>> = OnceLock::new();
         SQL.get_or_init(Sql::load)
             .as_ref()
-            .map_err(|e| StoreError::Backend(e.clone()))
+            .map_err(|e| StoreError::Backend(e.clone().into()))
     }
 
     fn layer(&self, layer: Layer) -> &LayerSql {
@@ -249,16 +253,24 @@ trait Columns: Sized {
 /// The decoded geometry of column `idx`.
 fn geometry_at(row: &Row, idx: usize, layer: Layer) -> StoreResult<Geometry<f64>> {
     let d: wkb::Decode<Geometry<f64>> = row.try_get(idx).map_err(decode_err)?;
-    d.geometry
-        .ok_or_else(|| StoreError::Backend(format!("{layer}: stored geometry is NULL")))
+    d.geometry.ok_or_else(|| {
+        StoreError::Backend(BackendError::new(format!(
+            "{layer}: stored geometry is NULL"
+        )))
+    })
 }
 
 fn wrong_geometry(layer: Layer, want: &str) -> StoreError {
-    StoreError::Backend(format!("{layer}: stored geometry is not a {want}"))
+    StoreError::Backend(BackendError::new(format!(
+        "{layer}: stored geometry is not a {want}"
+    )))
 }
 
 fn decode_err(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Backend(format!("cannot read a stored value: {e}"))
+    StoreError::Backend(BackendError::with_source(
+        format!("cannot read a stored value: {e}"),
+        e,
+    ))
 }
 
 impl Columns for Owner {
@@ -629,7 +641,7 @@ enum Ctx<'a> {
 fn map_pg(e: tokio_postgres::Error, ctx: Ctx<'_>) -> StoreError {
     let Some(db) = e.as_db_error() else {
         // Connection refused or closed, protocol errors, conversion errors.
-        return StoreError::Backend(e.to_string());
+        return backend_error(e);
     };
     let constraint = db.constraint().unwrap_or("");
     let code = db.code();
@@ -687,7 +699,7 @@ fn map_pg(e: tokio_postgres::Error, ctx: Ctx<'_>) -> StoreError {
         // Data exceptions: a geometry of the wrong type for its column, out-of-range values.
         return StoreError::Invalid(db.message().to_string());
     }
-    StoreError::Backend(e.to_string())
+    backend_error(e)
 }
 
 /// A readable message for a violated CHECK constraint of the schema.
@@ -713,7 +725,9 @@ fn check_message(constraint: &str, ctx: Ctx<'_>) -> String {
 fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
     match e {
         deadpool_postgres::PoolError::Backend(e) => map_pg(e, Ctx::Other),
-        other => StoreError::Backend(format!("no database connection: {other}")),
+        other => StoreError::Backend(BackendError::new(format!(
+            "no database connection: {other}"
+        ))),
     }
 }
 
@@ -741,9 +755,12 @@ impl PostgisStore {
         let sql = Sql::get()?;
         // The parse error of tokio-postgres never echoes the URL, so the password stays out
         // of logs.
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| StoreError::Backend(format!("invalid PostgreSQL URL: {e}")))?;
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+            StoreError::Backend(BackendError::with_source(
+                format!("invalid PostgreSQL URL: {e}"),
+                e,
+            ))
+        })?;
         if config.get_connect_timeout().is_none() {
             // Without a timeout an unreachable host hangs start-up instead of failing it.
             config.connect_timeout(Duration::from_secs(10));
@@ -765,7 +782,12 @@ impl PostgisStore {
             .wait_timeout(Some(Duration::from_secs(30)))
             .create_timeout(Some(Duration::from_secs(15)))
             .build()
-            .map_err(|e| StoreError::Backend(format!("cannot build the connection pool: {e}")))?;
+            .map_err(|e| {
+                StoreError::Backend(BackendError::with_source(
+                    format!("cannot build the connection pool: {e}"),
+                    e,
+                ))
+            })?;
         let store = PostgisStore {
             pool,
             large_load_rows: LARGE_LOAD_ROWS,
@@ -1194,7 +1216,7 @@ impl PostgisStore {
 }
 
 #[async_trait]
-impl Store for PostgisStore {
+impl StoreInfo for PostgisStore {
     fn backend(&self) -> Backend {
         Backend::Postgis
     }
@@ -1227,7 +1249,10 @@ impl Store for PostgisStore {
                 continue;
             }
             tx.batch_execute(m.sql).await.map_err(|err| {
-                StoreError::Backend(format!("migration {:04}_{}: {err}", m.version, m.name))
+                StoreError::Backend(BackendError::new(format!(
+                    "migration {:04}_{}: {err}",
+                    m.version, m.name
+                )))
             })?;
             tx.execute(self.sql.migration_record, &[&m.version, &m.name])
                 .await
@@ -1247,6 +1272,20 @@ impl Store for PostgisStore {
         Ok(())
     }
 
+    async fn counts(&self) -> StoreResult<Counts> {
+        let e = |e| map_pg(e, Ctx::Other);
+        let client = self.client().await?;
+        let row = client.query_one(self.sql.counts, &[]).await.map_err(e)?;
+        Layer::ALL
+            .iter()
+            .enumerate()
+            .map(|(i, l)| Ok((*l, row.try_get::<_, i64>(i).map_err(decode_err)?)))
+            .collect()
+    }
+}
+
+#[async_trait]
+impl RecordStore for PostgisStore {
     async fn load_all(&self) -> StoreResult<Dataset> {
         let e = |e| map_pg(e, Ctx::Other);
         let mut client = self.client().await?;
@@ -1316,7 +1355,10 @@ impl Store for PostgisStore {
         tx.commit().await.map_err(e)?;
         Ok(version)
     }
+}
 
+#[async_trait]
+impl ChangeFeed for PostgisStore {
     async fn changes_since(&self, version: i64, limit: usize) -> StoreResult<Vec<Change>> {
         let e = |e| map_pg(e, Ctx::Other);
         let client = self.client().await?;
@@ -1342,18 +1384,10 @@ impl Store for PostgisStore {
             .collect::<Result<_, tokio_postgres::Error>>()
             .map_err(decode_err)
     }
+}
 
-    async fn counts(&self) -> StoreResult<Counts> {
-        let e = |e| map_pg(e, Ctx::Other);
-        let client = self.client().await?;
-        let row = client.query_one(self.sql.counts, &[]).await.map_err(e)?;
-        Layer::ALL
-            .iter()
-            .enumerate()
-            .map(|(i, l)| Ok((*l, row.try_get::<_, i64>(i).map_err(decode_err)?)))
-            .collect()
-    }
-
+#[async_trait]
+impl KeyStore for PostgisStore {
     async fn create_api_key(
         &self,
         name: &str,
@@ -1425,7 +1459,10 @@ impl Store for PostgisStore {
             .map(api_key_from_row)
             .collect()
     }
+}
 
+#[async_trait]
+impl AuditLog for PostgisStore {
     async fn audit(
         &self,
         actor: &Actor,

@@ -4,7 +4,7 @@
 
 use super::gpkg::GpkgStore;
 use super::postgis::PostgisStore;
-use super::{StoreError, StoreResult};
+use super::{BackendError, StoreError, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio_postgres::types::ToSql;
@@ -69,7 +69,12 @@ impl OgcStore for PostgisStore {
             client.query(q.page_sql.as_str(), &page_params),
             client.query_one(q.count_sql.as_str(), &count_params)
         )
-        .map_err(|e| StoreError::Backend(format!("OGC items query: {e}")))?;
+        .map_err(|e| {
+            StoreError::Backend(BackendError::with_source(
+                format!("OGC items query: {e}"),
+                e,
+            ))
+        })?;
         let matched: i64 = count.get(0);
         Ok(Some(SqlPage {
             ids: rows.iter().map(|r| r.get(0)).collect(),

@@ -18,7 +18,7 @@
 
 use super::gpkg::{begin, GpkgStore, SqlExt};
 use super::postgis::PostgisStore;
-use super::{backend_error, StoreError, StoreResult};
+use super::{backend_error, BackendError, StoreError, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use lifeline_model::alarm::{Alarm, AlarmFilter, Bucket, Quality, Reading, RiskEvent};
@@ -93,8 +93,9 @@ crate::sqlfile::named_sql!(fn gp_sql = "risk_gpkg.sql", include_str!("risk_gpkg.
 const ALARM_LOCK_BASE: i64 = 0x4c49_4645_0000_0000;
 
 fn bad_text<T: FromStr>(s: &str) -> Result<T, StoreError> {
-    s.parse::<T>()
-        .map_err(|_| StoreError::Backend(format!("unexpected stored value '{s}'")))
+    s.parse::<T>().map_err(|_| {
+        StoreError::Backend(BackendError::new(format!("unexpected stored value '{s}'")))
+    })
 }
 
 fn ms(t: DateTime<Utc>) -> i64 {
@@ -117,8 +118,12 @@ fn payload(a: &Alarm) -> serde_json::Value {
 }
 
 fn event_from_payload(id: i64, p: serde_json::Value) -> StoreResult<RiskEvent> {
-    let alarm: Alarm = serde_json::from_value(p)
-        .map_err(|e| StoreError::Backend(format!("risk event {id} unreadable: {e}")))?;
+    let alarm: Alarm = serde_json::from_value(p).map_err(|e| {
+        StoreError::Backend(BackendError::with_source(
+            format!("risk event {id} unreadable: {e}"),
+            e,
+        ))
+    })?;
     Ok(RiskEvent { id, alarm })
 }
 
@@ -136,7 +141,7 @@ fn audit_action(op: &AlarmOp, before: Option<&Alarm>, after: &Alarm) -> String {
 // ---------------------------------------------------------------------------------------
 
 fn pg_alarm(r: &tokio_postgres::Row) -> StoreResult<Alarm> {
-    let get = |e: tokio_postgres::Error| StoreError::Backend(e.to_string());
+    let get = |e: tokio_postgres::Error| backend_error(e);
     let history: serde_json::Value = r.try_get(13).map_err(get)?;
     Ok(Alarm {
         id: r.try_get(0).map_err(get)?,
@@ -152,8 +157,12 @@ fn pg_alarm(r: &tokio_postgres::Row) -> StoreResult<Alarm> {
         cleared_at: r.try_get(10).map_err(get)?,
         lon: r.try_get(11).map_err(get)?,
         lat: r.try_get(12).map_err(get)?,
-        history: serde_json::from_value(history)
-            .map_err(|e| StoreError::Backend(format!("alarm history unreadable: {e}")))?,
+        history: serde_json::from_value(history).map_err(|e| {
+            StoreError::Backend(BackendError::with_source(
+                format!("alarm history unreadable: {e}"),
+                e,
+            ))
+        })?,
     })
 }
 
@@ -307,8 +316,7 @@ impl RiskStore for PostgisStore {
         let Some(next) = lifeline_model::alarm::apply(op, current.clone(), actor, now)? else {
             return Ok(None);
         };
-        let history =
-            serde_json::to_value(&next.history).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let history = serde_json::to_value(&next.history).map_err(|e| backend_error(e))?;
         let mut next = next;
         if next.id == 0 {
             let row = tx
@@ -573,8 +581,7 @@ fn gp_apply(
     let Some(mut next) = lifeline_model::alarm::apply(op, current.clone(), actor, now)? else {
         return Ok(None);
     };
-    let history =
-        serde_json::to_string(&next.history).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let history = serde_json::to_string(&next.history).map_err(|e| backend_error(e))?;
     if next.id == 0 {
         tx.prepare_cached(gp_sql("alarm_insert"))
             .sql()?
@@ -796,8 +803,12 @@ impl RiskStore for GpkgStore {
             .await?;
         rows.into_iter()
             .map(|(id, p)| {
-                let v = serde_json::from_str(&p)
-                    .map_err(|e| StoreError::Backend(format!("risk event {id}: {e}")))?;
+                let v = serde_json::from_str(&p).map_err(|e| {
+                    StoreError::Backend(BackendError::with_source(
+                        format!("risk event {id}: {e}"),
+                        e,
+                    ))
+                })?;
                 event_from_payload(id, v)
             })
             .collect()

@@ -17,7 +17,7 @@
 
 use super::gpkg::{begin, GpkgStore, SqlExt};
 use super::postgis::PostgisStore;
-use super::{backend_error, StoreError, StoreResult};
+use super::{backend_error, BackendError, StoreError, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use lifeline_model::notification::{
@@ -119,14 +119,18 @@ crate::sqlfile::named_sql!(fn pg_sql = "tickets_postgis.sql", include_str!("tick
 crate::sqlfile::named_sql!(fn gpkg_sql = "tickets_gpkg.sql", include_str!("tickets_gpkg.sql"));
 
 fn decode(doc: serde_json::Value) -> StoreResult<Ticket> {
-    serde_json::from_value(doc)
-        .map_err(|e| StoreError::Backend(format!("stored ticket does not decode: {e}")))
+    serde_json::from_value(doc).map_err(|e| {
+        StoreError::Backend(BackendError::with_source(
+            format!("stored ticket does not decode: {e}"),
+            e,
+        ))
+    })
 }
 
 /// A ticket as the JSON text the GeoPackage store keeps (written straight to text: a
 /// `serde_json::Value` tree in between was most of a submission's allocations).
 fn encode(t: &Ticket) -> StoreResult<String> {
-    serde_json::to_string(t).map_err(|e| StoreError::Backend(e.to_string()))
+    serde_json::to_string(t).map_err(|e| backend_error(e))
 }
 
 /// A ticket as a PostGIS `jsonb` parameter, serialised straight into the wire buffer.
@@ -338,7 +342,7 @@ impl TicketStore for PostgisStore {
             return Ok(vec![]);
         }
         let client = self.client().await?;
-        let input = serde_json::to_value(list).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let input = serde_json::to_value(list).map_err(|e| backend_error(e))?;
         let rows = client
             .query(
                 pg_sql("enqueue"),
@@ -418,10 +422,14 @@ fn channels_detail(c: &OwnerChannels) -> serde_json::Value {
 
 fn parse_enum<T: std::str::FromStr>(v: &str) -> StoreResult<T>
 where
-    T::Err: std::fmt::Display,
+    T::Err: std::error::Error + Send + Sync + 'static,
 {
-    v.parse::<T>()
-        .map_err(|e| StoreError::Backend(format!("stored notification: {e}")))
+    v.parse::<T>().map_err(|e| {
+        StoreError::Backend(BackendError::with_source(
+            format!("stored notification: {e}"),
+            e,
+        ))
+    })
 }
 
 fn pg_notification(r: &tokio_postgres::Row) -> StoreResult<Notification> {
@@ -463,7 +471,7 @@ fn stamp(t: &chrono::DateTime<chrono::Utc>) -> String {
 }
 
 fn gpkg_decode(text: String) -> StoreResult<Ticket> {
-    decode(serde_json::from_str(&text).map_err(|e| StoreError::Backend(e.to_string()))?)
+    decode(serde_json::from_str(&text).map_err(|e| backend_error(e))?)
 }
 
 fn gpkg_audit(
@@ -878,7 +886,12 @@ fn gpkg_notification_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<GpkgNotifica
 fn parse_stamp(s: &str) -> StoreResult<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| StoreError::Backend(format!("stored time '{s}': {e}")))
+        .map_err(|e| {
+            StoreError::Backend(BackendError::with_source(
+                format!("stored time '{s}': {e}"),
+                e,
+            ))
+        })
 }
 
 fn gpkg_notification(row: GpkgNotificationRow) -> StoreResult<Notification> {
