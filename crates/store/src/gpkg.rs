@@ -221,7 +221,7 @@ pub(crate) trait SqlExt<T> {
 
 impl<T> SqlExt<T> for rusqlite::Result<T> {
     fn sql(self) -> StoreResult<T> {
-        self.map_err(|e| backend_error(e))
+        self.map_err(backend_error)
     }
 }
 

@@ -316,7 +316,7 @@ impl RiskStore for PostgisStore {
         let Some(next) = lifeline_model::alarm::apply(op, current.clone(), actor, now)? else {
             return Ok(None);
         };
-        let history = serde_json::to_value(&next.history).map_err(|e| backend_error(e))?;
+        let history = serde_json::to_value(&next.history).map_err(backend_error)?;
         let mut next = next;
         if next.id == 0 {
             let row = tx
@@ -581,7 +581,7 @@ fn gp_apply(
     let Some(mut next) = lifeline_model::alarm::apply(op, current.clone(), actor, now)? else {
         return Ok(None);
     };
-    let history = serde_json::to_string(&next.history).map_err(|e| backend_error(e))?;
+    let history = serde_json::to_string(&next.history).map_err(backend_error)?;
     if next.id == 0 {
         tx.prepare_cached(gp_sql("alarm_insert"))
             .sql()?

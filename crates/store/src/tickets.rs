@@ -130,7 +130,7 @@ fn decode(doc: serde_json::Value) -> StoreResult<Ticket> {
 /// A ticket as the JSON text the GeoPackage store keeps (written straight to text: a
 /// `serde_json::Value` tree in between was most of a submission's allocations).
 fn encode(t: &Ticket) -> StoreResult<String> {
-    serde_json::to_string(t).map_err(|e| backend_error(e))
+    serde_json::to_string(t).map_err(backend_error)
 }
 
 /// A ticket as a PostGIS `jsonb` parameter, serialised straight into the wire buffer.
@@ -342,7 +342,7 @@ impl TicketStore for PostgisStore {
             return Ok(vec![]);
         }
         let client = self.client().await?;
-        let input = serde_json::to_value(list).map_err(|e| backend_error(e))?;
+        let input = serde_json::to_value(list).map_err(backend_error)?;
         let rows = client
             .query(
                 pg_sql("enqueue"),
@@ -471,7 +471,7 @@ fn stamp(t: &chrono::DateTime<chrono::Utc>) -> String {
 }
 
 fn gpkg_decode(text: String) -> StoreResult<Ticket> {
-    decode(serde_json::from_str(&text).map_err(|e| backend_error(e))?)
+    decode(serde_json::from_str(&text).map_err(backend_error)?)
 }
 
 fn gpkg_audit(
