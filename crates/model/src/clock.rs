@@ -1,10 +1,12 @@
 //! The one source of the current time: [`Clock`].
 //!
-//! Every rule that depends on "now" (an excavation's start date in the past, ticket
-//! deadlines and validity, the readings' accepted window, alarm durations, SSE replay, the
-//! notification retry back-off, audit stamps) reads it from the service's `Clock`, never
-//! from the system directly. In production the clock is the system's; tests set it, so no
-//! test passes or fails depending on the day it runs.
+//! Every rule that depends on "now" (an excavation's start date in the past or too far
+//! ahead, ticket deadlines and validity, the readings' accepted window, alarm stamps and
+//! the offline rule, the notification retry back-off) reads it from the service's `Clock`,
+//! never from the system directly. In production the clock is the system's; tests set it,
+//! so no test passes or fails depending on the day it runs. Commit stamps that a database
+//! records by itself (`updated_at`, the audit log's `at`) are the store's own time, and no
+//! rule compares them with this clock.
 //!
 //! A clock is a cheap, shared handle: clones see the same time, and [`Clock::set`] or
 //! [`Clock::advance`] on one moves them all. A set clock keeps running at real speed from
