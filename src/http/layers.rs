@@ -2,7 +2,7 @@
 //! and attributes (with the role needed to see them) — and `/catalog/*`: the vocabularies
 //! that live in `data/` (risk categories, sensor kinds).
 
-use crate::model::schema::{attribute_role, attributes, geometry_type};
+use crate::model::schema::{fields, geometry_type};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::routing::get;
@@ -25,9 +25,9 @@ pub async fn list(State(state): State<AppState>) -> Json<Value> {
         .stats()
         .into_iter()
         .map(|s| {
-            let attrs: Vec<Value> = attributes(s.layer)
-                .iter()
-                .map(|(n, t)| json!({"name": n, "type": t, "min_role": attribute_role(s.layer, n)}))
+            let attrs: Vec<Value> = fields(s.layer)
+                .into_iter()
+                .map(|f| json!({"name": f.name, "type": f.column.type_name(), "min_role": f.role}))
                 .collect();
             json!({
                 "id": s.layer,

@@ -13,7 +13,7 @@ use gdal::vector::{
     OGRwkbGeometryType, ToGdal,
 };
 use gdal::{Dataset, DriverManager};
-use lifeline_model::schema::attributes;
+use lifeline_model::schema::{fields, Column};
 use lifeline_model::Layer;
 use serde_json::{Map, Value};
 use std::path::Path;
@@ -137,7 +137,7 @@ pub fn write_features(
         opts.push("ENCODING=UTF-8");
     }
     let name = layer.as_str();
-    let attrs = attributes(layer);
+    let attrs = fields(layer);
     {
         let lyr = ds.create_layer(LayerOptions {
             name,
@@ -148,14 +148,14 @@ pub fn write_features(
         // `id` is an ordinary field too, so every format keeps it (Shapefile and CSV have no
         // writable FID).
         FieldDefn::new("id", OGRFieldType::OFTInteger64)?.add_to_layer(&lyr)?;
-        for (n, t) in attrs {
-            let ty = match *t {
-                "number" => OGRFieldType::OFTReal,
-                "integer" => OGRFieldType::OFTInteger64,
-                "date" => OGRFieldType::OFTDate,
-                _ => OGRFieldType::OFTString,
+        for f in &attrs {
+            let ty = match f.column {
+                Column::Real => OGRFieldType::OFTReal,
+                Column::BigInt | Column::Int => OGRFieldType::OFTInteger64,
+                Column::Date => OGRFieldType::OFTDate,
+                Column::Text => OGRFieldType::OFTString,
             };
-            FieldDefn::new(n, ty)?.add_to_layer(&lyr)?;
+            FieldDefn::new(f.name, ty)?.add_to_layer(&lyr)?;
         }
     }
     let mut written = 0usize;
@@ -170,17 +170,18 @@ pub fn write_features(
     for f in features {
         let mut feat = Feature::new(defn)?;
         feat.set_field_integer64(0, f.id)?;
-        for (i, (n, t)) in attrs.iter().enumerate() {
+        for (i, a) in attrs.iter().enumerate() {
             // By position (after `id`): Shapefile launders names to 10 characters.
             let idx = i + 1;
             // Explicit nulls: FlatGeobuf otherwise reads an unset number back as 0.
-            let Some(v) = f.props.get(*n) else {
+            let Some(v) = f.props.get(a.name) else {
                 feat.set_field_null(idx)?;
                 continue;
             };
-            match (v, *t) {
+            let integer = matches!(a.column, Column::BigInt | Column::Int);
+            match (v, integer) {
                 (Value::Null, _) => feat.set_field_null(idx)?,
-                (Value::Number(x), "integer") => feat.set_field_integer64(
+                (Value::Number(x), true) => feat.set_field_integer64(
                     idx,
                     x.as_i64().unwrap_or(x.as_f64().unwrap_or(0.0) as i64),
                 )?,

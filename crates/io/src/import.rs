@@ -937,10 +937,7 @@ fn field_type(layer: Layer, name: &str) -> Option<&'static str> {
     if name == "id" {
         return Some("integer");
     }
-    lifeline_model::schema::attributes(layer)
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, t)| *t)
+    lifeline_model::schema::field(layer, name).map(|f| f.column.type_name())
 }
 
 /// Brings a source value to the model field's type: numbers from text columns (CSV),

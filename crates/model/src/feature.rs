@@ -5,11 +5,6 @@
 use super::{Layer, ModelError, Record, Role};
 use serde_json::{Map, Value};
 
-/// Property names a caller below `analyst` may see for a pipeline (kind only, as the
-/// access-control rule says: the existence and kind of a pipe are not secret, its details
-/// are).
-pub const PIPELINE_PUBLIC_FIELDS: &[&str] = &["kind", "sub_kind", "status"];
-
 /// The geometry field's name in each layer's JSON object.
 pub fn geometry_field(layer: Layer) -> &'static str {
     match layer {
@@ -18,8 +13,8 @@ pub fn geometry_field(layer: Layer) -> &'static str {
     }
 }
 
-/// A record as a GeoJSON Feature (a JSON value), with pipeline attributes reduced to
-/// [`PIPELINE_PUBLIC_FIELDS`] for roles below analyst.
+/// A record as a GeoJSON Feature (a JSON value), with pipeline attributes reduced to those
+/// the schema lets `role` read (below analyst: kind, sub-kind and status).
 pub fn to_feature(record: &Record, role: Role) -> Value {
     let layer = record.layer();
     let mut obj = match serde_json::to_value(record) {
@@ -30,7 +25,7 @@ pub fn to_feature(record: &Record, role: Role) -> Value {
     let id = obj.remove("id").unwrap_or(Value::Null);
     let geometry = obj.remove(geometry_field(layer)).unwrap_or(Value::Null);
     if layer == Layer::Pipelines && role < Role::Analyst {
-        obj.retain(|k, _| PIPELINE_PUBLIC_FIELDS.contains(&k.as_str()));
+        obj.retain(|k, _| crate::schema::attribute_role(layer, k) <= role);
     }
     serde_json::json!({
         "type": "Feature",

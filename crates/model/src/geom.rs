@@ -150,7 +150,8 @@ fn de_geometry<'de, D: Deserializer<'de>>(d: D) -> Result<Geometry<f64>, D::Erro
     from_geojson(g).map_err(serde::de::Error::custom)
 }
 
-fn type_name(g: &Geometry<f64>) -> &'static str {
+/// The name of a geometry's type, for messages ("expected a LineString, found a Point").
+pub fn type_name(g: &Geometry<f64>) -> &'static str {
     match g {
         Geometry::Point(_) => "Point",
         Geometry::Line(_) => "Line",

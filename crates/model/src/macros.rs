@@ -20,6 +20,9 @@ macro_rules! string_enum {
             /// The comma-separated list of allowed strings, for error messages and schemas.
             pub fn allowed() -> String { [$($s),+].join(", ") }
         }
+        impl $crate::schema::Vocabulary for $name {
+            fn as_str(self) -> &'static str { $name::as_str(self) }
+        }
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { f.write_str(self.as_str()) }
         }

@@ -3,41 +3,16 @@
 //! The items hot path never builds a `serde_json::Value` per candidate: CQL2 filters, the
 //! `datetime` window and `sortby` read the typed record through [`field`], and only the
 //! returned page is written, straight into a byte buffer, by [`write_feature`]. The names and
-//! their order are the attribute table of `/layers` ([`lifeline_model::schema::attributes`]),
+//! their order are the layer's schema table ([`lifeline_model::schema`]),
 //! which is also the serde order of the model structs, so the output equals
 //! [`lifeline_model::feature::to_feature`] (a unit test checks that on every layer).
 
-use chrono::NaiveDate;
 use geo::{Coord, Geometry, LineString, Polygon};
 use lifeline_model::{Layer, Record};
 use serde_json::{Map, Value};
 use std::cmp::Ordering;
 
-/// One attribute value, borrowed from the record.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Field<'a> {
-    /// Unknown (an absent optional attribute, serialised by omission).
-    Null,
-    Str(&'a str),
-    F64(f64),
-    I64(i64),
-    Date(NaiveDate),
-}
-
-impl Field<'_> {
-    /// The value as JSON (for encodings that need a property map, like FlatGeobuf).
-    pub fn to_json(self) -> Value {
-        match self {
-            Field::Null => Value::Null,
-            Field::Str(s) => Value::String(s.to_string()),
-            Field::F64(f) => serde_json::Number::from_f64(f)
-                .map(Value::Number)
-                .unwrap_or(Value::Null),
-            Field::I64(i) => Value::from(i),
-            Field::Date(d) => Value::String(d.format("%Y-%m-%d").to_string()),
-        }
-    }
-}
+pub use lifeline_model::schema::Field;
 
 /// Orders values as PostgreSQL sorts them ascending: NULLs last, numbers by value, strings
 /// bytewise, dates chronologically.
@@ -57,94 +32,10 @@ pub fn cmp_fields(a: Field<'_>, b: Field<'_>) -> Ordering {
     }
 }
 
-fn s<T: Copy>(v: Option<T>, f: impl Fn(T) -> &'static str) -> Field<'static> {
-    v.map(|x| Field::Str(f(x))).unwrap_or(Field::Null)
-}
-
-fn os(v: &Option<String>) -> Field<'_> {
-    v.as_deref().map(Field::Str).unwrap_or(Field::Null)
-}
-
-fn of(v: Option<f64>) -> Field<'static> {
-    v.map(Field::F64).unwrap_or(Field::Null)
-}
-
-fn oi(v: Option<i64>) -> Field<'static> {
-    v.map(Field::I64).unwrap_or(Field::Null)
-}
-
-fn od(v: Option<NaiveDate>) -> Field<'static> {
-    v.map(Field::Date).unwrap_or(Field::Null)
-}
-
 /// The attribute `name` of a record (`id` included); [`Field::Null`] for an unknown name
 /// or an absent value. Role checks are the caller's: names come from the role's queryables.
 pub fn field<'a>(r: &'a Record, name: &str) -> Field<'a> {
-    if name == "id" {
-        return Field::I64(r.id());
-    }
-    match r {
-        Record::Pipeline(p) => match name {
-            "kind" => Field::Str(p.kind.as_str()),
-            "sub_kind" => s(p.sub_kind, |k| k.as_str()),
-            "pressure_class" => s(p.pressure_class, |k| k.as_str()),
-            "voltage_kv" => of(p.voltage_kv),
-            "material" => os(&p.material),
-            "diameter_mm" => of(p.diameter_mm),
-            "section_width_mm" => of(p.section_width_mm),
-            "section_height_mm" => of(p.section_height_mm),
-            "depth_start_m" => of(p.depth_start_m),
-            "depth_end_m" => of(p.depth_end_m),
-            "invert_start_m" => of(p.invert_start_m),
-            "invert_end_m" => of(p.invert_end_m),
-            "burial" => s(p.burial, |k| k.as_str()),
-            "owner_id" => Field::I64(p.owner_id),
-            "year_built" => oi(p.year_built.map(i64::from)),
-            "survey_date" => od(p.survey_date),
-            "plan_accuracy_cm" => of(p.plan_accuracy_cm),
-            "depth_accuracy_cm" => of(p.depth_accuracy_cm),
-            "quality_level" => s(p.quality_level, |k| k.as_str()),
-            "status" => Field::Str(p.status.as_str()),
-            _ => Field::Null,
-        },
-        Record::RiskPoint(p) => match name {
-            "category" => Field::Str(&p.category),
-            "level" => Field::Str(p.level.as_str()),
-            "name" => Field::Str(&p.name),
-            "grid_cell_id" => oi(p.grid_cell_id),
-            "responsible_unit" => Field::Str(&p.responsible_unit),
-            "responsible_person" => Field::Str(&p.responsible_person),
-            "responsible_phone" => os(&p.responsible_phone),
-            "emergency_plan" => os(&p.emergency_plan),
-            "last_review" => od(p.last_review),
-            "next_review" => od(p.next_review),
-            "status" => Field::Str(p.status.as_str()),
-            _ => Field::Null,
-        },
-        Record::GridCell(c) => match name {
-            "level" => Field::Str(c.level.as_str()),
-            "parent_id" => oi(c.parent_id),
-            "name" => Field::Str(&c.name),
-            "code" => Field::Str(&c.code),
-            _ => Field::Null,
-        },
-        Record::Sensor(x) => match name {
-            "kind" => Field::Str(x.kind.as_str()),
-            "code" => os(&x.code),
-            "pipeline_id" => oi(x.pipeline_id),
-            "risk_point_id" => oi(x.risk_point_id),
-            "status" => Field::Str(x.status.as_str()),
-            "installed" => od(x.installed),
-            _ => Field::Null,
-        },
-        Record::Owner(o) => match name {
-            "name" => Field::Str(&o.name),
-            "emergency_contact" => Field::Str(&o.emergency_contact),
-            "emergency_phone" => Field::Str(&o.emergency_phone),
-            "email" => os(&o.email),
-            _ => Field::Null,
-        },
-    }
+    lifeline_model::schema::value(r, name)
 }
 
 /// The properties of a record as a JSON map, limited to `names` (absent values omitted).
@@ -332,9 +223,9 @@ pub fn write_feature(
 
 /// The property names a layer's features carry, in output order.
 pub fn names(layer: Layer) -> Vec<&'static str> {
-    lifeline_model::schema::attributes(layer)
-        .iter()
-        .map(|(n, _)| *n)
+    lifeline_model::schema::fields(layer)
+        .into_iter()
+        .map(|f| f.name)
         .collect()
 }
 

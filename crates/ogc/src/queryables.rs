@@ -1,9 +1,9 @@
 //! Queryables (Part 3): the properties a caller may filter and sort on, per collection and
-//! role. They are exactly the properties the caller can see (the attribute table of
-//! `/layers` filtered by [`attribute_role`]), so a filter can never reveal an attribute the
+//! role. They are exactly the properties the caller can see (the layer's schema
+//! table filtered by each attribute's role), so a filter can never reveal an attribute the
 //! role may not read.
 
-use lifeline_model::schema::{attribute_role, attributes};
+use lifeline_model::schema::{fields, Column};
 use lifeline_model::{Layer, Role};
 use serde_json::{json, Map, Value};
 
@@ -25,16 +25,16 @@ pub struct Queryable {
 
 /// The queryables of a layer for a role.
 pub fn queryables(layer: Layer, role: Role) -> Vec<Queryable> {
-    attributes(layer)
-        .iter()
-        .filter(|(n, _)| role >= attribute_role(layer, n))
-        .map(|(n, t)| Queryable {
-            name: n,
-            qtype: match *t {
-                "number" => QType::Number,
-                "integer" => QType::Integer,
-                "date" => QType::Date,
-                _ => QType::String,
+    fields(layer)
+        .into_iter()
+        .filter(|f| role >= f.role)
+        .map(|f| Queryable {
+            name: f.name,
+            qtype: match f.column {
+                Column::Real => QType::Number,
+                Column::BigInt | Column::Int => QType::Integer,
+                Column::Date => QType::Date,
+                Column::Text => QType::String,
             },
         })
         .collect()

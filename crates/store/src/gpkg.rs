@@ -44,9 +44,10 @@ use super::{
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use geo::{BoundingRect, Coord, Geometry, LineString, MultiPolygon, Point, Polygon};
+use lifeline_model::schema::{self, Column, Field, Schema, Stored};
 use lifeline_model::{
-    Actor, Burial, Change, ChangeOp, Dataset, DrainageKind, GasPressure, GridCell, Layer,
-    ModelError, Owner, Pipeline, QualityLevel, Record, RiskPoint, Role, Sensor,
+    feature, Actor, Change, ChangeOp, Dataset, GridCell, Layer, ModelError, Owner, Pipeline,
+    Record, RiskPoint, Role, Sensor,
 };
 use parking_lot::Mutex;
 use rusqlite::functions::FunctionFlags;
@@ -57,7 +58,7 @@ use rusqlite::{
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Schema migrations in order: (version, SQL). The version is recorded in
 /// `schema_migrations` once the file has been applied.
@@ -229,7 +230,9 @@ impl<T> SqlExt<T> for rusqlite::Result<T> {
 // Tables
 // ---------------------------------------------------------------------------------------
 
-/// How one layer is laid out in the file.
+/// How one layer is laid out in the file. Built once per layer from the layer's schema
+/// ([`lifeline_model::schema`]): the columns are the geometry column followed by the schema's
+/// attributes in table order.
 struct Table {
     layer: Layer,
     name: &'static str,
@@ -239,9 +242,9 @@ struct Table {
     geom: Option<&'static str>,
     /// Every column but `id` and `updated_at`, in bind order (`?2`…); `id` is `?1` and
     /// `updated_at` follows the last of these.
-    cols: &'static [&'static str],
+    cols: Vec<&'static str>,
     /// Tables and columns whose foreign keys point at this table.
-    referenced_by: &'static [(&'static str, &'static str)],
+    referenced_by: Vec<(&'static str, &'static str)>,
 }
 
 impl Table {
@@ -298,102 +301,41 @@ impl Table {
     }
 }
 
-const OWNERS: Table = Table {
-    layer: Layer::Owners,
-    name: "owners",
-    noun: "owner",
-    geom: None,
-    cols: &["name", "emergency_contact", "emergency_phone", "email"],
-    referenced_by: &[("pipelines", "owner_id")],
-};
-
-const GRID_CELLS: Table = Table {
-    layer: Layer::GridCells,
-    name: "grid_cells",
-    noun: "grid cell",
-    geom: Some("geometry"),
-    cols: &["geometry", "level", "parent_id", "name", "code"],
-    referenced_by: &[("grid_cells", "parent_id"), ("risk_points", "grid_cell_id")],
-};
-
-const PIPELINES: Table = Table {
-    layer: Layer::Pipelines,
-    name: "pipelines",
-    noun: "pipeline",
-    geom: Some("geometry"),
-    cols: &[
-        "geometry",
-        "kind",
-        "sub_kind",
-        "pressure_class",
-        "voltage_kv",
-        "material",
-        "diameter_mm",
-        "section_width_mm",
-        "section_height_mm",
-        "depth_start_m",
-        "depth_end_m",
-        "invert_start_m",
-        "invert_end_m",
-        "burial",
-        "owner_id",
-        "year_built",
-        "survey_date",
-        "plan_accuracy_cm",
-        "depth_accuracy_cm",
-        "quality_level",
-        "status",
-    ],
-    referenced_by: &[("sensors", "pipeline_id")],
-};
-
-const RISK_POINTS: Table = Table {
-    layer: Layer::RiskPoints,
-    name: "risk_points",
-    noun: "risk point",
-    geom: Some("geometry"),
-    cols: &[
-        "geometry",
-        "category",
-        "level",
-        "name",
-        "grid_cell_id",
-        "responsible_unit",
-        "responsible_person",
-        "responsible_phone",
-        "emergency_plan",
-        "last_review",
-        "next_review",
-        "status",
-    ],
-    referenced_by: &[("sensors", "risk_point_id")],
-};
-
-const SENSORS: Table = Table {
-    layer: Layer::Sensors,
-    name: "sensors",
-    noun: "sensor",
-    geom: Some("location"),
-    cols: &[
-        "location",
-        "kind",
-        "code",
-        "pipeline_id",
-        "risk_point_id",
-        "status",
-        "installed",
-    ],
-    referenced_by: &[],
-};
-
 /// The table of a layer.
 fn table(layer: Layer) -> &'static Table {
-    match layer {
-        Layer::Pipelines => &PIPELINES,
-        Layer::RiskPoints => &RISK_POINTS,
-        Layer::GridCells => &GRID_CELLS,
-        Layer::Sensors => &SENSORS,
-        Layer::Owners => &OWNERS,
+    static TABLES: OnceLock<Vec<Table>> = OnceLock::new();
+    let tables = TABLES.get_or_init(|| Layer::ALL.iter().map(|l| layout(*l)).collect());
+    &tables[Layer::ALL.iter().position(|l| *l == layer).unwrap_or(0)]
+}
+
+/// A layer's table, from its schema.
+fn layout(layer: Layer) -> Table {
+    let geom = (layer != Layer::Owners).then(|| feature::geometry_field(layer));
+    let mut cols: Vec<&'static str> = geom.into_iter().collect();
+    cols.extend(schema::fields(layer).into_iter().map(|f| f.name));
+    // The referencing columns: the table's own first (a parent cell), then the others.
+    let mut referenced_by = Vec::new();
+    let own = std::iter::once(layer).chain(Layer::ALL.iter().copied().filter(|l| *l != layer));
+    for child in own {
+        for f in schema::fields(child) {
+            if f.refers_to.is_some_and(|r| r.layer == layer) {
+                referenced_by.push((child.as_str(), f.name));
+            }
+        }
+    }
+    Table {
+        layer,
+        name: layer.as_str(),
+        noun: match layer {
+            Layer::Owners => "owner",
+            Layer::GridCells => "grid cell",
+            Layer::Pipelines => "pipeline",
+            Layer::RiskPoints => "risk point",
+            Layer::Sensors => "sensor",
+        },
+        geom,
+        cols,
+        referenced_by,
     }
 }
 
@@ -409,18 +351,79 @@ fn label(t: &Table, id: i64) -> String {
 /// A reference from a record to another: (table, id, noun for messages).
 type Ref = (&'static str, i64, &'static str);
 
-/// One model record type stored in one table.
-trait Row: Sized {
-    const TABLE: &'static Table;
-    fn id(&self) -> i64;
+/// One model record type stored in one table: every [`Schema`] record, bound and read
+/// through its schema table, so no layer has a codec of its own.
+trait Row: Schema {
+    fn table() -> &'static Table {
+        table(Self::LAYER)
+    }
+
     /// Binds every column of [`Table::cols`] from `?2` on; returns the envelope of the
     /// geometry, if the layer has one.
-    fn bind(&self, b: &mut Binder<'_, '_>) -> StoreResult<Option<Envelope>>;
+    fn bind(&self, b: &mut Binder<'_, '_>) -> StoreResult<Option<Envelope>> {
+        let env = match self.geometry() {
+            Some(g) => b.geom(encode_gpkg(|w| w.geometry(&g)))?,
+            None => None,
+        };
+        for a in Self::ATTRIBUTES {
+            match (a.get)(self) {
+                Field::Null => b.val(rusqlite::types::Null)?,
+                Field::Str(v) => b.val(v)?,
+                Field::F64(v) => b.num(a.info.name, Some(v))?,
+                Field::I64(v) => b.val(v)?,
+                Field::Date(v) => b.date(Some(v))?,
+            }
+        }
+        Ok(env)
+    }
+
     /// The ids this record refers to (its foreign keys).
-    fn refs(&self) -> Vec<Ref>;
+    fn refs(&self) -> Vec<Ref> {
+        Self::ATTRIBUTES
+            .iter()
+            .filter_map(|a| {
+                let r = a.info.refers_to?;
+                match (a.get)(self) {
+                    Field::I64(id) => Some((r.layer.as_str(), id, r.noun)),
+                    _ => None,
+                }
+            })
+            .collect()
+    }
+
     /// Reads a row of [`Table::select_sql`].
-    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self>;
-    fn into_record(self) -> Record;
+    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
+        let first = if Self::table().geom.is_some() { 2 } else { 1 };
+        let geometry = match first {
+            2 => Some(row.get::<_, Geom>(1)?.0),
+            _ => None,
+        };
+        schema::decode(
+            row.get(0)?,
+            geometry,
+            |i, f| stored(row, first + i, f.column),
+            |i, e| {
+                let (col, ty) = match i {
+                    None => (1, Type::Blob),
+                    Some(i) => (first + i, Type::Text),
+                };
+                rusqlite::Error::FromSqlConversionFailure(col, ty, Box::new(e))
+            },
+        )
+    }
+}
+
+impl<R: Schema> Row for R {}
+
+/// The value of column `i` as the schema's column type says it is stored.
+fn stored(row: &rusqlite::Row<'_>, i: usize, column: Column) -> rusqlite::Result<Stored> {
+    let v = match column {
+        Column::Text => row.get::<_, Option<String>>(i)?.map(Stored::Text),
+        Column::Real => row.get::<_, Option<f64>>(i)?.map(Stored::Real),
+        Column::BigInt | Column::Int => row.get::<_, Option<i64>>(i)?.map(Stored::Int),
+        Column::Date => row.get::<_, Option<Day>>(i)?.map(|d| Stored::Date(d.0)),
+    };
+    Ok(v.unwrap_or(Stored::Null))
 }
 
 /// Binds one record's values to a statement, checking on the way what SQLite would
@@ -519,264 +522,8 @@ fn txt<T: FromStr<Err = ModelError>>(row: &rusqlite::Row<'_>, i: usize) -> rusql
     Ok(row.get::<_, Txt<T>>(i)?.0)
 }
 
-fn opt_txt<T: FromStr<Err = ModelError>>(
-    row: &rusqlite::Row<'_>,
-    i: usize,
-) -> rusqlite::Result<Option<T>> {
-    Ok(row.get::<_, Option<Txt<T>>>(i)?.map(|t| t.0))
-}
-
-fn opt_day(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<Option<NaiveDate>> {
-    Ok(row.get::<_, Option<Day>>(i)?.map(|d| d.0))
-}
-
 fn stamp(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<DateTime<Utc>> {
     Ok(row.get::<_, Stamp>(i)?.0)
-}
-
-fn wrong_type(i: usize, expected: &str, found: &Geometry<f64>) -> rusqlite::Error {
-    rusqlite::Error::FromSqlConversionFailure(
-        i,
-        Type::Blob,
-        Box::new(GeomError(format!(
-            "expected a {expected}, found a {}",
-            geometry_name(found)
-        ))),
-    )
-}
-
-impl Row for Owner {
-    const TABLE: &'static Table = &OWNERS;
-    fn id(&self) -> i64 {
-        self.id
-    }
-    fn bind(&self, b: &mut Binder<'_, '_>) -> StoreResult<Option<Envelope>> {
-        b.val(&self.name)?;
-        b.val(&self.emergency_contact)?;
-        b.val(&self.emergency_phone)?;
-        b.val(&self.email)?;
-        Ok(None)
-    }
-    fn refs(&self) -> Vec<Ref> {
-        Vec::new()
-    }
-    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        Ok(Owner {
-            id: row.get(0)?,
-            name: row.get(1)?,
-            emergency_contact: row.get(2)?,
-            emergency_phone: row.get(3)?,
-            email: row.get(4)?,
-        })
-    }
-    fn into_record(self) -> Record {
-        Record::Owner(self)
-    }
-}
-
-impl Row for GridCell {
-    const TABLE: &'static Table = &GRID_CELLS;
-    fn id(&self) -> i64 {
-        self.id
-    }
-    fn bind(&self, b: &mut Binder<'_, '_>) -> StoreResult<Option<Envelope>> {
-        let env = b.geom(encode_gpkg(|w| w.multi_polygon(&self.geometry)))?;
-        b.val(self.level.as_str())?;
-        b.val(self.parent_id)?;
-        b.val(&self.name)?;
-        b.val(&self.code)?;
-        Ok(env)
-    }
-    fn refs(&self) -> Vec<Ref> {
-        self.parent_id
-            .map(|p| ("grid_cells", p, "parent grid cell"))
-            .into_iter()
-            .collect()
-    }
-    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        let geometry = match row.get::<_, Geom>(1)?.0 {
-            Geometry::MultiPolygon(m) => m,
-            // Another editor may have saved a single polygon into the MULTIPOLYGON column.
-            Geometry::Polygon(p) => MultiPolygon(vec![p]),
-            other => return Err(wrong_type(1, "MultiPolygon", &other)),
-        };
-        Ok(GridCell {
-            id: row.get(0)?,
-            geometry,
-            level: txt(row, 2)?,
-            parent_id: row.get(3)?,
-            name: row.get(4)?,
-            code: row.get(5)?,
-        })
-    }
-    fn into_record(self) -> Record {
-        Record::GridCell(self)
-    }
-}
-
-impl Row for Pipeline {
-    const TABLE: &'static Table = &PIPELINES;
-    fn id(&self) -> i64 {
-        self.id
-    }
-    fn bind(&self, b: &mut Binder<'_, '_>) -> StoreResult<Option<Envelope>> {
-        let env = b.geom(encode_gpkg(|w| w.line(&self.geometry)))?;
-        b.val(self.kind.as_str())?;
-        b.val(self.sub_kind.map(DrainageKind::as_str))?;
-        b.val(self.pressure_class.map(GasPressure::as_str))?;
-        b.num("voltage_kv", self.voltage_kv)?;
-        b.val(&self.material)?;
-        b.num("diameter_mm", self.diameter_mm)?;
-        b.num("section_width_mm", self.section_width_mm)?;
-        b.num("section_height_mm", self.section_height_mm)?;
-        b.num("depth_start_m", self.depth_start_m)?;
-        b.num("depth_end_m", self.depth_end_m)?;
-        b.num("invert_start_m", self.invert_start_m)?;
-        b.num("invert_end_m", self.invert_end_m)?;
-        b.val(self.burial.map(Burial::as_str))?;
-        b.val(self.owner_id)?;
-        b.val(self.year_built)?;
-        b.date(self.survey_date)?;
-        b.num("plan_accuracy_cm", self.plan_accuracy_cm)?;
-        b.num("depth_accuracy_cm", self.depth_accuracy_cm)?;
-        b.val(self.quality_level.map(QualityLevel::as_str))?;
-        b.val(self.status.as_str())?;
-        Ok(env)
-    }
-    fn refs(&self) -> Vec<Ref> {
-        vec![("owners", self.owner_id, "owner")]
-    }
-    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        let geometry = match row.get::<_, Geom>(1)?.0 {
-            Geometry::LineString(l) => l,
-            other => return Err(wrong_type(1, "LineString", &other)),
-        };
-        Ok(Pipeline {
-            id: row.get(0)?,
-            geometry,
-            kind: txt(row, 2)?,
-            sub_kind: opt_txt(row, 3)?,
-            pressure_class: opt_txt(row, 4)?,
-            voltage_kv: row.get(5)?,
-            material: row.get(6)?,
-            diameter_mm: row.get(7)?,
-            section_width_mm: row.get(8)?,
-            section_height_mm: row.get(9)?,
-            depth_start_m: row.get(10)?,
-            depth_end_m: row.get(11)?,
-            invert_start_m: row.get(12)?,
-            invert_end_m: row.get(13)?,
-            burial: opt_txt(row, 14)?,
-            owner_id: row.get(15)?,
-            year_built: row.get(16)?,
-            survey_date: opt_day(row, 17)?,
-            plan_accuracy_cm: row.get(18)?,
-            depth_accuracy_cm: row.get(19)?,
-            quality_level: opt_txt(row, 20)?,
-            status: txt(row, 21)?,
-        })
-    }
-    fn into_record(self) -> Record {
-        Record::Pipeline(self)
-    }
-}
-
-impl Row for RiskPoint {
-    const TABLE: &'static Table = &RISK_POINTS;
-    fn id(&self) -> i64 {
-        self.id
-    }
-    fn bind(&self, b: &mut Binder<'_, '_>) -> StoreResult<Option<Envelope>> {
-        let env = b.geom(encode_gpkg(|w| w.geometry(&self.geometry)))?;
-        b.val(&self.category)?;
-        b.val(self.level.as_str())?;
-        b.val(&self.name)?;
-        b.val(self.grid_cell_id)?;
-        b.val(&self.responsible_unit)?;
-        b.val(&self.responsible_person)?;
-        b.val(&self.responsible_phone)?;
-        b.val(&self.emergency_plan)?;
-        b.date(self.last_review)?;
-        b.date(self.next_review)?;
-        b.val(self.status.as_str())?;
-        Ok(env)
-    }
-    fn refs(&self) -> Vec<Ref> {
-        self.grid_cell_id
-            .map(|g| ("grid_cells", g, "grid cell"))
-            .into_iter()
-            .collect()
-    }
-    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        let geometry = match row.get::<_, Geom>(1)?.0 {
-            g @ (Geometry::Point(_) | Geometry::Polygon(_)) => g,
-            other => return Err(wrong_type(1, "Point or Polygon", &other)),
-        };
-        Ok(RiskPoint {
-            id: row.get(0)?,
-            geometry,
-            category: row.get(2)?,
-            level: txt(row, 3)?,
-            name: row.get(4)?,
-            grid_cell_id: row.get(5)?,
-            responsible_unit: row.get(6)?,
-            responsible_person: row.get(7)?,
-            responsible_phone: row.get(8)?,
-            emergency_plan: row.get(9)?,
-            last_review: opt_day(row, 10)?,
-            next_review: opt_day(row, 11)?,
-            status: txt(row, 12)?,
-        })
-    }
-    fn into_record(self) -> Record {
-        Record::RiskPoint(self)
-    }
-}
-
-impl Row for Sensor {
-    const TABLE: &'static Table = &SENSORS;
-    fn id(&self) -> i64 {
-        self.id
-    }
-    fn bind(&self, b: &mut Binder<'_, '_>) -> StoreResult<Option<Envelope>> {
-        let env = b.geom(encode_gpkg(|w| w.point(&self.location)))?;
-        b.val(self.kind.as_str())?;
-        b.val(&self.code)?;
-        b.val(self.pipeline_id)?;
-        b.val(self.risk_point_id)?;
-        b.val(self.status.as_str())?;
-        b.date(self.installed)?;
-        Ok(env)
-    }
-    fn refs(&self) -> Vec<Ref> {
-        let mut r = Vec::with_capacity(2);
-        if let Some(p) = self.pipeline_id {
-            r.push(("pipelines", p, "pipeline"));
-        }
-        if let Some(k) = self.risk_point_id {
-            r.push(("risk_points", k, "risk point"));
-        }
-        r
-    }
-    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        let location = match row.get::<_, Geom>(1)?.0 {
-            Geometry::Point(p) => p,
-            other => return Err(wrong_type(1, "Point", &other)),
-        };
-        Ok(Sensor {
-            id: row.get(0)?,
-            location,
-            kind: txt(row, 2)?,
-            code: row.get(3)?,
-            pipeline_id: row.get(4)?,
-            risk_point_id: row.get(5)?,
-            status: txt(row, 6)?,
-            installed: opt_day(row, 7)?,
-        })
-    }
-    fn into_record(self) -> Record {
-        Record::Sensor(self)
-    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -801,7 +548,7 @@ fn is_constraint(e: &rusqlite::Error) -> bool {
 /// transaction) to name the missing one.
 fn write_error<R: Row>(conn: &Connection, rec: &R, e: rusqlite::Error) -> StoreError {
     use rusqlite::ffi;
-    let t = R::TABLE;
+    let t = R::table();
     let what = label(t, rec.id());
     match extended_code(&e) {
         Some(ffi::SQLITE_CONSTRAINT_PRIMARYKEY) | Some(ffi::SQLITE_CONSTRAINT_UNIQUE) => {
@@ -835,7 +582,7 @@ fn missing_ref(conn: &Connection, refs: &[Ref]) -> StoreResult<Option<String>> {
 
 /// Why a record cannot be deleted: the first record that refers to it, if any.
 fn referenced_by(conn: &Connection, t: &Table, id: i64) -> StoreResult<Option<String>> {
-    for (child, col) in t.referenced_by {
+    for (child, col) in &t.referenced_by {
         let mut stmt = conn
             .prepare_cached(&format!(
                 "SELECT min(id), count(*) FROM {child} WHERE {col} = ?1"
@@ -883,7 +630,7 @@ fn write_row<R: Row>(
     if id < 0 {
         return Err(StoreError::Invalid(format!(
             "{} {id}: ids are positive",
-            R::TABLE.name
+            R::table().name
         )));
     }
     let env = bind_row(stmt, rec, stamp, 0)?;
@@ -906,7 +653,7 @@ fn bind_row<R: Row>(
     let mut b = Binder {
         stmt,
         next: base + 2,
-        table: R::TABLE,
+        table: R::table(),
         id,
     };
     let env = rec.bind(&mut b)?;
@@ -1007,7 +754,7 @@ pub(crate) fn begin(conn: &mut Connection) -> StoreResult<rusqlite::Transaction<
 
 /// Inserts one record; returns its id and the change version.
 fn insert_one<R: Row>(conn: &mut Connection, rec: &R, actor: &Actor) -> StoreResult<(i64, i64)> {
-    let t = R::TABLE;
+    let t = R::table();
     let (_, stamp) = now();
     let tx = begin(conn)?;
     if rec.id() != 0 && exists(&tx, t, rec.id())? {
@@ -1045,7 +792,7 @@ fn insert_one<R: Row>(conn: &mut Connection, rec: &R, actor: &Actor) -> StoreRes
 
 /// Replaces one existing record; returns the change version.
 fn update_one<R: Row>(conn: &mut Connection, rec: &R, actor: &Actor) -> StoreResult<i64> {
-    let t = R::TABLE;
+    let t = R::table();
     let id = rec.id();
     let (_, stamp) = now();
     let tx = begin(conn)?;
@@ -1167,7 +914,7 @@ fn bulk_layer_fed<R: Row>(
     stamp: &str,
     feed: impl FnOnce(&mut dyn FnMut(&[&R]) -> StoreResult<()>) -> StoreResult<()>,
 ) -> StoreResult<(usize, Option<Envelope>)> {
-    let t = R::TABLE;
+    let t = R::table();
     let (rebuild, existing) = match t.geom {
         Some(_) if expected >= RTREE_REBUILD_MIN => {
             let existing: i64 = conn
@@ -1415,14 +1162,26 @@ fn bulk_load_conn_with(
     let mut cells: Vec<&GridCell> = data.grid_cells.iter().collect();
     cells.sort_by_key(|c| c.level);
     let written = [
-        (&OWNERS, bulk_layer(&tx, data.owners.iter(), &stamp)?),
-        (&GRID_CELLS, bulk_layer(&tx, cells.into_iter(), &stamp)?),
-        (&PIPELINES, bulk_layer(&tx, data.pipelines.iter(), &stamp)?),
         (
-            &RISK_POINTS,
+            table(Layer::Owners),
+            bulk_layer(&tx, data.owners.iter(), &stamp)?,
+        ),
+        (
+            table(Layer::GridCells),
+            bulk_layer(&tx, cells.into_iter(), &stamp)?,
+        ),
+        (
+            table(Layer::Pipelines),
+            bulk_layer(&tx, data.pipelines.iter(), &stamp)?,
+        ),
+        (
+            table(Layer::RiskPoints),
             bulk_layer(&tx, data.risk_points.iter(), &stamp)?,
         ),
-        (&SENSORS, bulk_layer(&tx, data.sensors.iter(), &stamp)?),
+        (
+            table(Layer::Sensors),
+            bulk_layer(&tx, data.sensors.iter(), &stamp)?,
+        ),
     ];
     let mut version = None;
     for (t, (n, env)) in &written {
@@ -1494,7 +1253,10 @@ fn bulk_stream_conn(
         }
     };
     let mut version = None;
-    for (t, (n, env)) in [(&OWNERS, owners_written), (table(layer), written)] {
+    for (t, (n, env)) in [
+        (table(Layer::Owners), owners_written),
+        (table(layer), written),
+    ] {
         if n > 0 {
             touch_contents(&tx, t, env, &stamp)?;
             version = Some(log_change(&tx, t.layer, 0, ChangeOp::Bulk, actor, &stamp)?);
@@ -1631,7 +1393,7 @@ fn unreadable(t: &Table, id: Option<i64>, e: rusqlite::Error) -> StoreError {
 }
 
 fn get_one<R: Row>(conn: &Connection, id: i64) -> StoreResult<Option<Record>> {
-    let t = R::TABLE;
+    let t = R::table();
     let mut stmt = conn
         .prepare_cached(&format!("{} WHERE id = ?1", t.select_sql()))
         .sql()?;
@@ -1643,7 +1405,7 @@ fn get_one<R: Row>(conn: &Connection, id: i64) -> StoreResult<Option<Record>> {
 }
 
 fn load_layer<R: Row>(conn: &Connection) -> StoreResult<Vec<R>> {
-    let t = R::TABLE;
+    let t = R::table();
     let n: i64 = conn
         .query_row(&format!("SELECT count(*) FROM {}", t.name), [], |r| {
             r.get(0)
@@ -2378,21 +2140,6 @@ impl WkbReader<'_> {
     }
 }
 
-fn geometry_name(g: &Geometry<f64>) -> &'static str {
-    match g {
-        Geometry::Point(_) => "Point",
-        Geometry::Line(_) => "Line",
-        Geometry::LineString(_) => "LineString",
-        Geometry::Polygon(_) => "Polygon",
-        Geometry::MultiPoint(_) => "MultiPoint",
-        Geometry::MultiLineString(_) => "MultiLineString",
-        Geometry::MultiPolygon(_) => "MultiPolygon",
-        Geometry::GeometryCollection(_) => "GeometryCollection",
-        Geometry::Rect(_) => "Rect",
-        Geometry::Triangle(_) => "Triangle",
-    }
-}
-
 /// The envelope of a GeoPackage geometry blob: from its header when it has one (every
 /// blob this module writes does), else computed from the WKB (GDAL writes points without).
 fn blob_envelope(b: &[u8]) -> Option<Envelope> {
@@ -2446,7 +2193,8 @@ fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
 mod tests {
     use super::*;
     use lifeline_model::{
-        GridLevel, PipeKind, PipeStatus, RiskLevel, RiskStatus, SensorKind, SensorStatus,
+        Burial, DrainageKind, GasPressure, GridLevel, PipeKind, PipeStatus, QualityLevel,
+        RiskLevel, RiskStatus, SensorKind, SensorStatus,
     };
 
     fn square(x: f64, y: f64, d: f64) -> Polygon<f64> {

@@ -36,6 +36,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use futures::{pin_mut, TryStreamExt};
 use geo_types::Geometry;
 use geozero::wkb;
+use lifeline_model::schema::{self, Column, Field, Schema, Stored};
 use lifeline_model::{
     Actor, Change, ChangeOp, Dataset, GridCell, Layer, Owner, Pipeline, Record, RiskPoint, Role,
     Sensor,
@@ -44,7 +45,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::{ToSql, Type};
+use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 /// One schema migration: its version, a short name, and its SQL.
@@ -233,21 +234,117 @@ fn layer_index(layer: Layer) -> usize {
 /// A geometry bound as a parameter: EWKB without SRID (`ST_SetSRID` in SQL adds it).
 type GeomParam = Option<wkb::Encode<Geometry<f64>>>;
 
-/// A parameter list borrowed from a record.
-type Params<'a> = Vec<&'a (dyn ToSql + Sync)>;
+/// One attribute bound as a parameter, converted to the column's type.
+#[derive(Debug)]
+struct Param<'a>(Field<'a>);
+
+impl ToSql for Param<'_> {
+    fn to_sql(
+        &self,
+        ty: &Type,
+        out: &mut bytes::BytesMut,
+    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
+        match self.0 {
+            Field::Null => Ok(IsNull::Yes),
+            Field::Str(v) => v.to_sql(ty, out),
+            Field::F64(v) => v.to_sql(ty, out),
+            Field::I64(v) if *ty == Type::INT4 => i32::try_from(v)?.to_sql(ty, out),
+            Field::I64(v) => v.to_sql(ty, out),
+            Field::Date(v) => v.to_sql(ty, out),
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        [
+            Type::TEXT,
+            Type::VARCHAR,
+            Type::FLOAT8,
+            Type::INT8,
+            Type::INT4,
+            Type::DATE,
+        ]
+        .contains(ty)
+    }
+
+    to_sql_checked!();
+}
+
+/// The PostgreSQL type of a schema column.
+fn pg_type(c: Column) -> Type {
+    match c {
+        Column::Text => Type::TEXT,
+        Column::Real => Type::FLOAT8,
+        Column::BigInt => Type::INT8,
+        Column::Int => Type::INT4,
+        Column::Date => Type::DATE,
+    }
+}
 
 /// How a record of one layer is bound and read: the column order of its statements in
-/// `postgis_queries.sql` (id first, geometry last).
-trait Columns: Sized {
-    const LAYER: Layer;
+/// `postgis_queries.sql` (id first, the schema's attributes in table order, geometry last).
+/// Every [`Schema`] record has it, so no layer has a codec of its own.
+trait Columns: Schema {
     /// The types of the staging table's columns, for binary COPY.
-    fn copy_types(geometry: &Type) -> Vec<Type>;
+    fn copy_types(geometry: &Type) -> Vec<Type> {
+        let mut t = vec![Type::INT8];
+        t.extend(Self::ATTRIBUTES.iter().map(|a| pg_type(a.info.column)));
+        if Self::LAYER != Layer::Owners {
+            t.push(geometry.clone());
+        }
+        t
+    }
+
     /// The geometry to bind, if the layer has one.
-    fn geom_param(&self) -> GeomParam;
-    /// The parameters, in column order; `g` is the value of [`Columns::geom_param`].
-    fn params<'a>(&'a self, g: &'a GeomParam) -> Params<'a>;
+    fn geom_param(&self) -> GeomParam {
+        self.geometry().map(wkb::Encode)
+    }
+
+    /// The attribute parameters, in column order (the id and the geometry go around them).
+    fn attribute_params(&self) -> Vec<Param<'_>> {
+        Self::ATTRIBUTES
+            .iter()
+            .map(|a| Param((a.get)(self)))
+            .collect()
+    }
+
     /// Reads a record from a row of the layer's `get`/`all` statement.
-    fn from_row(row: &Row) -> StoreResult<Self>;
+    fn from_row(r: &Row) -> StoreResult<Self> {
+        let n = Self::ATTRIBUTES.len();
+        let geometry = match Self::LAYER {
+            Layer::Owners => None,
+            layer => Some(geometry_at(r, n + 1, layer)?),
+        };
+        let id: i64 = r.try_get(0).map_err(decode_err)?;
+        schema::decode(
+            id,
+            geometry,
+            |i, f| stored(r, i + 1, f.column).map_err(decode_err),
+            |_, e| {
+                StoreError::Backend(BackendError::new(format!(
+                    "{}: cannot read stored record {id}: {e}",
+                    Self::LAYER
+                )))
+            },
+        )
+    }
+}
+
+impl<R: Schema> Columns for R {}
+
+/// The value of column `i` as the schema's column type says it is stored.
+fn stored(r: &Row, i: usize, column: Column) -> Result<Stored, tokio_postgres::Error> {
+    let v = match column {
+        Column::Text => r.try_get::<_, Option<String>>(i)?.map(Stored::Text),
+        Column::Real => r.try_get::<_, Option<f64>>(i)?.map(Stored::Real),
+        Column::BigInt => r.try_get::<_, Option<i64>>(i)?.map(Stored::Int),
+        Column::Int => r
+            .try_get::<_, Option<i32>>(i)?
+            .map(|v| Stored::Int(v.into())),
+        Column::Date => r
+            .try_get::<_, Option<chrono::NaiveDate>>(i)?
+            .map(Stored::Date),
+    };
+    Ok(v.unwrap_or(Stored::Null))
 }
 
 /// The decoded geometry of column `idx`.
@@ -260,300 +357,11 @@ fn geometry_at(row: &Row, idx: usize, layer: Layer) -> StoreResult<Geometry<f64>
     })
 }
 
-fn wrong_geometry(layer: Layer, want: &str) -> StoreError {
-    StoreError::Backend(BackendError::new(format!(
-        "{layer}: stored geometry is not a {want}"
-    )))
-}
-
 fn decode_err(e: tokio_postgres::Error) -> StoreError {
     StoreError::Backend(BackendError::with_source(
         format!("cannot read a stored value: {e}"),
         e,
     ))
-}
-
-impl Columns for Owner {
-    const LAYER: Layer = Layer::Owners;
-    fn copy_types(_: &Type) -> Vec<Type> {
-        vec![Type::INT8, Type::TEXT, Type::TEXT, Type::TEXT, Type::TEXT]
-    }
-    fn geom_param(&self) -> GeomParam {
-        None
-    }
-    fn params<'a>(&'a self, _: &'a GeomParam) -> Params<'a> {
-        vec![
-            &self.id,
-            &self.name,
-            &self.emergency_contact,
-            &self.emergency_phone,
-            &self.email,
-        ]
-    }
-    fn from_row(r: &Row) -> StoreResult<Self> {
-        (|| {
-            Ok(Owner {
-                id: r.try_get(0)?,
-                name: r.try_get(1)?,
-                emergency_contact: r.try_get(2)?,
-                emergency_phone: r.try_get(3)?,
-                email: r.try_get(4)?,
-            })
-        })()
-        .map_err(decode_err)
-    }
-}
-
-impl Columns for GridCell {
-    const LAYER: Layer = Layer::GridCells;
-    fn copy_types(g: &Type) -> Vec<Type> {
-        vec![
-            Type::INT8,
-            Type::TEXT,
-            Type::INT8,
-            Type::TEXT,
-            Type::TEXT,
-            g.clone(),
-        ]
-    }
-    fn geom_param(&self) -> GeomParam {
-        Some(wkb::Encode(Geometry::MultiPolygon(self.geometry.clone())))
-    }
-    fn params<'a>(&'a self, g: &'a GeomParam) -> Params<'a> {
-        vec![
-            &self.id,
-            &self.level,
-            &self.parent_id,
-            &self.name,
-            &self.code,
-            g,
-        ]
-    }
-    fn from_row(r: &Row) -> StoreResult<Self> {
-        let geometry = match geometry_at(r, 5, Self::LAYER)? {
-            Geometry::MultiPolygon(m) => m,
-            _ => return Err(wrong_geometry(Self::LAYER, "MultiPolygon")),
-        };
-        (|| {
-            Ok(GridCell {
-                id: r.try_get(0)?,
-                level: r.try_get(1)?,
-                parent_id: r.try_get(2)?,
-                name: r.try_get(3)?,
-                code: r.try_get(4)?,
-                geometry,
-            })
-        })()
-        .map_err(decode_err)
-    }
-}
-
-impl Columns for Pipeline {
-    const LAYER: Layer = Layer::Pipelines;
-    fn copy_types(g: &Type) -> Vec<Type> {
-        let f = Type::FLOAT8;
-        vec![
-            Type::INT8, // id
-            Type::TEXT, // kind
-            Type::TEXT, // sub_kind
-            Type::TEXT, // pressure_class
-            f.clone(),  // voltage_kv
-            Type::TEXT, // material
-            f.clone(),  // diameter_mm
-            f.clone(),  // section_width_mm
-            f.clone(),  // section_height_mm
-            f.clone(),  // depth_start_m
-            f.clone(),  // depth_end_m
-            f.clone(),  // invert_start_m
-            f.clone(),  // invert_end_m
-            Type::TEXT, // burial
-            Type::INT8, // owner_id
-            Type::INT4, // year_built
-            Type::DATE, // survey_date
-            f.clone(),  // plan_accuracy_cm
-            f,          // depth_accuracy_cm
-            Type::TEXT, // quality_level
-            Type::TEXT, // status
-            g.clone(),  // geom
-        ]
-    }
-    fn geom_param(&self) -> GeomParam {
-        Some(wkb::Encode(Geometry::LineString(self.geometry.clone())))
-    }
-    fn params<'a>(&'a self, g: &'a GeomParam) -> Params<'a> {
-        vec![
-            &self.id,
-            &self.kind,
-            &self.sub_kind,
-            &self.pressure_class,
-            &self.voltage_kv,
-            &self.material,
-            &self.diameter_mm,
-            &self.section_width_mm,
-            &self.section_height_mm,
-            &self.depth_start_m,
-            &self.depth_end_m,
-            &self.invert_start_m,
-            &self.invert_end_m,
-            &self.burial,
-            &self.owner_id,
-            &self.year_built,
-            &self.survey_date,
-            &self.plan_accuracy_cm,
-            &self.depth_accuracy_cm,
-            &self.quality_level,
-            &self.status,
-            g,
-        ]
-    }
-    fn from_row(r: &Row) -> StoreResult<Self> {
-        let geometry = match geometry_at(r, 21, Self::LAYER)? {
-            Geometry::LineString(l) => l,
-            _ => return Err(wrong_geometry(Self::LAYER, "LineString")),
-        };
-        (|| {
-            Ok(Pipeline {
-                id: r.try_get(0)?,
-                kind: r.try_get(1)?,
-                sub_kind: r.try_get(2)?,
-                pressure_class: r.try_get(3)?,
-                voltage_kv: r.try_get(4)?,
-                material: r.try_get(5)?,
-                diameter_mm: r.try_get(6)?,
-                section_width_mm: r.try_get(7)?,
-                section_height_mm: r.try_get(8)?,
-                depth_start_m: r.try_get(9)?,
-                depth_end_m: r.try_get(10)?,
-                invert_start_m: r.try_get(11)?,
-                invert_end_m: r.try_get(12)?,
-                burial: r.try_get(13)?,
-                owner_id: r.try_get(14)?,
-                year_built: r.try_get(15)?,
-                survey_date: r.try_get(16)?,
-                plan_accuracy_cm: r.try_get(17)?,
-                depth_accuracy_cm: r.try_get(18)?,
-                quality_level: r.try_get(19)?,
-                status: r.try_get(20)?,
-                geometry,
-            })
-        })()
-        .map_err(decode_err)
-    }
-}
-
-impl Columns for RiskPoint {
-    const LAYER: Layer = Layer::RiskPoints;
-    fn copy_types(g: &Type) -> Vec<Type> {
-        vec![
-            Type::INT8, // id
-            Type::TEXT, // category
-            Type::TEXT, // level
-            Type::TEXT, // name
-            Type::INT8, // grid_cell_id
-            Type::TEXT, // responsible_unit
-            Type::TEXT, // responsible_person
-            Type::TEXT, // responsible_phone
-            Type::TEXT, // emergency_plan
-            Type::DATE, // last_review
-            Type::DATE, // next_review
-            Type::TEXT, // status
-            g.clone(),  // geom
-        ]
-    }
-    fn geom_param(&self) -> GeomParam {
-        Some(wkb::Encode(self.geometry.clone()))
-    }
-    fn params<'a>(&'a self, g: &'a GeomParam) -> Params<'a> {
-        vec![
-            &self.id,
-            &self.category,
-            &self.level,
-            &self.name,
-            &self.grid_cell_id,
-            &self.responsible_unit,
-            &self.responsible_person,
-            &self.responsible_phone,
-            &self.emergency_plan,
-            &self.last_review,
-            &self.next_review,
-            &self.status,
-            g,
-        ]
-    }
-    fn from_row(r: &Row) -> StoreResult<Self> {
-        let geometry = match geometry_at(r, 12, Self::LAYER)? {
-            g @ (Geometry::Point(_) | Geometry::Polygon(_)) => g,
-            _ => return Err(wrong_geometry(Self::LAYER, "Point or Polygon")),
-        };
-        (|| {
-            Ok(RiskPoint {
-                id: r.try_get(0)?,
-                category: r.try_get(1)?,
-                level: r.try_get(2)?,
-                name: r.try_get(3)?,
-                grid_cell_id: r.try_get(4)?,
-                responsible_unit: r.try_get(5)?,
-                responsible_person: r.try_get(6)?,
-                responsible_phone: r.try_get(7)?,
-                emergency_plan: r.try_get(8)?,
-                last_review: r.try_get(9)?,
-                next_review: r.try_get(10)?,
-                status: r.try_get(11)?,
-                geometry,
-            })
-        })()
-        .map_err(decode_err)
-    }
-}
-
-impl Columns for Sensor {
-    const LAYER: Layer = Layer::Sensors;
-    fn copy_types(g: &Type) -> Vec<Type> {
-        vec![
-            Type::INT8, // id
-            Type::TEXT, // kind
-            Type::TEXT, // code
-            Type::INT8, // pipeline_id
-            Type::INT8, // risk_point_id
-            Type::TEXT, // status
-            Type::DATE, // installed
-            g.clone(),  // location
-        ]
-    }
-    fn geom_param(&self) -> GeomParam {
-        Some(wkb::Encode(Geometry::Point(self.location)))
-    }
-    fn params<'a>(&'a self, g: &'a GeomParam) -> Params<'a> {
-        vec![
-            &self.id,
-            &self.kind,
-            &self.code,
-            &self.pipeline_id,
-            &self.risk_point_id,
-            &self.status,
-            &self.installed,
-            g,
-        ]
-    }
-    fn from_row(r: &Row) -> StoreResult<Self> {
-        let location = match geometry_at(r, 7, Self::LAYER)? {
-            Geometry::Point(p) => p,
-            _ => return Err(wrong_geometry(Self::LAYER, "Point")),
-        };
-        (|| {
-            Ok(Sensor {
-                id: r.try_get(0)?,
-                kind: r.try_get(1)?,
-                code: r.try_get(2)?,
-                pipeline_id: r.try_get(3)?,
-                risk_point_id: r.try_get(4)?,
-                status: r.try_get(5)?,
-                installed: r.try_get(6)?,
-                location,
-            })
-        })()
-        .map_err(decode_err)
-    }
 }
 
 /// The geometry parameter of any record.
@@ -567,15 +375,30 @@ fn record_geom(rec: &Record) -> GeomParam {
     }
 }
 
-/// The parameters of any record, in its layer's column order.
-fn record_params<'a>(rec: &'a Record, g: &'a GeomParam) -> Params<'a> {
+/// The attribute parameters of any record, in its layer's column order.
+fn record_attributes(rec: &Record) -> Vec<Param<'_>> {
     match rec {
-        Record::Owner(r) => r.params(g),
-        Record::GridCell(r) => r.params(g),
-        Record::Pipeline(r) => r.params(g),
-        Record::RiskPoint(r) => r.params(g),
-        Record::Sensor(r) => r.params(g),
+        Record::Owner(r) => r.attribute_params(),
+        Record::GridCell(r) => r.attribute_params(),
+        Record::Pipeline(r) => r.attribute_params(),
+        Record::RiskPoint(r) => r.attribute_params(),
+        Record::Sensor(r) => r.attribute_params(),
     }
+}
+
+/// The whole parameter list of a record's statements: id, attributes, geometry.
+fn params<'a>(
+    id: &'a i64,
+    attrs: &'a [Param<'a>],
+    g: &'a GeomParam,
+) -> Vec<&'a (dyn ToSql + Sync)> {
+    let mut p: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(attrs.len() + 2);
+    p.push(id);
+    p.extend(attrs.iter().map(|a| a as &(dyn ToSql + Sync)));
+    if g.is_some() {
+        p.push(g);
+    }
+    p
 }
 
 /// A record of `layer` from a row of its `get`/`all` statement.
@@ -589,28 +412,27 @@ fn record_from_row(layer: Layer, row: &Row) -> StoreResult<Record> {
     })
 }
 
-/// The foreign keys of the schema: constraint name, referencing layer and column, and how
-/// the referenced record is called in messages.
-const FOREIGN_KEYS: &[(&str, Layer, &str)] = &[
-    ("pipelines_owner_id_fkey", Layer::Pipelines, "owner"),
-    ("grid_cells_parent_id_fkey", Layer::GridCells, "grid cell"),
-    (
-        "risk_points_grid_cell_id_fkey",
-        Layer::RiskPoints,
-        "grid cell",
-    ),
-    ("sensors_pipeline_id_fkey", Layer::Sensors, "pipeline"),
-    ("sensors_risk_point_id_fkey", Layer::Sensors, "risk point"),
-];
+/// The foreign key behind a constraint name (`<table>_<column>_fkey`, PostgreSQL's default
+/// naming, which the migrations keep): the referencing layer, its column, and how the
+/// referenced record is called in messages. From the layer schemas.
+fn foreign_key(constraint: &str) -> Option<(Layer, &'static str, &'static str)> {
+    Layer::ALL.iter().find_map(|layer| {
+        schema::fields(*layer).into_iter().find_map(|f| {
+            let r = f.refers_to?;
+            (constraint
+                .strip_suffix("_fkey")?
+                .strip_prefix(layer.as_str())?
+                == format!("_{}", f.name))
+            .then_some((*layer, f.name, r.noun))
+        })
+    })
+}
 
 /// The value a record holds in the column a foreign-key constraint covers.
 fn fk_value(rec: &Record, constraint: &str) -> Option<i64> {
-    match (rec, constraint) {
-        (Record::Pipeline(p), "pipelines_owner_id_fkey") => Some(p.owner_id),
-        (Record::GridCell(c), "grid_cells_parent_id_fkey") => c.parent_id,
-        (Record::RiskPoint(r), "risk_points_grid_cell_id_fkey") => r.grid_cell_id,
-        (Record::Sensor(s), "sensors_pipeline_id_fkey") => s.pipeline_id,
-        (Record::Sensor(s), "sensors_risk_point_id_fkey") => s.risk_point_id,
+    let (layer, column, _) = foreign_key(constraint)?;
+    match schema::value(rec, column) {
+        Field::I64(v) if rec.layer() == layer => Some(v),
         _ => None,
     }
 }
@@ -658,7 +480,7 @@ fn map_pg(e: tokio_postgres::Error, ctx: Ctx<'_>) -> StoreError {
         });
     }
     if *code == SqlState::FOREIGN_KEY_VIOLATION {
-        let fk = FOREIGN_KEYS.iter().find(|(c, _, _)| *c == constraint);
+        let fk = foreign_key(constraint);
         return StoreError::Conflict(match (ctx, fk) {
             (Ctx::Delete(layer, id), Some((_, child, _))) => {
                 format!("{layer} {id} is referenced by {child}")
@@ -865,7 +687,9 @@ impl PostgisStore {
         let tx = client.transaction().await.map_err(e)?;
         self.lock_writes(&tx).await.map_err(e)?;
         let g = record_geom(record);
-        let params = record_params(record, &g);
+        let id = record.id();
+        let attrs = record_attributes(record);
+        let params = params(&id, &attrs, &g);
         let id = if insert {
             let stmt = tx.prepare_cached(sql.insert).await.map_err(e)?;
             let id: i64 = tx
@@ -927,7 +751,12 @@ impl PostgisStore {
         pin_mut!(writer);
         for r in records {
             let g = r.geom_param();
-            writer.as_mut().write(&r.params(&g)).await.map_err(e)?;
+            let (id, attrs) = (r.id(), r.attribute_params());
+            writer
+                .as_mut()
+                .write(&params(&id, &attrs, &g))
+                .await
+                .map_err(e)?;
         }
         let staged = writer.finish().await.map_err(e)?;
         self.merge_staged(tx, layer, staged, started, actor).await
@@ -955,7 +784,12 @@ impl PostgisStore {
         while let Some(chunk) = chunks.recv().await {
             for r in &pick(chunk.map_err(StoreError::Invalid)?) {
                 let g = r.geom_param();
-                writer.as_mut().write(&r.params(&g)).await.map_err(e)?;
+                let (id, attrs) = (r.id(), r.attribute_params());
+                writer
+                    .as_mut()
+                    .write(&params(&id, &attrs, &g))
+                    .await
+                    .map_err(e)?;
             }
         }
         let staged = writer.finish().await.map_err(e)?;
