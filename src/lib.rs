@@ -2,7 +2,8 @@
 //!
 //! This crate is the **server** tier: the service's state ([`state`]), its HTTP routers
 //! ([`http`]), the change follower ([`sync`]), configuration ([`config`]), authentication
-//! ([`auth`]) and the one error type handlers return ([`AppError`]); `main.rs` is the CLI.
+//! ([`auth`]) and the one error type handlers return ([`AppError`]). The CLI is the binary's:
+//! `main.rs` parses and dispatches to one module per command under `src/cli/`.
 //! Everything else lives in the crates below it, re-exported here under their tier names:
 //!
 //! | tier | crates |

@@ -1,7 +1,9 @@
-//! Input/output with the outside geodetic world: vector files through GDAL ([`gdal`]), and
-//! the `import` / `export` commands built on them ([`import`], [`export`]). Coordinate
+//! Input/output with the outside geodetic world: vector files through GDAL ([`gdal`]), the
+//! import and export built on them ([`import`], [`export`]), and the use cases a front end
+//! calls — import a file into a store, export a layer to a file ([`service`]). Coordinate
 //! reference systems (PROJ) are the model's ([`lifeline_model::crs`]).
 
 pub mod export;
 pub mod gdal;
 pub mod import;
+pub mod service;
