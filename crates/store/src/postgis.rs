@@ -101,20 +101,88 @@ const LARGE_LOAD_ROWS: u64 = 50_000;
 /// The statements of `postgis_queries.sql`.
 const QUERIES: &str = include_str!("postgis_queries.sql");
 
-/// The statements of one layer.
+/// The statements of one layer: the `layer.*` templates of [`QUERIES`] expanded with the
+/// layer's schema ([`LayerSql::expand`]), and its large-load statements.
 struct LayerSql {
-    insert: &'static str,
-    update: &'static str,
-    get: &'static str,
-    all: &'static str,
-    delete: &'static str,
-    stage: &'static str,
-    copy: &'static str,
-    stage_max: &'static str,
-    merge: &'static str,
+    insert: String,
+    update: String,
+    get: String,
+    all: String,
+    delete: String,
+    stage: String,
+    copy: String,
+    stage_max: String,
+    merge: String,
     /// For large loads (see `set_aside` in the queries): row count, and the statements
     /// that set the GiST index and foreign keys aside and restore them. Owners have none.
     large: Option<LargeLoadSql>,
+}
+
+impl LayerSql {
+    /// A `layer.*` template with the placeholders of `postgis_queries.sql` filled in from
+    /// the layer's schema.
+    fn expand(template: &str, layer: Layer) -> String {
+        let attrs = schema::fields(layer);
+        let geom = geom_column(layer);
+        let n = attrs.len();
+        let g = n + 2;
+        let names: Vec<&str> = attrs.iter().map(|f| f.name).collect();
+        let mut columns = vec!["id"];
+        columns.extend(&names);
+        columns.extend(geom);
+        let mut values: Vec<String> = (2..n + 2).map(|i| format!("${i}")).collect();
+        let mut set: Vec<String> = names
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c} = ${}", i + 2))
+            .collect();
+        let mut stage = vec!["id bigint NOT NULL".to_string()];
+        stage.extend(
+            attrs
+                .iter()
+                .map(|f| format!("{} {}", f.name, pg_type_name(f.column))),
+        );
+        let mut merge: Vec<String> = names.iter().map(|c| c.to_string()).collect();
+        let mut excluded: Vec<String> = names
+            .iter()
+            .map(|c| format!("{c} = EXCLUDED.{c}"))
+            .collect();
+        if let Some(geom) = geom {
+            values.push(format!("ST_SetSRID(${g}::geometry, 4490)"));
+            set.push(format!("{geom} = ST_SetSRID(${g}::geometry, 4490)"));
+            stage.push(format!("{geom} geometry"));
+            merge.push(format!("ST_SetSRID({geom}, 4490)"));
+            excluded.push(format!("{geom} = EXCLUDED.{geom}"));
+        }
+        template
+            .replace("{table}", layer.as_str())
+            .replace("{columns}", &columns.join(", "))
+            .replace("{values}", &values.join(", "))
+            .replace("{set}", &set.join(", "))
+            .replace("{stage_columns}", &stage.join(", "))
+            .replace("{merge_values}", &merge.join(", "))
+            .replace("{excluded}", &excluded.join(", "))
+    }
+}
+
+/// The geometry column of a layer's table (`None` for owners).
+fn geom_column(layer: Layer) -> Option<&'static str> {
+    match layer {
+        Layer::Owners => None,
+        Layer::Sensors => Some("location"),
+        _ => Some("geom"),
+    }
+}
+
+/// The SQL spelling of a schema column type.
+fn pg_type_name(c: Column) -> &'static str {
+    match c {
+        Column::Text => "text",
+        Column::Real => "double precision",
+        Column::BigInt => "bigint",
+        Column::Int => "integer",
+        Column::Date => "date",
+    }
 }
 
 /// The statements of a layer's large-load path.
@@ -158,16 +226,19 @@ impl Sql {
         };
         let layer = |l: Layer| -> Result<LayerSql, String> {
             let n = |what: &str| get(&format!("{}.{what}", l.as_str()));
+            let t = |what: &str| -> Result<String, String> {
+                Ok(LayerSql::expand(get(&format!("layer.{what}"))?, l))
+            };
             Ok(LayerSql {
-                insert: n("insert")?,
-                update: n("update")?,
-                get: n("get")?,
-                all: n("all")?,
-                delete: n("delete")?,
-                stage: n("stage")?,
-                copy: n("copy")?,
-                stage_max: n("stage_max")?,
-                merge: n("merge")?,
+                insert: t("insert")?,
+                update: t("update")?,
+                get: t("get")?,
+                all: t("all")?,
+                delete: t("delete")?,
+                stage: t("stage")?,
+                copy: t("copy")?,
+                stage_max: t("stage_max")?,
+                merge: t("merge")?,
                 large: match l {
                     Layer::Owners => None,
                     _ => Some(LargeLoadSql {
@@ -691,7 +762,7 @@ impl PostgisStore {
         let attrs = record_attributes(record);
         let params = params(&id, &attrs, &g);
         let id = if insert {
-            let stmt = tx.prepare_cached(sql.insert).await.map_err(e)?;
+            let stmt = tx.prepare_cached(&sql.insert).await.map_err(e)?;
             let id: i64 = tx
                 .query_one(&stmt, &params)
                 .await
@@ -703,7 +774,7 @@ impl PostgisStore {
             }
             id
         } else {
-            let stmt = tx.prepare_cached(sql.update).await.map_err(e)?;
+            let stmt = tx.prepare_cached(&sql.update).await.map_err(e)?;
             if tx.execute(&stmt, &params).await.map_err(e)? == 0 {
                 // Dropping the transaction rolls it back.
                 return Err(StoreError::NotFound {
@@ -745,8 +816,8 @@ impl PostgisStore {
         let e = |e| map_pg(e, Ctx::Bulk(layer));
         let sql = self.sql.layer(layer);
         let started = std::time::Instant::now();
-        tx.batch_execute(sql.stage).await.map_err(e)?;
-        let sink = tx.copy_in(sql.copy).await.map_err(e)?;
+        tx.batch_execute(&sql.stage).await.map_err(e)?;
+        let sink = tx.copy_in(&sql.copy).await.map_err(e)?;
         let writer = BinaryCopyInWriter::new(sink, &T::copy_types(geometry));
         pin_mut!(writer);
         for r in records {
@@ -777,8 +848,8 @@ impl PostgisStore {
         let e = |e| map_pg(e, Ctx::Bulk(layer));
         let sql = self.sql.layer(layer);
         let started = std::time::Instant::now();
-        tx.batch_execute(sql.stage).await.map_err(e)?;
-        let sink = tx.copy_in(sql.copy).await.map_err(e)?;
+        tx.batch_execute(&sql.stage).await.map_err(e)?;
+        let sink = tx.copy_in(&sql.copy).await.map_err(e)?;
         let writer = BinaryCopyInWriter::new(sink, &T::copy_types(geometry));
         pin_mut!(writer);
         while let Some(chunk) = chunks.recv().await {
@@ -812,7 +883,7 @@ impl PostgisStore {
         // Ids are assigned to id-0 records by the sequence: move it past the explicit ids
         // of the load first, so an assigned id cannot collide with one of them.
         let max: Option<i64> = tx
-            .query_one(sql.stage_max, &[])
+            .query_one(&sql.stage_max, &[])
             .await
             .map_err(e)?
             .try_get(0)
@@ -837,7 +908,7 @@ impl PostgisStore {
         if let Some(large) = large {
             tx.batch_execute(large.set_aside).await.map_err(e)?;
         }
-        let merged = tx.execute(sql.merge, &[]).await.map_err(e)?;
+        let merged = tx.execute(&sql.merge, &[]).await.map_err(e)?;
         if let Some(large) = large {
             tx.batch_execute(large.restore).await.map_err(e)?;
         }
@@ -863,7 +934,7 @@ impl PostgisStore {
     ) -> StoreResult<()> {
         let e = |e| map_pg(e, Ctx::Other);
         let stmt = tx
-            .prepare_cached(self.sql.layer(T::LAYER).all)
+            .prepare_cached(&self.sql.layer(T::LAYER).all)
             .await
             .map_err(e)?;
         let rows = tx
@@ -1149,7 +1220,7 @@ impl RecordStore for PostgisStore {
         let e = |e| map_pg(e, Ctx::Other);
         let client = self.client().await?;
         let stmt = client
-            .prepare_cached(self.sql.layer(layer).get)
+            .prepare_cached(&self.sql.layer(layer).get)
             .await
             .map_err(e)?;
         match client.query_opt(&stmt, &[&id]).await.map_err(e)? {
@@ -1172,7 +1243,7 @@ impl RecordStore for PostgisStore {
         let tx = client.transaction().await.map_err(e)?;
         self.lock_writes(&tx).await.map_err(e)?;
         let stmt = tx
-            .prepare_cached(self.sql.layer(layer).delete)
+            .prepare_cached(&self.sql.layer(layer).delete)
             .await
             .map_err(e)?;
         if tx.execute(&stmt, &[&id]).await.map_err(e)? == 0 {
@@ -1373,7 +1444,7 @@ mod tests {
         let g = Type::BYTEA;
         let sql = Sql::load().expect("statements");
         let cols = |l: Layer| {
-            let copy = sql.layer(l).copy;
+            let copy = &sql.layer(l).copy;
             let inner = &copy[copy.find('(').unwrap_or(0)..copy.find(')').unwrap_or(0)];
             inner.split(',').count()
         };
