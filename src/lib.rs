@@ -1,8 +1,10 @@
 //! Lifeline: a geospatial digital twin of a city's underground lifelines.
 //!
 //! This crate is the **server** tier: the service's state ([`state`]), its HTTP routers
-//! ([`http`]), the change follower ([`sync`]), configuration ([`config`]), authentication
-//! ([`auth`]) and the one error type handlers return ([`AppError`]); `main.rs` is the CLI.
+//! ([`http`]), the records use cases and the one write path ([`records`]), readiness
+//! ([`readiness`]), the change follower ([`sync`]), configuration ([`config`]),
+//! authentication ([`auth`]) and the one error type handlers return ([`AppError`]);
+//! `main.rs` is the CLI.
 //! Everything else lives in the crates below it, re-exported here under their tier names:
 //!
 //! | tier | crates |
@@ -18,6 +20,8 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod readiness;
+pub mod records;
 pub mod server;
 pub mod state;
 pub mod sync;
