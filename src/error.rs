@@ -158,6 +158,7 @@ impl From<lifeline_ogc::OgcError> for AppError {
             lifeline_ogc::OgcError::BadRequest(m) => AppError::BadRequest(m),
             lifeline_ogc::OgcError::NotFound(m) => AppError::NotFound(m),
             lifeline_ogc::OgcError::Forbidden(m) => AppError::Forbidden(m),
+            lifeline_ogc::OgcError::Internal(m) => AppError::Internal(m),
         }
     }
 }
@@ -199,12 +200,44 @@ impl From<lifeline_tileserver::TileServiceError> for AppError {
     }
 }
 
+impl From<lifeline_tileserver::service::TileRequestError> for AppError {
+    fn from(e: lifeline_tileserver::service::TileRequestError) -> Self {
+        use lifeline_tileserver::service::TileRequestError;
+        match e {
+            TileRequestError::NotFound(m) => AppError::NotFound(m),
+            TileRequestError::BadRequest(m) => AppError::BadRequest(m),
+            TileRequestError::Service(s) => s.into(),
+        }
+    }
+}
+
 impl From<lifeline_analysis::AnalysisError> for AppError {
     fn from(e: lifeline_analysis::AnalysisError) -> Self {
         match e {
             lifeline_analysis::AnalysisError::Bad(m) => AppError::BadRequest(m),
             lifeline_analysis::AnalysisError::Index(i) => i.into(),
             lifeline_analysis::AnalysisError::Crs(c) => c.into(),
+            lifeline_analysis::AnalysisError::Model(m) => m.into(),
+            lifeline_analysis::AnalysisError::Forbidden(f) => AppError::Forbidden(f.to_string()),
+            lifeline_analysis::AnalysisError::Join(j) => AppError::Internal(j.to_string()),
+        }
+    }
+}
+
+impl From<crate::records::RecordsError> for AppError {
+    fn from(e: crate::records::RecordsError) -> Self {
+        use crate::records::RecordsError;
+        match e {
+            RecordsError::BadRequest(m) => AppError::BadRequest(m),
+            RecordsError::NotFound(m) => AppError::NotFound(m),
+            RecordsError::Forbidden(f) => AppError::Forbidden(f.to_string()),
+            RecordsError::Invalid(m) => m.into(),
+            RecordsError::Index(i) => i.into(),
+            RecordsError::Store(s) => s.into(),
+            RecordsError::IndexUpdate(_) => AppError::Internal(e.to_string()),
+            RecordsError::Reload(c) => AppError::Internal(c.to_string()),
+            RecordsError::Join(j) => AppError::Internal(j.to_string()),
+            RecordsError::Internal(m) => AppError::Internal(m.into()),
         }
     }
 }

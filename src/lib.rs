@@ -1,9 +1,11 @@
 //! Lifeline: a geospatial digital twin of a city's underground lifelines.
 //!
 //! This crate is the **server** tier: the service's state ([`state`]), its HTTP routers
-//! ([`http`]), the change follower ([`sync`]), configuration ([`config`]), authentication
-//! ([`auth`]) and the one error type handlers return ([`AppError`]). The CLI is the binary's:
-//! `main.rs` parses and dispatches to one module per command under `src/cli/`.
+//! ([`http`]), the records use cases and the one write path ([`records`]), readiness
+//! ([`readiness`]), the change follower ([`sync`]), configuration ([`config`]),
+//! authentication ([`auth`]) and the one error type handlers return ([`AppError`]). The CLI
+//! is the binary's: `main.rs` parses and dispatches to one module per command under
+//! `src/cli/`.
 //! Everything else lives in the crates below it, re-exported here under their tier names:
 //!
 //! | tier | crates |
@@ -19,6 +21,8 @@ pub mod auth;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod readiness;
+pub mod records;
 pub mod server;
 pub mod state;
 pub mod sync;

@@ -1,14 +1,13 @@
 //! The service's state: [`AppState::open`] opens the store, applies migrations and builds
-//! the index from it; [`AppState::write`] is the one write path (store first, then index).
+//! the index from it. The one write path (store first, then index) is
+//! [`crate::records::write`].
 
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::index::SpatialIndex;
 use crate::model::crs::MetricCrs;
-use crate::model::{Catalog, Clock, Layer, Record};
+use crate::model::{Catalog, Clock};
 use crate::store::{self, SharedStore};
-use crate::AppError;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -37,11 +36,12 @@ pub struct AppState {
     /// set it). Every rule that depends on "now" reads it.
     pub clock: Clock,
     /// Serialises writes so the index applies them in the store's commit order (see
-    /// [`AppState::write`]).
+    /// [`crate::records::write`]).
     writes: Arc<tokio::sync::Mutex<()>>,
     /// How long the start-up load took, for `/ready`.
     pub load_time: Duration,
-    /// Vector tiles cut from the index, with their cache (invalidated by [`AppState::write`]).
+    /// Vector tiles cut from the index, with their cache (invalidated by
+    /// [`crate::records::write`]).
     pub tiles: crate::tileserver::TileService,
     /// Excavation-check rules and settings (issue 4), validated at start-up.
     pub excavation: Arc<crate::excavation::Excavation>,
@@ -121,63 +121,11 @@ impl AppState {
         })
     }
 
-    /// Holds off local writes: the change follower takes it around reading a record from
-    /// the store and applying it, so a local write cannot land between the two (the
-    /// follower would then put the older state back into the index).
+    /// The write lock: [`crate::records::write`] holds it around a commit and its index
+    /// update; the change follower takes it around reading a record from the store and
+    /// applying it, so a local write cannot land between the two (the follower would then
+    /// put the older state back into the index).
     pub(crate) async fn lock_writes(&self) -> tokio::sync::MutexGuard<'_, ()> {
         self.writes.lock().await
     }
-
-    /// Runs one write: the store commits first (durably), then the index is updated, under
-    /// a lock so concurrent writes reach the index in commit order.
-    pub async fn write<F, Fut>(&self, f: F) -> Result<Vec<IndexUpdate>, AppError>
-    where
-        F: FnOnce(SharedStore) -> Fut,
-        Fut: Future<Output = Result<(Vec<IndexUpdate>, i64), AppError>>,
-    {
-        let _guard = self.writes.lock().await;
-        let (updates, version) = f(self.store.clone()).await?;
-        for u in &updates {
-            match u {
-                IndexUpdate::Upsert(r) => {
-                    let old = self.index.get(r.layer(), r.id());
-                    self.index.upsert((**r).clone()).map_err(|e| {
-                        // The store has the record; the index could not project it. Restarting
-                        // rebuilds the index from the store, so nothing is lost, but say so.
-                        AppError::Internal(format!("index update failed after commit: {e}"))
-                    })?;
-                    // After the index: a tile cut from here on shows the change.
-                    self.tiles.record_changed(old.as_deref(), Some(&**r));
-                    self.risk.index_changed(r.layer(), r.id());
-                }
-                IndexUpdate::Remove(layer, id) => {
-                    let old = self.index.get(*layer, *id);
-                    self.index.remove(*layer, *id);
-                    self.tiles.record_changed(old.as_deref(), None);
-                    self.risk.index_changed(*layer, *id);
-                }
-                IndexUpdate::Reload => {
-                    let data = self.store.load_all().await?;
-                    let idx = self.index.clone();
-                    tokio::task::spawn_blocking(move || idx.load(data))
-                        .await
-                        .map_err(|e| AppError::Internal(e.to_string()))?
-                        .map_err(|e| AppError::Internal(e.to_string()))?;
-                    self.tiles.clear();
-                    self.risk.index_reloaded();
-                }
-            }
-        }
-        self.index.set_version(version);
-        Ok(updates)
-    }
-}
-
-/// What a committed write changes in the index.
-#[derive(Debug, Clone)]
-pub enum IndexUpdate {
-    Upsert(Box<Record>),
-    Remove(Layer, i64),
-    /// Rebuild everything from the store (after bulk loads).
-    Reload,
 }

@@ -1,14 +1,12 @@
 //! `/ogc/analysis/*`: analysis endpoints beyond the OGC standard, documented in the OGC
 //! API's OpenAPI (`/ogc/api`) and, through the utoipa annotations here, in `/openapi.json`: pipelines within a distance, the clearance audit (GeoJSON
-//! or CSV), per-grid statistics, nearest sensors. Pipeline details need `analyst`.
+//! or CSV), per-grid statistics, nearest sensors. Pipeline details need `analyst`. Handlers
+//! extract, call [`crate::analysis::service`], and render; the geometry parameter (GeoJSON
+//! or WKT, the latter read by GDAL in [`crate::io`]) is parsed here.
 
 use super::{Caller, QueryParams};
-use crate::analysis;
-use crate::auth::require;
-use crate::excavation::rules::Rules;
-use crate::model::feature::to_feature;
-use crate::model::geom::to_geojson;
-use crate::model::{Bbox, GridLevel, PipeKind, Role, SensorKind};
+use crate::analysis::service::{self, Analyst, AuditFormat, AuditRequest, NearestRequest};
+use crate::model::Bbox;
 use crate::state::AppState;
 use crate::AppError;
 use axum::extract::State;
@@ -17,8 +15,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{json, Value};
-use std::sync::OnceLock;
+use serde_json::Value;
 
 /// Routes of this resource.
 pub fn router() -> Router<AppState> {
@@ -27,19 +24,6 @@ pub fn router() -> Router<AppState> {
         .route("/ogc/analysis/clearance-audit", get(clearance_audit))
         .route("/ogc/analysis/grid-stats", get(grid_stats))
         .route("/ogc/analysis/nearest-sensors", get(nearest_sensors))
-}
-
-fn rules() -> &'static Rules {
-    static R: OnceLock<Rules> = OnceLock::new();
-    R.get_or_init(Rules::builtin)
-}
-
-fn parse<T: std::str::FromStr>(what: &str, s: &str) -> Result<T, AppError>
-where
-    T::Err: std::fmt::Display,
-{
-    s.parse::<T>()
-        .map_err(|e| AppError::BadRequest(format!("{what}: {e}")))
 }
 
 /// Parses a geometry given as WKT or GeoJSON (CRS84).
@@ -88,40 +72,12 @@ pub async fn pipelines_within(
     caller: Caller,
     QueryParams(q): QueryParams<WithinQuery>,
 ) -> Result<Json<Value>, AppError> {
-    require(&caller.0, Role::Analyst)?;
+    let analyst = Analyst::check(&caller.0)?;
     let g = parse_geometry(&q.geometry)?;
-    let kind = q
-        .kind
-        .as_deref()
-        .map(|k| parse::<PipeKind>("kind", k))
-        .transpose()?;
-    let index = state.index.clone();
-    let s = tokio::task::spawn_blocking(move || {
-        analysis::pipelines_within(&index, &g, q.distance, kind)
-    })
-    .await
-    .map_err(|e| AppError::Internal(e.to_string()))??;
-    let features: Vec<Value> = if q.features.unwrap_or(true) {
-        s.hits
-            .iter()
-            .map(|(h, r)| {
-                let mut f = to_feature(r, caller.0.role);
-                f["properties"]["distance_m"] = json!(h.distance_m);
-                f["properties"]["length_m"] = json!(h.length_m);
-                f
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
-    Ok(Json(json!({
-        "count": s.count,
-        "total_length_m": s.total_length_m,
-        "length_by_kind_m": s.length_by_kind_m,
-        "length_by_owner_m": s.length_by_owner_m,
-        "type": "FeatureCollection",
-        "features": features,
-    })))
+    let (kind, features) = (q.kind.as_deref(), q.features.unwrap_or(true));
+    let v =
+        service::pipelines_within(&analyst, &state.index, g, q.distance, kind, features).await?;
+    Ok(Json(v))
 }
 
 /// Query of `clearance-audit`.
@@ -151,71 +107,32 @@ pub async fn clearance_audit(
     caller: Caller,
     QueryParams(q): QueryParams<AuditQuery>,
 ) -> Result<Response, AppError> {
-    require(&caller.0, Role::Analyst)?;
-    let kind = parse::<PipeKind>("kind", &q.kind)?;
-    let other = parse::<PipeKind>("other", &q.other)?;
-    let bbox = q.bbox.as_deref().map(Bbox::parse).transpose()?;
-    let csv = match q.f.as_deref() {
-        None | Some("json") | Some("geojson") => false,
-        Some("csv") => true,
-        Some(o) => {
-            return Err(AppError::BadRequest(format!(
-                "f='{}' is not supported; use json or csv",
-                o.chars().take(20).collect::<String>()
-            )))
-        }
+    let analyst = Analyst::check(&caller.0)?;
+    let req = AuditRequest {
+        kind: &q.kind,
+        other: &q.other,
+        bbox: q.bbox.as_deref(),
+        max_distance: q.max_distance,
+        format: q.f.as_deref(),
     };
-    let index = state.index.clone();
-    let findings = tokio::task::spawn_blocking(move || {
-        analysis::clearance_audit(&index, rules(), kind, other, bbox.as_ref(), q.max_distance)
-    })
-    .await
-    .map_err(|e| AppError::Internal(e.to_string()))??;
-    if csv {
-        let mut out = String::from("pipe_id,pipe_kind,other_id,other_kind,relation,distance_m,required_m,rule_id,rule_confirmed,pipe_depth_m,other_depth_m,vertical_clearance_m,required_vertical_m,vertical_rule_id,size_known,vertical\n");
-        let opt = |x: Option<f64>| x.map(|v| v.to_string()).unwrap_or_default();
-        for f in &findings {
-            out.push_str(&format!(
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
-                f.pipe_id,
-                f.pipe_kind,
-                f.other_id,
-                f.other_kind,
-                f.relation,
-                f.distance_m,
-                f.required_m,
-                f.rule_id,
-                f.rule_confirmed,
-                opt(f.pipe_depth_m),
-                opt(f.other_depth_m),
-                opt(f.vertical_clearance_m),
-                opt(f.required_vertical_m),
-                f.vertical_rule_id.as_deref().unwrap_or(""),
-                f.size_known,
-                f.vertical
-            ));
-        }
-        return Ok((
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("text/csv; charset=utf-8"),
-            )],
-            out,
+    let audit = service::clearance_audit(&analyst, &state.index, req).await?;
+    let f = &audit.findings;
+    Ok(match audit.format {
+        AuditFormat::Csv => (
+            content_type("text/csv; charset=utf-8"),
+            service::audit_csv(f),
         )
-            .into_response());
-    }
-    let features: Vec<Value> = findings
-        .iter()
-        .map(|f| {
-            json!({"type": "Feature", "geometry": to_geojson(&geo::Geometry::MultiLineString(f.geometry.clone())),
-                   "properties": serde_json::to_value(f).unwrap_or(Value::Null)})
-        })
-        .collect();
-    Ok((
-        [(header::CONTENT_TYPE, HeaderValue::from_static(super::ogc::GEOJSON))],
-        Json(json!({"type": "FeatureCollection", "numberReturned": features.len(), "features": features})),
-    )
-        .into_response())
+            .into_response(),
+        AuditFormat::GeoJson => (
+            content_type(super::ogc::GEOJSON),
+            Json(service::audit_geojson(f)),
+        )
+            .into_response(),
+    })
+}
+
+fn content_type(t: &'static str) -> [(header::HeaderName, HeaderValue); 1] {
+    [(header::CONTENT_TYPE, HeaderValue::from_static(t))]
 }
 
 /// Query of `grid-stats`.
@@ -238,26 +155,11 @@ pub async fn grid_stats(
     caller: Caller,
     QueryParams(q): QueryParams<GridQuery>,
 ) -> Result<Json<Value>, AppError> {
-    require(&caller.0, Role::Analyst)?;
-    let level = parse::<GridLevel>("level", q.level.as_deref().unwrap_or("street"))?;
-    let bbox = q.bbox.as_deref().map(Bbox::parse).transpose()?;
-    let index = state.index.clone();
+    let analyst = Analyst::check(&caller.0)?;
     let year = chrono::Datelike::year(&state.clock.now());
-    let stats = tokio::task::spawn_blocking(move || {
-        analysis::grid_stats(&index, level, bbox.as_ref(), year)
-    })
-    .await
-    .map_err(|e| AppError::Internal(e.to_string()))??;
-    let features: Vec<Value> = stats
-        .iter()
-        .map(|s| {
-            json!({"type": "Feature", "id": s.cell_id, "geometry": to_geojson(&geo::Geometry::MultiPolygon(s.geometry.clone())),
-                   "properties": serde_json::to_value(s).unwrap_or(Value::Null)})
-        })
-        .collect();
-    Ok(Json(
-        json!({"type": "FeatureCollection", "numberReturned": features.len(), "features": features}),
-    ))
+    let (level, bbox) = (q.level.as_deref(), q.bbox.as_deref());
+    let v = service::grid_stats(&analyst, &state.index, level, bbox, year).await?;
+    Ok(Json(v))
 }
 
 /// Query of `nearest-sensors`.
@@ -285,35 +187,16 @@ pub async fn nearest_sensors(
     caller: Caller,
     QueryParams(q): QueryParams<NearestQuery>,
 ) -> Result<Json<Value>, AppError> {
-    let kind = q
-        .kind
-        .as_deref()
-        .map(|k| parse::<SensorKind>("kind", k))
-        .transpose()?;
-    if let Some(d) = q.max_distance {
-        if !d.is_finite() || d < 0.0 {
-            return Err(AppError::BadRequest(
-                "max_distance must be a non-negative number".into(),
-            ));
-        }
-    }
-    let hits = analysis::nearest_sensors(
+    let req = NearestRequest {
+        lon: q.lon,
+        lat: q.lat,
+        k: q.k,
+        kind: q.kind.as_deref(),
+        max_distance: q.max_distance,
+    };
+    Ok(Json(service::nearest_sensors(
         &state.index,
-        q.lon,
-        q.lat,
-        q.k.unwrap_or(10),
-        kind,
-        q.max_distance,
-    )?;
-    let features: Vec<Value> = hits
-        .iter()
-        .map(|h| {
-            let mut f = to_feature(&h.record, caller.0.role);
-            f["properties"]["distance_m"] = json!((h.distance_m * 1000.0).round() / 1000.0);
-            f
-        })
-        .collect();
-    Ok(Json(
-        json!({"type": "FeatureCollection", "numberReturned": features.len(), "features": features}),
-    ))
+        caller.0.role,
+        req,
+    )?))
 }

@@ -51,6 +51,7 @@ pub struct FormatQuery {
     pub format: Option<String>,
 }
 
+/// The representations of a check and of a ticket.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Format {
     Json,
@@ -58,9 +59,12 @@ enum Format {
     Html,
 }
 
-fn negotiate(q: &FormatQuery, headers: &HeaderMap) -> Result<Format, AppError> {
-    if let Some(f) = &q.format {
-        return match f.as_str() {
+impl std::str::FromStr for Format {
+    type Err = AppError;
+
+    /// Parses `?format=` (`f`): json, geojson or html.
+    fn from_str(f: &str) -> Result<Self, AppError> {
+        match f {
             "json" => Ok(Format::Json),
             "geojson" => Ok(Format::GeoJson),
             "html" => Ok(Format::Html),
@@ -68,7 +72,14 @@ fn negotiate(q: &FormatQuery, headers: &HeaderMap) -> Result<Format, AppError> {
                 "format '{}' is not one of json, geojson, html",
                 other.chars().take(40).collect::<String>()
             ))),
-        };
+        }
+    }
+}
+
+/// The format asked for: `?format=` if given, else by the Accept header, else JSON.
+fn negotiate(q: &FormatQuery, headers: &HeaderMap) -> Result<Format, AppError> {
+    if let Some(f) = &q.format {
+        return f.parse();
     }
     let accept = headers
         .get(header::ACCEPT)
@@ -149,35 +160,29 @@ pub async fn submit(
     headers: HeaderMap,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, AppError> {
-    let key = match headers.get("idempotency-key") {
-        Some(v) => Some(
-            v.to_str()
-                .map_err(|_| AppError::BadRequest("Idempotency-Key is not text".into()))?
-                .to_string(),
-        ),
-        None => None,
-    };
-    let (t, created) = service::submit(
-        &*state.store,
-        &state.index,
-        &state.excavation,
-        &state.clock,
-        &caller.0,
-        body,
-        key,
-    )
-    .await?;
+    let key = idempotency_key(&headers)?;
+    let (ex, clock) = (&state.excavation, &state.clock);
+    let (t, created) =
+        service::submit(&*state.store, &state.index, ex, clock, &caller.0, body, key).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((
-        status,
-        [(header::LOCATION, format!("/excavation/tickets/{}", t.id))],
-        Json(t),
-    )
-        .into_response())
+    let location = format!("/excavation/tickets/{}", t.id);
+    Ok((status, [(header::LOCATION, location)], Json(t)).into_response())
+}
+
+/// The `Idempotency-Key` header, if given (it must be text).
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, AppError> {
+    headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str()
+                .map(str::to_string)
+                .map_err(|_| AppError::BadRequest("Idempotency-Key is not text".into()))
+        })
+        .transpose()
 }
 
 /// Query of a ticket list.
@@ -239,27 +244,24 @@ pub async fn read(
     let id = parse_id(&id)?;
     let f = negotiate(&q, &headers)?;
     let v = service::view(&*state.store, &state.clock, &caller.0, id).await?;
+    render_ticket(&state, &v, f)
+}
+
+/// A ticket view as JSON, or rendered like a check (GeoJSON, or the printable HTML report
+/// in the calendar's time zone).
+fn render_ticket(state: &AppState, v: &TicketView, f: Format) -> Result<Response, AppError> {
+    let (t, n, index) = (&v.ticket, &v.notifications, &state.index);
     Ok(match f {
         Format::Json => Json(v).into_response(),
         Format::GeoJson => (
             [(header::CONTENT_TYPE, "application/geo+json")],
-            ticket_view::geojson(&v.ticket, &v.notifications, &state.index)?.to_string(),
+            ticket_view::geojson(t, n, index)?.to_string(),
         )
             .into_response(),
         Format::Html => {
-            let off = state
-                .excavation
-                .tickets
-                .calendar
-                .offset()
-                .map_err(AppError::Internal)?;
-            Html(ticket_view::html(
-                &v.ticket,
-                &v.notifications,
-                &state.index,
-                &off,
-            )?)
-            .into_response()
+            let calendar = &state.excavation.tickets.calendar;
+            let off = calendar.offset().map_err(AppError::Internal)?;
+            Html(ticket_view::html(t, n, index, &off)?).into_response()
         }
     })
 }

@@ -1,13 +1,14 @@
 //! `/features`: records as GeoJSON — read one, query a layer by bbox or nearness, and
-//! (operators) insert, replace, delete, or bulk-load a whole data set. Writes reach the
-//! store first and the index after the commit ([`AppState::write`]).
+//! (operators) insert, replace, delete, or bulk-load a whole data set. Handlers extract,
+//! call [`crate::records`], and render; writes reach the store first and the index after
+//! the commit ([`crate::records::write`]).
 
 use super::{parse_id, parse_layer, Caller, JsonBody, QueryParams};
-use crate::auth::require;
 use crate::config::Config;
-use crate::model::feature::{from_feature, to_feature};
-use crate::model::{Bbox, Dataset, Layer, Record, Role};
-use crate::state::{AppState, IndexUpdate};
+use crate::model::feature::to_feature;
+use crate::model::{Dataset, Record, Role};
+use crate::records;
+use crate::state::AppState;
 use crate::AppError;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, StatusCode};
@@ -18,8 +19,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 
-/// Most features one query returns.
-pub const MAX_LIMIT: usize = 10_000;
+pub use crate::records::MAX_LIMIT;
 
 /// Routes of this resource; single-record bodies and bulk bodies have separate size limits.
 pub fn router(config: &Config) -> Router<AppState> {
@@ -35,13 +35,6 @@ pub fn router(config: &Config) -> Router<AppState> {
         .route("/bulk", post(bulk_load))
         .layer(DefaultBodyLimit::max(config.max_bulk_body_bytes));
     single.merge(bulk)
-}
-
-fn need_read(caller: &Caller, layer: Layer) -> Result<(), AppError> {
-    if layer == Layer::Owners {
-        require(&caller.0, Role::Contractor)?;
-    }
-    Ok(())
 }
 
 fn collection(records: &[Arc<Record>], role: Role, extra: Value) -> Value {
@@ -64,11 +57,7 @@ pub async fn read(
 ) -> Result<Json<Value>, AppError> {
     let layer = parse_layer(&layer)?;
     let id = parse_id(&id)?;
-    need_read(&caller, layer)?;
-    let record = state
-        .index
-        .get(layer, id)
-        .ok_or_else(|| AppError::NotFound(format!("{layer} {id} does not exist")))?;
+    let record = records::get(&state.index, &caller.0, layer, id)?;
     Ok(Json(to_feature(&record, caller.0.role)))
 }
 
@@ -96,33 +85,12 @@ pub async fn query(
     QueryParams(q): QueryParams<LayerQuery>,
 ) -> Result<Json<Value>, AppError> {
     let layer = parse_layer(&layer)?;
-    need_read(&caller, layer)?;
-    let limit = q.limit.unwrap_or(100);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(AppError::BadRequest(format!(
-            "limit must be 1..{MAX_LIMIT}"
-        )));
-    }
-    let offset = q.offset.unwrap_or(0);
-    let mut records = match q.bbox {
-        Some(b) => {
-            if layer == Layer::Owners {
-                return Err(AppError::BadRequest(
-                    "owners have no geometry; bbox does not apply".into(),
-                ));
-            }
-            let bbox = Bbox::parse(&b).map_err(|e| AppError::BadRequest(e.to_string()))?;
-            state.index.bbox(layer, &bbox)?
-        }
-        None => state.index.all(layer),
-    };
-    records.sort_unstable_by_key(|r| r.id());
-    let matched = records.len();
-    let page: Vec<Arc<Record>> = records.into_iter().skip(offset).take(limit).collect();
+    let bbox = q.bbox.as_deref();
+    let page = records::query(&state.index, &caller.0, layer, bbox, q.limit, q.offset)?;
     Ok(Json(collection(
-        &page,
+        &page.records,
         caller.0.role,
-        json!({"numberMatched": matched}),
+        json!({"numberMatched": page.matched}),
     )))
 }
 
@@ -150,23 +118,8 @@ pub async fn nearest(
     QueryParams(q): QueryParams<NearestQuery>,
 ) -> Result<Json<Value>, AppError> {
     let layer = parse_layer(&layer)?;
-    need_read(&caller, layer)?;
-    Bbox::new(q.lon, q.lat, q.lon, q.lat)
-        .map_err(|e| AppError::BadRequest(format!("lon/lat: {e}")))?;
-    let k = q.k.unwrap_or(10);
-    if !(1..=1000).contains(&k) {
-        return Err(AppError::BadRequest("k must be 1..1000".into()));
-    }
-    if let Some(d) = q.max_distance_m {
-        if !d.is_finite() || d < 0.0 {
-            return Err(AppError::BadRequest(
-                "max_distance_m must be a non-negative number".into(),
-            ));
-        }
-    }
-    let hits = state
-        .index
-        .nearest(layer, q.lon, q.lat, k, q.max_distance_m)?;
+    let at = (q.lon, q.lat);
+    let hits = records::nearest(&state.index, &caller.0, layer, at, q.k, q.max_distance_m)?;
     let features: Vec<Value> = hits
         .iter()
         .map(|h| {
@@ -178,12 +131,6 @@ pub async fn nearest(
     Ok(Json(
         json!({"type": "FeatureCollection", "numberReturned": features.len(), "features": features}),
     ))
-}
-
-fn parse_record(state: &AppState, layer: Layer, body: Value) -> Result<Record, AppError> {
-    let record = from_feature(layer, body)?;
-    record.validate(state.catalog)?;
-    Ok(record)
 }
 
 /// Inserts a record (operator). Body: a GeoJSON Feature; `id` optional.
@@ -199,18 +146,7 @@ pub async fn create(
     JsonBody(body): JsonBody<Value>,
 ) -> Result<impl IntoResponse, AppError> {
     let layer = parse_layer(&layer)?;
-    require(&caller.0, Role::Operator)?;
-    let record = parse_record(&state, layer, body)?;
-    let actor = caller.0.clone();
-    let updates = state
-        .write(|store| async move {
-            let w = store.insert(&record, &actor).await?;
-            Ok((vec![IndexUpdate::Upsert(Box::new(w.record))], w.version))
-        })
-        .await?;
-    let Some(IndexUpdate::Upsert(stored)) = updates.into_iter().next() else {
-        return Err(AppError::Internal("insert returned no record".into()));
-    };
+    let stored = records::create(&state, &caller.0, layer, body).await?;
     let location = format!("/features/{layer}/{}", stored.id());
     Ok((
         StatusCode::CREATED,
@@ -232,25 +168,7 @@ pub async fn replace(
 ) -> Result<Json<Value>, AppError> {
     let layer = parse_layer(&layer)?;
     let id = parse_id(&id)?;
-    require(&caller.0, Role::Operator)?;
-    let mut record = parse_record(&state, layer, body)?;
-    if record.id() != 0 && record.id() != id {
-        return Err(AppError::BadRequest(format!(
-            "body id {} does not match path id {id}",
-            record.id()
-        )));
-    }
-    record.set_id(id);
-    let actor = caller.0.clone();
-    let updates = state
-        .write(|store| async move {
-            let w = store.update(&record, &actor).await?;
-            Ok((vec![IndexUpdate::Upsert(Box::new(w.record))], w.version))
-        })
-        .await?;
-    let Some(IndexUpdate::Upsert(stored)) = updates.into_iter().next() else {
-        return Err(AppError::Internal("update returned no record".into()));
-    };
+    let stored = records::replace(&state, &caller.0, layer, id, body).await?;
     Ok(Json(to_feature(&stored, caller.0.role)))
 }
 
@@ -265,14 +183,7 @@ pub async fn remove(
 ) -> Result<StatusCode, AppError> {
     let layer = parse_layer(&layer)?;
     let id = parse_id(&id)?;
-    require(&caller.0, Role::Operator)?;
-    let actor = caller.0.clone();
-    state
-        .write(|store| async move {
-            let version = store.delete(layer, id, &actor).await?;
-            Ok((vec![IndexUpdate::Remove(layer, id)], version))
-        })
-        .await?;
+    records::delete(&state, &caller.0, layer, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -288,22 +199,11 @@ pub async fn bulk_load(
     caller: Caller,
     JsonBody(data): JsonBody<Dataset>,
 ) -> Result<Json<Value>, AppError> {
-    require(&caller.0, Role::Operator)?;
-    data.validate(state.catalog)?;
-    let counts: serde_json::Map<String, Value> = data
-        .counts()
+    let loaded = records::bulk_load(&state, &caller.0, data).await?;
+    let counts: serde_json::Map<String, Value> = loaded
+        .counts
         .iter()
         .map(|(l, n)| (l.to_string(), json!(n)))
         .collect();
-    let actor = caller.0.clone();
-    let data = Arc::new(data);
-    state
-        .write(|store| async move {
-            let version = store.bulk_load(&data, &actor).await?;
-            Ok((vec![IndexUpdate::Reload], version))
-        })
-        .await?;
-    Ok(Json(
-        json!({"loaded": counts, "version": state.index.version()}),
-    ))
+    Ok(Json(json!({"loaded": counts, "version": loaded.version})))
 }

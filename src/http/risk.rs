@@ -1,10 +1,12 @@
 //! `/alarms` and `/risk`: alarms with their lifecycle moves, risk points at their live
-//! level, suggested sensors, the coverage report and per-grid statistics.
+//! level, suggested sensors, the coverage report and per-grid statistics. Handlers
+//! extract, call the risk engine (parameters parsed by [`crate::risk::service`]), and
+//! render.
 
 use super::{parse_id, Caller, JsonBody, QueryParams};
-use crate::model::{Bbox, GridLevel, RiskLevel, RiskStatus};
+use crate::model::{Bbox, GridLevel};
 use crate::risk::model::{AlarmFilter, AlarmStatus};
-use crate::risk::stats::PointFilter;
+use crate::risk::service::{self, GridFormat, PointParams};
 use crate::state::AppState;
 use crate::AppError;
 use axum::extract::{Path, State};
@@ -30,24 +32,11 @@ pub fn router() -> Router<AppState> {
 fn list<T: std::str::FromStr<Err = crate::model::ModelError>>(
     s: &Option<String>,
 ) -> Result<Vec<T>, AppError> {
-    match s {
-        None => Ok(Vec::new()),
-        Some(s) => s
-            .split(',')
-            .filter(|p| !p.trim().is_empty())
-            .map(|p| {
-                p.trim()
-                    .parse::<T>()
-                    .map_err(|e| AppError::BadRequest(e.to_string()))
-            })
-            .collect(),
-    }
+    Ok(service::parse_list(s.as_deref())?)
 }
 
 fn bbox(s: &Option<String>) -> Result<Option<Bbox>, AppError> {
-    s.as_deref()
-        .map(|b| Bbox::parse(b).map_err(|e| AppError::BadRequest(e.to_string())))
-        .transpose()
+    Ok(service::parse_bbox(s.as_deref())?)
 }
 
 /// Query of `GET /alarms`.
@@ -162,32 +151,14 @@ pub async fn points(
     _caller: Caller,
     QueryParams(q): QueryParams<PointQuery>,
 ) -> Result<Json<Value>, AppError> {
-    let limit = q.limit.unwrap_or(10_000);
-    if !(1..=100_000).contains(&limit) {
-        return Err(AppError::BadRequest("limit must be 1..100000".into()));
-    }
-    if let Some(c) = &q.category {
-        if state.catalog.risk_category(c).is_none() {
-            return Err(AppError::BadRequest(format!(
-                "unknown risk category '{}'",
-                c.chars().take(60).collect::<String>()
-            )));
-        }
-    }
-    let f = PointFilter {
-        bbox: bbox(&q.bbox)?,
-        levels: list::<RiskLevel>(&q.level)?,
-        category: q.category,
-        status: q
-            .status
-            .as_deref()
-            .map(|s| {
-                s.parse::<RiskStatus>()
-                    .map_err(|e| AppError::BadRequest(e.to_string()))
-            })
-            .transpose()?,
-        limit,
+    let params = PointParams {
+        bbox: q.bbox.as_deref(),
+        level: q.level.as_deref(),
+        category: q.category.as_deref(),
+        status: q.status.as_deref(),
+        limit: q.limit,
     };
+    let f = service::point_filter(state.catalog, params)?;
     Ok(Json(json!({"risk_points": state.risk.risk_points(&f)?})))
 }
 
@@ -231,10 +202,7 @@ pub struct GridQuery {
 }
 
 fn grid_level(s: &Option<String>) -> Result<GridLevel, AppError> {
-    s.as_deref()
-        .unwrap_or("street")
-        .parse::<GridLevel>()
-        .map_err(|e| AppError::BadRequest(e.to_string()))
+    Ok(service::parse_grid_level(s.as_deref())?)
 }
 
 /// Which risk points have no working sensor, in total, per category and per grid cell.
@@ -271,14 +239,11 @@ pub async fn grid_stats(
     let level = grid_level(&q.level)?;
     let b = bbox(&q.bbox)?;
     let cells = state.risk.grid_stats(level, b.as_ref())?;
-    match q.format.as_deref() {
-        None | Some("json") => Ok(Json(json!({"level": level, "cells": cells}))),
-        Some("geojson") => Ok(Json(state.risk.grid_stats_geojson(&cells))),
-        Some(other) => Err(AppError::BadRequest(format!(
-            "format '{}' is not json or geojson",
-            other.chars().take(20).collect::<String>()
-        ))),
-    }
+    let format = q.format.as_deref().map(str::parse).transpose()?;
+    Ok(Json(match format.unwrap_or(GridFormat::Json) {
+        GridFormat::Json => json!({"level": level, "cells": cells}),
+        GridFormat::GeoJson => state.risk.grid_stats_geojson(&cells),
+    }))
 }
 
 /// Query of `/risk/alarm-density`.

@@ -1,9 +1,11 @@
 //! `/sensors`: reading ingest (`POST /sensors/readings`, JSON array or NDJSON, per-item
-//! report), a sensor's latest state, and its readings with server-side downsampling.
+//! report), a sensor's latest state, and its readings with server-side downsampling
+//! ([`crate::risk::service`]).
 
 use super::{parse_id, Caller, QueryParams};
 use crate::auth::require;
 use crate::model::{Layer, Record, Role};
+use crate::risk::service;
 use crate::state::AppState;
 use crate::AppError;
 use axum::body::Body;
@@ -12,7 +14,6 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use chrono::{DateTime, Duration, Utc};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -98,44 +99,6 @@ pub struct ReadingsQuery {
     limit: Option<usize>,
 }
 
-fn parse_when(name: &str, s: &str) -> Result<DateTime<Utc>, AppError> {
-    DateTime::parse_from_rfc3339(s)
-        .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| {
-            AppError::BadRequest(format!(
-                "{name} '{}' is not an RFC 3339 timestamp",
-                s.chars().take(40).collect::<String>()
-            ))
-        })
-}
-
-/// Parses a bucket width: `90`, `90s`, `5m`, `1h`, `1d`.
-pub fn parse_every(s: &str) -> Result<i64, AppError> {
-    let s = s.trim();
-    let (num, unit) = match s.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
-        Some((i, _)) => (&s[..i], &s[i..]),
-        None => (s, "s"),
-    };
-    let mult = match unit {
-        "ms" => 1,
-        "s" => 1000,
-        "m" | "min" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        _ => {
-            return Err(AppError::BadRequest(format!(
-                "every '{s}': unit must be ms, s, m, h or d"
-            )))
-        }
-    };
-    match num.parse::<i64>() {
-        Ok(n) if n > 0 && n.checked_mul(mult).is_some() && n * mult >= 1000 => Ok(n * mult),
-        _ => Err(AppError::BadRequest(format!(
-            "every '{s}' must be a positive duration of at least 1 s"
-        ))),
-    }
-}
-
 /// Readings of a sensor between `from` and `to`, raw or as min/mean/max buckets.
 #[utoipa::path(get, path = "/sensors/{id}/readings", tag = "risk",
     params(("id" = i64, Path, description = "sensor id"),
@@ -152,64 +115,11 @@ pub async fn readings(
     QueryParams(q): QueryParams<ReadingsQuery>,
 ) -> Result<Json<Value>, AppError> {
     let id = parse_id(&id)?;
-    let rec = state.index.get(Layer::Sensors, id);
-    let Some(Record::Sensor(s)) = rec.as_deref() else {
-        return Err(AppError::NotFound(format!("sensor {id} does not exist")));
+    let q = service::ReadingsQuery {
+        from: q.from.as_deref(),
+        to: q.to.as_deref(),
+        every: q.every.as_deref(),
+        limit: q.limit,
     };
-    let unit = state.risk.rules.kind(s.kind).unit.clone();
-    let to = match &q.to {
-        Some(t) => parse_when("to", t)?,
-        None => state.clock.now(),
-    };
-    let from = match &q.from {
-        Some(t) => parse_when("from", t)?,
-        None => to - Duration::hours(24),
-    };
-    if from >= to {
-        return Err(AppError::BadRequest("from must be before to".into()));
-    }
-    match &q.every {
-        Some(e) => {
-            let every = parse_every(e)?;
-            let n = (to - from).num_milliseconds() / every;
-            if n > 10_000 {
-                return Err(AppError::BadRequest(format!(
-                    "{n} buckets requested; at most 10000 (widen every or narrow from..to)"
-                )));
-            }
-            let buckets = state.store.reading_buckets(id, from, to, every).await?;
-            Ok(Json(
-                json!({"sensor_id": id, "unit": unit, "from": from, "to": to, "every_ms": every, "buckets": buckets}),
-            ))
-        }
-        None => {
-            let limit = q.limit.unwrap_or(10_000);
-            if !(1..=10_000).contains(&limit) {
-                return Err(AppError::BadRequest("limit must be 1..10000".into()));
-            }
-            let rows = state.store.readings(id, from, to, limit).await?;
-            let readings: Vec<Value> = rows
-                .iter()
-                .map(|r| json!({"t": r.t, "value": r.value, "quality": r.quality}))
-                .collect();
-            Ok(Json(
-                json!({"sensor_id": id, "unit": unit, "from": from, "to": to, "readings": readings}),
-            ))
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bucket_widths_parse() {
-        assert_eq!(parse_every("90").unwrap(), 90_000);
-        assert_eq!(parse_every("5m").unwrap(), 300_000);
-        assert_eq!(parse_every("1h").unwrap(), 3_600_000);
-        assert!(parse_every("0s").is_err());
-        assert!(parse_every("5x").is_err());
-        assert!(parse_every("500ms").is_err());
-    }
+    Ok(Json(state.risk.sensor_readings(id, q).await?))
 }

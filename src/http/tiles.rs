@@ -2,15 +2,13 @@
 //! (`/tiles/{layers}/{z}/{x}/{y}.mvt`, `.pbf` accepted as GDAL asks for it), their
 //! TileJSON (`/tiles/{layers}.json`), an MBTiles-style `metadata.json` next to the tiles for
 //! GDAL, and the MapLibre styles (`/styles/{name}.json`). The work is in
-//! [`crate::tileserver`]; here the path is parsed (clear 4xx for every malformed part),
-//! the encoding negotiated, and the HTTP caching headers set.
+//! [`crate::tileserver`] (its [`service`] parses the path with a clear 4xx for every
+//! malformed part); here the encoding is negotiated and the HTTP caching headers set.
 
 use super::Caller;
 use crate::state::AppState;
-use crate::tileserver::derived::{self, MixedSet};
-use crate::tileserver::{
-    style, tilejson, Datum, Encoding, LayerSet, LayerSetError, MAX_SEGMENT_BYTES,
-};
+use crate::tileserver::service::{self, Layers, TileAnswer, TilePath};
+use crate::tileserver::{style, Datum, Encoding, LayerSet};
 use crate::AppError;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
@@ -35,92 +33,18 @@ pub fn router() -> Router<AppState> {
         .route("/styles/{file}", get(style_doc))
 }
 
-fn layer_set(segment: &str) -> Result<LayerSet, AppError> {
-    LayerSet::parse(segment).map_err(|e: LayerSetError| {
-        if e.is_not_found() {
-            AppError::NotFound(e.to_string())
-        } else {
-            AppError::BadRequest(e.to_string())
-        }
-    })
-}
-
-fn short(s: &str) -> String {
-    let mut t: String = s.chars().take(24).collect();
-    if t.len() < s.len() {
-        t.push('…');
-    }
-    t
-}
-
-fn coordinate(name: &str, s: &str) -> Result<u32, AppError> {
-    s.parse::<u32>().map_err(|_| {
-        AppError::BadRequest(format!(
-            "tile {name} '{}' is not a non-negative integer",
-            short(s)
-        ))
-    })
-}
-
 fn path_error(e: PathRejection) -> AppError {
     AppError::BadRequest(format!("malformed tile path: {}", e.body_text()))
 }
 
-/// Parses `{layers}/{z}/{x}/{y}.{mvt|pbf}`.
+/// Parses `{layers}/{z}/{x}/{y}.{mvt|pbf}` ([`service::parse_tile_path`]).
 pub fn parse_tile_path(
     layers: &str,
     z: &str,
     x: &str,
     file: &str,
 ) -> Result<(LayerSet, TileCoord), AppError> {
-    check_lengths(z, x, file)?;
-    let set = layer_set(layers)?;
-    Ok((set, parse_tile_coord(file, z, x)?))
-}
-
-fn check_lengths(z: &str, x: &str, file: &str) -> Result<(), AppError> {
-    for (name, seg) in [("z", z), ("x", x), ("y", file)] {
-        if seg.len() > MAX_SEGMENT_BYTES {
-            return Err(AppError::BadRequest(format!(
-                "the tile {name} segment is {} bytes long; at most {MAX_SEGMENT_BYTES} are accepted",
-                seg.len()
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Parses `{z}/{x}/{y}.{mvt|pbf}` (segment lengths checked by the caller).
-fn parse_tile_coord(file: &str, z: &str, x: &str) -> Result<TileCoord, AppError> {
-    let (y, ext) = file.rsplit_once('.').ok_or_else(|| {
-        AppError::NotFound(format!(
-            "'{}' has no extension; tiles are {{y}}.mvt or {{y}}.pbf",
-            short(file)
-        ))
-    })?;
-    if ext != "mvt" && ext != "pbf" {
-        return Err(AppError::NotFound(format!(
-            "tiles are served as .mvt or .pbf, not .{}",
-            short(ext)
-        )));
-    }
-    TileCoord::new(
-        coordinate("z", z)?,
-        coordinate("x", x)?,
-        coordinate("y", y)?,
-    )
-    .map_err(|e| AppError::BadRequest(e.to_string()))
-}
-
-/// The layer list when it names a derived layer (`grid_stats`, `alarm_density`).
-fn mixed_set(segment: &str) -> Result<Option<MixedSet>, AppError> {
-    MixedSet::parse(segment).map_err(|e: LayerSetError| {
-        if e.is_not_found() {
-            AppError::NotFound(e.to_string())
-        } else {
-            AppError::BadRequest(e.to_string())
-        }
-    })
+    Ok(service::parse_tile_path(layers, z, x, file)?)
 }
 
 /// Whether an `If-None-Match` header matches `etag` (weak comparison, RFC 9110 §13.1.2).
@@ -165,53 +89,29 @@ pub async fn tile(
             .get(header::ACCEPT_ENCODING)
             .and_then(|v| v.to_str().ok()),
     );
-    let d = &state.tiles.config().defaults;
-    // Derived layers change with alarms, so they bypass the cache (see tileserver::derived).
-    let (served, cache_control) = match mixed_set(&layers)? {
-        Some(set) => {
-            if datum != Datum::Cgcs2000 {
-                return Err(AppError::BadRequest(format!(
-                    "datum={datum} is not available for the derived layers grid_stats and alarm_density"
-                )));
-            }
-            check_lengths(&z, &x, &file)?;
-            let coord = parse_tile_coord(&file, &z, &x)?;
-            let served = state
-                .tiles
-                .mixed_tile(state.risk.clone(), set, coord, caller.0.role, encoding)
-                .await?;
-            let cc = if served.private {
-                format!("private, {}", state.tiles.config().derived.cache_control)
-            } else {
-                state.tiles.config().derived.cache_control.clone()
-            };
-            (served, cc)
-        }
-        None => {
-            let (set, coord) = parse_tile_path(&layers, &z, &x, &file)?;
-            let served = state
-                .tiles
-                .tile_in(set, coord, caller.0.role, encoding, datum)
-                .await?;
-            let cc = if served.private {
-                d.private_cache_control.clone()
-            } else {
-                d.cache_control.clone()
-            };
-            (served, cc)
-        }
-    };
-    let cache_control = &cache_control;
+    let (layers, z, x, file) = (&layers, &z, &x, &file);
+    let path = TilePath { layers, z, x, file };
+    let risk = state.risk.clone();
+    let answer = state
+        .tiles
+        .serve(risk, path, datum, caller.0.role, encoding)
+        .await?;
+    Ok(tile_response(answer, &headers))
+}
+
+/// A tile's response: `Cache-Control` and `Vary` always; 204 for an empty tile; the strong
+/// ETag, and 304 when `If-None-Match` matches it; else the MVT bytes in their encoding.
+fn tile_response(answer: TileAnswer, headers: &HeaderMap) -> Response {
     let mut h = HeaderMap::new();
-    h.insert(header::CACHE_CONTROL, header_value(cache_control));
+    h.insert(header::CACHE_CONTROL, header_value(&answer.cache_control));
     h.insert(header::VARY, HeaderValue::from_static(VARY));
-    let body = served.body;
+    let body = answer.body;
     let Some(etag) = body.etag.as_deref() else {
-        return Ok((StatusCode::NO_CONTENT, h).into_response());
+        return (StatusCode::NO_CONTENT, h).into_response();
     };
     h.insert(header::ETAG, header_value(etag));
-    if if_none_match(&headers, etag) {
-        return Ok((StatusCode::NOT_MODIFIED, h).into_response());
+    if if_none_match(headers, etag) {
+        return (StatusCode::NOT_MODIFIED, h).into_response();
     }
     h.insert(
         header::CONTENT_TYPE,
@@ -220,7 +120,7 @@ pub async fn tile(
     if let Some(enc) = body.encoding.header() {
         h.insert(header::CONTENT_ENCODING, HeaderValue::from_static(enc));
     }
-    Ok((StatusCode::OK, h, body.bytes.clone()).into_response())
+    (StatusCode::OK, h, body.bytes.clone()).into_response()
 }
 
 /// The base URL of links in documents: the configured public URL, else the request's
@@ -244,7 +144,7 @@ fn base_url(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<String, 
     if !ok {
         return Err(AppError::BadRequest(format!(
             "Host header '{}' is not a host[:port]",
-            short(&host)
+            service::short(&host)
         )));
     }
     Ok(format!("http://{host}"))
@@ -280,33 +180,10 @@ pub async fn tilejson_doc(
     uri: Uri,
 ) -> Result<Response, AppError> {
     let Path(file) = path.map_err(path_error)?;
-    let layers = file.strip_suffix(".json").ok_or_else(|| {
-        AppError::NotFound(format!(
-            "no resource /tiles/{}; TileJSON is at /tiles/{{layers}}.json",
-            short(&file)
-        ))
-    })?;
-    if let Some(set) = mixed_set(layers)? {
-        let base = base_url(&state, &headers, &uri)?;
-        let cfg = state.tiles.config();
-        let class = cfg.class_for(set.stored.layers(), caller.0.role);
-        let doc = derived::tilejson(cfg, &state.index, &set, class, &base);
-        return Ok(json_response(
-            &state,
-            class > crate::model::Role::Viewer,
-            doc,
-        ));
-    }
-    let set = layer_set(layers)?;
+    let layers: Layers = service::tilejson_layers(&file)?;
     let base = base_url(&state, &headers, &uri)?;
-    let cfg = state.tiles.config();
-    let class = cfg.class_for(set.layers(), caller.0.role);
-    let doc = tilejson::tilejson(cfg, &state.index, &set, class, &base);
-    Ok(json_response(
-        &state,
-        class > crate::model::Role::Viewer,
-        doc,
-    ))
+    let (doc, private) = state.tiles.tilejson_doc(&layers, caller.0.role, &base);
+    Ok(json_response(&state, private, doc))
 }
 
 /// `metadata.json` beside the tiles (what GDAL's MVT driver looks for when given a tile
@@ -320,35 +197,8 @@ pub async fn tile_dir_file(
     caller: Caller,
 ) -> Result<Response, AppError> {
     let Path((layers, file)) = path.map_err(path_error)?;
-    let mixed = mixed_set(&layers)?;
-    let set = match &mixed {
-        Some(m) => m.stored,
-        None => layer_set(&layers)?,
-    };
-    if file != "metadata.json" {
-        return Err(AppError::NotFound(format!(
-            "no resource /tiles/{}/{}; tiles are /tiles/{{layers}}/{{z}}/{{x}}/{{y}}.mvt",
-            short(&layers),
-            short(&file)
-        )));
-    }
-    let cfg = state.tiles.config();
-    if let Some(m) = mixed {
-        let class = cfg.class_for(set.layers(), caller.0.role);
-        let doc = derived::mbtiles_metadata(cfg, &state.index, &m, class);
-        return Ok(json_response(
-            &state,
-            class > crate::model::Role::Viewer,
-            doc,
-        ));
-    }
-    let class = cfg.class_for(set.layers(), caller.0.role);
-    let doc = tilejson::mbtiles_metadata(cfg, &state.index, &set, class);
-    Ok(json_response(
-        &state,
-        class > crate::model::Role::Viewer,
-        doc,
-    ))
+    let (doc, private) = state.tiles.metadata_doc(&layers, &file, caller.0.role)?;
+    Ok(json_response(&state, private, doc))
 }
 
 /// A MapLibre GL style: `network` (pipelines by kind, grid cells) or `risk` (risk points by
@@ -366,7 +216,7 @@ pub async fn style_doc(
     let unknown = || {
         AppError::NotFound(format!(
             "no style '{}'; styles: {}",
-            short(&file),
+            service::short(&file),
             style::NAMES.map(|n| format!("{n}.json")).join(", ")
         ))
     };

@@ -4,7 +4,11 @@
 //! than the horizontal clearance of the rule table `data/rules/clearances.toml`, loaded
 //! through [`lifeline_excavation::rules::Rules`]), with the vertical clearance at each
 //! crossing checked against the rule table's vertical clearances where both depths are
-//! known; per-grid-cell pipeline statistics; and the sensors nearest a point.
+//! known; per-grid-cell pipeline statistics; and the sensors nearest a point. The use cases
+//! the HTTP layer calls — access, parameters, the blocking pool, GeoJSON and CSV — are in
+//! [`service`].
+
+pub mod service;
 
 use geo::{BooleanOps, Euclidean, Geometry, Intersects, Length, MultiLineString};
 use lifeline_excavation::rules::Rules;
@@ -17,12 +21,22 @@ use std::sync::Arc;
 /// Why an analysis request was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum AnalysisError {
+    /// A parameter the client got wrong.
     #[error("{0}")]
     Bad(String),
     #[error(transparent)]
     Index(#[from] lifeline_index::IndexError),
     #[error(transparent)]
     Crs(#[from] lifeline_model::crs::CrsError),
+    /// A well-formed but invalid value (a box out of range).
+    #[error(transparent)]
+    Model(#[from] lifeline_model::ModelError),
+    /// The caller's role is below what the analysis needs.
+    #[error(transparent)]
+    Forbidden(#[from] lifeline_model::access::Forbidden),
+    /// The analysis task on the blocking pool did not finish.
+    #[error("analysis task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
 }
 
 /// Most pipes one audit examines (a city-wide audit is a batch job, not a request).

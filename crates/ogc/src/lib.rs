@@ -4,8 +4,9 @@
 //! sorting, paging with `next`/`prev` links, property selection and output CRS. Filters run
 //! on the typed record ([`fields`]); only the returned page is ordered and written, straight
 //! to bytes. [`sql`] pushes attribute-only queries down to PostGIS; [`html`] renders pages
-//! for browsers. The HTTP layer (`src/http/ogc.rs`) extracts and renders; export reuses
-//! [`select`].
+//! for browsers. The use cases the HTTP layer calls — the metadata documents, listing a
+//! collection's items (index or SQL pushdown), one feature — are in [`service`]; the HTTP
+//! layer (`src/http/ogc.rs`) extracts and renders; export reuses [`select`].
 
 pub mod cql;
 pub mod crs;
@@ -13,6 +14,7 @@ pub mod fields;
 pub mod html;
 pub mod openapi;
 pub mod queryables;
+pub mod service;
 pub mod sql;
 
 use chrono::{DateTime, Utc};
@@ -40,6 +42,9 @@ pub enum OgcError {
     /// The caller's role may not read this collection.
     #[error("{0}")]
     Forbidden(String),
+    /// A failure that is not the client's: a blocking task that did not finish.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl OgcError {
@@ -84,7 +89,7 @@ pub fn collection(id: &str, role: Role) -> Result<Layer, OgcError> {
 /// A time window: open ends are `None`.
 pub type TimeWindow = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
 
-/// Output encodings of `/items`.
+/// Output encodings of `/items` (`f=json|geojson`, `fgb|flatgeobuf`, `html`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     GeoJson,
@@ -104,9 +109,40 @@ pub struct ItemsQuery {
     pub crs: ApiCrs,
     pub sortby: Vec<(String, bool)>,
     pub filter: Option<cql::Filter>,
-    pub format: Format,
+    /// The encoding `f=` asked for; `None`: none was named, the `Accept` header decides
+    /// ([`ItemsQuery::output`]).
+    pub format: Option<Format>,
     /// The query string to repeat in paging links, without `offset`.
     pub link_query: Vec<(String, String)>,
+}
+
+impl ItemsQuery {
+    /// The encoding to answer in: the one `f=` named, else HTML for a browser (`Accept`
+    /// naming `text/html`, see [`html::wants_html`]), else GeoJSON.
+    pub fn output(&self, accept_html: bool) -> Format {
+        match self.format {
+            Some(f) => f,
+            None if accept_html => Format::Html,
+            None => Format::GeoJson,
+        }
+    }
+}
+
+impl std::str::FromStr for Format {
+    type Err = OgcError;
+
+    /// Parses an `f=` value of `/items`.
+    fn from_str(s: &str) -> Result<Self, OgcError> {
+        match s {
+            "json" | "geojson" => Ok(Format::GeoJson),
+            "fgb" | "flatgeobuf" => Ok(Format::FlatGeobuf),
+            "html" => Ok(Format::Html),
+            o => Err(OgcError::bad(format!(
+                "f='{}' is not supported; use json, fgb or html",
+                o.chars().take(20).collect::<String>()
+            ))),
+        }
+    }
 }
 
 /// Parameters `/items` knows (besides queryable names, which filter by equality).
@@ -253,18 +289,8 @@ pub fn parse_items_query(
         }
     }
     let get = |k: &str| pairs.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str());
-    let format = match get("f") {
-        None | Some("json") | Some("geojson") => Format::GeoJson,
-        Some("fgb") | Some("flatgeobuf") => Format::FlatGeobuf,
-        Some("html") => Format::Html,
-        Some(o) => {
-            return Err(OgcError::bad(format!(
-                "f='{}' is not supported; use json, fgb or html",
-                o.chars().take(20).collect::<String>()
-            )))
-        }
-    };
-    if format == Format::FlatGeobuf && layer == Layer::Owners {
+    let format = get("f").map(str::parse::<Format>).transpose()?;
+    if format == Some(Format::FlatGeobuf) && layer == Layer::Owners {
         return Err(OgcError::bad(
             "owners have no geometry; FlatGeobuf needs one, use f=json",
         ));

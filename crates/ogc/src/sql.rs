@@ -35,6 +35,16 @@ pub enum Plan {
     Sql,
 }
 
+impl Plan {
+    /// The name the `X-Ogc-Plan` response header carries: `index` or `sql`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Plan::Index => "index",
+            Plan::Sql => "sql",
+        }
+    }
+}
+
 /// What the client asked for in the `X-Ogc-Plan` request header (for tests and
 /// diagnosis; the default is `auto`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,12 +14,18 @@
 //! and remote changes take that same path, which is what keeps two instances on one
 //! PostGIS database consistent; a request that changed an alarm waits (briefly) until the
 //! follower has applied it, so its caller reads its own write.
+//!
+//! The HTTP layer calls the engine's methods, [`service`] (parameters parsed into the
+//! engine's types, a sensor's readings) and [`feed`] (the live event stream of
+//! `GET /events`, with its replay).
 
 pub mod alarms;
 pub mod events;
+pub mod feed;
 pub use lifeline_model::alarm as model;
 pub mod readings;
 pub mod rules;
+pub mod service;
 pub mod stats;
 mod structure;
 pub use structure::BuildInfo;

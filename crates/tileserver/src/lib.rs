@@ -11,10 +11,11 @@
 //! | [`style`] | the MapLibre styles "network" and "risk" |
 //! | [`pmtiles`] | PMTiles v3 export (and a reader for tests) |
 //! | [`derived`] | the uncached risk layers `grid_stats` and `alarm_density` |
+//! | [`service`] | the use cases the HTTP layer calls: tile paths parsed, tiles served with their `Cache-Control`, TileJSON and metadata documents |
 //!
-//! [`TileService`] ties them together for the HTTP layer: it parses nothing (the HTTP
-//! layer hands it a [`LayerSet`], a `TileCoord`, the caller's role and the negotiated
-//! [`Encoding`]), renders on the blocking pool so a big tile never stalls the async
+//! [`TileService`] ties them together for the HTTP layer: its tile methods parse nothing
+//! (they take a [`LayerSet`], a `TileCoord`, the caller's role and the negotiated
+//! [`Encoding`]; [`service`] parses a request's path parts into those), renders on the blocking pool so a big tile never stalls the async
 //! workers, compresses per encoding, and gives each representation its own strong ETag
 //! (tower-http's `CompressionLayer` would compress the bytes but keep one ETag for every
 //! encoding, which a strong validator must not do; so tiles are compressed here and the
@@ -27,6 +28,7 @@ pub mod derived;
 pub mod fields;
 pub mod pmtiles;
 pub mod render;
+pub mod service;
 pub mod style;
 pub mod tilejson;
 

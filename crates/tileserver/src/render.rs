@@ -870,7 +870,7 @@ mod tests {
             "each encoding has its own ETag"
         );
 
-        // Change pipe 4 from water to gas, as AppState::write does.
+        // Change pipe 4 from water to gas, as records::write does.
         let old = idx.get(Layer::Pipelines, 4).unwrap();
         let Record::Pipeline(mut p) = (*old).clone() else {
             unreachable!()
