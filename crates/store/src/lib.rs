@@ -11,9 +11,11 @@
 pub mod gpkg;
 mod gpkg_rtree;
 pub mod import_jobs;
+mod keys;
 pub mod postgis;
 pub mod pushdown;
 pub mod readings;
+mod records;
 pub(crate) mod sqlfile;
 pub mod tickets;
 

@@ -1,11 +1,19 @@
 //! The PostGIS store: the production system of record, over a `deadpool-postgres` pool of
 //! `tokio-postgres` connections.
 //!
+//! This module owns the store itself: the pool, the migrations, the statements, the write
+//! lock and change/audit rows shared by every write, the mapping of SQLSTATEs to
+//! [`StoreError`], and [`StoreInfo`]. Each capability's PostGIS implementation lives in its
+//! capability's folder beside the GeoPackage one: `records/postgis.rs` (records, bulk loads,
+//! the change feed), `keys/postgis.rs` (API keys, audit log), `tickets/`, `readings/`,
+//! `import_jobs/` and `pushdown/`.
+//!
 //! * Schema: versioned SQL files in `migrations/postgis/` (compiled in), applied in order by
 //!   [`Store::migrate`] under a transaction-level advisory lock and recorded in
 //!   `schema_migrations`; [`PostgisStore::connect`] runs it.
-//! * SQL: every statement lives in `postgis_queries.sql` next to this file, one per
-//!   `-- name:` section, with bound parameters only.
+//! * SQL: the core statements live in `queries.sql` next to this file, one per `-- name:`
+//!   section, with bound parameters only; the record statements there are templates
+//!   expanded per layer from the layer schemas.
 //! * Geometries travel as (E)WKB: written with geozero's [`wkb::Encode`] and tagged
 //!   EPSG:4490 by `ST_SetSRID` in SQL, read back as the binary form of `geometry` (EWKB)
 //!   with geozero's [`wkb::Decode`]. Coordinates survive bit for bit.
@@ -27,101 +35,90 @@
 //! network or a unix socket.
 
 use super::prelude::*;
-use super::{
-    backend_error, ApiKey, AuditEntry, Backend, BackendError, Counts, StoreError, StoreResult,
-    Written,
-};
+use super::{backend_error, Backend, BackendError, Counts, StoreError, StoreResult};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use futures::{pin_mut, TryStreamExt};
-use geo_types::Geometry;
-use geozero::wkb;
-use lifeline_model::schema::{self, Column, Field, Schema, Stored};
-use lifeline_model::{
-    Actor, Change, ChangeOp, Dataset, GridCell, Layer, Owner, Pipeline, Record, RiskPoint, Role,
-    Sensor,
-};
+use lifeline_model::schema::{self, Column, Field};
+use lifeline_model::{Actor, ChangeOp, Layer, Record};
 use std::sync::OnceLock;
 use std::time::Duration;
-use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
-use tokio_postgres::{IsolationLevel, NoTls, Row};
+use tokio_postgres::NoTls;
 
 /// One schema migration: its version, a short name, and its SQL.
-struct Migration {
-    version: i64,
-    name: &'static str,
-    sql: &'static str,
+pub(crate) struct Migration {
+    pub(crate) version: i64,
+    pub(crate) name: &'static str,
+    pub(crate) sql: &'static str,
 }
 
 /// Every migration, in order. Append only: an applied migration is never edited.
-const MIGRATIONS: &[Migration] = &[
+pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "init",
-        sql: include_str!("../../../migrations/postgis/0001_init.sql"),
+        sql: include_str!("../../../../migrations/postgis/0001_init.sql"),
     },
     Migration {
         version: 2,
         name: "excavation",
-        sql: include_str!("../../../migrations/postgis/0002_excavation.sql"),
+        sql: include_str!("../../../../migrations/postgis/0002_excavation.sql"),
     },
     Migration {
         version: 3,
         name: "risk",
-        sql: include_str!("../../../migrations/postgis/0003_risk.sql"),
+        sql: include_str!("../../../../migrations/postgis/0003_risk.sql"),
     },
     Migration {
         version: 4,
         name: "import_jobs",
-        sql: include_str!("../../../migrations/postgis/0004_import_jobs.sql"),
+        sql: include_str!("../../../../migrations/postgis/0004_import_jobs.sql"),
     },
     Migration {
         version: 5,
         name: "notifications",
-        sql: include_str!("../../../migrations/postgis/0005_notifications.sql"),
+        sql: include_str!("../../../../migrations/postgis/0005_notifications.sql"),
     },
     Migration {
         version: 7,
         name: "ticket_json_lz4",
-        sql: include_str!("../../../migrations/postgis/0007_ticket_json_lz4.sql"),
+        sql: include_str!("../../../../migrations/postgis/0007_ticket_json_lz4.sql"),
     },
 ];
 
 /// Advisory-lock key serialising migrations between instances ("LIFELN" + 1).
-const MIGRATION_LOCK: i64 = 0x4c49_4645_4c4e_0001;
+pub(crate) const MIGRATION_LOCK: i64 = 0x4c49_4645_4c4e_0001;
 /// Advisory-lock key serialising writes ("LIFELN" + 2); see `write_lock` in the queries.
-const WRITE_LOCK: i64 = 0x4c49_4645_4c4e_0002;
+pub(crate) const WRITE_LOCK: i64 = 0x4c49_4645_4c4e_0002;
 
 /// Staged rows of one layer from which a bulk load into a table smaller than the load sets
 /// the GiST index and foreign keys aside (measured: below this the saving is under 0.3 s).
-const LARGE_LOAD_ROWS: u64 = 50_000;
+pub(crate) const LARGE_LOAD_ROWS: u64 = 50_000;
 
-/// The statements of `postgis_queries.sql`.
-const QUERIES: &str = include_str!("postgis_queries.sql");
+/// The statements of `postgis/queries.sql`.
+pub(crate) const QUERIES: &str = include_str!("queries.sql");
 
 /// The statements of one layer: the `layer.*` templates of [`QUERIES`] expanded with the
 /// layer's schema ([`LayerSql::expand`]), and its large-load statements.
-struct LayerSql {
-    insert: String,
-    update: String,
-    get: String,
-    all: String,
-    delete: String,
-    stage: String,
-    copy: String,
-    stage_max: String,
-    merge: String,
+pub(crate) struct LayerSql {
+    pub(crate) insert: String,
+    pub(crate) update: String,
+    pub(crate) get: String,
+    pub(crate) all: String,
+    pub(crate) delete: String,
+    pub(crate) stage: String,
+    pub(crate) copy: String,
+    pub(crate) stage_max: String,
+    pub(crate) merge: String,
     /// For large loads (see `set_aside` in the queries): row count, and the statements
     /// that set the GiST index and foreign keys aside and restore them. Owners have none.
-    large: Option<LargeLoadSql>,
+    pub(crate) large: Option<LargeLoadSql>,
 }
 
 impl LayerSql {
-    /// A `layer.*` template with the placeholders of `postgis_queries.sql` filled in from
+    /// A `layer.*` template with the placeholders of `postgis/queries.sql` filled in from
     /// the layer's schema.
-    fn expand(template: &str, layer: Layer) -> String {
+    pub(crate) fn expand(template: &str, layer: Layer) -> String {
         let attrs = schema::fields(layer);
         let geom = geom_column(layer);
         let n = attrs.len();
@@ -166,7 +163,7 @@ impl LayerSql {
 }
 
 /// The geometry column of a layer's table (`None` for owners).
-fn geom_column(layer: Layer) -> Option<&'static str> {
+pub(crate) fn geom_column(layer: Layer) -> Option<&'static str> {
     match layer {
         Layer::Owners => None,
         Layer::Sensors => Some("location"),
@@ -175,7 +172,7 @@ fn geom_column(layer: Layer) -> Option<&'static str> {
 }
 
 /// The SQL spelling of a schema column type.
-fn pg_type_name(c: Column) -> &'static str {
+pub(crate) fn pg_type_name(c: Column) -> &'static str {
     match c {
         Column::Text => "text",
         Column::Real => "double precision",
@@ -186,43 +183,43 @@ fn pg_type_name(c: Column) -> &'static str {
 }
 
 /// The statements of a layer's large-load path.
-struct LargeLoadSql {
-    count: &'static str,
-    set_aside: &'static str,
-    restore: &'static str,
+pub(crate) struct LargeLoadSql {
+    pub(crate) count: &'static str,
+    pub(crate) set_aside: &'static str,
+    pub(crate) restore: &'static str,
 }
 
 /// Every statement the store runs, resolved once from [`QUERIES`].
-struct Sql {
-    ping: &'static str,
-    write_lock: &'static str,
-    bump_sequence: &'static str,
-    change_insert: &'static str,
-    changes_since: &'static str,
-    latest_version: &'static str,
-    audit_insert: &'static str,
-    audit_recent: &'static str,
-    key_insert: &'static str,
-    key_by_hash: &'static str,
-    key_revoke: &'static str,
-    key_list: &'static str,
-    counts: &'static str,
-    migrations_table: &'static str,
-    migrations_applied: &'static str,
-    migration_record: &'static str,
-    geometry_type: &'static str,
+pub(crate) struct Sql {
+    pub(crate) ping: &'static str,
+    pub(crate) write_lock: &'static str,
+    pub(crate) bump_sequence: &'static str,
+    pub(crate) change_insert: &'static str,
+    pub(crate) changes_since: &'static str,
+    pub(crate) latest_version: &'static str,
+    pub(crate) audit_insert: &'static str,
+    pub(crate) audit_recent: &'static str,
+    pub(crate) key_insert: &'static str,
+    pub(crate) key_by_hash: &'static str,
+    pub(crate) key_revoke: &'static str,
+    pub(crate) key_list: &'static str,
+    pub(crate) counts: &'static str,
+    pub(crate) migrations_table: &'static str,
+    pub(crate) migrations_applied: &'static str,
+    pub(crate) migration_record: &'static str,
+    pub(crate) geometry_type: &'static str,
     /// Indexed by [`layer_index`].
-    layers: [LayerSql; 5],
+    pub(crate) layers: [LayerSql; 5],
 }
 
 impl Sql {
-    fn load() -> Result<Sql, String> {
+    pub(crate) fn load() -> Result<Sql, String> {
         let q = crate::sqlfile::sections(QUERIES);
         let get = |name: &str| -> Result<&'static str, String> {
             q.get(name)
                 .copied()
                 .filter(|s| !s.is_empty())
-                .ok_or_else(|| format!("statement '{name}' is missing from postgis_queries.sql"))
+                .ok_or_else(|| format!("statement '{name}' is missing from postgis/queries.sql"))
         };
         let layer = |l: Layer| -> Result<LayerSql, String> {
             let n = |what: &str| get(&format!("{}.{what}", l.as_str()));
@@ -279,20 +276,20 @@ impl Sql {
 
     /// The statements, parsed on first use. A missing statement is a build mistake that
     /// the unit tests catch; it still surfaces as an error rather than a panic.
-    fn get() -> StoreResult<&'static Sql> {
+    pub(crate) fn get() -> StoreResult<&'static Sql> {
         static SQL: OnceLock<Result<Sql, String>> = OnceLock::new();
         SQL.get_or_init(Sql::load)
             .as_ref()
             .map_err(|e| StoreError::Backend(e.clone().into()))
     }
 
-    fn layer(&self, layer: Layer) -> &LayerSql {
+    pub(crate) fn layer(&self, layer: Layer) -> &LayerSql {
         &self.layers[layer_index(layer)]
     }
 }
 
 /// Position of a layer in [`Sql::layers`] (the order of [`Layer::ALL`]).
-fn layer_index(layer: Layer) -> usize {
+pub(crate) fn layer_index(layer: Layer) -> usize {
     match layer {
         Layer::Pipelines => 0,
         Layer::RiskPoints => 1,
@@ -302,191 +299,10 @@ fn layer_index(layer: Layer) -> usize {
     }
 }
 
-/// A geometry bound as a parameter: EWKB without SRID (`ST_SetSRID` in SQL adds it).
-type GeomParam = Option<wkb::Encode<Geometry<f64>>>;
-
-/// One attribute bound as a parameter, converted to the column's type.
-#[derive(Debug)]
-struct Param<'a>(Field<'a>);
-
-impl ToSql for Param<'_> {
-    fn to_sql(
-        &self,
-        ty: &Type,
-        out: &mut bytes::BytesMut,
-    ) -> Result<IsNull, Box<dyn std::error::Error + Sync + Send>> {
-        match self.0 {
-            Field::Null => Ok(IsNull::Yes),
-            Field::Str(v) => v.to_sql(ty, out),
-            Field::F64(v) => v.to_sql(ty, out),
-            Field::I64(v) if *ty == Type::INT4 => i32::try_from(v)?.to_sql(ty, out),
-            Field::I64(v) => v.to_sql(ty, out),
-            Field::Date(v) => v.to_sql(ty, out),
-        }
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        [
-            Type::TEXT,
-            Type::VARCHAR,
-            Type::FLOAT8,
-            Type::INT8,
-            Type::INT4,
-            Type::DATE,
-        ]
-        .contains(ty)
-    }
-
-    to_sql_checked!();
-}
-
-/// The PostgreSQL type of a schema column.
-fn pg_type(c: Column) -> Type {
-    match c {
-        Column::Text => Type::TEXT,
-        Column::Real => Type::FLOAT8,
-        Column::BigInt => Type::INT8,
-        Column::Int => Type::INT4,
-        Column::Date => Type::DATE,
-    }
-}
-
-/// How a record of one layer is bound and read: the column order of its statements in
-/// `postgis_queries.sql` (id first, the schema's attributes in table order, geometry last).
-/// Every [`Schema`] record has it, so no layer has a codec of its own.
-trait Columns: Schema {
-    /// The types of the staging table's columns, for binary COPY.
-    fn copy_types(geometry: &Type) -> Vec<Type> {
-        let mut t = vec![Type::INT8];
-        t.extend(Self::ATTRIBUTES.iter().map(|a| pg_type(a.info.column)));
-        if Self::LAYER != Layer::Owners {
-            t.push(geometry.clone());
-        }
-        t
-    }
-
-    /// The geometry to bind, if the layer has one.
-    fn geom_param(&self) -> GeomParam {
-        self.geometry().map(wkb::Encode)
-    }
-
-    /// The attribute parameters, in column order (the id and the geometry go around them).
-    fn attribute_params(&self) -> Vec<Param<'_>> {
-        Self::ATTRIBUTES
-            .iter()
-            .map(|a| Param((a.get)(self)))
-            .collect()
-    }
-
-    /// Reads a record from a row of the layer's `get`/`all` statement.
-    fn from_row(r: &Row) -> StoreResult<Self> {
-        let n = Self::ATTRIBUTES.len();
-        let geometry = match Self::LAYER {
-            Layer::Owners => None,
-            layer => Some(geometry_at(r, n + 1, layer)?),
-        };
-        let id: i64 = r.try_get(0).map_err(decode_err)?;
-        schema::decode(
-            id,
-            geometry,
-            |i, f| stored(r, i + 1, f.column).map_err(decode_err),
-            |_, e| {
-                StoreError::Backend(BackendError::new(format!(
-                    "{}: cannot read stored record {id}: {e}",
-                    Self::LAYER
-                )))
-            },
-        )
-    }
-}
-
-impl<R: Schema> Columns for R {}
-
-/// The value of column `i` as the schema's column type says it is stored.
-fn stored(r: &Row, i: usize, column: Column) -> Result<Stored, tokio_postgres::Error> {
-    let v = match column {
-        Column::Text => r.try_get::<_, Option<String>>(i)?.map(Stored::Text),
-        Column::Real => r.try_get::<_, Option<f64>>(i)?.map(Stored::Real),
-        Column::BigInt => r.try_get::<_, Option<i64>>(i)?.map(Stored::Int),
-        Column::Int => r
-            .try_get::<_, Option<i32>>(i)?
-            .map(|v| Stored::Int(v.into())),
-        Column::Date => r
-            .try_get::<_, Option<chrono::NaiveDate>>(i)?
-            .map(Stored::Date),
-    };
-    Ok(v.unwrap_or(Stored::Null))
-}
-
-/// The decoded geometry of column `idx`.
-fn geometry_at(row: &Row, idx: usize, layer: Layer) -> StoreResult<Geometry<f64>> {
-    let d: wkb::Decode<Geometry<f64>> = row.try_get(idx).map_err(decode_err)?;
-    d.geometry.ok_or_else(|| {
-        StoreError::Backend(BackendError::new(format!(
-            "{layer}: stored geometry is NULL"
-        )))
-    })
-}
-
-fn decode_err(e: tokio_postgres::Error) -> StoreError {
-    StoreError::Backend(BackendError::with_source(
-        format!("cannot read a stored value: {e}"),
-        e,
-    ))
-}
-
-/// The geometry parameter of any record.
-fn record_geom(rec: &Record) -> GeomParam {
-    match rec {
-        Record::Owner(r) => r.geom_param(),
-        Record::GridCell(r) => r.geom_param(),
-        Record::Pipeline(r) => r.geom_param(),
-        Record::RiskPoint(r) => r.geom_param(),
-        Record::Sensor(r) => r.geom_param(),
-    }
-}
-
-/// The attribute parameters of any record, in its layer's column order.
-fn record_attributes(rec: &Record) -> Vec<Param<'_>> {
-    match rec {
-        Record::Owner(r) => r.attribute_params(),
-        Record::GridCell(r) => r.attribute_params(),
-        Record::Pipeline(r) => r.attribute_params(),
-        Record::RiskPoint(r) => r.attribute_params(),
-        Record::Sensor(r) => r.attribute_params(),
-    }
-}
-
-/// The whole parameter list of a record's statements: id, attributes, geometry.
-fn params<'a>(
-    id: &'a i64,
-    attrs: &'a [Param<'a>],
-    g: &'a GeomParam,
-) -> Vec<&'a (dyn ToSql + Sync)> {
-    let mut p: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(attrs.len() + 2);
-    p.push(id);
-    p.extend(attrs.iter().map(|a| a as &(dyn ToSql + Sync)));
-    if g.is_some() {
-        p.push(g);
-    }
-    p
-}
-
-/// A record of `layer` from a row of its `get`/`all` statement.
-fn record_from_row(layer: Layer, row: &Row) -> StoreResult<Record> {
-    Ok(match layer {
-        Layer::Owners => Record::Owner(Owner::from_row(row)?),
-        Layer::GridCells => Record::GridCell(GridCell::from_row(row)?),
-        Layer::Pipelines => Record::Pipeline(Pipeline::from_row(row)?),
-        Layer::RiskPoints => Record::RiskPoint(RiskPoint::from_row(row)?),
-        Layer::Sensors => Record::Sensor(Sensor::from_row(row)?),
-    })
-}
-
 /// The foreign key behind a constraint name (`<table>_<column>_fkey`, PostgreSQL's default
 /// naming, which the migrations keep): the referencing layer, its column, and how the
 /// referenced record is called in messages. From the layer schemas.
-fn foreign_key(constraint: &str) -> Option<(Layer, &'static str, &'static str)> {
+pub(crate) fn foreign_key(constraint: &str) -> Option<(Layer, &'static str, &'static str)> {
     Layer::ALL.iter().find_map(|layer| {
         schema::fields(*layer).into_iter().find_map(|f| {
             let r = f.refers_to?;
@@ -500,7 +316,7 @@ fn foreign_key(constraint: &str) -> Option<(Layer, &'static str, &'static str)> 
 }
 
 /// The value a record holds in the column a foreign-key constraint covers.
-fn fk_value(rec: &Record, constraint: &str) -> Option<i64> {
+pub(crate) fn fk_value(rec: &Record, constraint: &str) -> Option<i64> {
     let (layer, column, _) = foreign_key(constraint)?;
     match schema::value(rec, column) {
         Field::I64(v) if rec.layer() == layer => Some(v),
@@ -510,7 +326,7 @@ fn fk_value(rec: &Record, constraint: &str) -> Option<i64> {
 
 /// The key value of a constraint error's detail, `Key (owner_id)=(99) is not present…`.
 /// Only a fallback: the detail text is localised by the server's `lc_messages`.
-fn detail_key_value(detail: &str) -> Option<i64> {
+pub(crate) fn detail_key_value(detail: &str) -> Option<i64> {
     let start = detail.find(")=(")? + 3;
     let len = detail[start..].find(')')?;
     detail[start..start + len].parse().ok()
@@ -518,7 +334,7 @@ fn detail_key_value(detail: &str) -> Option<i64> {
 
 /// What a statement was doing, so that a constraint error can name the record at fault.
 #[derive(Clone, Copy)]
-enum Ctx<'a> {
+pub(crate) enum Ctx<'a> {
     /// Inserting or updating this record.
     Write(&'a Record),
     /// Deleting a record.
@@ -531,7 +347,7 @@ enum Ctx<'a> {
 
 /// Maps a database error to a [`StoreError`]: constraint violations are the client's
 /// doing, everything else is the backend's.
-fn map_pg(e: tokio_postgres::Error, ctx: Ctx<'_>) -> StoreError {
+pub(crate) fn map_pg(e: tokio_postgres::Error, ctx: Ctx<'_>) -> StoreError {
     let Some(db) = e.as_db_error() else {
         // Connection refused or closed, protocol errors, conversion errors.
         return backend_error(e);
@@ -596,7 +412,7 @@ fn map_pg(e: tokio_postgres::Error, ctx: Ctx<'_>) -> StoreError {
 }
 
 /// A readable message for a violated CHECK constraint of the schema.
-fn check_message(constraint: &str, ctx: Ctx<'_>) -> String {
+pub(crate) fn check_message(constraint: &str, ctx: Ctx<'_>) -> String {
     let what = match ctx {
         Ctx::Write(r) if r.id() != 0 => format!("{} {}", r.layer(), r.id()),
         Ctx::Write(r) => format!("new {} record", r.layer()),
@@ -615,7 +431,7 @@ fn check_message(constraint: &str, ctx: Ctx<'_>) -> String {
     }
 }
 
-fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
+pub(crate) fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
     match e {
         deadpool_postgres::PoolError::Backend(e) => map_pg(e, Ctx::Other),
         other => StoreError::Backend(BackendError::new(format!(
@@ -626,11 +442,11 @@ fn pool_err(e: deadpool_postgres::PoolError) -> StoreError {
 
 /// The PostGIS implementation of [`Store`]; see the module docs.
 pub struct PostgisStore {
-    pool: Pool,
+    pub(crate) pool: Pool,
     /// Staged rows from which a bulk load may take the large-load path.
-    large_load_rows: u64,
-    sql: &'static Sql,
-    describe: String,
+    pub(crate) large_load_rows: u64,
+    pub(crate) sql: &'static Sql,
+    pub(crate) describe: String,
 }
 
 impl std::fmt::Debug for PostgisStore {
@@ -696,7 +512,7 @@ impl PostgisStore {
     }
 
     /// Appends the change-log row (the caller holds the write lock) and returns its version.
-    async fn log_change(
+    pub(crate) async fn log_change(
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
         layer: Layer,
@@ -712,7 +528,7 @@ impl PostgisStore {
     }
 
     /// Appends an audit entry within `tx`.
-    async fn audit_in(
+    pub(crate) async fn audit_in(
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
         actor: &Actor,
@@ -727,7 +543,7 @@ impl PostgisStore {
     }
 
     /// Serialises this transaction with every other writer (held to commit).
-    async fn lock_writes(
+    pub(crate) async fn lock_writes(
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
     ) -> Result<(), tokio_postgres::Error> {
@@ -737,7 +553,7 @@ impl PostgisStore {
     }
 
     /// Moves the id sequence of `layer` past `id`, so assigned ids never collide with it.
-    async fn bump_sequence(
+    pub(crate) async fn bump_sequence(
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
         layer: Layer,
@@ -747,210 +563,18 @@ impl PostgisStore {
         tx.execute(&stmt, &[&layer.as_str(), &id]).await?;
         Ok(())
     }
+}
 
-    /// Insert or update in one transaction; `insert` chooses which.
-    async fn write(&self, record: &Record, actor: &Actor, insert: bool) -> StoreResult<Written> {
-        let layer = record.layer();
-        let ctx = Ctx::Write(record);
-        let e = |e| map_pg(e, ctx);
-        let sql = self.sql.layer(layer);
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(e)?;
-        self.lock_writes(&tx).await.map_err(e)?;
-        let g = record_geom(record);
-        let id = record.id();
-        let attrs = record_attributes(record);
-        let params = params(&id, &attrs, &g);
-        let id = if insert {
-            let stmt = tx.prepare_cached(&sql.insert).await.map_err(e)?;
-            let id: i64 = tx
-                .query_one(&stmt, &params)
-                .await
-                .map_err(e)?
-                .try_get(0)
-                .map_err(e)?;
-            if record.id() != 0 {
-                self.bump_sequence(&tx, layer, id).await.map_err(e)?;
-            }
-            id
-        } else {
-            let stmt = tx.prepare_cached(&sql.update).await.map_err(e)?;
-            if tx.execute(&stmt, &params).await.map_err(e)? == 0 {
-                // Dropping the transaction rolls it back.
-                return Err(StoreError::NotFound {
-                    layer,
-                    id: record.id(),
-                });
-            }
-            record.id()
-        };
-        let op = if insert {
-            ChangeOp::Insert
-        } else {
-            ChangeOp::Update
-        };
-        let version = self
-            .log_change(&tx, layer, id, op, actor)
-            .await
-            .map_err(e)?;
-        let detail = serde_json::json!({ "version": version });
-        self.audit_in(&tx, actor, op.as_str(), &format!("{layer}/{id}"), &detail)
-            .await
-            .map_err(e)?;
-        tx.commit().await.map_err(e)?;
-        let mut record = record.clone();
-        record.set_id(id);
-        Ok(Written { record, version })
-    }
-
-    /// Stages and merges the records of one layer inside a bulk-load transaction; returns
-    /// the change-log version of the layer's `bulk` entry.
-    async fn bulk_layer<'r, T: Columns + 'r>(
-        &self,
-        tx: &deadpool_postgres::Transaction<'_>,
-        geometry: &Type,
-        records: impl Iterator<Item = &'r T>,
-        actor: &Actor,
-    ) -> StoreResult<i64> {
-        let layer = T::LAYER;
-        let e = |e| map_pg(e, Ctx::Bulk(layer));
-        let sql = self.sql.layer(layer);
-        let started = std::time::Instant::now();
-        tx.batch_execute(&sql.stage).await.map_err(e)?;
-        let sink = tx.copy_in(&sql.copy).await.map_err(e)?;
-        let writer = BinaryCopyInWriter::new(sink, &T::copy_types(geometry));
-        pin_mut!(writer);
-        for r in records {
-            let g = r.geom_param();
-            let (id, attrs) = (r.id(), r.attribute_params());
-            writer
-                .as_mut()
-                .write(&params(&id, &attrs, &g))
-                .await
-                .map_err(e)?;
-        }
-        let staged = writer.finish().await.map_err(e)?;
-        self.merge_staged(tx, layer, staged, started, actor).await
-    }
-
-    /// [`Self::bulk_layer`] for records that arrive in chunks while they are still being
-    /// read and converted: each chunk goes into the COPY as it comes. An `Err` chunk
-    /// aborts the COPY (and so the caller's transaction).
-    async fn bulk_layer_stream<T: Columns>(
-        &self,
-        tx: &deadpool_postgres::Transaction<'_>,
-        geometry: &Type,
-        chunks: &mut tokio::sync::mpsc::Receiver<Result<Dataset, String>>,
-        pick: fn(Dataset) -> Vec<T>,
-        actor: &Actor,
-    ) -> StoreResult<i64> {
-        let layer = T::LAYER;
-        let e = |e| map_pg(e, Ctx::Bulk(layer));
-        let sql = self.sql.layer(layer);
-        let started = std::time::Instant::now();
-        tx.batch_execute(&sql.stage).await.map_err(e)?;
-        let sink = tx.copy_in(&sql.copy).await.map_err(e)?;
-        let writer = BinaryCopyInWriter::new(sink, &T::copy_types(geometry));
-        pin_mut!(writer);
-        while let Some(chunk) = chunks.recv().await {
-            for r in &pick(chunk.map_err(StoreError::Invalid)?) {
-                let g = r.geom_param();
-                let (id, attrs) = (r.id(), r.attribute_params());
-                writer
-                    .as_mut()
-                    .write(&params(&id, &attrs, &g))
-                    .await
-                    .map_err(e)?;
-            }
-        }
-        let staged = writer.finish().await.map_err(e)?;
-        self.merge_staged(tx, layer, staged, started, actor).await
-    }
-
-    /// Merges the staged rows of a layer into its table (see the module docs) and logs
-    /// the layer's `bulk` change; returns its version.
-    async fn merge_staged(
-        &self,
-        tx: &deadpool_postgres::Transaction<'_>,
-        layer: Layer,
-        staged: u64,
-        started: std::time::Instant,
-        actor: &Actor,
-    ) -> StoreResult<i64> {
-        let e = |e| map_pg(e, Ctx::Bulk(layer));
-        let sql = self.sql.layer(layer);
-        let copy_s = started.elapsed().as_secs_f64();
-        // Ids are assigned to id-0 records by the sequence: move it past the explicit ids
-        // of the load first, so an assigned id cannot collide with one of them.
-        let max: Option<i64> = tx
-            .query_one(&sql.stage_max, &[])
-            .await
-            .map_err(e)?
-            .try_get(0)
-            .map_err(e)?;
-        if let Some(max) = max {
-            self.bump_sequence(tx, layer, max).await.map_err(e)?;
-        }
-        let large = match &sql.large {
-            Some(large) if staged >= self.large_load_rows => {
-                let existing: i64 = tx
-                    .query_one(large.count, &[])
-                    .await
-                    .map_err(e)?
-                    .try_get(0)
-                    .map_err(e)?;
-                // Only when the load dominates the table: rebuilding the index costs in
-                // proportion to the whole table, maintaining it to the rows loaded.
-                (u64::try_from(existing).unwrap_or(0) < staged).then_some(large)
-            }
-            _ => None,
-        };
-        if let Some(large) = large {
-            tx.batch_execute(large.set_aside).await.map_err(e)?;
-        }
-        let merged = tx.execute(&sql.merge, &[]).await.map_err(e)?;
-        if let Some(large) = large {
-            tx.batch_execute(large.restore).await.map_err(e)?;
-        }
-        tracing::debug!(
-            %layer,
-            staged,
-            merged,
-            large = large.is_some(),
-            copy_s,
-            total_s = started.elapsed().as_secs_f64(),
-            "bulk-loaded a layer"
-        );
-        self.log_change(tx, layer, 0, ChangeOp::Bulk, actor)
-            .await
-            .map_err(e)
-    }
-
-    /// Streams every record of one layer into `out` (within the caller's snapshot).
-    async fn load_layer<T: Columns>(
-        &self,
-        tx: &deadpool_postgres::Transaction<'_>,
-        out: &mut Vec<T>,
-    ) -> StoreResult<()> {
-        let e = |e| map_pg(e, Ctx::Other);
-        let stmt = tx
-            .prepare_cached(&self.sql.layer(T::LAYER).all)
-            .await
-            .map_err(e)?;
-        let rows = tx
-            .query_raw(&stmt, std::iter::empty::<i64>())
-            .await
-            .map_err(e)?;
-        pin_mut!(rows);
-        while let Some(row) = rows.try_next().await.map_err(e)? {
-            out.push(T::from_row(&row)?);
-        }
-        Ok(())
-    }
+/// A value that cannot be read from a row.
+pub(crate) fn decode_err(e: tokio_postgres::Error) -> StoreError {
+    StoreError::Backend(BackendError::with_source(
+        format!("cannot read a stored value: {e}"),
+        e,
+    ))
 }
 
 /// `postgres://user@host:port/db`, without the password.
-fn describe_config(c: &tokio_postgres::Config) -> String {
+pub(crate) fn describe_config(c: &tokio_postgres::Config) -> String {
     let host = match c.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
         Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
@@ -964,160 +588,9 @@ fn describe_config(c: &tokio_postgres::Config) -> String {
     )
 }
 
-fn api_key_from_row(r: &Row) -> StoreResult<ApiKey> {
-    (|| {
-        Ok(ApiKey {
-            id: r.try_get(0)?,
-            name: r.try_get(1)?,
-            role: r.try_get(2)?,
-            key_hash: r.try_get(3)?,
-            created_at: r.try_get(4)?,
-            revoked_at: r.try_get(5)?,
-        })
-    })()
-    .map_err(decode_err)
-}
-
 /// A count or limit as the `bigint` SQL wants.
-fn as_i64(n: usize) -> i64 {
+pub(crate) fn as_i64(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
-}
-
-impl PostgisStore {
-    /// A one-transaction bulk load of `owners` and one layer whose records arrive in chunks
-    /// while they are still being read and converted (see
-    /// [`super::import_jobs::ImportJobStore::bulk_load_stream`]).
-    pub(crate) async fn bulk_load_stream(
-        &self,
-        owners: Vec<Owner>,
-        layer: Layer,
-        mut chunks: tokio::sync::mpsc::Receiver<Result<Dataset, String>>,
-        actor: &Actor,
-    ) -> StoreResult<i64> {
-        let e = |e| map_pg(e, Ctx::Other);
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(e)?;
-        self.lock_writes(&tx).await.map_err(e)?;
-        let geometry = tx
-            .prepare(self.sql.geometry_type)
-            .await
-            .map_err(e)?
-            .columns()
-            .first()
-            .map(|c| c.type_().clone())
-            .ok_or_else(|| StoreError::Backend("cannot learn the geometry type".into()))?;
-        if !owners.is_empty() {
-            self.bulk_layer(&tx, &geometry, owners.iter(), actor)
-                .await?;
-        }
-        let c = &mut chunks;
-        let version = match layer {
-            Layer::Pipelines => {
-                self.bulk_layer_stream(&tx, &geometry, c, |d| d.pipelines, actor)
-                    .await?
-            }
-            Layer::RiskPoints => {
-                self.bulk_layer_stream(&tx, &geometry, c, |d| d.risk_points, actor)
-                    .await?
-            }
-            Layer::Sensors => {
-                self.bulk_layer_stream(&tx, &geometry, c, |d| d.sensors, actor)
-                    .await?
-            }
-            // Parents must precede children, which chunks in source order cannot promise.
-            Layer::GridCells | Layer::Owners => {
-                return Err(StoreError::Invalid(format!(
-                    "{layer} cannot be loaded as a stream; use bulk_load"
-                )))
-            }
-        };
-        let detail = serde_json::json!({ "version": version, "layer": layer.as_str(), "owners": owners.len() });
-        self.audit_in(&tx, actor, "bulk_load", "dataset", &detail)
-            .await
-            .map_err(e)?;
-        tx.commit().await.map_err(e)?;
-        Ok(version)
-    }
-
-    /// `bulk_load` with one `extra` statement run in the same transaction before the commit
-    /// (the import job's progress row, see [`super::import_jobs`]).
-    pub(crate) async fn bulk_load_with(
-        &self,
-        data: &Dataset,
-        actor: &Actor,
-        extra: Option<(&str, &[&(dyn ToSql + Sync)])>,
-    ) -> StoreResult<i64> {
-        let e = |e| map_pg(e, Ctx::Other);
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(e)?;
-        self.lock_writes(&tx).await.map_err(e)?;
-        let geometry = tx
-            .prepare(self.sql.geometry_type)
-            .await
-            .map_err(e)?
-            .columns()
-            .first()
-            .map(|c| c.type_().clone())
-            .ok_or_else(|| StoreError::Backend("cannot learn the geometry type".into()))?;
-        let mut version = None;
-        // Foreign-key order: owners, grid cells (parents first), pipelines, risk points,
-        // sensors.
-        if !data.owners.is_empty() {
-            version = Some(
-                self.bulk_layer(&tx, &geometry, data.owners.iter(), actor)
-                    .await?,
-            );
-        }
-        if !data.grid_cells.is_empty() {
-            let mut cells: Vec<&GridCell> = data.grid_cells.iter().collect();
-            cells.sort_by_key(|c| c.level);
-            version = Some(
-                self.bulk_layer(&tx, &geometry, cells.into_iter(), actor)
-                    .await?,
-            );
-        }
-        if !data.pipelines.is_empty() {
-            version = Some(
-                self.bulk_layer(&tx, &geometry, data.pipelines.iter(), actor)
-                    .await?,
-            );
-        }
-        if !data.risk_points.is_empty() {
-            version = Some(
-                self.bulk_layer(&tx, &geometry, data.risk_points.iter(), actor)
-                    .await?,
-            );
-        }
-        if !data.sensors.is_empty() {
-            version = Some(
-                self.bulk_layer(&tx, &geometry, data.sensors.iter(), actor)
-                    .await?,
-            );
-        }
-        let version = match version {
-            Some(v) => v,
-            None => tx
-                .query_one(self.sql.latest_version, &[])
-                .await
-                .map_err(e)?
-                .try_get(0)
-                .map_err(e)?,
-        };
-        let counts: serde_json::Map<String, serde_json::Value> = data
-            .counts()
-            .iter()
-            .map(|(l, n)| (l.as_str().to_string(), (*n).into()))
-            .collect();
-        let detail = serde_json::json!({ "version": version, "counts": counts });
-        self.audit_in(&tx, actor, "bulk_load", "dataset", &detail)
-            .await
-            .map_err(e)?;
-        if let Some((sql, params)) = extra {
-            tx.execute(sql, params).await.map_err(e)?;
-        }
-        tx.commit().await.map_err(e)?;
-        Ok(version)
-    }
 }
 
 #[async_trait]
@@ -1189,241 +662,17 @@ impl StoreInfo for PostgisStore {
     }
 }
 
-#[async_trait]
-impl RecordStore for PostgisStore {
-    async fn load_all(&self) -> StoreResult<Dataset> {
-        let e = |e| map_pg(e, Ctx::Other);
-        let mut client = self.client().await?;
-        // One snapshot for all layers, so references between them are consistent.
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(e)?;
-        let mut data = Dataset::default();
-        self.load_layer(&tx, &mut data.owners).await?;
-        self.load_layer(&tx, &mut data.grid_cells).await?;
-        self.load_layer(&tx, &mut data.pipelines).await?;
-        self.load_layer(&tx, &mut data.risk_points).await?;
-        self.load_layer(&tx, &mut data.sensors).await?;
-        tx.commit().await.map_err(e)?;
-        Ok(data)
-    }
-
-    async fn bulk_load(&self, data: &Dataset, actor: &Actor) -> StoreResult<i64> {
-        self.bulk_load_with(data, actor, None).await
-    }
-
-    async fn get(&self, layer: Layer, id: i64) -> StoreResult<Option<Record>> {
-        let e = |e| map_pg(e, Ctx::Other);
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(&self.sql.layer(layer).get)
-            .await
-            .map_err(e)?;
-        match client.query_opt(&stmt, &[&id]).await.map_err(e)? {
-            Some(row) => Ok(Some(record_from_row(layer, &row)?)),
-            None => Ok(None),
-        }
-    }
-
-    async fn insert(&self, record: &Record, actor: &Actor) -> StoreResult<Written> {
-        self.write(record, actor, true).await
-    }
-
-    async fn update(&self, record: &Record, actor: &Actor) -> StoreResult<Written> {
-        self.write(record, actor, false).await
-    }
-
-    async fn delete(&self, layer: Layer, id: i64, actor: &Actor) -> StoreResult<i64> {
-        let e = |e| map_pg(e, Ctx::Delete(layer, id));
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(e)?;
-        self.lock_writes(&tx).await.map_err(e)?;
-        let stmt = tx
-            .prepare_cached(&self.sql.layer(layer).delete)
-            .await
-            .map_err(e)?;
-        if tx.execute(&stmt, &[&id]).await.map_err(e)? == 0 {
-            return Err(StoreError::NotFound { layer, id });
-        }
-        let version = self
-            .log_change(&tx, layer, id, ChangeOp::Delete, actor)
-            .await
-            .map_err(e)?;
-        let detail = serde_json::json!({ "version": version });
-        self.audit_in(&tx, actor, "delete", &format!("{layer}/{id}"), &detail)
-            .await
-            .map_err(e)?;
-        tx.commit().await.map_err(e)?;
-        Ok(version)
-    }
-}
-
-#[async_trait]
-impl ChangeFeed for PostgisStore {
-    async fn changes_since(&self, version: i64, limit: usize) -> StoreResult<Vec<Change>> {
-        let e = |e| map_pg(e, Ctx::Other);
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(self.sql.changes_since)
-            .await
-            .map_err(e)?;
-        client
-            .query(&stmt, &[&version, &as_i64(limit)])
-            .await
-            .map_err(e)?
-            .iter()
-            .map(|r| {
-                Ok(Change {
-                    version: r.try_get(0)?,
-                    layer: r.try_get(1)?,
-                    record_id: r.try_get(2)?,
-                    op: r.try_get(3)?,
-                    actor: r.try_get(4)?,
-                    at: r.try_get(5)?,
-                })
-            })
-            .collect::<Result<_, tokio_postgres::Error>>()
-            .map_err(decode_err)
-    }
-}
-
-#[async_trait]
-impl KeyStore for PostgisStore {
-    async fn create_api_key(
-        &self,
-        name: &str,
-        role: Role,
-        key_hash: &str,
-        actor: &Actor,
-    ) -> StoreResult<ApiKey> {
-        let e = |e| map_pg(e, Ctx::Other);
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(e)?;
-        let stmt = tx.prepare_cached(self.sql.key_insert).await.map_err(e)?;
-        let row = tx
-            .query_one(&stmt, &[&name, &role, &key_hash])
-            .await
-            .map_err(e)?;
-        let key = api_key_from_row(&row)?;
-        let detail = serde_json::json!({ "name": name, "role": role.as_str() });
-        self.audit_in(
-            &tx,
-            actor,
-            "key_create",
-            &format!("keys/{}", key.id),
-            &detail,
-        )
-        .await
-        .map_err(e)?;
-        tx.commit().await.map_err(e)?;
-        Ok(key)
-    }
-
-    async fn api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKey>> {
-        let e = |e| map_pg(e, Ctx::Other);
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(self.sql.key_by_hash)
-            .await
-            .map_err(e)?;
-        match client.query_opt(&stmt, &[&key_hash]).await.map_err(e)? {
-            Some(row) => Ok(Some(api_key_from_row(&row)?)),
-            None => Ok(None),
-        }
-    }
-
-    async fn revoke_api_key(&self, id: i64, actor: &Actor) -> StoreResult<bool> {
-        let e = |e| map_pg(e, Ctx::Other);
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(e)?;
-        let stmt = tx.prepare_cached(self.sql.key_revoke).await.map_err(e)?;
-        if tx.execute(&stmt, &[&id]).await.map_err(e)? == 0 {
-            return Ok(false);
-        }
-        let detail = serde_json::json!({});
-        self.audit_in(&tx, actor, "key_revoke", &format!("keys/{id}"), &detail)
-            .await
-            .map_err(e)?;
-        tx.commit().await.map_err(e)?;
-        Ok(true)
-    }
-
-    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
-        let e = |e| map_pg(e, Ctx::Other);
-        let client = self.client().await?;
-        let stmt = client.prepare_cached(self.sql.key_list).await.map_err(e)?;
-        client
-            .query(&stmt, &[])
-            .await
-            .map_err(e)?
-            .iter()
-            .map(api_key_from_row)
-            .collect()
-    }
-}
-
-#[async_trait]
-impl AuditLog for PostgisStore {
-    async fn audit(
-        &self,
-        actor: &Actor,
-        action: &str,
-        target: &str,
-        detail: serde_json::Value,
-    ) -> StoreResult<()> {
-        let e = |e| map_pg(e, Ctx::Other);
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(self.sql.audit_insert)
-            .await
-            .map_err(e)?;
-        client
-            .execute(
-                &stmt,
-                &[&actor.name, &actor.role, &action, &target, &detail],
-            )
-            .await
-            .map_err(e)?;
-        Ok(())
-    }
-
-    async fn audit_log(&self, limit: usize) -> StoreResult<Vec<AuditEntry>> {
-        let e = |e| map_pg(e, Ctx::Other);
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(self.sql.audit_recent)
-            .await
-            .map_err(e)?;
-        client
-            .query(&stmt, &[&as_i64(limit)])
-            .await
-            .map_err(e)?
-            .iter()
-            .map(|r| {
-                Ok(AuditEntry {
-                    id: r.try_get(0)?,
-                    at: r.try_get(1)?,
-                    actor: r.try_get(2)?,
-                    role: r.try_get(3)?,
-                    action: r.try_get(4)?,
-                    target: r.try_get(5)?,
-                    detail: r.try_get(6)?,
-                })
-            })
-            .collect::<Result<_, tokio_postgres::Error>>()
-            .map_err(decode_err)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use lifeline_model::{Burial, GridLevel, PipeKind, PipeStatus, RiskLevel, RiskStatus};
+    use crate::records::postgis::Columns;
+    use geo_types::Geometry;
+    use lifeline_model::{
+        Burial, Dataset, GridCell, GridLevel, Owner, PipeKind, PipeStatus, Pipeline, RiskLevel,
+        RiskPoint, RiskStatus, Sensor,
+    };
     use lifeline_pgcluster as pgcluster;
+    use tokio_postgres::types::Type;
 
     #[test]
     fn every_statement_is_present() {
