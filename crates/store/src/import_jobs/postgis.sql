@@ -1,5 +1,5 @@
--- Import-job progress (issue 6) for the PostGIS store; see import_jobs.rs. Times travel as
--- RFC 3339 text so both stores bind the same values.
+-- Import-job progress (issue 6) for the PostGIS store; see import_jobs/postgis.rs. Times
+-- travel as RFC 3339 text so both stores bind the same values.
 
 -- name: get
 SELECT batch_size, last_row, last_fid, accepted, rejected, batches, done, actor,

@@ -1,4 +1,4 @@
--- Statements of the risk store on the GeoPackage (src/store/readings.rs), one per
+-- Statements of the risk store on the GeoPackage (readings/gpkg.rs), one per
 -- `-- name:` section. Times are Unix milliseconds; alarm rows are read with the column list
 -- `alarm_from_row` expects.
 

@@ -1,4 +1,4 @@
--- SQL of the PostGIS ticket store (src/store/tickets.rs), one statement per `-- name:`.
+-- SQL of the PostGIS ticket store (tickets/postgis.rs), one statement per `-- name:`.
 -- Every value is a bound parameter. Each write is ONE statement (a data-modifying CTE,
 -- atomic by itself): the ticket row and its audit entry (and, on submission, the outbox
 -- rows and theirs) commit together in a single round trip. The document is stored without

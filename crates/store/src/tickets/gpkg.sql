@@ -1,4 +1,4 @@
--- SQL of the GeoPackage ticket store (src/store/tickets.rs), one statement per `-- name:`.
+-- SQL of the GeoPackage ticket store (tickets/gpkg.rs), one statement per `-- name:`.
 
 -- name: insert
 INSERT INTO excavation_tickets

@@ -1,4 +1,4 @@
--- Import-job progress (issue 6) for the GeoPackage store; see import_jobs.rs.
+-- Import-job progress (issue 6) for the GeoPackage store; see import_jobs/gpkg.rs.
 
 -- name: get
 SELECT batch_size, last_row, last_fid, accepted, rejected, batches, done, actor,

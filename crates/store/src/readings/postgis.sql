@@ -1,4 +1,4 @@
--- Statements of the risk store on PostGIS (src/store/readings.rs), one per `-- name:`
+-- Statements of the risk store on PostGIS (readings/postgis.rs), one per `-- name:`
 -- section, bound parameters only. Alarm rows are always read with the column list of
 -- `alarm_cols` (kept in step with `alarm_from_row`).
 

@@ -1,0 +1,165 @@
+//! Persistence of the risk one map (issue 5): the [`RiskStore`] sub-trait of
+//! [`Store`](super::Store) — sensor readings (idempotent by sensor id + time), alarms and
+//! the risk-event log — and its two implementations.
+//!
+//! * PostGIS: readings go in with one `INSERT … SELECT unnest(…) ON CONFLICT DO NOTHING`
+//!   per batch (the primary key `(sensor_id, t)` decides duplicates; `RETURNING` says which
+//!   rows were new). Alarm changes run in one transaction holding a per-sensor advisory
+//!   lock, so two instances never raise the same alarm twice, and append a `risk_events`
+//!   row whose trigger notifies `lifeline_risk`.
+//! * GeoPackage: the same tables as plain SQLite tables, times as Unix milliseconds, every
+//!   batch one `BEGIN IMMEDIATE` transaction on the writer connection.
+//!
+//! What an alarm change does to an alarm is decided once, in [`lifeline_model::alarm::apply`];
+//! the stores only read the current row, call it, and write the result with its event and
+//! audit entry in the same transaction.
+//!
+//! This file holds the trait and what both implementations share (a time as Unix
+//! milliseconds, the risk event's payload, the audit action of an alarm change); the
+//! implementations are beside it: `postgis.rs` (statements in `postgis.sql`) and `gpkg.rs`
+//! (statements in `gpkg.sql`).
+
+mod gpkg;
+mod postgis;
+
+use super::{BackendError, StoreError, StoreResult};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use lifeline_model::alarm::{Alarm, AlarmFilter, Bucket, Reading, RiskEvent};
+use lifeline_model::Actor;
+
+pub use lifeline_model::alarm::AlarmOp;
+
+/// Storage of readings, alarms and risk events. Both stores pass the same tests
+/// (`tests/risk_api.rs`).
+#[async_trait]
+pub trait RiskStore: Send + Sync {
+    /// Stores a batch of checked readings; returns, per reading, whether it was new
+    /// (`false`: a reading of that sensor at that time was already stored).
+    async fn insert_readings(&self, readings: &[Reading]) -> StoreResult<Vec<bool>>;
+
+    /// Raw readings of a sensor with `from <= t < to`, oldest first, at most `limit`.
+    async fn readings(
+        &self,
+        sensor_id: i64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        limit: usize,
+    ) -> StoreResult<Vec<Reading>>;
+
+    /// min/mean/max per bucket of `every_ms` (aligned to the Unix epoch), bad-quality
+    /// readings left out, oldest first.
+    async fn reading_buckets(
+        &self,
+        sensor_id: i64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        every_ms: i64,
+    ) -> StoreResult<Vec<Bucket>>;
+
+    /// The newest stored reading of a sensor.
+    async fn last_reading(&self, sensor_id: i64) -> StoreResult<Option<Reading>>;
+
+    /// Applies one alarm change at `now` (the service clock's time) in one transaction with
+    /// its risk event and audit entry. `None` when the change changes nothing (e.g. the same
+    /// level again).
+    async fn apply_alarm(
+        &self,
+        op: &AlarmOp,
+        actor: &Actor,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<RiskEvent>>;
+
+    /// One alarm by id.
+    async fn alarm(&self, id: i64) -> StoreResult<Option<Alarm>>;
+
+    /// Alarms matching a filter, newest first.
+    async fn alarms(&self, filter: &AlarmFilter) -> StoreResult<Vec<Alarm>>;
+
+    /// Every open alarm (start-up state of the engine).
+    async fn open_alarms(&self) -> StoreResult<Vec<Alarm>>;
+
+    /// Risk events with id > `after`, oldest first, at most `limit`.
+    async fn risk_events_since(&self, after: i64, limit: usize) -> StoreResult<Vec<RiskEvent>>;
+
+    /// The newest risk-event id and change-log version (0 when empty): where a follower
+    /// starts.
+    async fn cursors(&self) -> StoreResult<(i64, i64)>;
+}
+
+fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+/// The JSON payload of a risk event: the alarm as it is now.
+fn payload(a: &Alarm) -> serde_json::Value {
+    serde_json::to_value(a).unwrap_or(serde_json::Value::Null)
+}
+
+fn event_from_payload(id: i64, p: serde_json::Value) -> StoreResult<RiskEvent> {
+    let alarm: Alarm = serde_json::from_value(p).map_err(|e| {
+        StoreError::Backend(BackendError::with_source(
+            format!("risk event {id} unreadable: {e}"),
+            e,
+        ))
+    })?;
+    Ok(RiskEvent { id, alarm })
+}
+
+fn audit_action(op: &AlarmOp, before: Option<&Alarm>, after: &Alarm) -> String {
+    match op {
+        AlarmOp::Detect(_) if before.is_none() => "alarm_detected".into(),
+        AlarmOp::Detect(_) => "alarm_escalated".into(),
+        AlarmOp::Clear { .. } => "alarm_cleared".into(),
+        AlarmOp::Transition { .. } => format!("alarm_{}", after.status),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::gpkg::gp_sql;
+    use super::postgis::pg_sql;
+
+    #[test]
+    fn every_statement_is_present() {
+        for n in [
+            "insert_readings",
+            "readings_raw",
+            "readings_buckets",
+            "last_reading",
+            "alarm_lock",
+            "alarm_open_for",
+            "alarm_get",
+            "alarm_insert",
+            "alarm_update",
+            "alarm_list",
+            "alarms_open",
+            "event_insert",
+            "events_since",
+            "event_latest",
+            "change_latest",
+            "audit_insert",
+        ] {
+            assert!(!pg_sql(n).is_empty());
+        }
+        for n in [
+            "insert_reading",
+            "readings_raw",
+            "readings_buckets",
+            "last_reading",
+            "alarm_open_for",
+            "alarm_get",
+            "alarm_insert",
+            "alarm_update",
+            "alarm_list",
+            "alarms_open",
+            "event_insert",
+            "events_since",
+            "event_latest",
+            "change_latest",
+            "audit_insert",
+        ] {
+            assert!(!gp_sql(n).is_empty());
+        }
+    }
+}
