@@ -1,6 +1,6 @@
 -- Statements of the risk store on the GeoPackage (readings/gpkg.rs), one per
 -- `-- name:` section. Times are Unix milliseconds; alarm rows are read with the column list
--- `alarm_from_row` expects.
+-- `gp_alarm` expects.
 
 -- name: insert_reading
 INSERT OR IGNORE INTO readings (sensor_id, t, value, quality) VALUES (?1, ?2, ?3, ?4)

@@ -1,6 +1,6 @@
 -- Statements of the risk store on PostGIS (readings/postgis.rs), one per `-- name:`
 -- section, bound parameters only. Alarm rows are always read with the column list of
--- `alarm_cols` (kept in step with `alarm_from_row`).
+-- `alarm_cols` (kept in step with `pg_alarm`).
 
 -- name: insert_readings
 INSERT INTO readings (sensor_id, t, value, quality)
