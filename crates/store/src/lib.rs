@@ -9,7 +9,6 @@
 //! cell, grid cell of a risk point, pipeline and risk point of a sensor).
 
 pub mod gpkg;
-mod gpkg_rtree;
 pub mod import_jobs;
 mod keys;
 pub mod postgis;

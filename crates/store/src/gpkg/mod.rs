@@ -8,8 +8,14 @@
 //!   model's geometries;
 //! - the `ST_IsEmpty` / `ST_MinX` / `ST_MaxX` / `ST_MinY` / `ST_MaxY` SQL functions that
 //!   the standard `gpkg_rtree_index` triggers call (registered on every connection);
-//! - the mapping of SQLite failures to [`StoreError`];
-//! - every [`Store`] method.
+//! - the mapping of SQLite failures to [`StoreError`], the connections, the transaction and
+//!   the change-log and audit rows every write shares, and [`StoreInfo`].
+//!
+//! Each capability's GeoPackage implementation lives in its capability's folder beside the
+//! PostGIS one: `records/gpkg.rs` (the layers' tables laid out from their schemas, one
+//! generic row codec, writes, bulk loads, reads, the change feed), `keys/gpkg.rs` (API keys,
+//! audit log), `tickets/`, `readings/`, `import_jobs/` and `pushdown/`. `rtree.rs` here
+//! keeps the R*Tree spatial index of the feature tables.
 //!
 //! Layout of the file: the four feature tables `pipelines`, `risk_points`, `grid_cells`
 //! and `sensors` (registered as `features`, srs 4490, each with an R*Tree index), the
@@ -35,47 +41,40 @@
 //! - `Connection::busy_timeout` and rusqlite's hooks need SQLite 3.44; the system library is
 //!   3.40, so the busy timeout is set by pragma.
 
-use super::gpkg_rtree;
+pub(crate) mod rtree;
+
+use crate::records::gpkg::{bulk_load_conn_with, bulk_stream_conn, table, Table};
+
 use super::prelude::*;
-use super::{
-    backend_error, ApiKey, AuditEntry, Backend, BackendError, Counts, StoreError, StoreResult,
-    Written,
-};
+use super::{backend_error, Backend, BackendError, Counts, StoreError, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use geo::{BoundingRect, Coord, Geometry, LineString, MultiPolygon, Point, Polygon};
-use lifeline_model::schema::{self, Column, Field, Schema, Stored};
-use lifeline_model::{
-    feature, Actor, Change, ChangeOp, Dataset, GridCell, Layer, ModelError, Owner, Pipeline,
-    Record, RiskPoint, Role, Sensor,
-};
+use lifeline_model::{Actor, ChangeOp, Dataset, Layer, ModelError, Owner};
 use parking_lot::Mutex;
 use rusqlite::functions::FunctionFlags;
-use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, Type, ValueRef};
-use rusqlite::{
-    params, Connection, ErrorCode, OptionalExtension, Statement, ToSql, TransactionBehavior,
-};
-use serde_json::json;
+use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ValueRef};
+use rusqlite::{params, Connection, ErrorCode, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 /// Schema migrations in order: (version, SQL). The version is recorded in
 /// `schema_migrations` once the file has been applied.
-const MIGRATIONS: &[(i64, &str)] = &[
-    (1, include_str!("../../../migrations/gpkg/0001_init.sql")),
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../../../../migrations/gpkg/0001_init.sql")),
     (
         2,
-        include_str!("../../../migrations/gpkg/0002_excavation.sql"),
+        include_str!("../../../../migrations/gpkg/0002_excavation.sql"),
     ),
-    (3, include_str!("../../../migrations/gpkg/0003_risk.sql")),
+    (3, include_str!("../../../../migrations/gpkg/0003_risk.sql")),
     (
         4,
-        include_str!("../../../migrations/gpkg/0004_import_jobs.sql"),
+        include_str!("../../../../migrations/gpkg/0004_import_jobs.sql"),
     ),
     (
         5,
-        include_str!("../../../migrations/gpkg/0005_notifications.sql"),
+        include_str!("../../../../migrations/gpkg/0005_notifications.sql"),
     ),
 ];
 
@@ -83,20 +82,20 @@ const MIGRATIONS: &[(i64, &str)] = &[
 pub const SRS_ID: i32 = 4490;
 
 /// `PRAGMA application_id` of a GeoPackage: the ASCII bytes 'GPKG'.
-const GPKG_APPLICATION_ID: i64 = 0x4750_4B47;
+pub(crate) const GPKG_APPLICATION_ID: i64 = 0x4750_4B47;
 
 /// How long a connection waits for another process's lock (a bulk write of the city can
 /// hold the write lock for tens of seconds).
-const BUSY_TIMEOUT_MS: i64 = 60_000;
+pub(crate) const BUSY_TIMEOUT_MS: i64 = 60_000;
 
 /// A GeoPackage file as the system of record. Cheap to share behind an `Arc`.
 pub struct GpkgStore {
-    path: PathBuf,
+    pub(crate) path: PathBuf,
     /// The only connection that writes; every write is one transaction on it.
-    writer: Arc<Mutex<Connection>>,
+    pub(crate) writer: Arc<Mutex<Connection>>,
     /// A query-only connection; WAL lets it read the last committed state while the writer
     /// is busy.
-    reader: Arc<Mutex<Connection>>,
+    pub(crate) reader: Arc<Mutex<Connection>>,
 }
 
 impl GpkgStore {
@@ -172,7 +171,7 @@ impl GpkgStore {
 }
 
 /// Opens one connection with the settings every connection needs.
-fn connect(path: &Path) -> StoreResult<Connection> {
+pub(crate) fn connect(path: &Path) -> StoreResult<Connection> {
     let conn = Connection::open(path).map_err(|e| backend_at(path, e))?;
     // The pragma, not `Connection::busy_timeout`: rusqlite 0.41 implements that with
     // `sqlite3_set_clientdata`, which the system SQLite (3.40) does not have.
@@ -187,14 +186,14 @@ fn connect(path: &Path) -> StoreResult<Connection> {
     Ok(conn)
 }
 
-fn backend_at(path: &Path, e: rusqlite::Error) -> StoreError {
+pub(crate) fn backend_at(path: &Path, e: rusqlite::Error) -> StoreError {
     StoreError::Backend(BackendError::new(format!(
         "GeoPackage {}: {e}",
         path.display()
     )))
 }
 
-fn join_error(e: tokio::task::JoinError) -> StoreError {
+pub(crate) fn join_error(e: tokio::task::JoinError) -> StoreError {
     StoreError::Backend(BackendError::with_source(
         format!("GeoPackage task failed: {e}"),
         e,
@@ -206,7 +205,7 @@ fn join_error(e: tokio::task::JoinError) -> StoreError {
 /// `bulk_load` borrow the caller's data set instead of copying ~1 GB of records into a
 /// `spawn_blocking` closure. A current-thread runtime (unit tests) cannot do that, so the
 /// job runs inline there.
-fn run_blocking<T>(f: impl FnOnce() -> T) -> T {
+pub(crate) fn run_blocking<T>(f: impl FnOnce() -> T) -> T {
     use tokio::runtime::{Handle, RuntimeFlavor};
     match Handle::try_current() {
         Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
@@ -227,251 +226,11 @@ impl<T> SqlExt<T> for rusqlite::Result<T> {
 }
 
 // ---------------------------------------------------------------------------------------
-// Tables
+// Stored values
 // ---------------------------------------------------------------------------------------
 
-/// How one layer is laid out in the file. Built once per layer from the layer's schema
-/// ([`lifeline_model::schema`]): the columns are the geometry column followed by the schema's
-/// attributes in table order.
-struct Table {
-    layer: Layer,
-    name: &'static str,
-    /// The record's name in messages ("owner 99 does not exist").
-    noun: &'static str,
-    /// The geometry column (with its R*Tree `rtree_<name>_<geom>`), if the layer has one.
-    geom: Option<&'static str>,
-    /// Every column but `id` and `updated_at`, in bind order (`?2`…); `id` is `?1` and
-    /// `updated_at` follows the last of these.
-    cols: Vec<&'static str>,
-    /// Tables and columns whose foreign keys point at this table.
-    referenced_by: Vec<(&'static str, &'static str)>,
-}
-
-impl Table {
-    fn select_sql(&self) -> String {
-        format!("SELECT id, {} FROM {}", self.cols.join(", "), self.name)
-    }
-
-    fn insert_sql(&self) -> String {
-        let marks: Vec<String> = (1..=self.cols.len() + 2).map(|i| format!("?{i}")).collect();
-        format!(
-            "INSERT INTO {} (id, {}, updated_at) VALUES ({})",
-            self.name,
-            self.cols.join(", "),
-            marks.join(", ")
-        )
-    }
-
-    /// One INSERT of `rows` rows (anonymous parameters, row after row, each bound like
-    /// [`Table::insert_sql`]'s).
-    fn insert_many_sql(&self, rows: usize) -> String {
-        let one = format!("({})", vec!["?"; self.cols.len() + 2].join(", "));
-        format!(
-            "INSERT INTO {} (id, {}, updated_at) VALUES {}",
-            self.name,
-            self.cols.join(", "),
-            vec![one; rows].join(", ")
-        )
-    }
-
-    fn update_sql(&self) -> String {
-        let sets: Vec<String> = self
-            .cols
-            .iter()
-            .enumerate()
-            .map(|(i, c)| format!("{c} = ?{}", i + 2))
-            .collect();
-        format!(
-            "UPDATE {} SET {}, updated_at = ?{} WHERE id = ?1",
-            self.name,
-            sets.join(", "),
-            self.cols.len() + 2
-        )
-    }
-
-    /// Insert unless the id exists. The bulk load follows a no-op with an UPDATE, which
-    /// keeps the row (and whatever references it), where `INSERT OR REPLACE` would delete
-    /// it first.
-    ///
-    /// Not `ON CONFLICT(id) DO UPDATE`: an UPSERT's conflict mode overrides the
-    /// `INSERT OR REPLACE` inside the spec's `rtree_<t>_<c>_update1` trigger, which then
-    /// fails with "UNIQUE constraint failed: rtree_….id" (SQLite 3.40).
-    fn insert_new_sql(&self) -> String {
-        format!("{} ON CONFLICT(id) DO NOTHING", self.insert_sql())
-    }
-}
-
-/// The table of a layer.
-fn table(layer: Layer) -> &'static Table {
-    static TABLES: OnceLock<Vec<Table>> = OnceLock::new();
-    let tables = TABLES.get_or_init(|| Layer::ALL.iter().map(|l| layout(*l)).collect());
-    &tables[Layer::ALL.iter().position(|l| *l == layer).unwrap_or(0)]
-}
-
-/// A layer's table, from its schema.
-fn layout(layer: Layer) -> Table {
-    let geom = (layer != Layer::Owners).then(|| feature::geometry_field(layer));
-    let mut cols: Vec<&'static str> = geom.into_iter().collect();
-    cols.extend(schema::fields(layer).into_iter().map(|f| f.name));
-    // The referencing columns: the table's own first (a parent cell), then the others.
-    let mut referenced_by = Vec::new();
-    let own = std::iter::once(layer).chain(Layer::ALL.iter().copied().filter(|l| *l != layer));
-    for child in own {
-        for f in schema::fields(child) {
-            if f.refers_to.is_some_and(|r| r.layer == layer) {
-                referenced_by.push((child.as_str(), f.name));
-            }
-        }
-    }
-    Table {
-        layer,
-        name: layer.as_str(),
-        noun: match layer {
-            Layer::Owners => "owner",
-            Layer::GridCells => "grid cell",
-            Layer::Pipelines => "pipeline",
-            Layer::RiskPoints => "risk point",
-            Layer::Sensors => "sensor",
-        },
-        geom,
-        cols,
-        referenced_by,
-    }
-}
-
-/// "pipelines 12", or "a new pipelines record" for id 0.
-fn label(t: &Table, id: i64) -> String {
-    if id == 0 {
-        format!("a new {} record", t.name)
-    } else {
-        format!("{} {id}", t.name)
-    }
-}
-
-/// A reference from a record to another: (table, id, noun for messages).
-type Ref = (&'static str, i64, &'static str);
-
-/// One model record type stored in one table: every [`Schema`] record, bound and read
-/// through its schema table, so no layer has a codec of its own.
-trait Row: Schema {
-    fn table() -> &'static Table {
-        table(Self::LAYER)
-    }
-
-    /// Binds every column of [`Table::cols`] from `?2` on; returns the envelope of the
-    /// geometry, if the layer has one.
-    fn bind(&self, b: &mut Binder<'_, '_>) -> StoreResult<Option<Envelope>> {
-        let env = match self.geometry() {
-            Some(g) => b.geom(encode_gpkg(|w| w.geometry(&g)))?,
-            None => None,
-        };
-        for a in Self::ATTRIBUTES {
-            match (a.get)(self) {
-                Field::Null => b.val(rusqlite::types::Null)?,
-                Field::Str(v) => b.val(v)?,
-                Field::F64(v) => b.num(a.info.name, Some(v))?,
-                Field::I64(v) => b.val(v)?,
-                Field::Date(v) => b.date(Some(v))?,
-            }
-        }
-        Ok(env)
-    }
-
-    /// The ids this record refers to (its foreign keys).
-    fn refs(&self) -> Vec<Ref> {
-        Self::ATTRIBUTES
-            .iter()
-            .filter_map(|a| {
-                let r = a.info.refers_to?;
-                match (a.get)(self) {
-                    Field::I64(id) => Some((r.layer.as_str(), id, r.noun)),
-                    _ => None,
-                }
-            })
-            .collect()
-    }
-
-    /// Reads a row of [`Table::select_sql`].
-    fn from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Self> {
-        let first = if Self::table().geom.is_some() { 2 } else { 1 };
-        let geometry = match first {
-            2 => Some(row.get::<_, Geom>(1)?.0),
-            _ => None,
-        };
-        schema::decode(
-            row.get(0)?,
-            geometry,
-            |i, f| stored(row, first + i, f.column),
-            |i, e| {
-                let (col, ty) = match i {
-                    None => (1, Type::Blob),
-                    Some(i) => (first + i, Type::Text),
-                };
-                rusqlite::Error::FromSqlConversionFailure(col, ty, Box::new(e))
-            },
-        )
-    }
-}
-
-impl<R: Schema> Row for R {}
-
-/// The value of column `i` as the schema's column type says it is stored.
-fn stored(row: &rusqlite::Row<'_>, i: usize, column: Column) -> rusqlite::Result<Stored> {
-    let v = match column {
-        Column::Text => row.get::<_, Option<String>>(i)?.map(Stored::Text),
-        Column::Real => row.get::<_, Option<f64>>(i)?.map(Stored::Real),
-        Column::BigInt | Column::Int => row.get::<_, Option<i64>>(i)?.map(Stored::Int),
-        Column::Date => row.get::<_, Option<Day>>(i)?.map(|d| Stored::Date(d.0)),
-    };
-    Ok(v.unwrap_or(Stored::Null))
-}
-
-/// Binds one record's values to a statement, checking on the way what SQLite would
-/// silently mangle (a NaN becomes NULL there).
-struct Binder<'a, 'c> {
-    stmt: &'a mut Statement<'c>,
-    next: usize,
-    table: &'static Table,
-    id: i64,
-}
-
-impl Binder<'_, '_> {
-    fn val<T: ToSql>(&mut self, v: T) -> StoreResult<()> {
-        self.stmt.raw_bind_parameter(self.next, v).sql()?;
-        self.next += 1;
-        Ok(())
-    }
-
-    fn num(&mut self, field: &str, v: Option<f64>) -> StoreResult<()> {
-        if v.is_some_and(|x| !x.is_finite()) {
-            return Err(StoreError::Invalid(format!(
-                "{}: {field} is not a finite number",
-                label(self.table, self.id)
-            )));
-        }
-        self.val(v)
-    }
-
-    fn date(&mut self, v: Option<NaiveDate>) -> StoreResult<()> {
-        // `NaiveDate`'s Display is `YYYY-MM-DD` without parsing a format string per row.
-        self.val(v.map(|d| d.to_string()))
-    }
-
-    fn geom(&mut self, blob: (Vec<u8>, Option<Envelope>)) -> StoreResult<Option<Envelope>> {
-        let (bytes, env) = blob;
-        if env.is_some_and(|e| !e.is_finite()) {
-            return Err(StoreError::Invalid(format!(
-                "{}: the geometry has a NaN or infinite coordinate",
-                label(self.table, self.id)
-            )));
-        }
-        self.val(bytes)?;
-        Ok(env)
-    }
-}
-
 /// A vocabulary value stored as TEXT.
-struct Txt<T>(T);
+pub(crate) struct Txt<T>(pub(crate) T);
 
 impl<T: FromStr<Err = ModelError>> FromSql for Txt<T> {
     fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
@@ -483,7 +242,7 @@ impl<T: FromStr<Err = ModelError>> FromSql for Txt<T> {
 }
 
 /// A GeoPackage DATE ('YYYY-MM-DD').
-struct Day(NaiveDate);
+pub(crate) struct Day(pub(crate) NaiveDate);
 
 impl FromSql for Day {
     fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
@@ -497,7 +256,7 @@ impl FromSql for Day {
 }
 
 /// A GeoPackage DATETIME ('YYYY-MM-DDTHH:MM:SS.SSSZ').
-struct Stamp(DateTime<Utc>);
+pub(crate) struct Stamp(pub(crate) DateTime<Utc>);
 
 impl FromSql for Stamp {
     fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
@@ -508,7 +267,7 @@ impl FromSql for Stamp {
 }
 
 /// A GeoPackage binary geometry.
-struct Geom(Geometry<f64>);
+pub(crate) struct Geom(pub(crate) Geometry<f64>);
 
 impl FromSql for Geom {
     fn column_result(v: ValueRef<'_>) -> FromSqlResult<Self> {
@@ -518,11 +277,14 @@ impl FromSql for Geom {
     }
 }
 
-fn txt<T: FromStr<Err = ModelError>>(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<T> {
+pub(crate) fn txt<T: FromStr<Err = ModelError>>(
+    row: &rusqlite::Row<'_>,
+    i: usize,
+) -> rusqlite::Result<T> {
     Ok(row.get::<_, Txt<T>>(i)?.0)
 }
 
-fn stamp(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<DateTime<Utc>> {
+pub(crate) fn stamp(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<DateTime<Utc>> {
     Ok(row.get::<_, Stamp>(i)?.0)
 }
 
@@ -531,7 +293,7 @@ fn stamp(row: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<DateTime<Utc>> {
 // ---------------------------------------------------------------------------------------
 
 /// The extended result code of an SQLite failure, if it is one.
-fn extended_code(e: &rusqlite::Error) -> Option<i32> {
+pub(crate) fn extended_code(e: &rusqlite::Error) -> Option<i32> {
     match e {
         rusqlite::Error::SqliteFailure(f, _) => Some(f.extended_code),
         _ => None,
@@ -539,70 +301,8 @@ fn extended_code(e: &rusqlite::Error) -> Option<i32> {
 }
 
 /// Whether the failure is a constraint violation.
-fn is_constraint(e: &rusqlite::Error) -> bool {
+pub(crate) fn is_constraint(e: &rusqlite::Error) -> bool {
     matches!(e, rusqlite::Error::SqliteFailure(f, _) if f.code == ErrorCode::ConstraintViolation)
-}
-
-/// Maps a failed write of `rec` to the error the client should see. SQLite does not say
-/// which foreign key failed, so the references are looked up here (inside the still-open
-/// transaction) to name the missing one.
-fn write_error<R: Row>(conn: &Connection, rec: &R, e: rusqlite::Error) -> StoreError {
-    use rusqlite::ffi;
-    let t = R::table();
-    let what = label(t, rec.id());
-    match extended_code(&e) {
-        Some(ffi::SQLITE_CONSTRAINT_PRIMARYKEY) | Some(ffi::SQLITE_CONSTRAINT_UNIQUE) => {
-            StoreError::Conflict(format!("{what} already exists"))
-        }
-        Some(ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => match missing_ref(conn, &rec.refs()) {
-            Ok(Some(msg)) => StoreError::Conflict(format!("{what}: {msg}")),
-            _ => StoreError::Conflict(format!("{what} refers to a record that does not exist")),
-        },
-        _ if is_constraint(&e) => {
-            StoreError::Invalid(format!("{what}: the store refused a value ({e})"))
-        }
-        _ => backend_error(e),
-    }
-}
-
-/// The first reference of `refs` whose target is missing, as a message.
-fn missing_ref(conn: &Connection, refs: &[Ref]) -> StoreResult<Option<String>> {
-    for (tbl, id, noun) in refs {
-        let exists = conn
-            .prepare_cached(&format!("SELECT 1 FROM {tbl} WHERE id = ?1"))
-            .sql()?
-            .exists([id])
-            .sql()?;
-        if !exists {
-            return Ok(Some(format!("{noun} {id} does not exist")));
-        }
-    }
-    Ok(None)
-}
-
-/// Why a record cannot be deleted: the first record that refers to it, if any.
-fn referenced_by(conn: &Connection, t: &Table, id: i64) -> StoreResult<Option<String>> {
-    for (child, col) in &t.referenced_by {
-        let mut stmt = conn
-            .prepare_cached(&format!(
-                "SELECT min(id), count(*) FROM {child} WHERE {col} = ?1"
-            ))
-            .sql()?;
-        let (first, n): (Option<i64>, i64) =
-            stmt.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))).sql()?;
-        if let Some(first) = first {
-            let more = if n > 1 {
-                format!(" and {} more", n - 1)
-            } else {
-                String::new()
-            };
-            return Ok(Some(format!(
-                "{} {id} is still referenced by {child} {first}{more}",
-                t.noun
-            )));
-        }
-    }
-    Ok(None)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -613,56 +313,13 @@ fn referenced_by(conn: &Connection, t: &Table, id: i64) -> StoreResult<Option<St
 /// returned, so what a caller gets back equals what it later reads. These are commit stamps
 /// (`updated_at`, the audit log's `at`), the store's own time as PostGIS's `now()` records
 /// it there; no rule compares them with the service clock ([`lifeline_model::Clock`]).
-fn now() -> (DateTime<Utc>, String) {
+pub(crate) fn now() -> (DateTime<Utc>, String) {
     let t = Utc::now().trunc_subsecs(3);
     (t, t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
 }
 
-/// Binds and executes one record on an insert/update/upsert statement of its table.
-/// Returns the number of rows changed and the geometry's envelope.
-fn write_row<R: Row>(
-    conn: &Connection,
-    stmt: &mut Statement<'_>,
-    rec: &R,
-    stamp: &str,
-) -> StoreResult<(usize, Option<Envelope>)> {
-    let id = rec.id();
-    if id < 0 {
-        return Err(StoreError::Invalid(format!(
-            "{} {id}: ids are positive",
-            R::table().name
-        )));
-    }
-    let env = bind_row(stmt, rec, stamp, 0)?;
-    let n = stmt.raw_execute().map_err(|e| write_error(conn, rec, e))?;
-    Ok((n, env))
-}
-
-/// Binds `rec` as the row whose parameters start after the first `base` ones (id, the
-/// table's columns, `stamp`); returns its envelope.
-fn bind_row<R: Row>(
-    stmt: &mut Statement<'_>,
-    rec: &R,
-    stamp: &str,
-    base: usize,
-) -> StoreResult<Option<Envelope>> {
-    let id = rec.id();
-    // id 0 asks SQLite to assign one.
-    stmt.raw_bind_parameter(base + 1, (id != 0).then_some(id))
-        .sql()?;
-    let mut b = Binder {
-        stmt,
-        next: base + 2,
-        table: R::table(),
-        id,
-    };
-    let env = rec.bind(&mut b)?;
-    b.val(stamp)?;
-    Ok(env)
-}
-
 /// Widens the layer's bbox in `gpkg_contents` and records the change time.
-fn touch_contents(
+pub(crate) fn touch_contents(
     conn: &Connection,
     t: &Table,
     env: Option<Envelope>,
@@ -689,7 +346,7 @@ fn touch_contents(
 }
 
 /// Appends to the change log; returns the new version.
-fn log_change(
+pub(crate) fn log_change(
     conn: &Connection,
     layer: Layer,
     record_id: i64,
@@ -713,7 +370,7 @@ fn log_change(
 }
 
 /// Appends to the audit log.
-fn log_audit(
+pub(crate) fn log_audit(
     conn: &Connection,
     actor: &Actor,
     action: &str,
@@ -738,544 +395,11 @@ fn log_audit(
     Ok(())
 }
 
-fn exists(conn: &Connection, t: &Table, id: i64) -> StoreResult<bool> {
-    conn.prepare_cached(&format!("SELECT 1 FROM {} WHERE id = ?1", t.name))
-        .sql()?
-        .exists([id])
-        .sql()
-}
-
 /// Starts the write transaction. IMMEDIATE takes the write lock up front, so a second
 /// process fails (after the busy timeout) before any work rather than at commit.
 pub(crate) fn begin(conn: &mut Connection) -> StoreResult<rusqlite::Transaction<'_>> {
     conn.transaction_with_behavior(TransactionBehavior::Immediate)
         .sql()
-}
-
-/// Inserts one record; returns its id and the change version.
-fn insert_one<R: Row>(conn: &mut Connection, rec: &R, actor: &Actor) -> StoreResult<(i64, i64)> {
-    let t = R::table();
-    let (_, stamp) = now();
-    let tx = begin(conn)?;
-    if rec.id() != 0 && exists(&tx, t, rec.id())? {
-        return Err(StoreError::Conflict(format!(
-            "{} already exists",
-            label(t, rec.id())
-        )));
-    }
-    // Named here because SQLite's foreign-key error does not say which key failed.
-    if let Some(msg) = missing_ref(&tx, &rec.refs())? {
-        return Err(StoreError::Conflict(msg));
-    }
-    let env = {
-        let mut stmt = tx.prepare_cached(&t.insert_sql()).sql()?;
-        write_row(&tx, &mut stmt, rec, &stamp)?.1
-    };
-    let id = if rec.id() == 0 {
-        tx.last_insert_rowid()
-    } else {
-        rec.id()
-    };
-    touch_contents(&tx, t, env, &stamp)?;
-    let version = log_change(&tx, t.layer, id, ChangeOp::Insert, actor, &stamp)?;
-    log_audit(
-        &tx,
-        actor,
-        "insert",
-        &format!("{}/{id}", t.name),
-        &json!({ "version": version }),
-        &stamp,
-    )?;
-    tx.commit().sql()?;
-    Ok((id, version))
-}
-
-/// Replaces one existing record; returns the change version.
-fn update_one<R: Row>(conn: &mut Connection, rec: &R, actor: &Actor) -> StoreResult<i64> {
-    let t = R::table();
-    let id = rec.id();
-    let (_, stamp) = now();
-    let tx = begin(conn)?;
-    if id <= 0 || !exists(&tx, t, id)? {
-        return Err(StoreError::NotFound { layer: t.layer, id });
-    }
-    if let Some(msg) = missing_ref(&tx, &rec.refs())? {
-        return Err(StoreError::Conflict(msg));
-    }
-    let (n, env) = {
-        let mut stmt = tx.prepare_cached(&t.update_sql()).sql()?;
-        write_row(&tx, &mut stmt, rec, &stamp)?
-    };
-    if n == 0 {
-        return Err(StoreError::NotFound { layer: t.layer, id });
-    }
-    touch_contents(&tx, t, env, &stamp)?;
-    let version = log_change(&tx, t.layer, id, ChangeOp::Update, actor, &stamp)?;
-    log_audit(
-        &tx,
-        actor,
-        "update",
-        &format!("{}/{id}", t.name),
-        &json!({ "version": version }),
-        &stamp,
-    )?;
-    tx.commit().sql()?;
-    Ok(version)
-}
-
-fn insert_record(conn: &mut Connection, record: &Record, actor: &Actor) -> StoreResult<Written> {
-    let (id, version) = match record {
-        Record::Pipeline(r) => insert_one(conn, r, actor)?,
-        Record::RiskPoint(r) => insert_one(conn, r, actor)?,
-        Record::GridCell(r) => insert_one(conn, r, actor)?,
-        Record::Sensor(r) => insert_one(conn, r, actor)?,
-        Record::Owner(r) => insert_one(conn, r, actor)?,
-    };
-    let mut record = record.clone();
-    record.set_id(id);
-    Ok(Written { record, version })
-}
-
-fn update_record(conn: &mut Connection, record: &Record, actor: &Actor) -> StoreResult<Written> {
-    let version = match record {
-        Record::Pipeline(r) => update_one(conn, r, actor)?,
-        Record::RiskPoint(r) => update_one(conn, r, actor)?,
-        Record::GridCell(r) => update_one(conn, r, actor)?,
-        Record::Sensor(r) => update_one(conn, r, actor)?,
-        Record::Owner(r) => update_one(conn, r, actor)?,
-    };
-    Ok(Written {
-        record: record.clone(),
-        version,
-    })
-}
-
-fn delete_record(conn: &mut Connection, layer: Layer, id: i64, actor: &Actor) -> StoreResult<i64> {
-    let t = table(layer);
-    let (_, stamp) = now();
-    let tx = begin(conn)?;
-    if !exists(&tx, t, id)? {
-        return Err(StoreError::NotFound { layer, id });
-    }
-    if let Some(msg) = referenced_by(&tx, t, id)? {
-        return Err(StoreError::Conflict(msg));
-    }
-    tx.prepare_cached(&format!("DELETE FROM {} WHERE id = ?1", t.name))
-        .sql()?
-        .execute([id])
-        .map_err(|e| {
-            if extended_code(&e) == Some(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY) {
-                StoreError::Conflict(format!("{} {id} is still referenced", t.noun))
-            } else {
-                backend_error(e)
-            }
-        })?;
-    touch_contents(&tx, t, None, &stamp)?;
-    let version = log_change(&tx, layer, id, ChangeOp::Delete, actor, &stamp)?;
-    log_audit(
-        &tx,
-        actor,
-        "delete",
-        &format!("{}/{id}", t.name),
-        &json!({ "version": version }),
-        &stamp,
-    )?;
-    tx.commit().sql()?;
-    Ok(version)
-}
-
-/// A bulk write of at least this many rows of a layer, and at least as many as the layer
-/// already holds, rebuilds the layer's R*Tree once at the end instead of maintaining it
-/// row by row through the triggers (about twice as fast for a city-sized load).
-const RTREE_REBUILD_MIN: usize = 10_000;
-
-/// Inserts or updates (by id) every record of one layer with two prepared statements;
-/// returns how many and their combined envelope.
-fn bulk_layer<'a, R: Row + 'a>(
-    conn: &Connection,
-    records: impl ExactSizeIterator<Item = &'a R>,
-    stamp: &str,
-) -> StoreResult<(usize, Option<Envelope>)> {
-    let n = records.len();
-    let records: Vec<&R> = records.collect();
-    bulk_layer_fed::<R>(conn, n, stamp, |write| write(&records))
-}
-
-/// Rows per INSERT statement when a bulk load fills an empty table (see
-/// [`bulk_layer_fed`]).
-const MULTI_ROWS: usize = 32;
-
-/// The body of [`bulk_layer`] for records that arrive in pieces: `feed` calls `write` on
-/// each piece. `expected` (a count or an estimate) decides whether the R*Tree is rebuilt
-/// once at the end instead of maintained row by row.
-fn bulk_layer_fed<R: Row>(
-    conn: &Connection,
-    expected: usize,
-    stamp: &str,
-    feed: impl FnOnce(&mut dyn FnMut(&[&R]) -> StoreResult<()>) -> StoreResult<()>,
-) -> StoreResult<(usize, Option<Envelope>)> {
-    let t = R::table();
-    let (rebuild, existing) = match t.geom {
-        Some(_) if expected >= RTREE_REBUILD_MIN => {
-            let existing: i64 = conn
-                .query_row(&format!("SELECT count(*) FROM {}", t.name), [], |r| {
-                    r.get(0)
-                })
-                .sql()?;
-            (
-                i64::try_from(expected).unwrap_or(i64::MAX) >= existing,
-                existing,
-            )
-        }
-        _ => (false, 0),
-    };
-    // A large load into an empty table.
-    let fresh = rebuild && existing == 0;
-    // Inside the transaction: a failure or a crash restores the triggers with everything else.
-    let triggers = if rebuild {
-        suspend_rtree_triggers(conn, t)?
-    } else {
-        Vec::new()
-    };
-    // Into an empty table, the table's own indexes are built once at the end too: sorting
-    // a million keys is several times cheaper than a million random B-tree inserts.
-    let indexes = if fresh {
-        suspend_indexes(conn, t)?
-    } else {
-        Vec::new()
-    };
-    // Into an empty table, the boxes computed while encoding are the whole index; otherwise
-    // the rebuild reads them back from the table.
-    let mut boxes: Option<Vec<gpkg_rtree::Entry>> = fresh.then(|| Vec::with_capacity(expected));
-    let mut insert = conn.prepare(&t.insert_new_sql()).sql()?;
-    let mut update = conn.prepare(&t.update_sql()).sql()?;
-    // Into an empty table, rows with their own ids go in MULTI_ROWS to a statement: the
-    // per-statement work (and the AUTOINCREMENT bookkeeping) is then paid once per group,
-    // a good part of SQLite's cost per row. A group the store refuses (an id given twice,
-    // a bad reference) is written again row by row, which upserts or names the culprit.
-    let mut multi = match fresh {
-        true => Some(conn.prepare(&t.insert_many_sql(MULTI_ROWS)).sql()?),
-        false => None,
-    };
-    let mut env: Option<Envelope> = None;
-    let mut n = 0usize;
-    let record_box = |boxes: &mut Option<Vec<gpkg_rtree::Entry>>, id: i64, e: Option<Envelope>| {
-        if let (Some(b), Some(e)) = (boxes.as_mut(), e) {
-            b.push(gpkg_rtree::Entry {
-                id,
-                min_x: e.min_x,
-                max_x: e.max_x,
-                min_y: e.min_y,
-                max_y: e.max_y,
-            });
-        }
-    };
-    feed(&mut |records: &[&R]| {
-        let mut rest = records;
-        while !rest.is_empty() {
-            let group = &rest[..rest.len().min(MULTI_ROWS)];
-            rest = &rest[group.len()..];
-            if let (Some(stmt), MULTI_ROWS) = (multi.as_mut(), group.len()) {
-                if group.iter().all(|r| r.id() > 0) {
-                    let per_row = t.cols.len() + 2;
-                    let mut envs = [None; MULTI_ROWS];
-                    for (k, rec) in group.iter().enumerate() {
-                        envs[k] = bind_row(stmt, *rec, stamp, k * per_row)?;
-                    }
-                    if stmt.raw_execute().is_ok() {
-                        for (rec, e) in group.iter().zip(envs) {
-                            record_box(&mut boxes, rec.id(), e);
-                            env = Envelope::union(env, e);
-                        }
-                        n += group.len();
-                        continue;
-                    }
-                }
-            }
-            for rec in group {
-                let (inserted, e) = write_row(conn, &mut insert, *rec, stamp)?;
-                if inserted == 0 {
-                    // The id exists: replace its values in place.
-                    write_row(conn, &mut update, *rec, stamp)?;
-                }
-                let id = match rec.id() {
-                    0 => conn.last_insert_rowid(),
-                    id => id,
-                };
-                record_box(&mut boxes, id, e);
-                env = Envelope::union(env, e);
-                n += 1;
-            }
-        }
-        Ok(())
-    })?;
-    drop(multi);
-    if rebuild {
-        rebuild_rtree(conn, t, boxes)?;
-        for sql in triggers.iter().chain(&indexes) {
-            conn.execute_batch(sql).sql()?;
-        }
-    }
-    Ok((n, env))
-}
-
-/// Drops the table's own secondary indexes (not the implicit ones of constraints) and
-/// returns their SQL, verbatim from `sqlite_master`, to recreate them after a bulk load.
-fn suspend_indexes(conn: &Connection, t: &Table) -> StoreResult<Vec<String>> {
-    let found: Vec<(String, String)> = {
-        let mut stmt = conn
-            .prepare(
-                "SELECT name, sql FROM sqlite_master \
-                 WHERE type = 'index' AND tbl_name = ?1 AND sql IS NOT NULL",
-            )
-            .sql()?;
-        let rows = stmt
-            .query_map([t.name], |r| Ok((r.get(0)?, r.get(1)?)))
-            .sql()?;
-        rows.collect::<rusqlite::Result<_>>().sql()?
-    };
-    for (name, _) in &found {
-        conn.execute_batch(&format!("DROP INDEX \"{}\"", name.replace('"', "\"\"")))
-            .sql()?;
-    }
-    Ok(found.into_iter().map(|(_, sql)| sql).collect())
-}
-
-/// Drops the layer's `gpkg_rtree_index` triggers and returns their SQL, verbatim from
-/// `sqlite_master`, so they are recreated exactly as they were.
-fn suspend_rtree_triggers(conn: &Connection, t: &Table) -> StoreResult<Vec<String>> {
-    let Some(geom) = t.geom else {
-        return Ok(Vec::new());
-    };
-    let prefix = format!("rtree_{}_{geom}_", t.name);
-    let found: Vec<(String, String)> = {
-        let mut stmt = conn
-            .prepare(
-                "SELECT name, sql FROM sqlite_master \
-                 WHERE type = 'trigger' AND tbl_name = ?1 AND name GLOB ?2",
-            )
-            .sql()?;
-        let rows = stmt
-            .query_map(params![t.name, format!("{prefix}*")], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .sql()?;
-        rows.collect::<rusqlite::Result<_>>().sql()?
-    };
-    for (name, _) in &found {
-        conn.execute_batch(&format!("DROP TRIGGER \"{}\"", name.replace('"', "\"\"")))
-            .sql()?;
-    }
-    Ok(found.into_iter().map(|(_, sql)| sql).collect())
-}
-
-/// Rebuilds a layer's R*Tree: the virtual table is dropped and recreated from its own
-/// `sqlite_master` SQL (deleting entries one by one from an R*Tree is far slower than
-/// building a new one), then packed and written in one pass ([`gpkg_rtree::load`]) from
-/// `boxes` (every row's box, when the caller has them) or from the boxes in the rows'
-/// GeoPackage headers. Rows with a NULL or empty geometry get no entry, as with the
-/// specification's triggers.
-fn rebuild_rtree(
-    conn: &Connection,
-    t: &Table,
-    boxes: Option<Vec<gpkg_rtree::Entry>>,
-) -> StoreResult<()> {
-    let Some(c) = t.geom else {
-        return Ok(());
-    };
-    let (name, rtree) = (t.name, format!("rtree_{}_{c}", t.name));
-    let create: String = conn
-        .query_row(
-            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1",
-            [&rtree],
-            |r| r.get(0),
-        )
-        .sql()?;
-    let mut boxes = match boxes {
-        Some(b) => b,
-        None => table_boxes(conn, name, c)?,
-    };
-    // A record written twice in one load (an upsert of its own id) keeps its last box.
-    boxes.sort_by_key(|b| b.id);
-    let mut deduped: Vec<gpkg_rtree::Entry> = Vec::with_capacity(boxes.len());
-    for b in boxes {
-        match deduped.last_mut() {
-            Some(last) if last.id == b.id => *last = b,
-            _ => deduped.push(b),
-        }
-    }
-    conn.execute_batch(&format!("DROP TABLE {rtree}")).sql()?;
-    conn.execute_batch(&create).sql()?;
-    gpkg_rtree::load(conn, &rtree, &deduped).sql()
-}
-
-/// Every non-empty geometry's box in `table`, from the GeoPackage header's envelope where
-/// it has one, else from the geometry.
-fn table_boxes(
-    conn: &Connection,
-    table: &str,
-    column: &str,
-) -> StoreResult<Vec<gpkg_rtree::Entry>> {
-    let mut stmt = conn
-        .prepare(&format!(
-            "SELECT id, {column} FROM {table} WHERE {column} NOT NULL"
-        ))
-        .sql()?;
-    let mut rows = stmt.query([]).sql()?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().sql()? {
-        let id: i64 = row.get(0).sql()?;
-        let blob = match row.get_ref(1).sql()? {
-            ValueRef::Blob(b) => b,
-            _ => continue,
-        };
-        let Some(e) = blob_envelope(blob) else {
-            continue;
-        };
-        out.push(gpkg_rtree::Entry {
-            id,
-            min_x: e.min_x,
-            max_x: e.max_x,
-            min_y: e.min_y,
-            max_y: e.max_y,
-        });
-    }
-    Ok(out)
-}
-
-fn bulk_load_conn(conn: &mut Connection, data: &Dataset, actor: &Actor) -> StoreResult<i64> {
-    bulk_load_conn_with(conn, data, actor, |_| Ok(()))
-}
-
-/// [`bulk_load_conn`] plus `extra` run inside the same transaction just before the commit
-/// (a batch import records its progress there, so rows and progress commit together).
-fn bulk_load_conn_with(
-    conn: &mut Connection,
-    data: &Dataset,
-    actor: &Actor,
-    extra: impl FnOnce(&Connection) -> StoreResult<()>,
-) -> StoreResult<i64> {
-    let (_, stamp) = now();
-    let tx = begin(conn)?;
-    // Foreign-key order: owners, grid cells parents first (levels sort largest first),
-    // pipelines, risk points, sensors.
-    let mut cells: Vec<&GridCell> = data.grid_cells.iter().collect();
-    cells.sort_by_key(|c| c.level);
-    let written = [
-        (
-            table(Layer::Owners),
-            bulk_layer(&tx, data.owners.iter(), &stamp)?,
-        ),
-        (
-            table(Layer::GridCells),
-            bulk_layer(&tx, cells.into_iter(), &stamp)?,
-        ),
-        (
-            table(Layer::Pipelines),
-            bulk_layer(&tx, data.pipelines.iter(), &stamp)?,
-        ),
-        (
-            table(Layer::RiskPoints),
-            bulk_layer(&tx, data.risk_points.iter(), &stamp)?,
-        ),
-        (
-            table(Layer::Sensors),
-            bulk_layer(&tx, data.sensors.iter(), &stamp)?,
-        ),
-    ];
-    let mut version = None;
-    for (t, (n, env)) in &written {
-        if *n > 0 {
-            touch_contents(&tx, t, *env, &stamp)?;
-            version = Some(log_change(&tx, t.layer, 0, ChangeOp::Bulk, actor, &stamp)?);
-        }
-    }
-    // An empty data set changes nothing; it still answers with the version in force.
-    let version = match version {
-        Some(v) => v,
-        None => current_version(&tx)?,
-    };
-    let mut detail = serde_json::Map::new();
-    for (t, (n, _)) in &written {
-        detail.insert(t.name.to_string(), json!(n));
-    }
-    detail.insert("version".into(), json!(version));
-    log_audit(
-        &tx,
-        actor,
-        "bulk_load",
-        "dataset",
-        &serde_json::Value::Object(detail),
-        &stamp,
-    )?;
-    extra(&tx)?;
-    tx.commit().sql()?;
-    Ok(version)
-}
-
-/// One transaction: `owners`, then every record of `layer` that `chunks` delivers, with the
-/// same bookkeeping as [`bulk_load_conn`]. An `Err` chunk aborts (nothing is written).
-fn bulk_stream_conn(
-    conn: &mut Connection,
-    owners: &[Owner],
-    layer: Layer,
-    expected: usize,
-    chunks: &mut tokio::sync::mpsc::Receiver<Result<Dataset, String>>,
-    actor: &Actor,
-) -> StoreResult<i64> {
-    fn fed<R: Row>(
-        conn: &Connection,
-        expected: usize,
-        stamp: &str,
-        chunks: &mut tokio::sync::mpsc::Receiver<Result<Dataset, String>>,
-        pick: fn(Dataset) -> Vec<R>,
-    ) -> StoreResult<(usize, Option<Envelope>)> {
-        bulk_layer_fed::<R>(conn, expected, stamp, |write| {
-            while let Some(chunk) = chunks.blocking_recv() {
-                let records = pick(chunk.map_err(StoreError::Invalid)?);
-                write(&records.iter().collect::<Vec<_>>())?;
-            }
-            Ok(())
-        })
-    }
-    let (_, stamp) = now();
-    let tx = begin(conn)?;
-    let owners_written = bulk_layer(&tx, owners.iter(), &stamp)?;
-    let written = match layer {
-        Layer::Pipelines => fed(&tx, expected, &stamp, chunks, |d| d.pipelines)?,
-        Layer::RiskPoints => fed(&tx, expected, &stamp, chunks, |d| d.risk_points)?,
-        Layer::Sensors => fed(&tx, expected, &stamp, chunks, |d| d.sensors)?,
-        // Parents must precede children, which chunks in source order cannot promise.
-        Layer::GridCells | Layer::Owners => {
-            return Err(StoreError::Invalid(format!(
-                "{layer} cannot be loaded as a stream; use bulk_load"
-            )))
-        }
-    };
-    let mut version = None;
-    for (t, (n, env)) in [
-        (table(Layer::Owners), owners_written),
-        (table(layer), written),
-    ] {
-        if n > 0 {
-            touch_contents(&tx, t, env, &stamp)?;
-            version = Some(log_change(&tx, t.layer, 0, ChangeOp::Bulk, actor, &stamp)?);
-        }
-    }
-    let version = match version {
-        Some(v) => v,
-        None => current_version(&tx)?,
-    };
-    log_audit(
-        &tx,
-        actor,
-        "bulk_load",
-        "dataset",
-        &json!({ "owners": owners_written.0, layer.as_str(): written.0, "version": version }),
-        &stamp,
-    )?;
-    tx.commit().sql()?;
-    Ok(version)
 }
 
 impl GpkgStore {
@@ -1319,7 +443,7 @@ impl GpkgStore {
     }
 }
 
-fn current_version(conn: &Connection) -> StoreResult<i64> {
+pub(crate) fn current_version(conn: &Connection) -> StoreResult<i64> {
     conn.query_row(
         "SELECT coalesce(max(version), 0) FROM change_log",
         [],
@@ -1329,7 +453,7 @@ fn current_version(conn: &Connection) -> StoreResult<i64> {
 }
 
 /// Applies the pending migrations in one transaction; returns the version in force.
-fn migrate_conn(conn: &mut Connection) -> StoreResult<i64> {
+pub(crate) fn migrate_conn(conn: &mut Connection) -> StoreResult<i64> {
     let tx = begin(conn)?;
     tx.execute_batch(
         "CREATE TABLE IF NOT EXISTS schema_migrations (\
@@ -1377,85 +501,7 @@ fn migrate_conn(conn: &mut Connection) -> StoreResult<i64> {
 }
 
 // ---------------------------------------------------------------------------------------
-// Reads
-// ---------------------------------------------------------------------------------------
-
-/// A row that could not be turned back into a record: the file was edited by hand or by
-/// another tool. Named so the operator can find it.
-fn unreadable(t: &Table, id: Option<i64>, e: rusqlite::Error) -> StoreError {
-    match id {
-        Some(id) => StoreError::Backend(BackendError::with_source(
-            format!("{} {id} cannot be read: {e}", t.name),
-            e,
-        )),
-        None => StoreError::Backend(BackendError::with_source(format!("{}: {e}", t.name), e)),
-    }
-}
-
-fn get_one<R: Row>(conn: &Connection, id: i64) -> StoreResult<Option<Record>> {
-    let t = R::table();
-    let mut stmt = conn
-        .prepare_cached(&format!("{} WHERE id = ?1", t.select_sql()))
-        .sql()?;
-    let rec = stmt
-        .query_row([id], R::from_row)
-        .optional()
-        .map_err(|e| unreadable(t, Some(id), e))?;
-    Ok(rec.map(R::into_record))
-}
-
-fn load_layer<R: Row>(conn: &Connection) -> StoreResult<Vec<R>> {
-    let t = R::table();
-    let n: i64 = conn
-        .query_row(&format!("SELECT count(*) FROM {}", t.name), [], |r| {
-            r.get(0)
-        })
-        .sql()?;
-    let mut out = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
-    let mut stmt = conn
-        .prepare(&format!("{} ORDER BY id", t.select_sql()))
-        .sql()?;
-    let mut rows = stmt.query([]).sql()?;
-    while let Some(row) = rows.next().sql()? {
-        let rec = R::from_row(row).map_err(|e| unreadable(t, row.get(0).ok(), e))?;
-        out.push(rec);
-    }
-    Ok(out)
-}
-
-fn load_all_conn(conn: &mut Connection) -> StoreResult<Dataset> {
-    // One read transaction: every layer from the same snapshot, so references agree.
-    let tx = conn.transaction().sql()?;
-    let data = Dataset {
-        owners: load_layer(&tx)?,
-        grid_cells: load_layer(&tx)?,
-        pipelines: load_layer(&tx)?,
-        risk_points: load_layer(&tx)?,
-        sensors: load_layer(&tx)?,
-    };
-    tx.commit().sql()?;
-    Ok(data)
-}
-
-fn api_key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKey> {
-    Ok(ApiKey {
-        id: row.get(0)?,
-        name: row.get(1)?,
-        role: txt(row, 2)?,
-        key_hash: row.get(3)?,
-        created_at: stamp(row, 4)?,
-        revoked_at: row.get::<_, Option<Stamp>>(5)?.map(|s| s.0),
-    })
-}
-
-const API_KEY_COLS: &str = "id, name, role, key_hash, created_at, revoked_at";
-
-fn lim(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
-}
-
-// ---------------------------------------------------------------------------------------
-// The Store implementation
+// StoreInfo
 // ---------------------------------------------------------------------------------------
 
 #[async_trait]
@@ -1498,236 +544,17 @@ impl StoreInfo for GpkgStore {
     }
 }
 
-#[async_trait]
-impl RecordStore for GpkgStore {
-    async fn load_all(&self) -> StoreResult<Dataset> {
-        self.read(load_all_conn).await
-    }
-
-    async fn bulk_load(&self, data: &Dataset, actor: &Actor) -> StoreResult<i64> {
-        let writer = &self.writer;
-        run_blocking(|| bulk_load_conn(&mut writer.lock(), data, actor))
-    }
-
-    async fn get(&self, layer: Layer, id: i64) -> StoreResult<Option<Record>> {
-        self.read(move |c| match layer {
-            Layer::Pipelines => get_one::<Pipeline>(c, id),
-            Layer::RiskPoints => get_one::<RiskPoint>(c, id),
-            Layer::GridCells => get_one::<GridCell>(c, id),
-            Layer::Sensors => get_one::<Sensor>(c, id),
-            Layer::Owners => get_one::<Owner>(c, id),
-        })
-        .await
-    }
-
-    async fn insert(&self, record: &Record, actor: &Actor) -> StoreResult<Written> {
-        let (record, actor) = (record.clone(), actor.clone());
-        self.write(move |c| insert_record(c, &record, &actor)).await
-    }
-
-    async fn update(&self, record: &Record, actor: &Actor) -> StoreResult<Written> {
-        let (record, actor) = (record.clone(), actor.clone());
-        self.write(move |c| update_record(c, &record, &actor)).await
-    }
-
-    async fn delete(&self, layer: Layer, id: i64, actor: &Actor) -> StoreResult<i64> {
-        let actor = actor.clone();
-        self.write(move |c| delete_record(c, layer, id, &actor))
-            .await
-    }
-}
-
-#[async_trait]
-impl ChangeFeed for GpkgStore {
-    async fn changes_since(&self, version: i64, limit: usize) -> StoreResult<Vec<Change>> {
-        self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT version, layer, record_id, op, actor, at FROM change_log \
-                     WHERE version > ?1 ORDER BY version LIMIT ?2",
-                )
-                .sql()?;
-            let rows = stmt
-                .query_map(params![version, lim(limit)], |r| {
-                    Ok(Change {
-                        version: r.get(0)?,
-                        layer: txt(r, 1)?,
-                        record_id: r.get(2)?,
-                        op: txt(r, 3)?,
-                        actor: r.get(4)?,
-                        at: stamp(r, 5)?,
-                    })
-                })
-                .sql()?;
-            rows.collect::<rusqlite::Result<_>>().sql()
-        })
-        .await
-    }
-}
-
-#[async_trait]
-impl KeyStore for GpkgStore {
-    async fn create_api_key(
-        &self,
-        name: &str,
-        role: Role,
-        key_hash: &str,
-        actor: &Actor,
-    ) -> StoreResult<ApiKey> {
-        let (name, key_hash, actor) = (name.to_string(), key_hash.to_string(), actor.clone());
-        self.write(move |c| {
-            let (at, stamp) = now();
-            let tx = begin(c)?;
-            tx.prepare_cached(
-                "INSERT INTO api_keys (name, role, key_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-            )
-            .sql()?
-            .execute(params![name, role.as_str(), key_hash, stamp])
-            .map_err(|e| match extended_code(&e) {
-                Some(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE) => {
-                    StoreError::Conflict("an API key with this hash already exists".into())
-                }
-                _ if is_constraint(&e) => StoreError::Invalid(format!("api key: {e}")),
-                _ => backend_error(e),
-            })?;
-            let id = tx.last_insert_rowid();
-            log_audit(
-                &tx,
-                &actor,
-                "key_create",
-                &format!("keys/{id}"),
-                &json!({ "name": name, "role": role }),
-                &stamp,
-            )?;
-            tx.commit().sql()?;
-            Ok(ApiKey {
-                id,
-                name,
-                role,
-                key_hash,
-                created_at: at,
-                revoked_at: None,
-            })
-        })
-        .await
-    }
-
-    async fn api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKey>> {
-        let key_hash = key_hash.to_string();
-        self.read(move |c| {
-            c.prepare_cached(&format!(
-                "SELECT {API_KEY_COLS} FROM api_keys WHERE key_hash = ?1"
-            ))
-            .sql()?
-            .query_row([key_hash], api_key_from_row)
-            .optional()
-            .sql()
-        })
-        .await
-    }
-
-    async fn revoke_api_key(&self, id: i64, actor: &Actor) -> StoreResult<bool> {
-        let actor = actor.clone();
-        self.write(move |c| {
-            let (_, stamp) = now();
-            let tx = begin(c)?;
-            let n = tx
-                .prepare_cached(
-                    "UPDATE api_keys SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
-                )
-                .sql()?
-                .execute(params![stamp, id])
-                .sql()?;
-            if n == 0 {
-                // Nothing changed, so nothing to record: the transaction rolls back.
-                return Ok(false);
-            }
-            log_audit(
-                &tx,
-                &actor,
-                "key_revoke",
-                &format!("keys/{id}"),
-                &json!({}),
-                &stamp,
-            )?;
-            tx.commit().sql()?;
-            Ok(true)
-        })
-        .await
-    }
-
-    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
-        self.read(|c| {
-            let mut stmt = c
-                .prepare_cached(&format!(
-                    "SELECT {API_KEY_COLS} FROM api_keys ORDER BY created_at DESC, id DESC"
-                ))
-                .sql()?;
-            let rows = stmt.query_map([], api_key_from_row).sql()?;
-            rows.collect::<rusqlite::Result<_>>().sql()
-        })
-        .await
-    }
-}
-
-#[async_trait]
-impl AuditLog for GpkgStore {
-    async fn audit(
-        &self,
-        actor: &Actor,
-        action: &str,
-        target: &str,
-        detail: serde_json::Value,
-    ) -> StoreResult<()> {
-        let (actor, action, target) = (actor.clone(), action.to_string(), target.to_string());
-        self.write(move |c| {
-            let (_, stamp) = now();
-            log_audit(c, &actor, &action, &target, &detail, &stamp)
-        })
-        .await
-    }
-
-    async fn audit_log(&self, limit: usize) -> StoreResult<Vec<AuditEntry>> {
-        self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT id, at, actor, role, action, target, detail FROM audit_log \
-                     ORDER BY id DESC LIMIT ?1",
-                )
-                .sql()?;
-            let rows = stmt
-                .query_map([lim(limit)], |r| {
-                    let detail: String = r.get(6)?;
-                    Ok(AuditEntry {
-                        id: r.get(0)?,
-                        at: stamp(r, 1)?,
-                        actor: r.get(2)?,
-                        role: txt(r, 3)?,
-                        action: r.get(4)?,
-                        target: r.get(5)?,
-                        // Written by us as JSON; anything else is shown as the text it is.
-                        detail: serde_json::from_str(&detail)
-                            .unwrap_or(serde_json::Value::String(detail)),
-                    })
-                })
-                .sql()?;
-            rows.collect::<rusqlite::Result<_>>().sql()
-        })
-        .await
-    }
-}
-
 // ---------------------------------------------------------------------------------------
 // GeoPackage binary geometry
 // ---------------------------------------------------------------------------------------
 
 /// A 2D bounding box in the GeoPackage sense.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Envelope {
-    min_x: f64,
-    max_x: f64,
-    min_y: f64,
-    max_y: f64,
+pub(crate) struct Envelope {
+    pub(crate) min_x: f64,
+    pub(crate) max_x: f64,
+    pub(crate) min_y: f64,
+    pub(crate) max_y: f64,
 }
 
 impl Envelope {
@@ -1738,7 +565,7 @@ impl Envelope {
         max_y: f64::NEG_INFINITY,
     };
 
-    fn add(&mut self, c: Coord<f64>) {
+    pub(crate) fn add(&mut self, c: Coord<f64>) {
         // NaN compares false, so a NaN is caught by `is_finite` on the result, not lost.
         if c.x.is_nan() || c.y.is_nan() {
             self.min_x = f64::NAN;
@@ -1750,17 +577,17 @@ impl Envelope {
         self.max_y = self.max_y.max(c.y);
     }
 
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.min_x == f64::INFINITY && self.max_x == f64::NEG_INFINITY
     }
 
-    fn is_finite(&self) -> bool {
+    pub(crate) fn is_finite(&self) -> bool {
         [self.min_x, self.max_x, self.min_y, self.max_y]
             .iter()
             .all(|v| v.is_finite())
     }
 
-    fn union(a: Option<Envelope>, b: Option<Envelope>) -> Option<Envelope> {
+    pub(crate) fn union(a: Option<Envelope>, b: Option<Envelope>) -> Option<Envelope> {
         match (a, b) {
             (Some(a), Some(b)) => Some(Envelope {
                 min_x: a.min_x.min(b.min_x),
@@ -1776,63 +603,63 @@ impl Envelope {
 /// A geometry blob that is not what a GeoPackage holds.
 #[derive(Debug, thiserror::Error)]
 #[error("bad GeoPackage geometry: {0}")]
-struct GeomError(String);
+pub(crate) struct GeomError(String);
 
 /// Writes ISO WKB, little-endian, 2D, tracking the envelope.
-struct WkbWriter {
-    buf: Vec<u8>,
-    env: Envelope,
+pub(crate) struct WkbWriter {
+    pub(crate) buf: Vec<u8>,
+    pub(crate) env: Envelope,
 }
 
-const WKB_POINT: u32 = 1;
-const WKB_LINESTRING: u32 = 2;
-const WKB_POLYGON: u32 = 3;
-const WKB_MULTIPOINT: u32 = 4;
-const WKB_MULTILINESTRING: u32 = 5;
-const WKB_MULTIPOLYGON: u32 = 6;
-const WKB_COLLECTION: u32 = 7;
+pub(crate) const WKB_POINT: u32 = 1;
+pub(crate) const WKB_LINESTRING: u32 = 2;
+pub(crate) const WKB_POLYGON: u32 = 3;
+pub(crate) const WKB_MULTIPOINT: u32 = 4;
+pub(crate) const WKB_MULTILINESTRING: u32 = 5;
+pub(crate) const WKB_MULTIPOLYGON: u32 = 6;
+pub(crate) const WKB_COLLECTION: u32 = 7;
 
 /// Header size: magic (2), version (1), flags (1), srs_id (4).
-const GP_HEADER: usize = 8;
+pub(crate) const GP_HEADER: usize = 8;
 /// Envelope [minx, maxx, miny, maxy] as four doubles.
-const GP_ENVELOPE: usize = 32;
+pub(crate) const GP_ENVELOPE: usize = 32;
 
 impl WkbWriter {
-    fn head(&mut self, ty: u32) {
+    pub(crate) fn head(&mut self, ty: u32) {
         self.buf.push(1); // little-endian
         self.buf.extend_from_slice(&ty.to_le_bytes());
     }
 
-    fn count(&mut self, n: usize) {
+    pub(crate) fn count(&mut self, n: usize) {
         // WKB counts are u32; model geometries are bounded far below that (MAX_VERTICES).
         self.buf
             .extend_from_slice(&u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes());
     }
 
-    fn coord(&mut self, c: Coord<f64>) {
+    pub(crate) fn coord(&mut self, c: Coord<f64>) {
         self.buf.extend_from_slice(&c.x.to_le_bytes());
         self.buf.extend_from_slice(&c.y.to_le_bytes());
         self.env.add(c);
     }
 
-    fn coords(&mut self, l: &LineString<f64>) {
+    pub(crate) fn coords(&mut self, l: &LineString<f64>) {
         self.count(l.0.len());
         for c in &l.0 {
             self.coord(*c);
         }
     }
 
-    fn point(&mut self, p: &Point<f64>) {
+    pub(crate) fn point(&mut self, p: &Point<f64>) {
         self.head(WKB_POINT);
         self.coord(p.0);
     }
 
-    fn line(&mut self, l: &LineString<f64>) {
+    pub(crate) fn line(&mut self, l: &LineString<f64>) {
         self.head(WKB_LINESTRING);
         self.coords(l);
     }
 
-    fn polygon(&mut self, p: &Polygon<f64>) {
+    pub(crate) fn polygon(&mut self, p: &Polygon<f64>) {
         self.head(WKB_POLYGON);
         if p.exterior().0.is_empty() {
             self.count(0);
@@ -1845,7 +672,7 @@ impl WkbWriter {
         }
     }
 
-    fn multi_polygon(&mut self, m: &MultiPolygon<f64>) {
+    pub(crate) fn multi_polygon(&mut self, m: &MultiPolygon<f64>) {
         self.head(WKB_MULTIPOLYGON);
         self.count(m.0.len());
         for p in &m.0 {
@@ -1853,7 +680,7 @@ impl WkbWriter {
         }
     }
 
-    fn geometry(&mut self, g: &Geometry<f64>) {
+    pub(crate) fn geometry(&mut self, g: &Geometry<f64>) {
         match g {
             Geometry::Point(p) => self.point(p),
             Geometry::Line(l) => self.line(&LineString(vec![l.start, l.end])),
@@ -1890,7 +717,7 @@ impl WkbWriter {
 /// Encodes a geometry as a GeoPackage binary: `GP`, version 0, flags (little-endian, with
 /// an [minx, maxx, miny, maxy] envelope, or the empty flag), srs_id 4490, then ISO WKB.
 /// Returns the blob and the envelope (`None` for an empty geometry).
-fn encode_gpkg(write: impl FnOnce(&mut WkbWriter)) -> (Vec<u8>, Option<Envelope>) {
+pub(crate) fn encode_gpkg(write: impl FnOnce(&mut WkbWriter)) -> (Vec<u8>, Option<Envelope>) {
     let mut w = WkbWriter {
         buf: Vec::with_capacity(128),
         env: Envelope::EMPTY,
@@ -1917,14 +744,14 @@ fn encode_gpkg(write: impl FnOnce(&mut WkbWriter)) -> (Vec<u8>, Option<Envelope>
 }
 
 /// The parts of a GeoPackage binary header.
-struct GpHeader {
-    empty: bool,
-    envelope: Option<Envelope>,
+pub(crate) struct GpHeader {
+    pub(crate) empty: bool,
+    pub(crate) envelope: Option<Envelope>,
     /// Where the WKB starts.
-    wkb_at: usize,
+    pub(crate) wkb_at: usize,
 }
 
-fn parse_header(b: &[u8]) -> Result<GpHeader, GeomError> {
+pub(crate) fn parse_header(b: &[u8]) -> Result<GpHeader, GeomError> {
     if b.len() < GP_HEADER || &b[0..2] != b"GP" {
         return Err(GeomError("missing the 'GP' magic".into()));
     }
@@ -1965,7 +792,7 @@ fn parse_header(b: &[u8]) -> Result<GpHeader, GeomError> {
     })
 }
 
-fn read_f64(b: &[u8], le: bool) -> f64 {
+pub(crate) fn read_f64(b: &[u8], le: bool) -> f64 {
     let mut a = [0u8; 8];
     a.copy_from_slice(&b[..8]);
     if le {
@@ -1977,7 +804,7 @@ fn read_f64(b: &[u8], le: bool) -> f64 {
 
 /// Decodes a GeoPackage binary geometry (any envelope, either byte order, ISO or EWKB
 /// Z/M flags; extra ordinates are dropped since the layers are 2D).
-fn decode_gpkg(b: &[u8]) -> Result<Geometry<f64>, GeomError> {
+pub(crate) fn decode_gpkg(b: &[u8]) -> Result<Geometry<f64>, GeomError> {
     let h = parse_header(b)?;
     let mut r = WkbReader {
         b: &b[h.wkb_at..],
@@ -1987,13 +814,13 @@ fn decode_gpkg(b: &[u8]) -> Result<Geometry<f64>, GeomError> {
 }
 
 /// Reads WKB.
-struct WkbReader<'a> {
-    b: &'a [u8],
-    pos: usize,
+pub(crate) struct WkbReader<'a> {
+    pub(crate) b: &'a [u8],
+    pub(crate) pos: usize,
 }
 
 impl WkbReader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], GeomError> {
+    pub(crate) fn take(&mut self, n: usize) -> Result<&[u8], GeomError> {
         let end = self
             .pos
             .checked_add(n)
@@ -2004,7 +831,7 @@ impl WkbReader<'_> {
         Ok(s)
     }
 
-    fn u32(&mut self, le: bool) -> Result<u32, GeomError> {
+    pub(crate) fn u32(&mut self, le: bool) -> Result<u32, GeomError> {
         let mut a = [0u8; 4];
         a.copy_from_slice(self.take(4)?);
         Ok(if le {
@@ -2016,7 +843,7 @@ impl WkbReader<'_> {
 
     /// A count, refused if the rest of the blob could not possibly hold that many items
     /// of at least `min_size` bytes (a corrupt count must not allocate gigabytes).
-    fn count(&mut self, le: bool, min_size: usize) -> Result<usize, GeomError> {
+    pub(crate) fn count(&mut self, le: bool, min_size: usize) -> Result<usize, GeomError> {
         let n = self.u32(le)? as usize;
         if n.saturating_mul(min_size) > self.b.len() - self.pos {
             return Err(GeomError(format!("count {n} exceeds the blob")));
@@ -2024,7 +851,7 @@ impl WkbReader<'_> {
         Ok(n)
     }
 
-    fn coord(&mut self, le: bool, extra: usize) -> Result<Coord<f64>, GeomError> {
+    pub(crate) fn coord(&mut self, le: bool, extra: usize) -> Result<Coord<f64>, GeomError> {
         let s = self.take(16 + 8 * extra)?;
         Ok(Coord {
             x: read_f64(&s[0..8], le),
@@ -2032,7 +859,7 @@ impl WkbReader<'_> {
         })
     }
 
-    fn line(&mut self, le: bool, extra: usize) -> Result<LineString<f64>, GeomError> {
+    pub(crate) fn line(&mut self, le: bool, extra: usize) -> Result<LineString<f64>, GeomError> {
         let n = self.count(le, 16 + 8 * extra)?;
         let mut v = Vec::with_capacity(n);
         for _ in 0..n {
@@ -2041,7 +868,7 @@ impl WkbReader<'_> {
         Ok(LineString(v))
     }
 
-    fn polygon(&mut self, le: bool, extra: usize) -> Result<Polygon<f64>, GeomError> {
+    pub(crate) fn polygon(&mut self, le: bool, extra: usize) -> Result<Polygon<f64>, GeomError> {
         let n = self.count(le, 4)?;
         if n == 0 {
             return Ok(Polygon::new(LineString(vec![]), vec![]));
@@ -2054,7 +881,11 @@ impl WkbReader<'_> {
         Ok(Polygon::new(exterior, holes))
     }
 
-    fn members(&mut self, le: bool, depth: usize) -> Result<Vec<Geometry<f64>>, GeomError> {
+    pub(crate) fn members(
+        &mut self,
+        le: bool,
+        depth: usize,
+    ) -> Result<Vec<Geometry<f64>>, GeomError> {
         let n = self.count(le, 5)?;
         let mut v = Vec::with_capacity(n);
         for _ in 0..n {
@@ -2063,7 +894,7 @@ impl WkbReader<'_> {
         Ok(v)
     }
 
-    fn geometry(&mut self, depth: usize) -> Result<Geometry<f64>, GeomError> {
+    pub(crate) fn geometry(&mut self, depth: usize) -> Result<Geometry<f64>, GeomError> {
         if depth > 16 {
             return Err(GeomError("collections nested too deeply".into()));
         }
@@ -2142,7 +973,7 @@ impl WkbReader<'_> {
 
 /// The envelope of a GeoPackage geometry blob: from its header when it has one (every
 /// blob this module writes does), else computed from the WKB (GDAL writes points without).
-fn blob_envelope(b: &[u8]) -> Option<Envelope> {
+pub(crate) fn blob_envelope(b: &[u8]) -> Option<Envelope> {
     let h = parse_header(b).ok()?;
     if h.empty {
         return None;
@@ -2161,7 +992,7 @@ fn blob_envelope(b: &[u8]) -> Option<Envelope> {
 
 /// Registers the SQL functions the `gpkg_rtree_index` triggers call. They are pure, so
 /// deterministic and innocuous (allowed in triggers even with `trusted_schema=OFF`).
-fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
+pub(crate) fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
     let flags = FunctionFlags::SQLITE_UTF8
         | FunctionFlags::SQLITE_DETERMINISTIC
         | FunctionFlags::SQLITE_INNOCUOUS;
@@ -2189,13 +1020,20 @@ fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
+pub(crate) fn lim(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::records::gpkg::{write_error, RTREE_REBUILD_MIN};
     use lifeline_model::{
-        Burial, DrainageKind, GasPressure, GridLevel, PipeKind, PipeStatus, QualityLevel,
-        RiskLevel, RiskStatus, SensorKind, SensorStatus,
+        Burial, DrainageKind, GasPressure, GridCell, GridLevel, PipeKind, PipeStatus, Pipeline,
+        QualityLevel, Record, RiskLevel, RiskPoint, RiskStatus, Role, Sensor, SensorKind,
+        SensorStatus,
     };
+    use serde_json::json;
 
     fn square(x: f64, y: f64, d: f64) -> Polygon<f64> {
         Polygon::new(

@@ -1,0 +1,175 @@
+//! The GeoPackage side of [`KeyStore`] and [`AuditLog`]: API keys (stored as hashes) and
+//! the audit log, in the file's internal `api_keys` and `audit_log` tables.
+
+use crate::gpkg::*;
+use crate::prelude::*;
+use crate::{backend_error, ApiKey, AuditEntry, StoreError, StoreResult};
+use async_trait::async_trait;
+use lifeline_model::{Actor, Role};
+use rusqlite::{params, OptionalExtension};
+use serde_json::json;
+
+pub(crate) fn api_key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKey> {
+    Ok(ApiKey {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        role: txt(row, 2)?,
+        key_hash: row.get(3)?,
+        created_at: stamp(row, 4)?,
+        revoked_at: row.get::<_, Option<Stamp>>(5)?.map(|s| s.0),
+    })
+}
+
+pub(crate) const API_KEY_COLS: &str = "id, name, role, key_hash, created_at, revoked_at";
+
+#[async_trait]
+impl KeyStore for GpkgStore {
+    async fn create_api_key(
+        &self,
+        name: &str,
+        role: Role,
+        key_hash: &str,
+        actor: &Actor,
+    ) -> StoreResult<ApiKey> {
+        let (name, key_hash, actor) = (name.to_string(), key_hash.to_string(), actor.clone());
+        self.write(move |c| {
+            let (at, stamp) = now();
+            let tx = begin(c)?;
+            tx.prepare_cached(
+                "INSERT INTO api_keys (name, role, key_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .sql()?
+            .execute(params![name, role.as_str(), key_hash, stamp])
+            .map_err(|e| match extended_code(&e) {
+                Some(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE) => {
+                    StoreError::Conflict("an API key with this hash already exists".into())
+                }
+                _ if is_constraint(&e) => StoreError::Invalid(format!("api key: {e}")),
+                _ => backend_error(e),
+            })?;
+            let id = tx.last_insert_rowid();
+            log_audit(
+                &tx,
+                &actor,
+                "key_create",
+                &format!("keys/{id}"),
+                &json!({ "name": name, "role": role }),
+                &stamp,
+            )?;
+            tx.commit().sql()?;
+            Ok(ApiKey {
+                id,
+                name,
+                role,
+                key_hash,
+                created_at: at,
+                revoked_at: None,
+            })
+        })
+        .await
+    }
+
+    async fn api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKey>> {
+        let key_hash = key_hash.to_string();
+        self.read(move |c| {
+            c.prepare_cached(&format!(
+                "SELECT {API_KEY_COLS} FROM api_keys WHERE key_hash = ?1"
+            ))
+            .sql()?
+            .query_row([key_hash], api_key_from_row)
+            .optional()
+            .sql()
+        })
+        .await
+    }
+
+    async fn revoke_api_key(&self, id: i64, actor: &Actor) -> StoreResult<bool> {
+        let actor = actor.clone();
+        self.write(move |c| {
+            let (_, stamp) = now();
+            let tx = begin(c)?;
+            let n = tx
+                .prepare_cached(
+                    "UPDATE api_keys SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
+                )
+                .sql()?
+                .execute(params![stamp, id])
+                .sql()?;
+            if n == 0 {
+                // Nothing changed, so nothing to record: the transaction rolls back.
+                return Ok(false);
+            }
+            log_audit(
+                &tx,
+                &actor,
+                "key_revoke",
+                &format!("keys/{id}"),
+                &json!({}),
+                &stamp,
+            )?;
+            tx.commit().sql()?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
+        self.read(|c| {
+            let mut stmt = c
+                .prepare_cached(&format!(
+                    "SELECT {API_KEY_COLS} FROM api_keys ORDER BY created_at DESC, id DESC"
+                ))
+                .sql()?;
+            let rows = stmt.query_map([], api_key_from_row).sql()?;
+            rows.collect::<rusqlite::Result<_>>().sql()
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl AuditLog for GpkgStore {
+    async fn audit(
+        &self,
+        actor: &Actor,
+        action: &str,
+        target: &str,
+        detail: serde_json::Value,
+    ) -> StoreResult<()> {
+        let (actor, action, target) = (actor.clone(), action.to_string(), target.to_string());
+        self.write(move |c| {
+            let (_, stamp) = now();
+            log_audit(c, &actor, &action, &target, &detail, &stamp)
+        })
+        .await
+    }
+
+    async fn audit_log(&self, limit: usize) -> StoreResult<Vec<AuditEntry>> {
+        self.read(move |c| {
+            let mut stmt = c
+                .prepare_cached(
+                    "SELECT id, at, actor, role, action, target, detail FROM audit_log \
+                     ORDER BY id DESC LIMIT ?1",
+                )
+                .sql()?;
+            let rows = stmt
+                .query_map([lim(limit)], |r| {
+                    let detail: String = r.get(6)?;
+                    Ok(AuditEntry {
+                        id: r.get(0)?,
+                        at: stamp(r, 1)?,
+                        actor: r.get(2)?,
+                        role: txt(r, 3)?,
+                        action: r.get(4)?,
+                        target: r.get(5)?,
+                        // Written by us as JSON; anything else is shown as the text it is.
+                        detail: serde_json::from_str(&detail)
+                            .unwrap_or(serde_json::Value::String(detail)),
+                    })
+                })
+                .sql()?;
+            rows.collect::<rusqlite::Result<_>>().sql()
+        })
+        .await
+    }
+}
