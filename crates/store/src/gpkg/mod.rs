@@ -43,6 +43,8 @@
 
 pub(crate) mod rtree;
 
+crate::sqlfile::named_sql!(pub(crate) fn sql = "gpkg/queries.sql", include_str!("queries.sql"));
+
 use crate::records::gpkg::{bulk_load_conn_with, bulk_stream_conn, table, Table};
 
 use super::prelude::*;
@@ -327,17 +329,12 @@ pub(crate) fn touch_contents(
 ) -> StoreResult<()> {
     match env {
         Some(e) => conn
-            .prepare_cached(
-                "UPDATE gpkg_contents SET last_change = ?1, \
-                 min_x = min(coalesce(min_x, ?2), ?2), min_y = min(coalesce(min_y, ?3), ?3), \
-                 max_x = max(coalesce(max_x, ?4), ?4), max_y = max(coalesce(max_y, ?5), ?5) \
-                 WHERE table_name = ?6",
-            )
+            .prepare_cached(sql("contents_touch_extent"))
             .sql()?
             .execute(params![stamp, e.min_x, e.min_y, e.max_x, e.max_y, t.name])
             .sql()?,
         None => conn
-            .prepare_cached("UPDATE gpkg_contents SET last_change = ?1 WHERE table_name = ?2")
+            .prepare_cached(sql("contents_touch"))
             .sql()?
             .execute(params![stamp, t.name])
             .sql()?,
@@ -354,18 +351,16 @@ pub(crate) fn log_change(
     actor: &Actor,
     stamp: &str,
 ) -> StoreResult<i64> {
-    conn.prepare_cached(
-        "INSERT INTO change_log (layer, record_id, op, actor, at) VALUES (?1, ?2, ?3, ?4, ?5)",
-    )
-    .sql()?
-    .execute(params![
-        layer.as_str(),
-        record_id,
-        op.as_str(),
-        actor.name,
-        stamp
-    ])
-    .sql()?;
+    conn.prepare_cached(sql("change_insert"))
+        .sql()?
+        .execute(params![
+            layer.as_str(),
+            record_id,
+            op.as_str(),
+            actor.name,
+            stamp
+        ])
+        .sql()?;
     Ok(conn.last_insert_rowid())
 }
 
@@ -378,20 +373,17 @@ pub(crate) fn log_audit(
     detail: &serde_json::Value,
     stamp: &str,
 ) -> StoreResult<()> {
-    conn.prepare_cached(
-        "INSERT INTO audit_log (at, actor, role, action, target, detail) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )
-    .sql()?
-    .execute(params![
-        stamp,
-        actor.name,
-        actor.role.as_str(),
-        action,
-        target,
-        detail.to_string()
-    ])
-    .sql()?;
+    conn.prepare_cached(sql("audit_insert"))
+        .sql()?
+        .execute(params![
+            stamp,
+            actor.name,
+            actor.role.as_str(),
+            action,
+            target,
+            detail.to_string()
+        ])
+        .sql()?;
     Ok(())
 }
 
@@ -444,52 +436,36 @@ impl GpkgStore {
 }
 
 pub(crate) fn current_version(conn: &Connection) -> StoreResult<i64> {
-    conn.query_row(
-        "SELECT coalesce(max(version), 0) FROM change_log",
-        [],
-        |r| r.get(0),
-    )
-    .sql()
+    conn.query_row(sql("latest_version"), [], |r| r.get(0))
+        .sql()
 }
 
 /// Applies the pending migrations in one transaction; returns the version in force.
 pub(crate) fn migrate_conn(conn: &mut Connection) -> StoreResult<i64> {
     let tx = begin(conn)?;
-    tx.execute_batch(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (\
-           version INTEGER PRIMARY KEY, \
-           applied_at DATETIME NOT NULL)",
-    )
-    .sql()?;
+    tx.execute_batch(sql("migrations_table")).sql()?;
     let applied: Vec<i64> = {
-        let mut stmt = tx.prepare("SELECT version FROM schema_migrations").sql()?;
+        let mut stmt = tx.prepare(sql("migrations_applied")).sql()?;
         let rows = stmt.query_map([], |r| r.get(0)).sql()?;
         rows.collect::<rusqlite::Result<_>>().sql()?
     };
     let (_, stamp) = now();
-    for (version, sql) in MIGRATIONS {
+    for (version, migration) in MIGRATIONS {
         if applied.contains(version) {
             continue;
         }
-        tx.execute_batch(sql).map_err(|e| {
+        tx.execute_batch(migration).map_err(|e| {
             StoreError::Backend(BackendError::with_source(
                 format!("migration {version} failed: {e}"),
                 e,
             ))
         })?;
-        tx.execute(
-            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
-            params![version, stamp],
-        )
-        .sql()?;
+        tx.execute(sql("migration_record"), params![version, stamp])
+            .sql()?;
         tracing::info!(version, "applied GeoPackage migration");
     }
     let version = tx
-        .query_row(
-            "SELECT coalesce(max(version), 0) FROM schema_migrations",
-            [],
-            |r| r.get(0),
-        )
+        .query_row(sql("migrations_version"), [], |r| r.get(0))
         .sql()?;
     tx.commit().sql()?;
     // GDAL checks `application_id` and `user_version` by reading the file's first page

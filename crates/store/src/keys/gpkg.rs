@@ -9,6 +9,8 @@ use lifeline_model::{Actor, Role};
 use rusqlite::{params, OptionalExtension};
 use serde_json::json;
 
+crate::sqlfile::named_sql!(fn key_sql = "keys/gpkg.sql", include_str!("gpkg.sql"));
+
 pub(crate) fn api_key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKey> {
     Ok(ApiKey {
         id: row.get(0)?,
@@ -19,8 +21,6 @@ pub(crate) fn api_key_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<ApiK
         revoked_at: row.get::<_, Option<Stamp>>(5)?.map(|s| s.0),
     })
 }
-
-pub(crate) const API_KEY_COLS: &str = "id, name, role, key_hash, created_at, revoked_at";
 
 #[async_trait]
 impl KeyStore for GpkgStore {
@@ -35,18 +35,16 @@ impl KeyStore for GpkgStore {
         self.write(move |c| {
             let (at, stamp) = now();
             let tx = begin(c)?;
-            tx.prepare_cached(
-                "INSERT INTO api_keys (name, role, key_hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-            )
-            .sql()?
-            .execute(params![name, role.as_str(), key_hash, stamp])
-            .map_err(|e| match extended_code(&e) {
-                Some(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE) => {
-                    StoreError::Conflict("an API key with this hash already exists".into())
-                }
-                _ if is_constraint(&e) => StoreError::Invalid(format!("api key: {e}")),
-                _ => backend_error(e),
-            })?;
+            tx.prepare_cached(key_sql("key_insert"))
+                .sql()?
+                .execute(params![name, role.as_str(), key_hash, stamp])
+                .map_err(|e| match extended_code(&e) {
+                    Some(rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE) => {
+                        StoreError::Conflict("an API key with this hash already exists".into())
+                    }
+                    _ if is_constraint(&e) => StoreError::Invalid(format!("api key: {e}")),
+                    _ => backend_error(e),
+                })?;
             let id = tx.last_insert_rowid();
             log_audit(
                 &tx,
@@ -72,13 +70,11 @@ impl KeyStore for GpkgStore {
     async fn api_key_by_hash(&self, key_hash: &str) -> StoreResult<Option<ApiKey>> {
         let key_hash = key_hash.to_string();
         self.read(move |c| {
-            c.prepare_cached(&format!(
-                "SELECT {API_KEY_COLS} FROM api_keys WHERE key_hash = ?1"
-            ))
-            .sql()?
-            .query_row([key_hash], api_key_from_row)
-            .optional()
-            .sql()
+            c.prepare_cached(key_sql("key_by_hash"))
+                .sql()?
+                .query_row([key_hash], api_key_from_row)
+                .optional()
+                .sql()
         })
         .await
     }
@@ -89,9 +85,7 @@ impl KeyStore for GpkgStore {
             let (_, stamp) = now();
             let tx = begin(c)?;
             let n = tx
-                .prepare_cached(
-                    "UPDATE api_keys SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL",
-                )
+                .prepare_cached(key_sql("key_revoke"))
                 .sql()?
                 .execute(params![stamp, id])
                 .sql()?;
@@ -115,11 +109,7 @@ impl KeyStore for GpkgStore {
 
     async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>> {
         self.read(|c| {
-            let mut stmt = c
-                .prepare_cached(&format!(
-                    "SELECT {API_KEY_COLS} FROM api_keys ORDER BY created_at DESC, id DESC"
-                ))
-                .sql()?;
+            let mut stmt = c.prepare_cached(key_sql("key_list")).sql()?;
             let rows = stmt.query_map([], api_key_from_row).sql()?;
             rows.collect::<rusqlite::Result<_>>().sql()
         })
@@ -146,12 +136,7 @@ impl AuditLog for GpkgStore {
 
     async fn audit_log(&self, limit: usize) -> StoreResult<Vec<AuditEntry>> {
         self.read(move |c| {
-            let mut stmt = c
-                .prepare_cached(
-                    "SELECT id, at, actor, role, action, target, detail FROM audit_log \
-                     ORDER BY id DESC LIMIT ?1",
-                )
-                .sql()?;
+            let mut stmt = c.prepare_cached(key_sql("audit_recent")).sql()?;
             let rows = stmt
                 .query_map([lim(limit)], |r| {
                     let detail: String = r.get(6)?;
