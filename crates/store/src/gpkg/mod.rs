@@ -523,6 +523,27 @@ impl StoreInfo for GpkgStore {
 // ---------------------------------------------------------------------------------------
 // GeoPackage binary geometry
 // ---------------------------------------------------------------------------------------
+//
+// Why this codec is hand-written although geozero (already a dependency, for PostGIS) has a
+// GeoPackage WKB dialect (issue 14, item 4: "keep it only if a bench shows geozero is
+// slower"): geozero was tried in commit 55676be (branch `wkb`), and
+// `crates/store/benches/gpkg_codec.rs` holds that geozero codec next to this one
+// (`cargo bench -p lifeline-store --bench gpkg_codec`; BENCHMARKS.md, "GeoPackage geometry
+// codec"). In two sessions on 2026-12-07 (2 cores, load 2.4–4.8), per geometry geozero was
+// 1.5–2.5x slower to encode and 2.7–9x slower to decode; the second, hand-written against
+// geozero: a Point 45 / 75 ns to encode, 40 / 107 ns to decode; a 20-vertex line 201 / 297 ns
+// and 105 / 759 ns; a grid cell's 101-vertex MultiPolygon 0.81 / 1.33 µs and 0.54 / 3.79 µs.
+// Over all 183,781 geometries of the `jiulongpo` preset that is +8 ms on a 1.05 s GeoPackage
+// `bulk_load` (~1 %) and +14 ms on a 0.35 s `load_all`, i.e. start-up (4 %; 4–6 % in the
+// first session).
+// geozero also lacks the guards a reader of blobs written elsewhere needs; 55676be had to
+// rebuild them in a ~130-line `GeomProcessor` wrapper (timed in the bench) or lost them:
+// its reader takes a count at its word and geo-types' writer reserves that much (here a
+// count is checked against the bytes left), it recurses into collections without a depth
+// limit (16 here), it hands curves to no-op callbacks (refused here), and it reads any
+// byte-order byte but 0 as little-endian (only 0 and 1 accepted here; the wrapper cannot
+// see that byte). So the codec below stays. If it is ever replaced, run the bench again
+// and keep the tests that pin its bytes and its refusals.
 
 /// A 2D bounding box in the GeoPackage sense.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -944,6 +965,22 @@ impl WkbReader<'_> {
             }
             _ => return Err(GeomError(format!("unsupported WKB type {raw}"))),
         })
+    }
+}
+
+/// The store's geometry codec, public for `benches/gpkg_codec.rs` only (not an API).
+#[doc(hidden)]
+pub mod codec {
+    use geo::Geometry;
+
+    /// The GeoPackage blob the store writes for `g`.
+    pub fn encode(g: &Geometry<f64>) -> Vec<u8> {
+        super::encode_gpkg(|w| w.geometry(g)).0
+    }
+
+    /// The geometry the store reads from `blob`.
+    pub fn decode(blob: &[u8]) -> Result<Geometry<f64>, String> {
+        super::decode_gpkg(blob).map_err(|e| e.to_string())
     }
 }
 
@@ -2032,6 +2069,155 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("exceeds"));
+    }
+
+    /// The encoder's exact bytes for every geometry type the layers store (and the empty
+    /// ones), so files written before read and compare the same whatever writes them next
+    /// (the hex was pinned when geozero was tried, 55676be; see the codec's comment); and
+    /// the blobs decode back to the geometries.
+    #[test]
+    fn geometry_blobs_keep_their_bytes() {
+        let hex = |h: &str| -> Vec<u8> {
+            (0..h.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&h[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        let cases: Vec<(Geometry<f64>, &str)> = vec![
+            (
+                Geometry::Point(Point::new(106.5005, 29.50012)),
+                concat!(
+                    "475000038a11000079e9263108a05a4079e9263108a05a40551344dd07803d40",
+                    "551344dd07803d40010100000079e9263108a05a40551344dd07803d40",
+                ),
+            ),
+            (
+                Geometry::LineString(LineString::from(vec![(1.0, 2.0), (3.0, 4.0)])),
+                concat!(
+                    "475000038a110000000000000000f03f00000000000008400000000000000040",
+                    "0000000000001040010200000002000000000000000000f03f00000000000000",
+                    "4000000000000008400000000000001040",
+                ),
+            ),
+            (
+                Geometry::Polygon(square(106.52, 29.52, 0.001)),
+                concat!(
+                    "475000038a110000e17a14ae47a15a40d34d621058a15a4085eb51b81e853d40",
+                    "4c37894160853d4001030000000100000005000000e17a14ae47a15a4085eb51",
+                    "b81e853d40d34d621058a15a4085eb51b81e853d40d34d621058a15a404c3789",
+                    "4160853d40e17a14ae47a15a404c37894160853d40e17a14ae47a15a4085eb51",
+                    "b81e853d40",
+                ),
+            ),
+            (
+                Geometry::MultiPolygon(MultiPolygon(vec![
+                    square(106.4, 29.4, 0.05),
+                    square(106.5, 29.4, 0.05),
+                ])),
+                concat!(
+                    "475000038a1100009a99999999995a403333333333a35a406666666666663d40",
+                    "3333333333733d40010600000002000000010300000001000000050000009a99",
+                    "999999995a406666666666663d40cdcccccccc9c5a406666666666663d40cdcc",
+                    "cccccc9c5a403333333333733d409a99999999995a403333333333733d409a99",
+                    "999999995a406666666666663d40010300000001000000050000000000000000",
+                    "a05a406666666666663d403333333333a35a406666666666663d403333333333",
+                    "a35a403333333333733d400000000000a05a403333333333733d400000000000",
+                    "a05a406666666666663d40",
+                ),
+            ),
+            (
+                Geometry::LineString(LineString(vec![])),
+                "475000118a110000010200000000000000",
+            ),
+            (
+                Geometry::MultiPolygon(MultiPolygon(vec![])),
+                "475000118a110000010600000000000000",
+            ),
+            (
+                // An empty polygon is written with no ring (geozero writes one empty ring).
+                Geometry::Polygon(Polygon::new(LineString(vec![]), vec![])),
+                "475000118a110000010300000000000000",
+            ),
+            (
+                Geometry::MultiPoint(geo::MultiPoint(vec![
+                    Point::new(1.0, 1.0),
+                    Point::new(2.0, 3.0),
+                ])),
+                concat!(
+                    "475000038a110000000000000000f03f0000000000000040000000000000f03f",
+                    "00000000000008400104000000020000000101000000000000000000f03f0000",
+                    "00000000f03f010100000000000000000000400000000000000840",
+                ),
+            ),
+        ];
+        for (g, pinned) in &cases {
+            let (blob, _) = encode_gpkg(|w| w.geometry(g));
+            assert_eq!(blob, hex(pinned), "{g:?}");
+            assert_eq!(decode_gpkg(&blob).unwrap(), *g);
+        }
+    }
+
+    /// What the decoder reads besides its own blobs, and what it refuses (the guards the
+    /// codec's comment lists: counts against the blob size are in the test above this one).
+    #[test]
+    fn geometry_decoder_reads_ewkb_flags_and_refuses_curves_deep_nesting_and_bad_byte_order() {
+        let header = |flags: u8| {
+            let mut b = b"GP\0".to_vec();
+            b.push(flags);
+            b.extend_from_slice(&4490i32.to_le_bytes());
+            b
+        };
+        // A 2.5D line the pre-ISO way (OGR before 2.0, PostGIS EWKB): the Z bit on the type.
+        let mut line = header(0b01);
+        line.push(1);
+        line.extend_from_slice(&0x8000_0002u32.to_le_bytes());
+        line.extend_from_slice(&2u32.to_le_bytes());
+        for v in [1.0f64, 2.0, 9.0, 3.0, 4.0, 9.0] {
+            line.extend_from_slice(&v.to_le_bytes());
+        }
+        assert_eq!(
+            decode_gpkg(&line).unwrap(),
+            Geometry::LineString(LineString::from(vec![(1.0, 2.0), (3.0, 4.0)]))
+        );
+        // An empty point as GDAL writes it (NaN, NaN) reads as that point.
+        let mut point = header(0b0001_0001);
+        point.push(1);
+        point.extend_from_slice(&1u32.to_le_bytes());
+        point.extend_from_slice(&f64::NAN.to_le_bytes());
+        point.extend_from_slice(&f64::NAN.to_le_bytes());
+        match decode_gpkg(&point).unwrap() {
+            Geometry::Point(p) => assert!(p.x().is_nan() && p.y().is_nan()),
+            other => panic!("{other:?}"),
+        }
+        // A circular string (WKB type 8) is not a linestring.
+        let mut arc = header(0b01);
+        arc.push(1);
+        arc.extend_from_slice(&8u32.to_le_bytes());
+        arc.extend_from_slice(&0u32.to_le_bytes());
+        let e = decode_gpkg(&arc).unwrap_err().to_string();
+        assert!(e.contains("unsupported WKB type 8"), "{e}");
+        // Collections nested 40 deep: an error, not a stack overflow.
+        let mut deep = header(0b01);
+        for _ in 0..40 {
+            deep.push(1);
+            deep.extend_from_slice(&7u32.to_le_bytes());
+            deep.extend_from_slice(&1u32.to_le_bytes());
+        }
+        let e = decode_gpkg(&deep).unwrap_err().to_string();
+        assert!(e.contains("nested too deeply"), "{e}");
+        // A byte-order byte other than 0 or 1 is refused, not read as little-endian.
+        let mut order = line.clone();
+        order[GP_HEADER] = 2;
+        let e = decode_gpkg(&order).unwrap_err().to_string();
+        assert!(e.contains("byte order 2"), "{e}");
+        // Extended GeoPackage geometries and unknown versions stay refused.
+        assert!(decode_gpkg(&header(0b0010_0001)).is_err());
+        let mut v1 = header(0b01);
+        v1[2] = 1;
+        assert!(decode_gpkg(&v1)
+            .unwrap_err()
+            .to_string()
+            .contains("version"));
     }
 
     #[tokio::test]
