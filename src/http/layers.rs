@@ -26,7 +26,7 @@ pub async fn list(State(state): State<AppState>) -> Json<Value> {
         .into_iter()
         .map(|s| {
             let attrs: Vec<Value> = fields(s.layer)
-                .into_iter()
+                .iter()
                 .map(|f| json!({"name": f.name, "type": f.column.type_name(), "min_role": f.role}))
                 .collect();
             json!({

@@ -148,7 +148,7 @@ pub fn write_features(
         // `id` is an ordinary field too, so every format keeps it (Shapefile and CSV have no
         // writable FID).
         FieldDefn::new("id", OGRFieldType::OFTInteger64)?.add_to_layer(&lyr)?;
-        for f in &attrs {
+        for f in attrs {
             let ty = match f.column {
                 Column::Real => OGRFieldType::OFTReal,
                 Column::BigInt | Column::Int => OGRFieldType::OFTInteger64,

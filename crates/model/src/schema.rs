@@ -158,23 +158,34 @@ pub fn decode<R: Schema, E>(
     Ok(r)
 }
 
-/// The facts of a layer's attributes, in table order.
-pub fn fields(layer: Layer) -> Vec<&'static FieldInfo> {
+/// The facts of a layer's attributes, in table order (gathered once per layer: importers and
+/// feature writers ask per value).
+pub fn fields(layer: Layer) -> &'static [&'static FieldInfo] {
     fn infos<R: Schema>() -> Vec<&'static FieldInfo> {
         R::ATTRIBUTES.iter().map(|a| &a.info).collect()
     }
-    match layer {
-        Layer::Pipelines => infos::<Pipeline>(),
-        Layer::RiskPoints => infos::<RiskPoint>(),
-        Layer::GridCells => infos::<GridCell>(),
-        Layer::Sensors => infos::<Sensor>(),
-        Layer::Owners => infos::<Owner>(),
-    }
+    static TABLES: std::sync::OnceLock<[Vec<&'static FieldInfo>; 5]> = std::sync::OnceLock::new();
+    let tables = TABLES.get_or_init(|| {
+        [
+            infos::<Pipeline>(),
+            infos::<RiskPoint>(),
+            infos::<GridCell>(),
+            infos::<Sensor>(),
+            infos::<Owner>(),
+        ]
+    });
+    &tables[match layer {
+        Layer::Pipelines => 0,
+        Layer::RiskPoints => 1,
+        Layer::GridCells => 2,
+        Layer::Sensors => 3,
+        Layer::Owners => 4,
+    }]
 }
 
 /// The facts of one attribute of a layer, `None` if the layer has no such attribute.
 pub fn field(layer: Layer, name: &str) -> Option<&'static FieldInfo> {
-    fields(layer).into_iter().find(|f| f.name == name)
+    fields(layer).iter().find(|f| f.name == name).copied()
 }
 
 /// The attribute `name` of a record (`id` included); [`Field::Null`] for an unknown name.

@@ -224,7 +224,7 @@ pub fn write_feature(
 /// The property names a layer's features carry, in output order.
 pub fn names(layer: Layer) -> Vec<&'static str> {
     lifeline_model::schema::fields(layer)
-        .into_iter()
+        .iter()
         .map(|f| f.name)
         .collect()
 }

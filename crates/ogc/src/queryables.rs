@@ -26,7 +26,7 @@ pub struct Queryable {
 /// The queryables of a layer for a role.
 pub fn queryables(layer: Layer, role: Role) -> Vec<Queryable> {
     fields(layer)
-        .into_iter()
+        .iter()
         .filter(|f| role >= f.role)
         .map(|f| Queryable {
             name: f.name,

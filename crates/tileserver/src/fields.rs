@@ -42,7 +42,7 @@ pub fn names(layer: Layer) -> Vec<&'static str> {
     if layer == Layer::Owners {
         return Vec::new();
     }
-    schema::fields(layer).into_iter().map(|f| f.name).collect()
+    schema::fields(layer).iter().map(|f| f.name).collect()
 }
 
 /// The least role access control lets see an attribute (the same rule as the GeoJSON

@@ -304,7 +304,7 @@ pub(crate) fn layer_index(layer: Layer) -> usize {
 /// referenced record is called in messages. From the layer schemas.
 pub(crate) fn foreign_key(constraint: &str) -> Option<(Layer, &'static str, &'static str)> {
     Layer::ALL.iter().find_map(|layer| {
-        schema::fields(*layer).into_iter().find_map(|f| {
+        schema::fields(*layer).iter().find_map(|f| {
             let r = f.refers_to?;
             (constraint
                 .strip_suffix("_fkey")?

@@ -102,7 +102,7 @@ pub(crate) fn table(layer: Layer) -> &'static Table {
 pub(crate) fn layout(layer: Layer) -> Table {
     let geom = (layer != Layer::Owners).then(|| feature::geometry_field(layer));
     let mut cols: Vec<&'static str> = geom.into_iter().collect();
-    cols.extend(schema::fields(layer).into_iter().map(|f| f.name));
+    cols.extend(schema::fields(layer).iter().map(|f| f.name));
     // The referencing columns: the table's own first (a parent cell), then the others.
     let mut referenced_by = Vec::new();
     let own = std::iter::once(layer).chain(Layer::ALL.iter().copied().filter(|l| *l != layer));
