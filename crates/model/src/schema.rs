@@ -512,30 +512,9 @@ impl Schema for Pipeline {
             Some(Geometry::LineString(l)) => l,
             other => return Err(wrong_geometry(Self::LAYER, "LineString", other.as_ref())),
         };
-        Ok(Pipeline {
-            id,
-            kind: crate::PipeKind::ALL[0],
-            sub_kind: None,
-            pressure_class: None,
-            voltage_kv: None,
-            material: None,
-            diameter_mm: None,
-            section_width_mm: None,
-            section_height_mm: None,
-            depth_start_m: None,
-            depth_end_m: None,
-            invert_start_m: None,
-            invert_end_m: None,
-            burial: None,
-            owner_id: 0,
-            year_built: None,
-            survey_date: None,
-            plan_accuracy_cm: None,
-            depth_accuracy_cm: None,
-            quality_level: None,
-            status: crate::PipeStatus::ALL[0],
-            geometry,
-        })
+        // Every attribute is set by the decoder after this; the kind and owner are
+        // placeholders.
+        Ok(Pipeline::new(id, crate::PipeKind::ALL[0], 0, geometry))
     }
     fn into_record(self) -> Record {
         Record::Pipeline(self)
