@@ -385,13 +385,17 @@ impl SpatialIndex {
     }
 
     /// The metric envelope covering a lon/lat box: the box outline is densified before
-    /// projecting, because a projected box's edges are curves.
+    /// projecting, because a projected box's edges are curves. Only for boxes the metric
+    /// CRS can project (a window larger than its zone fails, or comes back wrong); the
+    /// queries below first clamp a window to the layer's data ([`SpatialIndex::window`]).
     pub fn metric_envelope(&self, bbox: &Bbox) -> Result<AABB<[f64; 2]>, CrsError> {
         let (x0, y0, x1, y1) = (bbox.min_x(), bbox.min_y(), bbox.max_x(), bbox.max_y());
-        // Over a few kilometres a projected edge bows by far less than the slack below, so
-        // small boxes (map windows, tiles at z >= 12) need only their corners: each point is
-        // a PROJ call, the dominant cost of a small query.
-        let steps = if (x1 - x0).max(y1 - y0) < 0.05 { 1 } else { 8 };
+        // A projected parallel bows between two samples by about chord² · tan φ / 8N (N the
+        // radius of curvature): a few centimetres for a 0.025° step (≤ 2.8 km), well inside
+        // the slack below. So small boxes (map windows, tiles at z >= 14) need only their corners:
+        // each point is a PROJ call, the dominant cost of a small query.
+        let span = (x1 - x0).max(y1 - y0);
+        let steps = ((span / 0.025).ceil() as usize).clamp(1, 1024);
         let mut pts = Vec::with_capacity(4 * steps);
         for i in 0..steps {
             let t = i as f64 / steps as f64;
@@ -407,11 +411,31 @@ impl SpatialIndex {
             lo = [lo[0].min(mx), lo[1].min(my)];
             hi = [hi[0].max(mx), hi[1].max(my)];
         }
-        // Half a metre of slack for curvature between the densified points.
+        // A metre of slack for curvature between the densified points.
         Ok(AABB::from_corners(
-            [lo[0] - 0.5, lo[1] - 0.5],
-            [hi[0] + 0.5, hi[1] + 0.5],
+            [lo[0] - 1.0, lo[1] - 1.0],
+            [hi[0] + 1.0, hi[1] + 1.0],
         ))
+    }
+
+    /// The metric envelope to search for a lon/lat window in one layer: the window is first
+    /// clamped to the layer's extent (`None`: they do not meet, so nothing can match).
+    /// Clamping is what makes any valid window exact: the world, or a window beyond the
+    /// metric CRS's zone, cannot be projected (or projects to a wrong box), while the part
+    /// that holds data can, since every record in it was projected when it was indexed. The
+    /// extent only grows between reloads, so it always covers the data. Should even the
+    /// clamped window fail to project, the whole tree is searched: a superset, never a
+    /// wrong answer.
+    fn window(
+        li: &LayerIndex,
+        crs_env: impl FnOnce(&Bbox) -> Result<AABB<[f64; 2]>, CrsError>,
+        bbox: &Bbox,
+    ) -> Option<AABB<[f64; 2]>> {
+        let part = li.bbox.and_then(|extent| extent.intersection(bbox))?;
+        match crs_env(&part) {
+            Ok(env) => Some(env),
+            Err(_) => Some(li.tree.root().envelope()),
+        }
     }
 
     /// Records whose envelope meets the box (a superset of the exact answer; what tile
@@ -421,8 +445,10 @@ impl SpatialIndex {
         layer: Layer,
         bbox: &Bbox,
     ) -> Result<Vec<Arc<Record>>, IndexError> {
-        let env = self.metric_envelope(bbox)?;
         let li = self.spatial(layer)?;
+        let Some(env) = Self::window(&li, |b| self.metric_envelope(b), bbox) else {
+            return Ok(Vec::new());
+        };
         Ok(li
             .tree
             .locate_in_envelope_intersecting(&env)
@@ -441,8 +467,10 @@ impl SpatialIndex {
         bbox: &Bbox,
         z: u8,
     ) -> Result<Vec<Arc<Record>>, IndexError> {
-        let env = self.metric_envelope(bbox)?;
         let li = self.spatial(layer)?;
+        let Some(env) = Self::window(&li, |b| self.metric_envelope(b), bbox) else {
+            return Ok(Vec::new());
+        };
         // Sorted as (id, entry) pairs, so comparisons do not chase the entry pointers.
         let mut hits: Vec<(i64, &Entry)> = li
             .tree
@@ -473,6 +501,24 @@ impl SpatialIndex {
         if !(0.0..=MAX_DISTANCE_M).contains(&distance_m) || !distance_m.is_finite() {
             return Err(IndexError::Distance(distance_m));
         }
+        // Only the part of the query near the layer's data can be within reach of a record,
+        // and only that part can be projected when the query is larger than the metric
+        // CRS's zone (a world polygon) or lies far outside it.
+        let Some(reach) = self.extent(layer)?.map(|e| e.grown_by_metres(distance_m)) else {
+            return Ok(Vec::new());
+        };
+        let near;
+        let geom = match Bbox::of(geom) {
+            Some(b) if reach.contains(&b) => geom,
+            Some(b) if reach.intersects(&b) => match clip_to(geom, &reach) {
+                Some(g) => {
+                    near = g;
+                    &near
+                }
+                None => return Ok(Vec::new()),
+            },
+            _ => return Ok(Vec::new()),
+        };
         let q = self.crs.to_metric(geom)?;
         let Some(env) = envelope_of(&q) else {
             return Ok(Vec::new());
@@ -598,6 +644,19 @@ impl SpatialIndex {
         k: usize,
         max_m: Option<f64>,
     ) -> Result<Vec<Hit>, IndexError> {
+        // A point beyond `max_m` of the whole layer has no answer, even where it could not
+        // be projected.
+        if let Some(m) = max_m {
+            let here = Bbox::new(lon, lat, lon, lat).map_err(|_| CrsError::Transform {
+                code: self.crs.code().to_string(),
+                x: lon,
+                y: lat,
+            })?;
+            let reach = self.extent(layer)?.map(|e| e.grown_by_metres(m));
+            if !reach.is_some_and(|r| r.contains(&here)) {
+                return Ok(Vec::new());
+            }
+        }
         let (x, y) = self.crs.to_metric_xy(lon, lat)?;
         let li = self.spatial(layer)?;
         let mut out = Vec::with_capacity(k.min(1024));
@@ -628,6 +687,11 @@ impl SpatialIndex {
             .collect())
     }
 
+    /// The lon/lat extent of a spatial layer's records (`None` when it has none).
+    fn extent(&self, layer: Layer) -> Result<Option<Bbox>, IndexError> {
+        Ok(self.spatial(layer)?.bbox)
+    }
+
     fn spatial(
         &self,
         layer: Layer,
@@ -637,6 +701,36 @@ impl SpatialIndex {
         }
         Ok(self.layers[slot(layer)].read())
     }
+}
+
+/// The part of a lon/lat geometry inside `b` (`None` when nothing is), cut with geo's
+/// boolean operations in lon/lat, where the geometry's edges are straight.
+fn clip_to(g: &Geometry<f64>, b: &Bbox) -> Option<Geometry<f64>> {
+    use geo::{BooleanOps, Intersects, LineString, MultiLineString, MultiPoint, MultiPolygon};
+    let rect = b.to_rect();
+    let frame = rect.to_polygon();
+    let lines = |ls: MultiLineString<f64>| Geometry::MultiLineString(frame.clip(&ls, false));
+    let out = match g {
+        Geometry::Point(p) => Geometry::MultiPoint(MultiPoint(
+            rect.intersects(p).then_some(*p).into_iter().collect(),
+        )),
+        Geometry::MultiPoint(m) => Geometry::MultiPoint(MultiPoint(
+            m.iter().filter(|p| rect.intersects(*p)).copied().collect(),
+        )),
+        Geometry::Line(l) => lines(MultiLineString(vec![LineString::from(*l)])),
+        Geometry::LineString(l) => lines(MultiLineString(vec![l.clone()])),
+        Geometry::MultiLineString(m) => lines(m.clone()),
+        Geometry::Polygon(p) => Geometry::MultiPolygon(p.intersection(&frame)),
+        Geometry::MultiPolygon(m) => {
+            Geometry::MultiPolygon(m.intersection(&MultiPolygon(vec![frame.clone()])))
+        }
+        Geometry::Rect(r) => Geometry::MultiPolygon(r.to_polygon().intersection(&frame)),
+        Geometry::Triangle(t) => Geometry::MultiPolygon(t.to_polygon().intersection(&frame)),
+        Geometry::GeometryCollection(c) => Geometry::GeometryCollection(geo::GeometryCollection(
+            c.iter().filter_map(|m| clip_to(m, b)).collect(),
+        )),
+    };
+    Bbox::of(&out).map(|_| out)
 }
 
 fn merge(a: Option<Bbox>, b: Option<Bbox>) -> Option<Bbox> {

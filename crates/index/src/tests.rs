@@ -149,3 +149,134 @@ fn distance_limits_and_owner_layer() {
         Err(IndexError::NotSpatial(_))
     ));
 }
+
+/// The exact answer for a window: every pipe whose lon/lat geometry meets it.
+fn brute_bbox(idx: &SpatialIndex, bbox: &Bbox) -> Vec<i64> {
+    let rect = bbox.to_rect();
+    let mut ids: Vec<i64> = idx
+        .all(Layer::Pipelines)
+        .iter()
+        .filter(|r| r.geometry().unwrap().intersects(&rect))
+        .map(|r| r.id())
+        .collect();
+    ids.sort();
+    ids
+}
+
+fn sorted(records: Vec<std::sync::Arc<Record>>) -> Vec<i64> {
+    let mut ids: Vec<i64> = records.iter().map(|r| r.id()).collect();
+    ids.sort();
+    ids
+}
+
+#[test]
+fn any_valid_window_gives_the_exact_answer() {
+    let idx = index_with(random_pipes(1500, 10));
+    let all = sorted(idx.all(Layer::Pipelines));
+    let windows = [
+        // The world, and nearly the world: larger than any projected zone.
+        (-180.0, -90.0, 180.0, 90.0),
+        (-179.0, -89.0, 179.0, 89.0),
+        // Half the world, partly outside what EPSG:4545 can project.
+        (0.0, 0.0, 180.0, 90.0),
+        // Touching ±180°, and wholly outside the data.
+        (170.0, -10.0, 180.0, 10.0),
+        (-180.0, -90.0, -170.0, 90.0),
+        (0.0, 0.0, 1.0, 1.0),
+        // Beyond the zone on one side, cutting through the data on the other.
+        (106.5, -90.0, 180.0, 29.5),
+        (-180.0, 29.48, 106.47, 90.0),
+        // Inside the data, large and small.
+        (106.44, 29.44, 106.56, 29.56),
+        (106.47, 29.47, 106.49, 29.48),
+    ];
+    for (x0, y0, x1, y1) in windows {
+        let b = Bbox::new(x0, y0, x1, y1).unwrap();
+        let want = brute_bbox(&idx, &b);
+        assert_eq!(
+            sorted(idx.bbox(Layer::Pipelines, &b).unwrap()),
+            want,
+            "{b:?}"
+        );
+        // The candidates are a superset, in every query that narrows by window.
+        let cand = sorted(idx.bbox_candidates(Layer::Pipelines, &b).unwrap());
+        assert!(
+            want.iter().all(|id| cand.binary_search(id).is_ok()),
+            "{b:?}"
+        );
+        let at_zoom = sorted(
+            idx.bbox_candidates_at_zoom(Layer::Pipelines, &b, 0)
+                .unwrap(),
+        );
+        assert_eq!(at_zoom, cand, "{b:?}");
+    }
+    let world = Bbox::new(-180.0, -90.0, 180.0, 90.0).unwrap();
+    assert_eq!(sorted(idx.bbox(Layer::Pipelines, &world).unwrap()), all);
+    // An empty layer answers any window with nothing.
+    assert!(idx.bbox(Layer::Sensors, &world).unwrap().is_empty());
+}
+
+#[test]
+fn distance_queries_far_away_or_larger_than_the_zone() {
+    let idx = index_with(random_pipes(800, 11));
+    let all = sorted(idx.all(Layer::Pipelines));
+    let ids = |hits: Vec<Hit>| {
+        let mut v: Vec<i64> = hits.iter().map(|h| h.record.id()).collect();
+        v.sort();
+        v
+    };
+    // A polygon covering the world holds every pipe: each is at 0 m.
+    let world = Geometry::Polygon(geo::Polygon::new(
+        geo::LineString::from(vec![
+            (-180.0, -90.0),
+            (180.0, -90.0),
+            (180.0, 90.0),
+            (-180.0, 90.0),
+            (-180.0, -90.0),
+        ]),
+        vec![],
+    ));
+    let hits = idx.within_distance(Layer::Pipelines, &world, 0.0).unwrap();
+    assert!(hits.iter().all(|h| h.distance_m == 0.0));
+    assert_eq!(ids(hits), all);
+    // A line crossing half the world through the data: the same pipes as its part near
+    // the data, measured in metres. (Edges are projected vertex by vertex, as PostGIS's
+    // ST_Transform does, so the part compared has the same vertices over the data.)
+    let long = Geometry::LineString(geo::LineString::from(vec![
+        (0.0, 29.5),
+        (106.46, 29.5),
+        (106.54, 29.5),
+        (179.0, 29.5),
+    ]));
+    let local = Geometry::LineString(geo::LineString::from(vec![
+        (106.44, 29.5),
+        (106.46, 29.5),
+        (106.54, 29.5),
+        (106.56, 29.5),
+    ]));
+    for d in [0.0, 25.0, 300.0] {
+        assert_eq!(
+            ids(idx.within_distance(Layer::Pipelines, &long, d).unwrap()),
+            brute_within(&idx, &local, d),
+            "{d} m"
+        );
+    }
+    // Far from the data (and from the zone): nothing, not an error.
+    let far = Geometry::Point(geo::point!(x: -3.0, y: 40.0));
+    assert!(idx
+        .within_distance(Layer::Pipelines, &far, 50_000.0)
+        .unwrap()
+        .is_empty());
+    assert!(idx
+        .nearest(Layer::Pipelines, -3.0, 40.0, 5, Some(50_000.0))
+        .unwrap()
+        .is_empty());
+    // Just outside the data's box but within reach: found, as near the data.
+    let beside = Geometry::Point(geo::point!(x: 106.449, y: 29.5));
+    assert_eq!(
+        ids(idx
+            .within_distance(Layer::Pipelines, &beside, 400.0)
+            .unwrap()),
+        brute_within(&idx, &beside, 400.0)
+    );
+}

@@ -207,6 +207,55 @@ impl Bbox {
             && o.min_y <= self.max_y
     }
 
+    /// The part both boxes cover (`None` when they do not meet).
+    pub fn intersection(&self, o: &Bbox) -> Option<Bbox> {
+        self.intersects(o).then(|| Bbox {
+            min_x: self.min_x.max(o.min_x),
+            min_y: self.min_y.max(o.min_y),
+            max_x: self.max_x.min(o.max_x),
+            max_y: self.max_y.min(o.max_y),
+        })
+    }
+
+    /// Whether `o` lies wholly inside this box.
+    pub fn contains(&self, o: &Bbox) -> bool {
+        self.min_x <= o.min_x
+            && self.min_y <= o.min_y
+            && o.max_x <= self.max_x
+            && o.max_y <= self.max_y
+    }
+
+    /// The box grown by at least `m` metres on every side, measured on the CGCS2000
+    /// ellipsoid, and kept inside the valid range. Conservative: a degree of latitude is
+    /// never shorter than 110,574 m (at the equator), and a degree of longitude at latitude
+    /// φ never shorter than 111,319 m · cos φ (the parallel's radius on the ellipsoid is at
+    /// least a · cos φ), so the degrees added here cover at least `m` metres; 1 % more
+    /// covers a projected CRS's scale factor. For "could anything here be within `m`
+    /// metres of that?" before projecting a far-away query.
+    pub fn grown_by_metres(&self, m: f64) -> Bbox {
+        let m = m.max(0.0) * 1.01 + 1.0;
+        let dlat = m / 110_574.0;
+        let min_y = (self.min_y - dlat).max(-90.0);
+        let max_y = (self.max_y + dlat).min(90.0);
+        let widest = min_y.abs().max(max_y.abs());
+        let cos = widest.to_radians().cos();
+        let (min_x, max_x) = if cos < 1e-6 {
+            (-180.0, 180.0)
+        } else {
+            let dlon = m / (111_319.0 * cos);
+            (
+                (self.min_x - dlon).max(-180.0),
+                (self.max_x + dlon).min(180.0),
+            )
+        };
+        Bbox {
+            min_x,
+            min_y,
+            max_x,
+            max_y,
+        }
+    }
+
     /// As a `geo::Rect`.
     pub fn to_rect(&self) -> geo::Rect<f64> {
         geo::Rect::new(
@@ -517,7 +566,112 @@ pub(crate) fn check_id(field: &str, id: i64, zero_ok: bool) -> Result<(), ModelE
     Ok(())
 }
 
+/// Parses a count from a query string (`limit`, `offset`): decimal digits only, of any
+/// length. A value beyond what the machine counts saturates at `usize::MAX`, so every
+/// endpoint follows one rule: a too-large limit is clamped to the endpoint's maximum,
+/// however many digits it has; anything but digits (a sign, a fraction, blanks) is refused.
+pub fn parse_count(field: &str, s: &str) -> Result<usize, ModelError> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ModelError::invalid(
+            field,
+            format!(
+                "'{}' is not a whole number (digits only)",
+                s.chars().take(40).collect::<String>()
+            ),
+        ));
+    }
+    Ok(s.parse::<usize>().unwrap_or(usize::MAX))
+}
+
+/// The one rule for page sizes: absent gives `default`, 0 is refused (a page holds at
+/// least one item), and anything above `max` is clamped to `max`.
+pub fn page_limit(limit: Option<usize>, default: usize, max: usize) -> Result<usize, ModelError> {
+    match limit {
+        None => Ok(default.min(max)),
+        Some(0) => Err(ModelError::invalid("limit", "must be at least 1")),
+        Some(n) => Ok(n.min(max)),
+    }
+}
+
 /// Checks a short human name (key names, labels): non-blank, at most 100 characters.
 pub fn check_name(field: &str, s: &str) -> Result<(), ModelError> {
     check_required_text(field, s, 100)
+}
+
+#[cfg(test)]
+mod bbox_tests {
+    use super::Bbox;
+    use geo::{Distance, Geodesic};
+
+    #[test]
+    fn page_limits_default_refuse_zero_and_clamp() {
+        assert_eq!(super::page_limit(None, 100, 10_000).unwrap(), 100);
+        assert_eq!(super::page_limit(Some(7), 100, 10_000).unwrap(), 7);
+        assert_eq!(
+            super::page_limit(Some(usize::MAX), 100, 10_000).unwrap(),
+            10_000
+        );
+        assert!(super::page_limit(Some(0), 100, 10_000).is_err());
+    }
+
+    #[test]
+    fn counts_saturate_and_refuse_non_digits() {
+        assert_eq!(super::parse_count("limit", "10").unwrap(), 10);
+        assert_eq!(super::parse_count("limit", "0").unwrap(), 0);
+        let huge = "9".repeat(40);
+        assert_eq!(super::parse_count("limit", &huge).unwrap(), usize::MAX);
+        for bad in ["", "-1", "+1", "1.5", " 1", "1e3", "ten"] {
+            assert!(super::parse_count("limit", bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn intersection_and_containment() {
+        let a = Bbox::new(100.0, 20.0, 110.0, 30.0).unwrap();
+        let b = Bbox::new(105.0, 25.0, 120.0, 40.0).unwrap();
+        assert_eq!(
+            a.intersection(&b),
+            Some(Bbox::new(105.0, 25.0, 110.0, 30.0).unwrap())
+        );
+        let far = Bbox::new(-10.0, -10.0, 0.0, 0.0).unwrap();
+        assert_eq!(a.intersection(&far), None);
+        let world = Bbox::new(-180.0, -90.0, 180.0, 90.0).unwrap();
+        assert_eq!(world.intersection(&a), Some(a));
+        assert!(world.contains(&a) && !a.contains(&world) && a.contains(&a));
+    }
+
+    #[test]
+    fn grown_box_reaches_at_least_the_distance() {
+        for (y0, y1) in [(-1.0, 1.0), (29.0, 30.0), (59.0, 61.0), (-70.0, -69.0)] {
+            let b = Bbox::new(106.0, y0, 107.0, y1).unwrap();
+            for m in [0.0, 10.0, 1_000.0, 50_000.0] {
+                let g = b.grown_by_metres(m);
+                assert!(g.contains(&b));
+                // Along the edges' own parallels and meridians, the shortest ways out.
+                for y in [y0, y1] {
+                    let west = Geodesic
+                        .distance(geo::point!(x: 106.0, y: y), geo::point!(x: g.min_x(), y: y));
+                    let east = Geodesic
+                        .distance(geo::point!(x: 107.0, y: y), geo::point!(x: g.max_x(), y: y));
+                    assert!(west >= m && east >= m, "lat {y}, {m} m: {west} {east}");
+                }
+                let south = Geodesic.distance(
+                    geo::point!(x: 106.5, y: y0),
+                    geo::point!(x: 106.5, y: g.min_y()),
+                );
+                let north = Geodesic.distance(
+                    geo::point!(x: 106.5, y: y1),
+                    geo::point!(x: 106.5, y: g.max_y()),
+                );
+                assert!(south >= m && north >= m, "{m} m: {south} {north}");
+            }
+        }
+        let polar = Bbox::new(0.0, 89.9, 1.0, 90.0)
+            .unwrap()
+            .grown_by_metres(50_000.0);
+        assert_eq!(
+            (polar.min_x(), polar.max_x(), polar.max_y()),
+            (-180.0, 180.0, 90.0)
+        );
+    }
 }
