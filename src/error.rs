@@ -31,6 +31,10 @@ pub enum AppError {
     /// Well-formed but invalid content (geometry, ranges, vocabulary).
     #[error("{0}")]
     Unprocessable(String),
+    /// Another client error, with its own status (405, 406, 414, 415, 431, …), so the
+    /// body's status always agrees with the response's.
+    #[error("{1}")]
+    Client(StatusCode, String),
     /// The store is unreachable: try again later.
     #[error("the service is temporarily unavailable")]
     Unavailable(String),
@@ -50,6 +54,7 @@ impl AppError {
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::Client(status, _) => *status,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -65,6 +70,16 @@ impl AppError {
             AppError::Conflict(_) => "conflict",
             AppError::PayloadTooLarge(_) => "payload_too_large",
             AppError::Unprocessable(_) => "invalid",
+            AppError::Client(status, _) => match status.as_u16() {
+                405 => "method_not_allowed",
+                406 => "not_acceptable",
+                408 => "request_timeout",
+                414 => "uri_too_long",
+                415 => "unsupported_media_type",
+                429 => "too_many_requests",
+                431 => "header_fields_too_large",
+                _ => "bad_request",
+            },
             AppError::Unavailable(_) => "unavailable",
             AppError::Internal(_) => "internal",
         }
@@ -79,7 +94,8 @@ impl AppError {
             409 => AppError::Conflict(message),
             413 => AppError::PayloadTooLarge(message),
             422 => AppError::Unprocessable(message),
-            400..=499 => AppError::BadRequest(message),
+            400 => AppError::BadRequest(message),
+            402..=499 => AppError::Client(status, message),
             503 => AppError::Unavailable(message),
             _ => AppError::Internal(message),
         }

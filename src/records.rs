@@ -150,12 +150,8 @@ pub fn query(
     offset: Option<usize>,
 ) -> Result<Page, RecordsError> {
     need_read(actor, layer)?;
-    let limit = limit.unwrap_or(100);
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(RecordsError::BadRequest(format!(
-            "limit must be 1..{MAX_LIMIT}"
-        )));
-    }
+    let limit = crate::model::page_limit(limit, 100, MAX_LIMIT)
+        .map_err(|e| RecordsError::BadRequest(e.to_string()))?;
     let offset = offset.unwrap_or(0);
     let mut records = match bbox {
         Some(b) => {

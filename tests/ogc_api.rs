@@ -272,71 +272,53 @@ both_backends!(access_control);
 
 /// Owners are a collection without geometry for contractors and above, with the same
 /// fields as `/features/owners`; a viewer sees neither the collection nor its items.
+/// Owners have no geometry, so they are not an OGC feature collection for any role: the
+/// API lists the four spatial layers and answers `/collections/owners…` with a 404 that
+/// says where owners are (`/features/owners`, contractors and above).
 async fn owners_collection(backend: Backend) {
     let app = TestApp::start(backend).await;
-    let c = Some(Role::Contractor);
-    let (_, v) = get(&app, "/ogc/collections", None).await;
-    let listed = |v: &Value| {
-        v["collections"]
+    for role in [None, Some(Role::Contractor), Some(Role::Admin)] {
+        let (_, v) = get(&app, "/ogc/collections", role).await;
+        let ids: Vec<&str> = v["collections"]
             .as_array()
             .unwrap()
             .iter()
-            .any(|c| c["id"] == "owners")
-    };
-    assert!(!listed(&v), "a viewer must not see the owners collection");
-    for path in [
-        "/ogc/collections/owners",
-        "/ogc/collections/owners/items",
-        "/ogc/collections/owners/items/1",
-        "/ogc/collections/owners/queryables",
-    ] {
-        let (s, v) = get(&app, path, None).await;
-        assert_eq!(s, StatusCode::FORBIDDEN, "{path}: {v}");
-        assert!(v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("contractor"));
+            .map(|c| c["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            ids,
+            ["pipelines", "risk_points", "grid_cells", "sensors"],
+            "{role:?}"
+        );
+        let (_, api) = get(&app, "/ogc/api", role).await;
+        assert!(
+            !api["paths"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .any(|k| k.contains("owners")),
+            "{role:?}"
+        );
+        for path in [
+            "/ogc/collections/owners",
+            "/ogc/collections/owners/items",
+            "/ogc/collections/owners/items/1",
+            "/ogc/collections/owners/queryables",
+        ] {
+            let (s, v) = get(&app, path, role).await;
+            assert_eq!(s, StatusCode::NOT_FOUND, "{path}: {v}");
+            assert!(
+                v["error"]["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("/features/owners"),
+                "{v}"
+            );
+        }
     }
-    let (_, v) = get(&app, "/ogc/collections", c).await;
-    assert!(listed(&v));
-    let (s, col) = get(&app, "/ogc/collections/owners", c).await;
+    let (s, plain) = get(&app, "/features/owners", Some(Role::Contractor)).await;
     assert_eq!(s, StatusCode::OK);
-    assert!(col.get("extent").is_none(), "{col}");
-    let (s, v) = get(&app, "/ogc/collections/owners/items", c).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    let (_, plain) = get(&app, "/features/owners", c).await;
-    assert_eq!(v["numberMatched"], plain["numberMatched"]);
-    assert_eq!(ids(&v), ids(&plain));
-    for (f, p) in v["features"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .zip(plain["features"].as_array().unwrap())
-    {
-        assert!(f["geometry"].is_null());
-        assert_eq!(f["properties"], p["properties"]);
-        assert!(f["properties"]["emergency_phone"].is_string());
-    }
-    // Queryables and filters work; geometry-only parameters are refused, naming why.
-    let (_, q) = get(&app, "/ogc/collections/owners/queryables", c).await;
-    assert_eq!(q["properties"]["emergency_contact"]["type"], "string");
-    assert!(q["properties"].get("geometry").is_none());
-    let want = ids(&plain)[0];
-    let name = plain["features"][0]["properties"]["name"].as_str().unwrap();
-    let path = format!(
-        "/ogc/collections/owners/items?filter={}",
-        enc(&format!("name = '{}'", name.replace('\'', "''")))
-    );
-    let (s, v) = get(&app, &path, c).await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!(ids(&v), vec![want]);
-    for bad in ["bbox=1,2,3,4", "f=fgb"] {
-        let (s, v) = get(&app, &format!("/ogc/collections/owners/items?{bad}"), c).await;
-        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {v}");
-    }
-    let (s, f) = get(&app, &format!("/ogc/collections/owners/items/{want}"), c).await;
-    assert_eq!(s, StatusCode::OK);
-    assert_eq!(f["properties"]["name"], name);
+    assert_eq!(ids(&plain).len(), fixtures::dataset().owners.len());
     app.stop().await;
 }
 both_backends!(owners_collection);
@@ -620,22 +602,17 @@ async fn gdal_oapif_client() {
         "{text} {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for c in [
-        "pipelines",
-        "risk_points",
-        "grid_cells",
-        "sensors",
-        "owners",
-    ] {
+    for c in ["pipelines", "risk_points", "grid_cells", "sensors"] {
         assert!(text.contains(c), "ogrinfo did not list {c}: {text}");
     }
-    // Every collection reads completely, owners (no geometry) included.
+    // Owners have no geometry and are not a feature collection (docs/ogc.md).
+    assert!(!text.contains("owners"), "{text}");
+    // Every collection reads completely.
     for (c, n) in [
         ("pipelines", 5),
         ("risk_points", 2),
         ("grid_cells", 2),
         ("sensors", 3),
-        ("owners", 2),
     ] {
         let u = url.clone();
         let out = tokio::task::spawn_blocking(move || {
@@ -735,6 +712,21 @@ async fn owslib_client() {
     );
     assert_eq!(v["paged_ids"], serde_json::json!([1, 2, 3, 4, 5]));
     assert_eq!(v["pages"], 3);
+    // CQL2 through `filter=`, in text and in JSON: the gas pipes of the fixtures.
+    let gas: Vec<i64> = fixtures::dataset()
+        .pipelines
+        .iter()
+        .filter(|p| p.kind == lifeline::model::PipeKind::Gas)
+        .map(|p| p.id)
+        .collect();
+    assert_eq!(v["gas_text"], serde_json::json!(gas));
+    assert_eq!(v["gas_json"], serde_json::json!(gas));
+    // `cql=` POSTs: a 405 whose body agrees, naming the way that works.
+    assert_eq!(v["cql_post"]["status"], 405, "{}", v["cql_post"]);
+    assert_eq!(v["cql_post"]["body"]["error"]["status"], 405);
+    assert!(v["cql_post"]["allow"]
+        .as_str()
+        .is_some_and(|a| a.contains("GET")));
     assert!(v["conformance"]
         .as_array()
         .unwrap()
@@ -745,6 +737,10 @@ async fn owslib_client() {
 
 /// The `ogctests` suite for Part 1 Core, GeoJSON and OpenAPI 3.0 passes: its pytest exit
 /// code is 0 and the JUnit report has no failures or errors.
+/// The OGC conformance suites (`ogctests`: Part 1 Core with GeoJSON and OpenAPI, and
+/// Part 3 Filtering) for every caller: anonymous (the viewer role) and a key of each role,
+/// since collections, attributes and queryables follow the role. The CLI exits 0 whatever
+/// happens, so each run's JUnit report is parsed: every test must pass, none may error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ogctests_conformance() {
     ensure_python("ogctests", "ogctests");
@@ -756,32 +752,115 @@ async fn ogctests_conformance() {
     app.clock.set(chrono::Utc::now());
     let url = format!("http://{}/ogc", app.addr);
     let dir = tempfile::tempdir().unwrap();
-    let junit = dir.path().join("junit.xml");
-    let j2 = junit.clone();
+    let out_dir = dir.path().to_path_buf();
+    let mut callers = vec!["anonymous=".to_string()];
+    for role in Role::ALL {
+        callers.push(format!("{role}={}", app.keys[role]));
+    }
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/ogc/run_ogctests.py");
     let out = tokio::task::spawn_blocking(move || {
         Command::new("python3")
             .arg(script)
             .arg(&url)
-            .arg(&j2)
+            .arg(&out_dir)
+            .args(&callers)
             .output()
             .unwrap()
     })
     .await
     .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut names = vec!["anonymous".to_string()];
+    names.extend(Role::ALL.iter().map(|r| r.to_string()));
+    for suite in ["core", "filtering"] {
+        for name in &names {
+            let report = dir.path().join(format!("{suite}-{name}.xml"));
+            let xml = std::fs::read_to_string(&report).unwrap_or_else(|e| {
+                panic!("{suite} as {name}: no report ({e}):\n{stdout}\n{stderr}")
+            });
+            let count = |attr: &str| -> usize {
+                let at = xml
+                    .find(&format!(" {attr}=\""))
+                    .unwrap_or_else(|| panic!("{attr} in {xml}"));
+                let rest = &xml[at + attr.len() + 3..];
+                rest[..rest.find('"').unwrap()].parse().unwrap()
+            };
+            assert!(count("tests") > 0, "{suite} as {name} ran nothing: {xml}");
+            let failed = failed_cases(&xml);
+            let judge_defects: &[(&str, &str)] = if suite == "filtering" {
+                FILTERING_JUDGE_DEFECTS
+            } else {
+                &[]
+            };
+            for (case, message) in &failed {
+                assert!(
+                    judge_defects
+                        .iter()
+                        .any(|(c, sig)| c == case && message.contains(sig)),
+                    "{suite} as {name}: {case} failed: {message}\n{xml}"
+                );
+            }
+            assert_eq!(count("errors"), 0, "{suite} as {name}:\n{xml}");
+            // Everything else of the suite ran and passed.
+            assert!(
+                count("tests") >= failed.len() + 6,
+                "{suite} as {name}: too few tests passed:\n{xml}"
+            );
+        }
+    }
+    // pytest's exit code 1 is "some tests failed" (the judge defects above, judged by the
+    // reports); anything else means the runner itself broke.
     assert!(
-        out.status.success(),
-        "ogctests failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+        matches!(out.status.code(), Some(0 | 1)),
+        "ogctests runner failed:\n{stdout}\n{stderr}"
     );
-    let xml = std::fs::read_to_string(&junit).unwrap();
-    assert!(
-        xml.contains("failures=\"0\"") && xml.contains("errors=\"0\""),
-        "{xml}"
-    );
-    assert!(!xml.contains("tests=\"0\""), "{xml}");
     app.stop().await;
+}
+
+/// Tests of the `ogctests` 0.1.15 Filtering suite that no server can pass, each with the
+/// signature of its defect (docs/ogc.md, "Conformance"): a failure of these tests with any
+/// other message, or of any other test, fails ours.
+const FILTERING_JUDGE_DEFECTS: &[(&str, &str)] = &[
+    // Sends `{queryable}=[invalid-value]` for a free-text queryable and expects a 400: any
+    // string is a valid value of a string property.
+    ("test_ct5", "assert 200 in [400]"),
+    // Sends `filter={queryable}=valid` and expects success: in CQL2 text `valid` is a
+    // property name, unknown here (a 400 is right), and as `filter-lang=cql2-json` the text
+    // is not JSON at all.
+    ("test_ct7", "assert 400 in [200, 204]"),
+    // Reads `queryable['key']` from the string the suite itself stored as the queryable.
+    ("test_ct8", "string indices must be integers"),
+    // Formats its filter template with `str.format`, whose braces are the JSON's own.
+    ("test_ct10", "KeyError: ' \"property\"'"),
+];
+
+/// The failed test cases of a JUnit report: (name, failure message).
+fn failed_cases(xml: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for case in xml.split("<testcase ").skip(1) {
+        let attr = |a: &str| -> String {
+            case.find(&format!(" {a}=\""))
+                .map(|at| {
+                    let rest = &case[at + a.len() + 3..];
+                    rest[..rest.find('"').unwrap_or(0)].to_string()
+                })
+                .unwrap_or_default()
+        };
+        let name = attr("name");
+        let body = &case[..case.find("</testcase>").unwrap_or(case.len())];
+        if let Some(at) = body.find("<failure message=\"") {
+            let rest = &body[at + 18..];
+            let message = rest[..rest.find('"').unwrap_or(0)]
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&#39;", "'")
+                .replace("&amp;", "&");
+            out.push((name, message));
+        }
+    }
+    out
 }
 
 async fn analysis_endpoints(backend: Backend) {
@@ -902,3 +981,300 @@ async fn analysis_endpoints(backend: Backend) {
     app.stop().await;
 }
 both_backends!(analysis_endpoints);
+
+/// Any valid lon/lat window gives the exact answer on every endpoint that takes one: the
+/// world, windows larger than the metric CRS's zone, touching ±180°, or outside the data.
+/// The expected ids are computed here from the fixtures' own geometries (lon/lat
+/// intersection, as PostGIS answers `ST_Intersects` on EPSG:4490).
+async fn any_window(backend: Backend) {
+    use geo::Intersects;
+    let app = TestApp::start(backend).await;
+    let data = fixtures::dataset();
+    let meets = |g: &geo::Geometry<f64>, w: [f64; 4]| {
+        g.intersects(&geo::Rect::new((w[0], w[1]), (w[2], w[3])))
+    };
+    let expected = |layer: &str, w: [f64; 4]| -> Vec<i64> {
+        let all: Vec<(i64, geo::Geometry<f64>)> = match layer {
+            "pipelines" => data
+                .pipelines
+                .iter()
+                .map(|p| (p.id, p.geometry.clone().into()))
+                .collect(),
+            "risk_points" => data
+                .risk_points
+                .iter()
+                .map(|r| (r.id, r.geometry.clone()))
+                .collect(),
+            "grid_cells" => data
+                .grid_cells
+                .iter()
+                .map(|c| (c.id, c.geometry.clone().into()))
+                .collect(),
+            _ => data
+                .sensors
+                .iter()
+                .map(|s| (s.id, s.location.into()))
+                .collect(),
+        };
+        let mut ids: Vec<i64> = all
+            .into_iter()
+            .filter(|(_, g)| meets(g, w))
+            .map(|(id, _)| id)
+            .collect();
+        ids.sort();
+        ids
+    };
+    let sorted = |mut v: Vec<i64>| {
+        v.sort();
+        v
+    };
+    let windows: [[f64; 4]; 8] = [
+        [-180.0, -90.0, 180.0, 90.0],
+        [-179.0, -89.0, 179.0, 89.0],
+        [0.0, 0.0, 180.0, 90.0],
+        [170.0, -10.0, 180.0, 10.0],
+        [-180.0, -90.0, -170.0, 90.0],
+        [0.0, 0.0, 1.0, 1.0],
+        [106.505, -90.0, 180.0, 29.515],
+        [-180.0, 29.505, 106.515, 90.0],
+    ];
+    let analyst = Some(Role::Analyst);
+    for w in windows {
+        let b = format!("{},{},{},{}", w[0], w[1], w[2], w[3]);
+        let poly = format!(
+            "POLYGON(({0} {1},{2} {1},{2} {3},{0} {3},{0} {1}))",
+            w[0], w[1], w[2], w[3]
+        );
+        for layer in ["pipelines", "risk_points", "grid_cells", "sensors"] {
+            let want = expected(layer, w);
+            for q in [
+                format!("bbox={b}"),
+                format!(
+                    "filter={}",
+                    enc(&format!("S_INTERSECTS(geometry,BBOX({b}))"))
+                ),
+                format!("filter={}", enc(&format!("S_INTERSECTS(geometry,{poly})"))),
+            ] {
+                let path = format!("/ogc/collections/{layer}/items?{q}&limit=1000");
+                let (s, v) = get(&app, &path, analyst).await;
+                assert_eq!(s, StatusCode::OK, "{path}: {v}");
+                assert_eq!(sorted(ids(&v)), want, "{path}");
+            }
+            let path = format!("/features/{layer}?bbox={b}");
+            let (s, v) = get(&app, &path, None).await;
+            assert_eq!(s, StatusCode::OK, "{path}: {v}");
+            assert_eq!(sorted(ids(&v)), want, "{path}");
+        }
+        let (s, v) = get(&app, &format!("/risk/points?bbox={b}"), None).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let got = v["risk_points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["id"].as_i64().unwrap())
+            .collect();
+        assert_eq!(sorted(got), expected("risk_points", w), "/risk/points {b}");
+        let (s, v) = get(
+            &app,
+            &format!("/risk/grid-stats?level=street&bbox={b}"),
+            None,
+        )
+        .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let got = v["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_i64().unwrap())
+            .collect();
+        let streets: Vec<i64> = expected("grid_cells", w)
+            .into_iter()
+            .filter(|id| *id == 2)
+            .collect();
+        assert_eq!(sorted(got), streets, "/risk/grid-stats {b}");
+        for path in [
+            format!("/risk/alarm-density?bbox={b}"),
+            format!("/alarms?bbox={b}"),
+            format!("/ogc/analysis/grid-stats?level=street&bbox={b}"),
+            format!("/ogc/analysis/clearance-audit?kind=gas&other=water_supply&max_distance=20&bbox={b}"),
+        ] {
+            let (s, v) = get(&app, &path, analyst).await;
+            assert_eq!(s, StatusCode::OK, "{path}: {v}");
+        }
+        // The clearance finding (pipes 1 and 2) is reported exactly when both are in the window.
+        let (_, v) = get(
+            &app,
+            &format!("/ogc/analysis/clearance-audit?kind=gas&other=water_supply&max_distance=20&bbox={b}"),
+            analyst,
+        )
+        .await;
+        let pipes = expected("pipelines", w);
+        let both = pipes.contains(&1) && pipes.contains(&2);
+        assert_eq!(
+            v["numberReturned"],
+            if both { 1 } else { 0 },
+            "clearance in {b}: {v}"
+        );
+    }
+    // Distance queries from far away, or larger than the zone: an answer, not an error.
+    let world = "POLYGON((-180 -90,180 -90,180 90,-180 90,-180 -90))";
+    let (s, v) = get(
+        &app,
+        &format!(
+            "/ogc/collections/pipelines/items?filter={}",
+            enc(&format!("S_DWITHIN(geometry,{world},10)"))
+        ),
+        analyst,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        sorted(ids(&v)),
+        expected("pipelines", [-180.0, -90.0, 180.0, 90.0])
+    );
+    let (s, v) = get(
+        &app,
+        &format!(
+            "/ogc/collections/pipelines/items?filter={}",
+            enc("S_DWITHIN(geometry,POINT(-3 40),1000)")
+        ),
+        analyst,
+    )
+    .await;
+    assert_eq!((s, ids(&v)), (StatusCode::OK, vec![]), "{v}");
+    let (s, v) = get(
+        &app,
+        &format!(
+            "/ogc/analysis/pipelines-within?geometry={}&distance=50",
+            enc("POINT(-3 40)")
+        ),
+        analyst,
+    )
+    .await;
+    assert_eq!((s, ids(&v)), (StatusCode::OK, vec![]), "{v}");
+    // Tiles at zoom 0 (the world) and at the antimeridian answer without error.
+    for path in ["/tiles/pipelines/0/0/0.mvt", "/tiles/pipelines/2/3/1.mvt"] {
+        let r = app.req(Method::GET, path, None).send().await.unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+    }
+    app.stop().await;
+}
+both_backends!(any_window);
+
+/// One rule, everywhere: what a literal or parameter does not say exactly is refused with
+/// a 400 naming it, never repaired; counts clamp however large; a method a resource does
+/// not answer is a 405 whose body says 405; access is decided before the body is read.
+async fn strict_rules(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let items = "/ogc/collections/pipelines/items";
+    for (q, says) in [
+        (
+            format!(
+                "filter={}",
+                enc("S_INTERSECTS(geometry,POLYGON((106.5 29.5,106.6 29.5,106.6 29.6)))")
+            ),
+            "not closed",
+        ),
+        (
+            format!(
+                "filter={}",
+                enc("S_INTERSECTS(geometry,BBOX(106.6,29.6,106.5,29.5))")
+            ),
+            "minimum is greater",
+        ),
+        (
+            format!("filter={}", enc("S_INTERSECTS(geometry,POINT(200 29.5))")),
+            "outside longitude",
+        ),
+        (
+            "bbox=106.6,29.6,106.5,29.5".to_string(),
+            "minimum is greater",
+        ),
+        ("datetime=-9999-01-01".to_string(), "RFC 3339"),
+        ("datetime=%2B10000-01-01".to_string(), "RFC 3339"),
+        ("limit=-1".to_string(), "limit"),
+        ("limit=1.5".to_string(), "limit"),
+        ("limit=0".to_string(), "limit"),
+    ] {
+        let (s, v) = get(&app, &format!("{items}?{q}"), None).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{q}: {v}");
+        assert_eq!(v["error"]["status"], 400, "{q}: {v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(says),
+            "{q}: {v}"
+        );
+    }
+    // A closed ring and an ordered box are answered.
+    let (s, v) = get(
+        &app,
+        &format!(
+            "{items}?filter={}",
+            enc("S_INTERSECTS(geometry,POLYGON((106.4 29.4,106.6 29.4,106.6 29.6,106.4 29.4)))")
+        ),
+        None,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    // Counts of any length clamp to the endpoint's maximum.
+    let huge = "9".repeat(30);
+    for path in [
+        format!("{items}?limit={huge}"),
+        format!("/features/pipelines?limit={huge}"),
+        format!("/alarms?limit={huge}"),
+        format!("/risk/points?limit={huge}"),
+    ] {
+        let (s, v) = get(&app, &path, Some(Role::Operator)).await;
+        assert_eq!(s, StatusCode::OK, "{path}: {v}");
+    }
+    let (_, v) = get(&app, &format!("{items}?limit={huge}"), None).await;
+    assert_eq!(v["numberReturned"], fixtures::dataset().pipelines.len());
+    // OWSLib's `cql=` POSTs the filter to items: 405 with `Allow`, and a body that agrees.
+    let r = app
+        .req(Method::POST, items, Some(Role::Analyst))
+        .json(&serde_json::json!({"op": "=", "args": [{"property": "kind"}, "gas"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let allow = r
+        .headers()
+        .get("allow")
+        .map(|h| h.to_str().unwrap().to_string());
+    assert!(
+        allow.as_deref().is_some_and(|a| a.contains("GET")),
+        "{allow:?}"
+    );
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["status"], 405, "{v}");
+    assert_eq!(v["error"]["code"], "method_not_allowed", "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("filter-lang"),
+        "{v}"
+    );
+    // Access before the body: a viewer (anonymous) gets 403, whatever it sends.
+    for (path, body) in [
+        ("/excavation/check", "{\"not\": \"a check\"}"),
+        ("/excavation/tickets", "[]"),
+        ("/features/pipelines", "{\"type\": \"nonsense\"}"),
+        ("/bulk", "{}"),
+        ("/alarms/1/transitions", "{\"to\": 5}"),
+        ("/admin/keys", "{}"),
+    ] {
+        let r = app
+            .req(Method::POST, path, None)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let s = r.status();
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(s, StatusCode::FORBIDDEN, "{path}: {v}");
+        assert_eq!(v["error"]["status"], 403, "{path}: {v}");
+    }
+    app.stop().await;
+}
+both_backends!(strict_rules);

@@ -1,7 +1,7 @@
 //! `/admin`: API keys and the audit log, for admins. (`lifeline keys` does the same from
 //! the command line on the store directly.)
 
-use super::{parse_id, Caller, JsonBody, QueryParams};
+use super::{parse_id, roles, AtLeast, Caller, JsonBody, QueryParams};
 use crate::auth::{generate_key, hash_key, require};
 use crate::model::Role;
 use crate::state::AppState;
@@ -35,15 +35,14 @@ pub struct NewKey {
     responses((status = 201, description = "The key (shown once) and its record"), (status = 403, description = "Not an admin")))]
 pub async fn create_key(
     State(state): State<AppState>,
-    caller: Caller,
+    AtLeast(actor, _): AtLeast<roles::Admin>,
     JsonBody(new): JsonBody<NewKey>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
-    require(&caller.0, Role::Admin)?;
     crate::model::check_name("name", &new.name)?;
     let key = generate_key();
     let stored = state
         .store
-        .create_api_key(new.name.trim(), new.role, &hash_key(&key), &caller.0)
+        .create_api_key(new.name.trim(), new.role, &hash_key(&key), &actor)
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -82,6 +81,7 @@ pub async fn revoke_key(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
+    #[serde(default, deserialize_with = "super::limit")]
     pub limit: Option<usize>,
 }
 

@@ -4,7 +4,7 @@
 //! gateway delivery reports, and owners' notification channels. Handlers extract, call
 //! [`crate::excavation::service`], and map the result.
 
-use super::{parse_id, Caller, JsonBody, QueryParams};
+use super::{parse_id, roles, AtLeast, Caller, JsonBody, QueryParams};
 use crate::excavation::service::{DeliveryReport, TicketView};
 use crate::excavation::{report, service, ticket_view, Rules};
 use crate::model::check_result::{CheckRequest, CheckResult};
@@ -117,7 +117,7 @@ fn render(state: &AppState, r: &CheckResult, f: Format, title: &str) -> Response
         (status = 422, description = "Invalid geometry (self-intersecting, …), too many vertices, area over the limit, depths inverted or out of range, bad dates")))]
 pub async fn check(
     State(state): State<AppState>,
-    caller: Caller,
+    AtLeast(actor, _): AtLeast<roles::Contractor>,
     QueryParams(q): QueryParams<FormatQuery>,
     headers: HeaderMap,
     JsonBody(req): JsonBody<CheckRequest>,
@@ -126,7 +126,6 @@ pub async fn check(
     let index = state.index.clone();
     let ex = state.excavation.clone();
     let clock = state.clock.clone();
-    let actor = caller.0;
     // Projection and distance work for a 1 km² dig take milliseconds: keep them off the
     // async workers.
     let r =
@@ -156,14 +155,14 @@ pub async fn rules(State(state): State<AppState>) -> Json<Value> {
         (status = 422, description = "Invalid dig (see /excavation/check)")))]
 pub async fn submit(
     State(state): State<AppState>,
-    caller: Caller,
+    AtLeast(actor, _): AtLeast<roles::Contractor>,
     headers: HeaderMap,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, AppError> {
     let key = idempotency_key(&headers)?;
     let (ex, clock) = (&state.excavation, &state.clock);
     let (t, created) =
-        service::submit(&*state.store, &state.index, ex, clock, &caller.0, body, key).await?;
+        service::submit(&*state.store, &state.index, ex, clock, &actor, body, key).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
@@ -190,7 +189,9 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, AppError> {
 #[serde(deny_unknown_fields)]
 pub struct ListQuery {
     pub state: Option<String>,
+    #[serde(default, deserialize_with = "super::limit")]
     pub limit: Option<usize>,
+    #[serde(default, deserialize_with = "super::offset")]
     pub offset: Option<usize>,
 }
 
@@ -274,6 +275,7 @@ pub struct NotificationQuery {
     pub ticket: Option<String>,
     /// pending, delivered or failed.
     pub status: Option<String>,
+    #[serde(default, deserialize_with = "super::limit")]
     pub limit: Option<usize>,
 }
 
@@ -312,13 +314,13 @@ pub async fn notifications(
         (status = 404, description = "No such notification"), (status = 409, description = "A webhook, or no longer pending")))]
 pub async fn report_delivery(
     State(state): State<AppState>,
-    caller: Caller,
+    AtLeast(actor, _): AtLeast<roles::Operator>,
     Path(id): Path<String>,
     JsonBody(r): JsonBody<DeliveryReport>,
 ) -> Result<Json<Notification>, AppError> {
     let id = parse_id(&id)?;
     Ok(Json(
-        service::report_delivery(&*state.store, &state.clock, &caller.0, id, &r).await?,
+        service::report_delivery(&*state.store, &state.clock, &actor, id, &r).await?,
     ))
 }
 
@@ -348,13 +350,13 @@ pub async fn owner_channels(
         (status = 422, description = "Not an http(s) URL, e-mail address or phone number")))]
 pub async fn set_owner_channels(
     State(state): State<AppState>,
-    caller: Caller,
+    AtLeast(actor, _): AtLeast<roles::Operator>,
     Path(id): Path<String>,
     JsonBody(c): JsonBody<OwnerChannels>,
 ) -> Result<Json<OwnerChannels>, AppError> {
     let id = parse_id(&id)?;
     Ok(Json(
-        service::set_owner_channels(&*state.store, &state.index, &state.clock, &caller.0, id, c)
+        service::set_owner_channels(&*state.store, &state.index, &state.clock, &actor, id, c)
             .await?,
     ))
 }
@@ -367,13 +369,13 @@ pub async fn set_owner_channels(
         (status = 404, description = "No such ticket or owner not notified"), (status = 409, description = "State does not take responses, or already answered")))]
 pub async fn respond(
     State(state): State<AppState>,
-    caller: Caller,
+    AtLeast(actor, _): AtLeast<roles::Operator>,
     Path(id): Path<String>,
     JsonBody(r): JsonBody<ResponseRequest>,
 ) -> Result<Json<Ticket>, AppError> {
     let id = parse_id(&id)?;
     Ok(Json(
-        service::respond(&*state.store, &state.clock, &caller.0, id, &r).await?,
+        service::respond(&*state.store, &state.clock, &actor, id, &r).await?,
     ))
 }
 
@@ -385,12 +387,12 @@ pub async fn respond(
         (status = 409, description = "The state machine does not allow it; the message says why")))]
 pub async fn transition(
     State(state): State<AppState>,
-    caller: Caller,
+    AtLeast(actor, _): AtLeast<roles::Contractor>,
     Path(id): Path<String>,
     JsonBody(r): JsonBody<TransitionRequest>,
 ) -> Result<Json<Ticket>, AppError> {
     let id = parse_id(&id)?;
     Ok(Json(
-        service::transition(&*state.store, &state.clock, &caller.0, id, &r).await?,
+        service::transition(&*state.store, &state.clock, &actor, id, &r).await?,
     ))
 }

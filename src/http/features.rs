@@ -3,7 +3,7 @@
 //! call [`crate::records`], and render; writes reach the store first and the index after
 //! the commit ([`crate::records::write`]).
 
-use super::{parse_id, parse_layer, Caller, JsonBody, QueryParams};
+use super::{parse_id, parse_layer, roles, AtLeast, Caller, JsonBody, QueryParams};
 use crate::config::Config;
 use crate::model::feature::to_feature;
 use crate::model::{Dataset, Record, Role};
@@ -67,7 +67,9 @@ pub async fn read(
 pub struct LayerQuery {
     /// `minLon,minLat,maxLon,maxLat` in EPSG:4490.
     pub bbox: Option<String>,
+    #[serde(default, deserialize_with = "super::limit")]
     pub limit: Option<usize>,
+    #[serde(default, deserialize_with = "super::offset")]
     pub offset: Option<usize>,
 }
 
@@ -141,17 +143,17 @@ pub async fn nearest(
         (status = 413, description = "Body too large"), (status = 422, description = "Invalid record or geometry")))]
 pub async fn create(
     State(state): State<AppState>,
-    caller: Caller,
+    AtLeast(actor, _): AtLeast<roles::Operator>,
     Path(layer): Path<String>,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<impl IntoResponse, AppError> {
     let layer = parse_layer(&layer)?;
-    let stored = records::create(&state, &caller.0, layer, body).await?;
+    let stored = records::create(&state, &actor, layer, body).await?;
     let location = format!("/features/{layer}/{}", stored.id());
     Ok((
         StatusCode::CREATED,
         [(header::LOCATION, location)],
-        Json(to_feature(&stored, caller.0.role)),
+        Json(to_feature(&stored, actor.role)),
     ))
 }
 
@@ -162,14 +164,14 @@ pub async fn create(
     responses((status = 200, description = "The stored Feature"), (status = 404, description = "No such record"), (status = 422, description = "Invalid record")))]
 pub async fn replace(
     State(state): State<AppState>,
-    caller: Caller,
+    AtLeast(actor, _): AtLeast<roles::Operator>,
     Path((layer, id)): Path<(String, String)>,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Json<Value>, AppError> {
     let layer = parse_layer(&layer)?;
     let id = parse_id(&id)?;
-    let stored = records::replace(&state, &caller.0, layer, id, body).await?;
-    Ok(Json(to_feature(&stored, caller.0.role)))
+    let stored = records::replace(&state, &actor, layer, id, body).await?;
+    Ok(Json(to_feature(&stored, actor.role)))
 }
 
 /// Deletes a record (operator). 409 if other records still reference it.
@@ -196,10 +198,10 @@ pub async fn remove(
         (status = 422, description = "An invalid record, named; nothing written")))]
 pub async fn bulk_load(
     State(state): State<AppState>,
-    caller: Caller,
+    AtLeast(actor, _): AtLeast<roles::Operator>,
     JsonBody(data): JsonBody<Dataset>,
 ) -> Result<Json<Value>, AppError> {
-    let loaded = records::bulk_load(&state, &caller.0, data).await?;
+    let loaded = records::bulk_load(&state, &actor, data).await?;
     let counts: serde_json::Map<String, Value> = loaded
         .counts
         .iter()

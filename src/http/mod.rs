@@ -11,13 +11,14 @@ pub mod features;
 pub mod health;
 pub mod layers;
 pub mod me;
+pub mod metrics;
 pub mod ogc;
 pub mod openapi;
 pub mod risk;
 pub mod sensors;
 pub mod tiles;
 
-use crate::model::{Actor, Layer};
+use crate::model::{Actor, Layer, Role};
 use crate::state::AppState;
 use crate::AppError;
 use axum::extract::{FromRequest, FromRequestParts, Request};
@@ -35,6 +36,9 @@ use tower_http::trace::TraceLayer;
 /// every request passes (tracing, panic safety net, timeout, compression).
 pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
+    // Installed before the first request is counted.
+    crate::metrics::handle();
+    let limits = state.clone();
     let web = ServeDir::new(&state.config.web_dir)
         .append_index_html_on_directories(true)
         .fallback(axum::routing::any(not_found).with_state(()));
@@ -53,6 +57,8 @@ pub fn router(state: AppState) -> Router {
         .merge(client::router())
         .merge(ogc::router())
         .merge(analysis::router())
+        .merge(metrics::router())
+        .route_layer(axum::middleware::from_fn(crate::metrics::mark_route))
         .fallback_service(web)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
@@ -66,19 +72,51 @@ pub fn router(state: AppState) -> Router {
                 AppError::Internal("a handler panicked".into()).into_response()
             },
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            limits,
+            crate::limits::enforce,
+        ))
         .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(crate::metrics::track))
 }
 
 async fn not_found(method: Method, uri: Uri) -> AppError {
     AppError::NotFound(format!("no resource at {method} {}", uri.path()))
 }
 
-async fn method_not_allowed(method: Method, uri: Uri) -> impl IntoResponse {
-    let e = AppError::BadRequest(format!("{method} is not allowed on {}", uri.path()));
-    (
+/// A method the resource does not answer: 405, and the body says so too. (axum's method
+/// router adds the `Allow` header.) The OGC API's items are read with GET only: a CQL2
+/// JSON filter goes in `filter=` with `filter-lang=cql2-json`, and a POST to items would
+/// mean "create a feature" (Features Part 4), which this API does not offer.
+async fn method_not_allowed(method: Method, uri: Uri) -> AppError {
+    let path = uri.path();
+    let hint = if path.starts_with("/ogc/collections/") && path.ends_with("/items") {
+        "; filters are sent with GET: filter=<CQL2> and filter-lang=cql2-text or cql2-json"
+    } else {
+        ""
+    };
+    AppError::Client(
         axum::http::StatusCode::METHOD_NOT_ALLOWED,
-        e.into_response().into_body(),
+        format!("{method} is not allowed on {path}{hint}"),
     )
+}
+
+/// Deserializes an optional `limit` query parameter by the one rule for counts
+/// ([`crate::model::parse_count`]): digits only, any length; the handler clamps it.
+pub fn limit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    count("limit", d)
+}
+
+/// Deserializes an optional `offset` query parameter (see [`limit`]).
+pub fn offset<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<usize>, D::Error> {
+    count("offset", d)
+}
+
+fn count<'de, D: serde::Deserializer<'de>>(field: &str, d: D) -> Result<Option<usize>, D::Error> {
+    use serde::Deserialize;
+    Option::<String>::deserialize(d)?
+        .map(|s| crate::model::parse_count(field, &s).map_err(serde::de::Error::custom))
+        .transpose()
 }
 
 /// The authenticated caller of a request (anonymous callers get the configured role, or a
@@ -92,21 +130,64 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let key = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .or_else(|| parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()));
+        let key = presented_key(&parts.headers);
         Ok(Caller(state.auth.authenticate(key).await?))
     }
 }
 
+/// The credential a request presents: `Authorization: Bearer …`, else `X-Api-Key`.
+pub fn presented_key(headers: &axum::http::HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
+}
+
+/// The least role a route needs, as a type ([`AtLeast`]'s parameter).
+pub trait MinRole {
+    const ROLE: Role;
+}
+
+/// Role markers for [`AtLeast`].
+pub mod roles {
+    use super::{MinRole, Role};
+    macro_rules! marker {
+        ($($name:ident),*) => {$(
+            #[doc = concat!("At least the `", stringify!($name), "` role.")]
+            pub struct $name;
+            impl MinRole for $name {
+                const ROLE: Role = Role::$name;
+            }
+        )*};
+    }
+    marker!(Contractor, Analyst, Operator, Admin);
+}
+
+/// The caller, refused (401, or 403 naming the role) unless it has at least `R`'s role.
+/// A handler takes it before its body: extractors from the request head run first, so
+/// access is decided before any body is read or validated — a viewer posting a bad check
+/// gets 403, not a 422 describing the schema. Services still check their finer rules.
+pub struct AtLeast<R>(pub Actor, std::marker::PhantomData<R>);
+
+impl<R: MinRole> FromRequestParts<AppState> for AtLeast<R> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Caller(actor) = Caller::from_request_parts(parts, state).await?;
+        crate::auth::require(&actor, R::ROLE)?;
+        Ok(AtLeast(actor, std::marker::PhantomData))
+    }
+}
+
 /// `axum::Json` with rejections mapped to [`AppError`] (400 malformed, 413 too large,
-/// 415 wrong content type reported as 400 naming the expected type).
+/// 415 wrong content type naming the expected type, 422 a body of the wrong shape).
 pub struct JsonBody<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {

@@ -109,7 +109,7 @@ pub async fn conformance(
 /// The OpenAPI 3.0 definition of this API.
 pub async fn api(
     headers: HeaderMap,
-    caller: Caller,
+    _caller: Caller,
     QueryParams(p): QueryParams<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     if MetaQuery::parse(&p)?.f == Some(MetaFormat::Html) {
@@ -117,7 +117,7 @@ pub async fn api(
             "the API definition is offered as JSON only; use f=json".into(),
         ));
     }
-    let doc = ogc::openapi::document(&base(&headers), caller.0.role);
+    let doc = ogc::openapi::document(&base(&headers));
     Ok(json_response(doc, OPENAPI))
 }
 
@@ -147,7 +147,7 @@ pub async fn collection(
     QueryParams(p): QueryParams<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     let html = MetaQuery::parse(&p)?.wants_html(service::accepts_html(&headers));
-    let layer = ogc::collection(&id, caller.0.role)?;
+    let layer = ogc::collection(&id)?;
     let b = base(&headers);
     let c = service::collection(&state.index, &b, layer, caller.0.role);
     Ok(if html {
@@ -169,7 +169,7 @@ pub async fn queryables(
             "queryables are offered as JSON Schema only; use f=json".into(),
         ));
     }
-    let layer = ogc::collection(&id, caller.0.role)?;
+    let layer = ogc::collection(&id)?;
     let url = format!("{}/collections/{id}/queryables", base(&headers));
     Ok(json_response(
         ogc::queryables::schema(layer, caller.0.role, &url),
@@ -198,30 +198,42 @@ pub async fn items(
         service::list_items(&*state.store, state.store.backend(), &state.index, req).await?;
     let b = base(&headers);
     match items.query.output(service::accepts_html(&headers)) {
-        Format::FlatGeobuf => flatgeobuf_response(items).await,
+        Format::FlatGeobuf => flatgeobuf_response(&b, items).await,
         Format::Html => Ok(html_response(service::items_html(&b, &items))),
         Format::GeoJson => {
-            let h = items_headers(GEOJSON, &items);
+            let h = items_headers(GEOJSON, &b, &items);
             let body = service::items_geojson(&b, items, state.clock.now()).await?;
             Ok((h, body).into_response())
         }
     }
 }
 
-/// The headers of an items page: media type, `Content-Crs` and the plan that answered.
-fn items_headers(content_type: &'static str, items: &Items) -> [(HeaderName, HeaderValue); 3] {
+/// The headers of an items page: media type, `Content-Crs`, the plan that answered, and
+/// the page's links (self, alternates, queryables, next, prev) as a `Link` header, which
+/// clients such as the OGC Filtering suite read without parsing the body.
+fn items_headers(
+    content_type: &'static str,
+    base: &str,
+    items: &Items,
+) -> [(HeaderName, HeaderValue); 4] {
     let [ct, crs] = crs_headers(content_type, &items.content_crs());
     let plan = (
         HeaderName::from_static("x-ogc-plan"),
         HeaderValue::from_static(items.plan.as_str()),
     );
-    [ct, crs, plan]
+    let links = service::link_header(&service::items_links(base, items));
+    let link = (
+        header::LINK,
+        // Built of percent-encoded URLs and fixed media types: always visible ASCII.
+        HeaderValue::from_str(&links).unwrap_or(HeaderValue::from_static("")),
+    );
+    [ct, crs, plan, link]
 }
 
 /// An items page as FlatGeobuf: properties as the role reads them, reprojected and
 /// encoded by GDAL on the blocking pool.
-async fn flatgeobuf_response(items: Items) -> Result<Response, AppError> {
-    let h = items_headers("application/flatgeobuf", &items);
+async fn flatgeobuf_response(base: &str, items: Items) -> Result<Response, AppError> {
+    let h = items_headers("application/flatgeobuf", base, &items);
     let (layer, code) = (items.layer, items.query.crs.code.clone());
     let out: Vec<crate::io::gdal::OutFeature> = items
         .page

@@ -13,6 +13,7 @@ use utoipa::OpenApi;
     paths(
         super::health::health,
         super::health::ready,
+        super::metrics::scrape,
         super::me::me,
         super::client::client_config,
         super::layers::list,

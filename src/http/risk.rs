@@ -4,7 +4,7 @@
 //! render.
 
 use super::{parse_id, Caller, JsonBody, QueryParams};
-use crate::model::{Bbox, GridLevel};
+use crate::model::{Actor, Bbox, GridLevel};
 use crate::risk::model::{AlarmFilter, AlarmStatus};
 use crate::risk::service::{self, GridFormat, PointParams};
 use crate::state::AppState;
@@ -46,6 +46,7 @@ pub struct AlarmQuery {
     status: Option<String>,
     bbox: Option<String>,
     sensor_id: Option<i64>,
+    #[serde(default, deserialize_with = "super::limit")]
     limit: Option<usize>,
 }
 
@@ -70,10 +71,8 @@ pub async fn list_alarms(
             .collect(),
         _ => list::<AlarmStatus>(&q.status)?,
     };
-    let limit = q.limit.unwrap_or(1000);
-    if !(1..=10_000).contains(&limit) {
-        return Err(AppError::BadRequest("limit must be 1..10000".into()));
-    }
+    let limit = crate::model::page_limit(q.limit, 1000, 10_000)
+        .map_err(|e| AppError::BadRequest(e.to_string()))?;
     let filter = AlarmFilter {
         statuses,
         bbox: bbox(&q.bbox)?.map(Into::into),
@@ -115,16 +114,41 @@ pub struct TransitionBody {
         (status = 409, description = "The lifecycle does not allow this move from the alarm's status (the message lists what does)")))]
 pub async fn transition(
     State(state): State<AppState>,
-    caller: Caller,
+    AlarmMover(actor): AlarmMover,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<TransitionBody>,
 ) -> Result<Json<Value>, AppError> {
     let id = parse_id(&id)?;
     let a = state
         .risk
-        .transition(id, body.to, body.comment, &caller.0)
+        .transition(id, body.to, body.comment, &actor)
         .await?;
     Ok(Json(serde_json::to_value(a).unwrap_or_default()))
+}
+
+/// A caller whose role may make at least one alarm move (the lifecycle's roles are data),
+/// checked from the request head, before the body is read or validated. Which move the
+/// role may make is the service's finer check.
+pub struct AlarmMover(Actor);
+
+impl axum::extract::FromRequestParts<AppState> for AlarmMover {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let Caller(actor) = Caller::from_request_parts(parts, state).await?;
+        match state.risk.least_mover_role() {
+            Some(role) if !actor.has(role) => Err(AppError::Forbidden(format!(
+                "the {} role cannot move alarms ({})",
+                actor.role,
+                state.risk.movers()
+            ))),
+            _ => Ok(()),
+        }?;
+        Ok(AlarmMover(actor))
+    }
 }
 
 /// Query of `GET /risk/points`.
@@ -135,6 +159,7 @@ pub struct PointQuery {
     level: Option<String>,
     category: Option<String>,
     status: Option<String>,
+    #[serde(default, deserialize_with = "super::limit")]
     limit: Option<usize>,
 }
 
@@ -196,6 +221,7 @@ pub async fn suggested(
 pub struct GridQuery {
     level: Option<String>,
     bbox: Option<String>,
+    #[serde(default, deserialize_with = "super::limit")]
     limit: Option<usize>,
     /// `json` (default) or `geojson`.
     format: Option<String>,

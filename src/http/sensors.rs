@@ -96,6 +96,7 @@ pub struct ReadingsQuery {
     from: Option<String>,
     to: Option<String>,
     every: Option<String>,
+    #[serde(default, deserialize_with = "super::limit")]
     limit: Option<usize>,
 }
 

@@ -481,10 +481,11 @@ await step('an operator records owner responses in the excavation view', async (
   tk = (await http(`/excavation/tickets/${id}`, { role: operator })).json;
   assert(tk.state === 'cleared', `ticket ${id} is ${tk.state} after every owner marked`);
   assert(await page.getAttribute('#ticket-view', 'data-state') === 'cleared', 'the page does not show cleared');
-  // Role-gated like the API: an analyst, who may read the ticket, is refused with 403
-  // (a contractor does not even see another's ticket: 404); the form is not shown to
-  // contractors (checked with the contractor's page below).
-  for (const [role, want] of [['analyst', 403], ['contractor', 404]]) {
+  // Role-gated like the API: recording responses needs the operator role, decided before
+  // the ticket is looked up, so an analyst (who may read the ticket) and a contractor (who
+  // may not even see another's ticket) both get 403, which tells nothing about the ticket;
+  // the form is not shown to contractors (checked with the contractor's page below).
+  for (const [role, want] of [['analyst', 403], ['contractor', 403]]) {
     if (!keys[role]) continue;
     const r = await http(`/excavation/tickets/${id}/responses`, { method: 'POST', role, body: { owner_id: first, status: 'marked' } });
     assert(r.status === want, `an ${role}'s response answered ${r.status}, not ${want}`);

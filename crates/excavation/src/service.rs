@@ -234,12 +234,8 @@ pub async fn notifications(
     limit: Option<usize>,
 ) -> Result<Vec<Notification>, ExcavationError> {
     require(actor, Role::Operator).map_err(forbid)?;
-    let limit = limit.unwrap_or(100);
-    if limit == 0 || limit > MAX_NOTIFICATIONS {
-        return Err(ExcavationError::BadRequest(format!(
-            "limit must be 1..{MAX_NOTIFICATIONS}"
-        )));
-    }
+    let limit = lifeline_model::page_limit(limit, 100, MAX_NOTIFICATIONS)
+        .map_err(|e| ExcavationError::BadRequest(e.to_string()))?;
     Ok(store
         .notifications(&NotificationFilter {
             ticket_id,
@@ -369,13 +365,8 @@ pub async fn list(
     offset: Option<usize>,
 ) -> Result<Vec<Ticket>, ExcavationError> {
     require(actor, Role::Contractor).map_err(forbid)?;
-    let limit = limit.unwrap_or(100);
-    if limit == 0 || limit > ex.tickets.max_list {
-        return Err(ExcavationError::BadRequest(format!(
-            "limit must be 1..{}",
-            ex.tickets.max_list
-        )));
-    }
+    let limit = lifeline_model::page_limit(limit, 100, ex.tickets.max_list)
+        .map_err(|e| ExcavationError::BadRequest(e.to_string()))?;
     let filter = TicketFilter {
         submitted_by: (!actor.has(Role::Analyst)).then(|| actor.name.clone()),
         state,

@@ -361,6 +361,7 @@ impl<'a> Compiler<'a> {
     }
 
     fn geometry(&self, e: &Expr) -> Result<Geometry<f64>, OgcError> {
+        strict_literal(e)?;
         let g: geo_types::Geometry<f64> =
             geo_types::Geometry::try_from(e.clone()).map_err(|err| {
                 OgcError::bad(format!(
@@ -394,15 +395,26 @@ impl<'a> Compiler<'a> {
                 )));
             }
         }
-        match self.filter_crs {
+        let g = match self.filter_crs {
             Some((code, swap)) if code != CANONICAL => {
                 let g = if swap { super::crs::swap_xy(&g) } else { g };
                 lifeline_model::crs::transform(&g, code, CANONICAL)
-                    .map_err(|e| OgcError::bad(format!("filter-crs: {e}")))
+                    .map_err(|e| OgcError::bad(format!("filter-crs: {e}")))?
             }
-            Some((_, true)) => Ok(super::crs::swap_xy(&g)),
-            _ => Ok(g),
+            Some((_, true)) => super::crs::swap_xy(&g),
+            _ => g,
+        };
+        // The same range rule as `bbox=`: lon/lat inside -180..180, -90..90.
+        if let Some(c) = g
+            .coords_iter()
+            .find(|c| !(-180.0..=180.0).contains(&c.x) || !(-90.0..=90.0).contains(&c.y))
+        {
+            return Err(OgcError::bad(format!(
+                "a geometry literal has the coordinate ({}, {}) outside longitude -180..180, latitude -90..90",
+                c.x, c.y
+            )));
         }
+        Ok(g)
     }
 
     fn operation(&mut self, op: &str, args: &[Box<Expr>], depth: usize) -> Result<Node, OgcError> {
@@ -667,16 +679,92 @@ fn midnight(d: NaiveDate) -> DateTime<Utc> {
 
 /// Parses an RFC 3339 timestamp or a plain date.
 pub fn parse_instant(s: &str) -> Result<DateTime<Utc>, OgcError> {
+    // RFC 3339 years are exactly four digits: chrono's own parsers would also take a sign
+    // or more digits (`-9999-01-01`, `+10000-…`).
+    if s.len() < 10 || !s.as_bytes()[..4].iter().all(u8::is_ascii_digit) || s.as_bytes()[4] != b'-'
+    {
+        return Err(OgcError::bad(format!(
+            "'{}' is not an RFC 3339 timestamp or a date (YYYY-MM-DD…)",
+            clip(s)
+        )));
+    }
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(t.with_timezone(&Utc));
     }
-    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+    if let Some(d) = (s.len() == 10)
+        .then(|| NaiveDate::parse_from_str(s, "%Y-%m-%d").ok())
+        .flatten()
+    {
         return Ok(midnight(d));
     }
     Err(OgcError::bad(format!(
         "'{}' is not an RFC 3339 timestamp or a date",
         clip(s)
     )))
+}
+
+/// Refuses what converting a literal to `geo` would silently repair, by the rules `bbox=`
+/// and GeoJSON input follow everywhere else: a `BBOX` whose minimum exceeds its maximum
+/// (west of east, or south of north; boxes across the antimeridian are not supported) is
+/// not swapped, and a polygon ring whose last position differs from its first is not
+/// closed (GeoJSON, RFC 7946 §3.1.6, and WKT require closed rings).
+fn strict_literal(e: &Expr) -> Result<(), OgcError> {
+    match e {
+        Expr::BBox { bbox } => {
+            let n: Vec<f64> = bbox
+                .iter()
+                .map(|v| f64::try_from(v.as_ref().clone()).ok())
+                .collect::<Option<_>>()
+                .ok_or_else(|| OgcError::bad("BBOX takes numbers"))?;
+            let [x0, y0, x1, y1] = match n.as_slice() {
+                [a, b, c, d] | [a, b, _, c, d, _] => [*a, *b, *c, *d],
+                _ => return Err(OgcError::bad("BBOX takes 4 (or 6) numbers")),
+            };
+            if x0 > x1 || y0 > y1 {
+                return Err(OgcError::bad(format!(
+                    "BBOX({x0}, {y0}, {x1}, {y1}): the minimum is greater than the maximum (expected BBOX(minLon, minLat, maxLon, maxLat); boxes across the antimeridian are not supported)"
+                )));
+            }
+            Ok(())
+        }
+        Expr::Geometry(g) => {
+            let v = serde_json::to_value(g)
+                .map_err(|e| OgcError::bad(format!("bad geometry literal in the filter: {e}")))?;
+            closed_rings(&v)
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Checks every polygon ring of a GeoJSON geometry value is closed.
+fn closed_rings(v: &Value) -> Result<(), OgcError> {
+    let rings_of_polygon = |p: &Value| -> Result<(), OgcError> {
+        for ring in p.as_array().into_iter().flatten() {
+            let pts = ring.as_array().map(Vec::as_slice).unwrap_or_default();
+            if pts.first() != pts.last() {
+                return Err(OgcError::bad(format!(
+                    "a polygon ring in the filter is not closed: it starts at {} and ends at {} (the last position must repeat the first)",
+                    pts.first().unwrap_or(&Value::Null),
+                    pts.last().unwrap_or(&Value::Null)
+                )));
+            }
+        }
+        Ok(())
+    };
+    match v["type"].as_str() {
+        Some("Polygon") => rings_of_polygon(&v["coordinates"]),
+        Some("MultiPolygon") => v["coordinates"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .try_for_each(rings_of_polygon),
+        Some("GeometryCollection") => v["geometries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .try_for_each(closed_rings),
+        _ => Ok(()),
+    }
 }
 
 /// The box of the top-level spatial predicates with a literal (AND-ed), if any: every match

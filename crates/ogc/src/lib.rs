@@ -54,34 +54,26 @@ impl OgcError {
     }
 }
 
-/// The collections a role may see: the four spatial layers, and from `contractor` up the
-/// owners (features without geometry). Owners follow the core's rule for owner records
-/// (`/features/owners`, the excavation check's owner notices): their names and emergency
-/// contacts are for contractors and above; a viewer sees nothing of them, not even the
-/// collection.
-pub fn collections_for(role: Role) -> Vec<Layer> {
-    let mut v = Layer::SPATIAL.to_vec();
-    if role >= Role::Contractor {
-        v.push(Layer::Owners);
-    }
-    v
-}
-
-/// Parses a collection id and checks the role may read it.
-pub fn collection(id: &str, role: Role) -> Result<Layer, OgcError> {
+/// Parses a collection id: the four spatial layers, for every role (what each role sees
+/// of their attributes follows the layer's schema).
+///
+/// The owners table is not a feature collection. Its rows have no geometry, and OGC API –
+/// Features serves features: GIS clients cannot draw them, and the suite's GeoJSON schema
+/// (ogctests) rejects `"geometry": null`, so listing them failed conformance for every role
+/// allowed to see them. Like pg_featureserv, which serves spatial tables only, the API
+/// leaves them out and names where they are: `/features/owners` (contractors and above),
+/// which pipelines reference by `owner_id`.
+pub fn collection(id: &str) -> Result<Layer, OgcError> {
     let layer: Layer = id.parse().map_err(|_| {
         OgcError::NotFound(format!(
             "no collection '{}'",
             id.chars().take(60).collect::<String>()
         ))
     })?;
-    if layer == Layer::Owners && role < Role::Contractor {
-        return Err(OgcError::Forbidden(
-            "the owners collection (names and emergency contacts) needs the contractor role or above".into(),
+    if layer == Layer::Owners {
+        return Err(OgcError::NotFound(
+            "owners is not a feature collection (its records have no geometry): contractors and above read it at /features/owners".into(),
         ));
-    }
-    if !collections_for(role).contains(&layer) {
-        return Err(OgcError::NotFound(format!("no collection '{layer}'")));
     }
     Ok(layer)
 }
@@ -290,17 +282,14 @@ pub fn parse_items_query(
     }
     let get = |k: &str| pairs.iter().find(|(a, _)| a == k).map(|(_, v)| v.as_str());
     let format = get("f").map(str::parse::<Format>).transpose()?;
-    if format == Some(Format::FlatGeobuf) && layer == Layer::Owners {
-        return Err(OgcError::bad(
-            "owners have no geometry; FlatGeobuf needs one, use f=json",
-        ));
-    }
+    // One rule for counts (see `parse_count`): digits only; a limit above the maximum,
+    // however long, is clamped to it.
     let limit = match get("limit") {
         None => DEFAULT_LIMIT,
-        Some(s) => match s.parse::<usize>() {
+        Some(s) => match lifeline_model::parse_count("limit", s) {
             Ok(0) | Err(_) => {
                 return Err(OgcError::bad(format!(
-                    "limit must be an integer 1..{MAX_LIMIT}"
+                    "limit must be a whole number from 1 (larger values are clamped to {MAX_LIMIT})"
                 )))
             }
             Ok(n) => n.min(MAX_LIMIT),
@@ -308,9 +297,8 @@ pub fn parse_items_query(
     };
     let offset = match get("offset") {
         None => 0,
-        Some(s) => s
-            .parse::<usize>()
-            .map_err(|_| OgcError::bad("offset must be a non-negative integer"))?,
+        Some(s) => lifeline_model::parse_count("offset", s)
+            .map_err(|_| OgcError::bad("offset must be a whole number from 0"))?,
     };
     let bbox_crs = match get("bbox-crs") {
         Some(c) => {
@@ -322,11 +310,6 @@ pub fn parse_items_query(
         None => ApiCrs::crs84(),
     };
     let bbox = get("bbox").map(|b| parse_bbox(b, &bbox_crs)).transpose()?;
-    if bbox.is_some() && layer == Layer::Owners {
-        return Err(OgcError::bad(
-            "owners have no geometry; bbox does not apply",
-        ));
-    }
     let datetime = get("datetime").map(parse_datetime).transpose()?;
     let crs = get("crs")
         .map(ApiCrs::parse)

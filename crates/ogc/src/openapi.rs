@@ -18,11 +18,12 @@ fn err_ref() -> Value {
 }
 
 /// The OpenAPI document, with `server` as the API root (`http://host:port/ogc`).
-pub fn document(server: &str, role: Role) -> Value {
-    with_responses(document_inner(server, role))
+/// The same document for every role: it describes the API, not the caller's rights.
+pub fn document(server: &str) -> Value {
+    with_responses(document_inner(server))
 }
 
-fn document_inner(server: &str, role: Role) -> Value {
+fn document_inner(server: &str) -> Value {
     let mut paths = Map::new();
     let json_ok = |d: &str| json!({"description": d, "content": {"application/json": {"schema": {"type": "object"}}}});
     paths.insert("/".into(), json!({"get": {"operationId": "landingPage", "summary": "Landing page", "tags": ["Capabilities"],
@@ -37,7 +38,7 @@ fn document_inner(server: &str, role: Role) -> Value {
         .into_iter()
         .map(Value::String)
         .collect();
-    for layer in super::collections_for(role) {
+    for layer in lifeline_model::Layer::SPATIAL {
         let id = layer.as_str();
         let qnames: Vec<String> = queryables(layer, Role::Admin)
             .iter()
@@ -58,20 +59,6 @@ fn document_inner(server: &str, role: Role) -> Value {
             param("filter-crs", json!({"type": "string", "format": "uri", "enum": crs_enum}), "CRS of geometry literals in the filter"),
             param("f", json!({"type": "string", "enum": ["json", "fgb", "html"], "default": "json"}), "Output format: GeoJSON, FlatGeobuf, or an HTML table for people"),
         ];
-        if layer == lifeline_model::Layer::Owners {
-            // No geometry: no box, no CRS, no FlatGeobuf, no time.
-            item_params.retain(|p| {
-                !matches!(
-                    p["name"].as_str(),
-                    Some("bbox" | "bbox-crs" | "crs" | "filter-crs" | "datetime")
-                )
-            });
-            for p in &mut item_params {
-                if p["name"] == "f" {
-                    p["schema"]["enum"] = json!(["json", "html"]);
-                }
-            }
-        }
         for q in &qnames {
             item_params.push(param(
                 q,

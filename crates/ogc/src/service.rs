@@ -203,7 +203,7 @@ pub fn collection(index: &SpatialIndex, base: &str, layer: Layer, role: Role) ->
         Layer::Sensors => "Sensing devices",
         Layer::Owners => "Pipeline owners and operators (no geometry)",
     };
-    let mut c = json!({
+    let c = json!({
         "id": id,
         "title": title(layer),
         "description": desc,
@@ -215,28 +215,17 @@ pub fn collection(index: &SpatialIndex, base: &str, layer: Layer, role: Role) ->
             link(format!("{b}/collections/{id}"), "self", "application/json", "This collection"),
             link(format!("{b}/collections/{id}/items"), "items", GEOJSON, "Features as GeoJSON"),
             link(format!("{b}/collections/{id}/items?f=fgb"), "items", "application/flatgeobuf", "Features as FlatGeobuf"),
-            link(format!("{b}/collections/{id}/queryables"), "http://www.opengis.net/def/rel/ogc/1.0/queryables", "application/schema+json", "Queryables"),
+            link(format!("{b}/collections/{id}/queryables"), QUERYABLES_REL, "application/schema+json", "Queryables"),
         ]
     });
-    if layer == Layer::Owners {
-        // No geometry: no spatial extent, no FlatGeobuf, no CRS choice.
-        if let Value::Object(m) = &mut c {
-            m.remove("extent");
-            m.remove("crs");
-            m.remove("storageCrs");
-        }
-        if let Some(Value::Array(links)) = c.get_mut("links") {
-            links.retain(|l| l["type"] != "application/flatgeobuf");
-        }
-    }
     c
 }
 
 /// The metadata of every collection the role may read.
 pub fn collections(index: &SpatialIndex, base: &str, role: Role) -> Vec<Value> {
-    super::collections_for(role)
-        .into_iter()
-        .map(|l| collection(index, base, l, role))
+    Layer::SPATIAL
+        .iter()
+        .map(|&l| collection(index, base, l, role))
         .collect()
 }
 
@@ -311,7 +300,7 @@ where
     S: OgcStore + Sync + ?Sized,
 {
     let role = req.role;
-    let layer = super::collection(&req.collection, role)?;
+    let layer = super::collection(&req.collection)?;
     let plan_req = PlanRequest::parse(req.plan.as_deref())?;
     let (idx, params) = (index.clone(), req.params);
     let (query, plan, page) = blocking(move || -> Result<_, OgcError> {
@@ -391,8 +380,9 @@ fn with_f(q: &[(String, String)], f: &str) -> Vec<(String, String)> {
     v
 }
 
-/// The links of an items page: this page, the collection, the page as FlatGeobuf (not for
-/// owners, which have no geometry), and the next and previous pages.
+/// The links of an items page: this page, the collection, the page as FlatGeobuf and as
+/// HTML, the collection's queryables, and the next and previous pages. The same links go
+/// into the body and into the `Link` header ([`link_header`]).
 pub fn items_links(base: &str, items: &Items) -> Value {
     let (b, id, q) = (base, &items.collection_id, &items.query);
     let url = format!("{b}/collections/{id}/items");
@@ -406,14 +396,24 @@ pub fn items_links(base: &str, items: &Items) -> Value {
             "The collection",
         ),
     ];
-    if items.layer != Layer::Owners {
-        links.push(link(
-            super::url_with(&url, &with_f(&this, "fgb")),
-            "alternate",
-            "application/flatgeobuf",
-            "This page as FlatGeobuf",
-        ));
-    }
+    links.push(link(
+        super::url_with(&url, &with_f(&this, "fgb")),
+        "alternate",
+        "application/flatgeobuf",
+        "This page as FlatGeobuf",
+    ));
+    links.push(link(
+        super::url_with(&url, &with_f(&this, "html")),
+        "alternate",
+        "text/html",
+        "This page as HTML",
+    ));
+    links.push(link(
+        format!("{b}/collections/{id}/queryables"),
+        QUERYABLES_REL,
+        "application/schema+json",
+        "Queryables",
+    ));
     if let Some(n) = items.page.next_offset {
         links.push(link(
             super::url_with(&url, &with_offset(&q.link_query, n)),
@@ -431,6 +431,25 @@ pub fn items_links(base: &str, items: &Items) -> Value {
         ));
     }
     Value::Array(links)
+}
+
+/// The link relation of a collection's queryables (OGC API – Features Part 3).
+pub const QUERYABLES_REL: &str = "http://www.opengis.net/def/rel/ogc/1.0/queryables";
+
+/// Links as an RFC 8288 `Link` header value: `<href>; rel="…"; type="…"`, comma-separated.
+/// Every href is built by [`super::url_with`], which percent-encodes all but unreserved
+/// characters, so none holds a `,`, `;`, `<` or `>` that would break the list.
+pub fn link_header(links: &Value) -> String {
+    links
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| {
+            let (href, rel, typ) = (l["href"].as_str()?, l["rel"].as_str()?, l["type"].as_str()?);
+            Some(format!("<{href}>; rel=\"{rel}\"; type=\"{typ}\""))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// An items page as HTML: a table with paging links.
@@ -505,7 +524,7 @@ pub fn feature(
     params: &[(String, String)],
     accept_html: bool,
 ) -> Result<FeatureAnswer, OgcError> {
-    let layer = super::collection(collection, role)?;
+    let layer = super::collection(collection)?;
     let q = FeatureQuery::parse(params)?;
     let fid_n = match fid.parse::<i64>() {
         Ok(n) if n > 0 => n,

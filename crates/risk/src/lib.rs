@@ -83,6 +83,23 @@ pub struct IngestReport {
     pub items: Vec<ItemReport>,
 }
 
+/// Readings ingested since start-up, by outcome (for `/metrics`).
+#[derive(Debug, Default)]
+pub struct IngestTotals {
+    pub stored: std::sync::atomic::AtomicU64,
+    pub duplicates: std::sync::atomic::AtomicU64,
+    pub rejected: std::sync::atomic::AtomicU64,
+}
+
+impl IngestTotals {
+    fn add(&self, r: &IngestReport) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.stored.fetch_add(r.stored as u64, Relaxed);
+        self.duplicates.fetch_add(r.duplicates as u64, Relaxed);
+        self.rejected.fetch_add(r.rejected as u64, Relaxed);
+    }
+}
+
 /// Open alarms and the levels risk points show; changed only by [`RiskEngine::apply_event`].
 #[derive(Debug, Default)]
 pub struct Book {
@@ -128,6 +145,8 @@ pub struct RiskEngine {
     /// The static side of the statistics, built in the background and kept current from
     /// the index changes reported to [`RiskEngine::index_changed`].
     pub(crate) stats: structure::Statistics,
+    /// Readings this instance ingested, by outcome.
+    pub totals: IngestTotals,
 }
 
 const SHARDS: usize = 64;
@@ -172,6 +191,7 @@ impl RiskEngine {
             start,
             closing: tokio_util::sync::CancellationToken::new(),
             stats,
+            totals: IngestTotals::default(),
         };
         engine.bus.start_at(start.0, start.1);
         {
@@ -340,6 +360,7 @@ impl RiskEngine {
         if newest > 0 {
             self.wait_applied(newest).await;
         }
+        self.totals.add(&report);
         Ok(report)
     }
 
@@ -360,6 +381,32 @@ impl RiskEngine {
                 false
             }
         });
+    }
+
+    /// The least role that may make any alarm move (`[lifecycle]`): who may call the
+    /// transition endpoint at all, decided before its body is read.
+    pub fn least_mover_role(&self) -> Option<Role> {
+        self.rules.lifecycle.values().copied().min()
+    }
+
+    /// Who may make which alarm move, for messages: "verified, false_alarm: analyst;
+    /// dispatched, handled, closed: operator" (from the lifecycle rules).
+    pub fn movers(&self) -> String {
+        let mut by_role: Vec<(Role, Vec<&str>)> = Vec::new();
+        for status in AlarmStatus::ALL {
+            if let Some(role) = self.rules.lifecycle.get(status) {
+                match by_role.iter_mut().find(|(r, _)| r == role) {
+                    Some((_, v)) => v.push(status.as_str()),
+                    None => by_role.push((*role, vec![status.as_str()])),
+                }
+            }
+        }
+        by_role.sort_by_key(|(r, _)| *r);
+        by_role
+            .iter()
+            .map(|(r, v)| format!("{}: {r}", v.join(", ")))
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     /// Moves an alarm along its lifecycle, if the caller's role allows it.

@@ -54,10 +54,8 @@ pub struct PointParams<'q> {
 
 /// Parses the risk-point filter, checking the category against `catalog`.
 pub fn point_filter(catalog: &Catalog, p: PointParams<'_>) -> Result<PointFilter, RiskError> {
-    let limit = p.limit.unwrap_or(10_000);
-    if !(1..=100_000).contains(&limit) {
-        return Err(RiskError::BadRequest("limit must be 1..100000".into()));
-    }
+    let limit = lifeline_model::page_limit(p.limit, 10_000, 100_000)
+        .map_err(|e| RiskError::BadRequest(e.to_string()))?;
     if let Some(c) = p.category {
         if catalog.risk_category(c).is_none() {
             return Err(RiskError::BadRequest(format!(
@@ -176,10 +174,8 @@ impl RiskEngine {
             return Err(RiskError::BadRequest("from must be before to".into()));
         }
         let Some(every) = q.every else {
-            let limit = q.limit.unwrap_or(10_000);
-            if !(1..=10_000).contains(&limit) {
-                return Err(RiskError::BadRequest("limit must be 1..10000".into()));
-            }
+            let limit = lifeline_model::page_limit(q.limit, 10_000, 10_000)
+                .map_err(|e| RiskError::BadRequest(e.to_string()))?;
             let rows = self.store.readings(id, from, to, limit).await?;
             let readings: Vec<Value> = rows
                 .iter()
@@ -249,7 +245,7 @@ mod tests {
             },
         )
         .unwrap_err();
-        assert_eq!(e.to_string(), "limit must be 1..100000");
+        assert!(e.to_string().contains("limit"), "{e}");
         let e = point_filter(
             c,
             PointParams {
