@@ -38,9 +38,12 @@ pub async fn run(store_args: &StoreArgs, action: &KeysAction) -> Result<()> {
             let k = store
                 .create_api_key(name.trim(), role, &lifeline::auth::hash_key(&key), &actor)
                 .await?;
-            println!("created key {} '{}' with role {}", k.id, k.name, k.role);
+            // The key alone on stdout (`… | head -1` is the key); what it is, on stderr.
+            eprintln!(
+                "created key {} '{}' with role {}; store it now: it is not shown again",
+                k.id, k.name, k.role
+            );
             println!("{key}");
-            eprintln!("store it now: it is not shown again");
         }
         KeysAction::Revoke { id } => {
             if !store.revoke_api_key(*id, &actor).await? {

@@ -69,13 +69,21 @@ pub enum Command {
     Export(export::ExportArgs),
 }
 
-/// Logs to stderr at `info` (tower-http's request spans included) unless `RUST_LOG` says
-/// otherwise.
+/// Logs to stderr (stdout is the command's result, for pipes and scripts) at `info`,
+/// tower-http's request spans included, unless `RUST_LOG` says otherwise. PostgreSQL's
+/// NOTICEs ("relation … already exists, skipping"), which tokio-postgres logs at `info`,
+/// are shown only from `warn` up. Colour only on a terminal, and never with `NO_COLOR`.
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tower_http=info"));
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("info,tower_http=info,tokio_postgres=warn")
+    });
+    let ansi = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .with_target(false)
         .init();
 }
