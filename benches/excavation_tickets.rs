@@ -61,6 +61,8 @@ async fn main() {
         Config {
             store_url: url.clone(),
             metric_crs: Some("EPSG:4545".into()),
+            // A load run measures throughput, not the per-key rate limits.
+            http: lifeline::config::HttpLimits::default().without_rate_limits(),
             pool_size: 16,
             ..Config::default()
         },

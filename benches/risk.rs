@@ -86,6 +86,8 @@ async fn ingest(backend: &str, batches: usize) {
         store,
         Config {
             metric_crs: Some("EPSG:4545".into()),
+            // A load run measures throughput, not the per-key rate limits.
+            http: lifeline::config::HttpLimits::default().without_rate_limits(),
             ..Config::default()
         },
         lifeline::model::Clock::system(),
@@ -422,6 +424,8 @@ async fn sse(clients: usize, events: usize) {
         store,
         Config {
             metric_crs: Some("EPSG:4545".into()),
+            // A load run measures throughput, not the per-key rate limits.
+            http: lifeline::config::HttpLimits::default().without_rate_limits(),
             ..Config::default()
         },
         lifeline::model::Clock::system(),
@@ -544,6 +548,8 @@ async fn simulate(backend: &str, rate: u32, seconds: u64) {
         store,
         Config {
             metric_crs: Some("EPSG:4545".into()),
+            // A load run measures throughput, not the per-key rate limits.
+            http: lifeline::config::HttpLimits::default().without_rate_limits(),
             ..Config::default()
         },
         lifeline::model::Clock::system(),

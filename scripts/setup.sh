@@ -48,6 +48,8 @@ command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found; install Rust
 web_missing=()
 web_pkgs=()
 ((TESTS)) && web_pkgs=(chromium fonts-noto-cjk)
+# promtool (Debian's prometheus package) judges the /metrics output (issue 17).
+((TESTS)) && web_pkgs+=(prometheus)
 for p in "${web_pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || web_missing+=("$p")
 done

@@ -147,6 +147,100 @@ impl Basemap {
     }
 }
 
+/// `[http]` of the file: connection and request limits (docs/operations.md).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileHttp {
+    header_timeout_secs: Option<u64>,
+    max_connections: Option<usize>,
+    max_uri_bytes: Option<usize>,
+    max_header_bytes: Option<usize>,
+    writes_per_minute: Option<u32>,
+    checks_per_minute: Option<u32>,
+    ingest_per_minute: Option<u32>,
+}
+
+/// Connection and request limits of the HTTP server.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpLimits {
+    /// A connection must send a request's whole head within this time (also while idle
+    /// between requests), or it is closed.
+    pub header_timeout: std::time::Duration,
+    /// Connections served at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// Longest request target (path and query) answered; longer gets a JSON 414.
+    pub max_uri_bytes: usize,
+    /// Largest request head (all header names and values); larger gets a JSON 431.
+    pub max_header_bytes: usize,
+    /// Per-key requests per minute that change data (`0`: unlimited).
+    pub writes_per_minute: u32,
+    /// Per-key excavation checks per minute (`0`: unlimited).
+    pub checks_per_minute: u32,
+    /// Per-key reading batches per minute (`0`: unlimited).
+    pub ingest_per_minute: u32,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            header_timeout: std::time::Duration::from_secs(10),
+            max_connections: 10_000,
+            max_uri_bytes: 16 * 1024,
+            max_header_bytes: 32 * 1024,
+            writes_per_minute: 600,
+            checks_per_minute: 120,
+            ingest_per_minute: 12_000,
+        }
+    }
+}
+
+impl HttpLimits {
+    /// These limits without the per-key rate limits: for load runs and tests that measure
+    /// or exercise something else at volume.
+    pub fn without_rate_limits(self) -> HttpLimits {
+        HttpLimits {
+            writes_per_minute: 0,
+            checks_per_minute: 0,
+            ingest_per_minute: 0,
+            ..self
+        }
+    }
+
+    fn resolve(file: FileHttp) -> Result<HttpLimits, ConfigError> {
+        let d = HttpLimits::default();
+        let positive = |key: &'static str, v: Option<usize>, default: usize| match v {
+            Some(0) => Err(ConfigError::Invalid {
+                key,
+                message: "must be at least 1".into(),
+            }),
+            Some(n) => Ok(n),
+            None => Ok(default),
+        };
+        let timeout = positive(
+            "http.header_timeout_secs",
+            file.header_timeout_secs.map(|s| s as usize),
+            d.header_timeout.as_secs() as usize,
+        )?;
+        Ok(HttpLimits {
+            header_timeout: std::time::Duration::from_secs(timeout as u64),
+            max_connections: positive(
+                "http.max_connections",
+                file.max_connections,
+                d.max_connections,
+            )?,
+            max_uri_bytes: positive("http.max_uri_bytes", file.max_uri_bytes, d.max_uri_bytes)?,
+            max_header_bytes: positive(
+                "http.max_header_bytes",
+                file.max_header_bytes,
+                d.max_header_bytes,
+            )?,
+            writes_per_minute: file.writes_per_minute.unwrap_or(d.writes_per_minute),
+            checks_per_minute: file.checks_per_minute.unwrap_or(d.checks_per_minute),
+            ingest_per_minute: file.ingest_per_minute.unwrap_or(d.ingest_per_minute),
+        })
+    }
+}
+
 /// The file form: every key optional.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -163,6 +257,7 @@ struct FileConfig {
     request_timeout_secs: Option<u64>,
     excavation_config: Option<PathBuf>,
     web: Option<FileWeb>,
+    http: Option<FileHttp>,
 }
 
 /// The resolved configuration.
@@ -186,6 +281,8 @@ pub struct Config {
     pub excavation_config: Option<PathBuf>,
     /// The web client's optional raster basemap; `None`: our own layers only.
     pub basemap: Option<Basemap>,
+    /// Connection and request limits (`[http]`).
+    pub http: HttpLimits,
 }
 
 impl Default for Config {
@@ -202,6 +299,7 @@ impl Default for Config {
             request_timeout_secs: 60,
             excavation_config: None,
             basemap: None,
+            http: HttpLimits::default(),
         }
     }
 }
@@ -262,6 +360,7 @@ impl Config {
             request_timeout_secs: file.request_timeout_secs.unwrap_or(d.request_timeout_secs),
             excavation_config: file.excavation_config,
             basemap,
+            http: HttpLimits::resolve(file.http.unwrap_or_default())?,
         })
     }
 }

@@ -19,8 +19,11 @@
 
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod error;
 pub mod http;
+pub mod limits;
+pub mod metrics;
 pub mod readiness;
 pub mod records;
 pub mod server;

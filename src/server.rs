@@ -5,8 +5,9 @@ use crate::state::AppState;
 use std::future::Future;
 use tokio::net::TcpListener;
 
-/// Serves the API and the web client on `listener` until `shutdown` completes; in-flight
-/// requests finish first.
+/// Serves the API and the web client on `listener`, under the configured connection
+/// limits ([`crate::connections`]), until `shutdown` completes; in-flight requests finish
+/// first.
 pub async fn run(
     listener: TcpListener,
     state: AppState,
@@ -30,11 +31,10 @@ pub async fn run(
         shutdown.await;
         closing.cancel();
     };
+    let limits = state.config.http.clone();
     let app = crate::http::router(state);
     tracing::info!(addr = %listener.local_addr()?, "listening");
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = crate::connections::serve(listener, app, &limits, shutdown).await;
     for task in background {
         task.abort();
     }

@@ -47,6 +47,10 @@ pub struct AppState {
     pub excavation: Arc<crate::excavation::Excavation>,
     /// The risk one map (issue 5): readings, alarms, live levels and the event bus.
     pub risk: Arc<crate::risk::RiskEngine>,
+    /// Per-key rate limits of writes and checks ([`crate::limits`]).
+    pub rate_limits: Arc<crate::limits::RateLimits>,
+    /// The change follower's progress (`/metrics`).
+    pub follower: Arc<crate::sync::FollowerProgress>,
 }
 
 impl AppState {
@@ -106,6 +110,7 @@ impl AppState {
         );
         let risk =
             crate::risk::RiskEngine::open(store.clone(), index.clone(), clock.clone()).await?;
+        let rate_limits = Arc::new(crate::limits::RateLimits::new(&config.http));
         Ok(AppState {
             store,
             index,
@@ -118,6 +123,8 @@ impl AppState {
             tiles,
             excavation,
             risk,
+            rate_limits,
+            follower: Arc::default(),
         })
     }
 

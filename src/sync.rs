@@ -18,11 +18,40 @@ use crate::state::AppState;
 use crate::store::{Backend, Store, StoreError};
 use futures::StreamExt;
 use serde_json::json;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::Duration;
 
 /// Page size of one read of either log.
 const PAGE: usize = 1000;
+
+/// How far the follower has come, for `/metrics`: updated by every round.
+#[derive(Debug, Default)]
+pub struct FollowerProgress {
+    /// Rounds that read both logs.
+    pub rounds: AtomicU64,
+    /// Rounds that failed to read the store.
+    pub errors: AtomicU64,
+    /// Age in milliseconds of the newest data change applied, when the last round found
+    /// one; 0 when it found the logs caught up.
+    pub lag_ms: AtomicU64,
+    /// When the last round succeeded (Unix milliseconds; 0: not yet).
+    pub last_round_ms: AtomicU64,
+}
+
+impl FollowerProgress {
+    fn round(
+        &self,
+        now: chrono::DateTime<chrono::Utc>,
+        newest: Option<chrono::DateTime<chrono::Utc>>,
+    ) {
+        let lag = newest.map_or(0, |at| (now - at).num_milliseconds().max(0) as u64);
+        self.lag_ms.store(lag, Relaxed);
+        self.last_round_ms
+            .store(now.timestamp_millis().max(0) as u64, Relaxed);
+        self.rounds.fetch_add(1, Relaxed);
+    }
+}
 
 /// Spawns the follower (and, for PostGIS, its LISTEN connection). Runs until aborted.
 pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
@@ -39,6 +68,7 @@ pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
                 Ok(true) => continue,
                 Ok(false) => {}
                 Err(e) => {
+                    state.follower.errors.fetch_add(1, Relaxed);
                     tracing::warn!(error = %e, "change follower: store read failed; retrying")
                 }
             }
@@ -144,6 +174,10 @@ pub async fn step(state: &AppState, r: &mut i64, c: &mut i64) -> Result<bool, St
     if !out.is_empty() {
         engine.bus.publish(out);
     }
+    // The wall clock, not the service clock: lag is real time behind the log.
+    state
+        .follower
+        .round(chrono::Utc::now(), changes.last().map(|ch| ch.at));
     Ok(more)
 }
 

@@ -373,6 +373,7 @@ async fn second_instance(
     let config = lifeline::config::Config {
         store_url: url.to_string(),
         anonymous_role: Some(Role::Viewer),
+        http: lifeline::config::HttpLimits::default().without_rate_limits(),
         ..lifeline::config::Config::default()
     };
     let state = lifeline::AppState::with_store(store, config, app::test_clock())

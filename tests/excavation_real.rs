@@ -166,6 +166,7 @@ async fn serve(backend: Backend, data: &Dataset) -> (Server, String) {
         .unwrap();
     let config = Config {
         store_url: url,
+        http: lifeline::config::HttpLimits::default().without_rate_limits(),
         ..Config::default()
     };
     let state = lifeline::AppState::with_store(store, config, app::test_clock())

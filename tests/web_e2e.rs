@@ -284,6 +284,7 @@ async fn web_client_end_to_end_in_chromium() {
         store_url,
         anonymous_role: Some(Role::Viewer),
         web_dir: root().join("web"),
+        http: lifeline::config::HttpLimits::default().without_rate_limits(),
         ..lifeline::config::Config::default()
     };
     // The second instance: the same store, with a raster basemap in GCJ-02.

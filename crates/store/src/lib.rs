@@ -169,6 +169,19 @@ pub struct AuditEntry {
 /// Number of records per layer.
 pub type Counts = Vec<(Layer, i64)>;
 
+/// How a store's connections are in use now (`/metrics`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// The most connections the store opens.
+    pub max: usize,
+    /// Connections open now.
+    pub open: usize,
+    /// Open connections not in use.
+    pub idle: usize,
+    /// Requests waiting for a connection.
+    pub waiting: usize,
+}
+
 /// What a store is and whether it answers: its kind, its place, its schema, its counts.
 #[async_trait]
 pub trait StoreInfo: Send + Sync {
@@ -186,6 +199,9 @@ pub trait StoreInfo: Send + Sync {
 
     /// Records per layer.
     async fn counts(&self) -> StoreResult<Counts>;
+
+    /// The connections' use now.
+    fn pool_status(&self) -> PoolStatus;
 }
 
 /// The layers' records: every write is one transaction with its change-log and audit

@@ -103,6 +103,22 @@ pub struct TileCache {
     classes: Vec<Role>,
     buffer_frac: f64,
     minzoom: [u8; 4],
+    /// Tile requests answered from the cache, and those that had to render (metrics).
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+/// What the cache did so far and holds now, for `/metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Requests answered from the cache.
+    pub hits: u64,
+    /// Requests that rendered (or compressed) their tile.
+    pub misses: u64,
+    /// Tiles held now.
+    pub entries: u64,
+    /// Bytes held now (the weigher's measure: body plus a per-entry overhead).
+    pub bytes: u64,
 }
 
 impl TileCache {
@@ -129,6 +145,29 @@ impl TileCache {
             classes,
             buffer_frac,
             minzoom,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts one tile request as answered from the cache (`hit`) or not.
+    pub fn count(&self, hit: bool) {
+        let c = if hit { &self.hits } else { &self.misses };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Hits, misses and what the cache holds now.
+    pub fn stats(&self) -> CacheStats {
+        let (entries, bytes) = self.cache.as_ref().map_or((0, 0), |c| {
+            // moka applies pending inserts lazily; settle them so the sizes are current.
+            c.run_pending_tasks();
+            (c.entry_count(), c.weighted_size())
+        });
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
+            entries,
+            bytes,
         }
     }
 

@@ -423,8 +423,10 @@ impl TileService {
         };
         let cache = &self.inner.cache;
         if let Some(body) = cache.get(&key) {
+            cache.count(true);
             return Ok(served(body));
         }
+        cache.count(false);
         // Noted before the index is read: see `cache` on stale refills.
         let generation = cache.generation();
         let identity_key = TileKey {

@@ -53,7 +53,7 @@ crate::sqlfile::named_sql!(pub(crate) fn sql = "gpkg/queries.sql", include_str!(
 use crate::records::gpkg::{bulk_load_conn_with, bulk_stream_conn, table, Table};
 
 use super::prelude::*;
-use super::{backend_error, Backend, BackendError, Counts, StoreError, StoreResult};
+use super::{backend_error, Backend, BackendError, Counts, PoolStatus, StoreError, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, SubsecRound, Utc};
 use geo::Geometry;
@@ -493,6 +493,17 @@ impl StoreInfo for GpkgStore {
 
     fn describe(&self) -> String {
         self.path.display().to_string()
+    }
+
+    fn pool_status(&self) -> PoolStatus {
+        // Two connections, each behind its mutex: one writes, one reads.
+        let idle = usize::from(!self.writer.is_locked()) + usize::from(!self.reader.is_locked());
+        PoolStatus {
+            max: 2,
+            open: 2,
+            idle,
+            waiting: 0,
+        }
     }
 
     async fn migrate(&self) -> StoreResult<i64> {

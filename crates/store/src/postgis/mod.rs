@@ -35,7 +35,7 @@
 //! network or a unix socket.
 
 use super::prelude::*;
-use super::{backend_error, Backend, BackendError, Counts, StoreError, StoreResult};
+use super::{backend_error, Backend, BackendError, Counts, PoolStatus, StoreError, StoreResult};
 use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use lifeline_model::schema::{self, Column, Field};
@@ -601,6 +601,16 @@ impl StoreInfo for PostgisStore {
 
     fn describe(&self) -> String {
         self.describe.clone()
+    }
+
+    fn pool_status(&self) -> PoolStatus {
+        let s = self.pool.status();
+        PoolStatus {
+            max: s.max_size,
+            open: s.size,
+            idle: s.available,
+            waiting: s.waiting,
+        }
     }
 
     async fn migrate(&self) -> StoreResult<i64> {
