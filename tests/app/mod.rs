@@ -93,6 +93,16 @@ impl TestApp {
 
     /// Starts a server; `anonymous` is the anonymous role, `seed` loads the fixtures first.
     pub async fn start_with(backend: Backend, anonymous: Option<Role>, seed: bool) -> TestApp {
+        Self::start_configured(backend, anonymous, seed, |_| {}).await
+    }
+
+    /// Like [`TestApp::start_with`], with `configure` changing the configuration last.
+    pub async fn start_configured(
+        backend: Backend,
+        anonymous: Option<Role>,
+        seed: bool,
+        configure: impl FnOnce(&mut Config),
+    ) -> TestApp {
         let (store, store_url, dir) = fresh_store(backend).await;
         if seed {
             store
@@ -114,12 +124,13 @@ impl TestApp {
                 .expect("create key");
             keys.insert(*role, key);
         }
-        let config = Config {
+        let mut config = Config {
             store_url: store_url.clone(),
             anonymous_role: anonymous,
             web_dir: std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("web"),
             ..Config::default()
         };
+        configure(&mut config);
         // Its own handle, so a test that moves its server's time moves no other server's.
         let clock = Clock::offset_by(test_clock().offset());
         let state = lifeline::AppState::with_store(store.clone(), config, clock.clone())
