@@ -131,6 +131,7 @@ async fn a_token_acts_with_its_mapped_role_and_its_subject_is_audited() {
         (me["name"].as_str(), me["role"].as_str()),
         (Some("oidc:3f9c-ops-user"), Some("operator"))
     );
+    assert_eq!(me["authenticated"], true, "{me}");
     // An operator's write succeeds; the admin-only audit log is refused.
     let (s, created) = call_with(
         &app,

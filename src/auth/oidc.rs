@@ -27,6 +27,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// Prefix of the name of every actor of a token: `oidc:<sub>`.
+pub const ACTOR_PREFIX: &str = "oidc:";
+
 /// Longest bearer token considered (Keycloak's are a few kilobytes).
 const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
@@ -432,7 +435,10 @@ impl OidcVerifier {
                 claim: self.roles_claim.to_string(),
             })?;
         Ok(Actor {
-            name: format!("oidc:{}", sub.chars().take(200).collect::<String>()),
+            name: format!(
+                "{ACTOR_PREFIX}{}",
+                sub.chars().take(200).collect::<String>()
+            ),
             key_id: None,
             role,
         })
