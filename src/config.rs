@@ -2,10 +2,13 @@
 //! TOML file, then defaults — in that order of precedence. Flags and variables are
 //! declared together (clap's `env`), so a flag always wins over its variable.
 
+use crate::auth::oidc::{ClaimPath, JwksSource};
 use crate::model::Role;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Why the configuration is unusable.
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +65,140 @@ pub struct ServeArgs {
     /// commercial basemaps; the client then asks for GCJ-02 tiles and offsets its GeoJSON).
     #[arg(long, env = "LIFELINE_BASEMAP_DATUM")]
     pub basemap_datum: Option<String>,
+    /// Single sign-on: the OpenID Connect issuer (the tokens' `iss`); setting it turns
+    /// single sign-on on (`[oidc] issuer` in the file).
+    #[arg(long, env = "LIFELINE_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+    /// Single sign-on: the audience tokens must name (`aud`), e.g. the client id.
+    #[arg(long, env = "LIFELINE_OIDC_AUDIENCE")]
+    pub oidc_audience: Option<String>,
+    /// Single sign-on: URL of the provider's JWKS (https).
+    #[arg(long, env = "LIFELINE_OIDC_JWKS_URL")]
+    pub oidc_jwks_url: Option<String>,
+    /// Single sign-on: a file holding the provider's JWKS, instead of the URL.
+    #[arg(long, env = "LIFELINE_OIDC_JWKS_FILE")]
+    pub oidc_jwks_file: Option<PathBuf>,
+    /// Single sign-on: the claim carrying roles, a dotted path (default
+    /// `realm_access.roles`, Keycloak's realm roles).
+    #[arg(long, env = "LIFELINE_OIDC_ROLES_CLAIM")]
+    pub oidc_roles_claim: Option<String>,
+    /// Single sign-on: claim values to Lifeline roles, `value=role,value=role`
+    /// (e.g. `gis-admins=admin,gis-ops=operator`); replaces the file's `[oidc.role_map]`.
+    #[arg(long, env = "LIFELINE_OIDC_ROLE_MAP")]
+    pub oidc_role_map: Option<String>,
+}
+
+/// `[oidc]` of the file: single sign-on.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileOidc {
+    issuer: Option<String>,
+    audience: Option<String>,
+    jwks_url: Option<String>,
+    jwks_file: Option<PathBuf>,
+    roles_claim: Option<String>,
+    role_map: Option<BTreeMap<String, String>>,
+    leeway_secs: Option<u64>,
+    jwks_refresh_min_secs: Option<u64>,
+}
+
+/// Single sign-on with an OpenID Connect provider (see [`crate::auth::oidc`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct OidcConfig {
+    /// The tokens' `iss`, exactly.
+    pub issuer: String,
+    /// What the tokens' `aud` must contain.
+    pub audience: String,
+    pub jwks: JwksSource,
+    /// The claim holding the caller's roles (or groups).
+    pub roles_claim: ClaimPath,
+    /// Claim value to Lifeline role; the highest mapped role of a token wins.
+    pub role_map: BTreeMap<String, Role>,
+    /// Clock skew forgiven on `exp` and `nbf`.
+    pub leeway: Duration,
+    /// The JWKS is read again for an unknown `kid` at most this often.
+    pub jwks_refresh_min: Duration,
+}
+
+impl OidcConfig {
+    /// Default of [`OidcConfig::roles_claim`]: Keycloak's realm roles.
+    pub const DEFAULT_ROLES_CLAIM: &'static str = "realm_access.roles";
+
+    fn resolve(serve: &ServeArgs, file: FileOidc) -> Result<Option<OidcConfig>, ConfigError> {
+        let Some(issuer) = serve.oidc_issuer.clone().or(file.issuer) else {
+            return Ok(None);
+        };
+        let invalid = |key: &'static str, message: String| ConfigError::Invalid { key, message };
+        let audience = serve
+            .oidc_audience
+            .clone()
+            .or(file.audience)
+            .ok_or_else(|| invalid("oidc audience", "required with an issuer".into()))?;
+        // The source is one setting: flags and variables replace the file's either way.
+        let jwks = match (&serve.oidc_jwks_url, &serve.oidc_jwks_file) {
+            (None, None) => (file.jwks_url, file.jwks_file),
+            (url, path) => (url.clone(), path.clone()),
+        };
+        let jwks = match jwks {
+            (Some(url), None) => JwksSource::url(&url),
+            (None, Some(path)) => Ok(JwksSource::File(path)),
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "oidc jwks",
+                    "give jwks_url or jwks_file, not both".into(),
+                ))
+            }
+            (None, None) => {
+                return Err(invalid(
+                    "oidc jwks",
+                    "jwks_url or jwks_file is required".into(),
+                ))
+            }
+        }
+        .map_err(|e| invalid("oidc jwks_url", e.to_string()))?;
+        let roles_claim = serve
+            .oidc_roles_claim
+            .clone()
+            .or(file.roles_claim)
+            .unwrap_or_else(|| Self::DEFAULT_ROLES_CLAIM.into())
+            .parse::<ClaimPath>()
+            .map_err(|e| invalid("oidc roles_claim", e.to_string()))?;
+        let pairs: Vec<(String, String)> = match &serve.oidc_role_map {
+            Some(flag) => flag
+                .split(',')
+                .filter(|p| !p.trim().is_empty())
+                .map(|p| {
+                    p.rsplit_once('=')
+                        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+                        .ok_or_else(|| invalid("oidc role_map", format!("'{p}': use value=role")))
+                })
+                .collect::<Result<_, _>>()?,
+            None => file.role_map.unwrap_or_default().into_iter().collect(),
+        };
+        let role_map = pairs
+            .into_iter()
+            .map(|(k, v)| {
+                v.parse::<Role>()
+                    .map(|r| (k.clone(), r))
+                    .map_err(|e| invalid("oidc role_map", format!("'{k}': {e}")))
+            })
+            .collect::<Result<BTreeMap<_, _>, _>>()?;
+        if role_map.is_empty() {
+            return Err(invalid(
+                "oidc role_map",
+                "map at least one claim value to a role, or no token gets any".into(),
+            ));
+        }
+        Ok(Some(OidcConfig {
+            issuer,
+            audience,
+            jwks,
+            roles_claim,
+            role_map,
+            leeway: Duration::from_secs(file.leeway_secs.unwrap_or(60)),
+            jwks_refresh_min: Duration::from_secs(file.jwks_refresh_min_secs.unwrap_or(30)),
+        }))
+    }
 }
 
 /// `[web]` of the file: the optional raster basemap of the web client.
@@ -258,6 +395,7 @@ struct FileConfig {
     excavation_config: Option<PathBuf>,
     web: Option<FileWeb>,
     http: Option<FileHttp>,
+    oidc: Option<FileOidc>,
 }
 
 /// The resolved configuration.
@@ -283,6 +421,8 @@ pub struct Config {
     pub basemap: Option<Basemap>,
     /// Connection and request limits (`[http]`).
     pub http: HttpLimits,
+    /// Single sign-on; `None`: API keys only.
+    pub oidc: Option<OidcConfig>,
 }
 
 impl Default for Config {
@@ -300,6 +440,7 @@ impl Default for Config {
             excavation_config: None,
             basemap: None,
             http: HttpLimits::default(),
+            oidc: None,
         }
     }
 }
@@ -348,6 +489,7 @@ impl Config {
             });
         }
         let basemap = Basemap::resolve(serve, file.web.unwrap_or_default())?;
+        let oidc = OidcConfig::resolve(serve, file.oidc.unwrap_or_default())?;
         Ok(Config {
             store_url,
             listen: serve.listen.or(file.listen).unwrap_or(d.listen),
@@ -361,6 +503,7 @@ impl Config {
             excavation_config: file.excavation_config,
             basemap,
             http: HttpLimits::resolve(file.http.unwrap_or_default())?,
+            oidc,
         })
     }
 }
@@ -432,6 +575,88 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("king"), "{e}");
+    }
+
+    #[test]
+    fn oidc_from_file_and_flags_with_named_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        std::fs::write(
+            &path,
+            "[oidc]\nissuer = 'https://sso.example.cn/realms/cq'\naudience = 'lifeline'\n\
+             jwks_url = 'https://sso.example.cn/realms/cq/protocol/openid-connect/certs'\n\
+             [oidc.role_map]\ngis-ops = 'operator'\ngis-admins = 'admin'\n",
+        )
+        .unwrap();
+        let store = StoreArgs {
+            config: Some(path),
+            ..Default::default()
+        };
+        let none = Config::resolve(&StoreArgs::default(), &ServeArgs::default()).unwrap();
+        assert_eq!(none.oidc, None);
+        let o = Config::resolve(&store, &ServeArgs::default())
+            .unwrap()
+            .oidc
+            .unwrap();
+        assert_eq!(o.audience, "lifeline");
+        assert_eq!(o.roles_claim.to_string(), "realm_access.roles");
+        assert_eq!(o.role_map.get("gis-ops"), Some(&Role::Operator));
+        assert!(matches!(o.jwks, JwksSource::Url(_)));
+        // Flags (variables) win: the file's URL gives way to a file source.
+        let serve = ServeArgs {
+            oidc_jwks_file: Some("jwks.json".into()),
+            oidc_role_map: Some("a=viewer, b=analyst".into()),
+            oidc_roles_claim: Some("roles".into()),
+            ..Default::default()
+        };
+        let o = Config::resolve(&store, &serve).unwrap().oidc.unwrap();
+        assert_eq!(o.jwks, JwksSource::File("jwks.json".into()));
+        assert_eq!(o.role_map.len(), 2);
+        assert_eq!(o.role_map.get("b"), Some(&Role::Analyst));
+        assert_eq!(o.roles_claim.to_string(), "roles");
+        for (serve, key) in [
+            (
+                ServeArgs {
+                    oidc_role_map: Some("a=king".into()),
+                    ..Default::default()
+                },
+                "king",
+            ),
+            (
+                ServeArgs {
+                    oidc_jwks_url: Some("http://sso.example.cn/certs".into()),
+                    ..Default::default()
+                },
+                "https",
+            ),
+            (
+                ServeArgs {
+                    oidc_issuer: Some("https://other".into()),
+                    oidc_audience: None,
+                    oidc_jwks_file: Some("x".into()),
+                    oidc_role_map: Some("a=admin".into()),
+                    ..Default::default()
+                },
+                "",
+            ),
+        ] {
+            let e = Config::resolve(&store, &serve);
+            if key.is_empty() {
+                // The file's audience still applies under a flag's issuer.
+                assert_eq!(e.unwrap().oidc.unwrap().issuer, "https://other");
+            } else {
+                let e = e.unwrap_err().to_string();
+                assert!(e.contains(key), "{e}");
+            }
+        }
+        let serve = ServeArgs {
+            oidc_issuer: Some("https://x".into()),
+            ..Default::default()
+        };
+        let e = Config::resolve(&StoreArgs::default(), &serve)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("audience"), "{e}");
     }
 
     #[test]

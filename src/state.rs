@@ -22,6 +22,8 @@ pub enum StartError {
     Index(String),
     #[error("excavation rules or settings: {0}")]
     Excavation(String),
+    #[error("single sign-on: {0}")]
+    Oidc(#[from] crate::auth::oidc::OidcError),
 }
 
 /// Everything a handler needs: cheap clones of shared handles.
@@ -102,7 +104,12 @@ impl AppState {
             counts = ?index.stats().iter().map(|s| (s.layer.as_str(), s.count)).collect::<Vec<_>>(),
             "index loaded"
         );
-        let auth = Arc::new(Authenticator::new(store.clone(), config.anonymous_role));
+        let mut auth = Authenticator::new(store.clone(), config.anonymous_role);
+        if let Some(oidc) = &config.oidc {
+            auth =
+                auth.with_oidc(crate::auth::oidc::OidcVerifier::start(oidc, clock.clone()).await?);
+        }
+        let auth = Arc::new(auth);
         let tiles = crate::tileserver::TileService::new(index.clone());
         let excavation = Arc::new(
             crate::excavation::Excavation::from_path(config.excavation_config.as_deref())

@@ -15,6 +15,7 @@ use crate::risk::events::{BusEvent, Cursor, EventKind, NewEvent};
 use crate::risk::model::RiskEvent;
 use crate::risk::{anchor, Book, RiskEngine};
 use crate::state::AppState;
+use crate::store::postgis::tls::PgTarget;
 use crate::store::{Backend, Store, StoreError};
 use futures::StreamExt;
 use serde_json::json;
@@ -78,12 +79,21 @@ pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
 }
 
 /// Keeps a LISTEN connection open and pokes the follower on every notification; reconnects
-/// after failures. Ends when the engine is dropped.
+/// after failures. Ends when the engine is dropped. It connects as the store's pool does,
+/// with the URL's `sslmode`/`sslrootcert` ([`PgTarget`]), named `lifeline-follower`.
 async fn listen(url: String, engine: Arc<RiskEngine>) {
     let weak = Arc::downgrade(&engine);
     drop(engine);
+    let target = match PgTarget::parse(&url) {
+        Ok(t) => t.with_application_name("lifeline-follower"),
+        Err(e) => {
+            // The store opened with the same URL, so this is not expected; polling still works.
+            tracing::warn!(error = %e, "cannot LISTEN; the follower polls every second");
+            return;
+        }
+    };
     loop {
-        match tokio_postgres::connect(&url, tokio_postgres::NoTls).await {
+        match target.connect().await {
             Ok((client, mut conn)) => {
                 let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
                 let driver = tokio::spawn(async move {

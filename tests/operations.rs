@@ -246,7 +246,7 @@ async fn closed_within(s: &mut TcpStream, limit: Duration) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_open_and_idle_connections_are_closed_and_others_still_answer() {
     let timeout = Duration::from_secs(3);
-    let app = TestApp::start_config(Backend::Gpkg, Some(Role::Viewer), true, |c| {
+    let app = TestApp::start_configured(Backend::Gpkg, Some(Role::Viewer), true, |c| {
         c.http.header_timeout = timeout;
     })
     .await;
@@ -290,7 +290,7 @@ async fn half_open_and_idle_connections_are_closed_and_others_still_answer() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_connection_cap_holds_new_connections_until_one_closes() {
-    let app = TestApp::start_config(Backend::Gpkg, Some(Role::Viewer), true, |c| {
+    let app = TestApp::start_configured(Backend::Gpkg, Some(Role::Viewer), true, |c| {
         c.http.header_timeout = Duration::from_secs(4);
         c.http.max_connections = 8;
     })
@@ -366,7 +366,7 @@ async fn oversized_targets_and_heads_get_the_json_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn checks_beyond_a_keys_rate_get_429_with_retry_after() {
-    let app = TestApp::start_config(Backend::Gpkg, Some(Role::Viewer), true, |c| {
+    let app = TestApp::start_configured(Backend::Gpkg, Some(Role::Viewer), true, |c| {
         c.http.checks_per_minute = 2;
     })
     .await;

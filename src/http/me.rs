@@ -34,7 +34,9 @@ fn describe(actor: &crate::model::Actor) -> Value {
     json!({
         "name": actor.name,
         "role": actor.role.as_str(),
-        "authenticated": actor.key_id.is_some(),
+        // A key, or a single sign-on token (which has no key id).
+        "authenticated": actor.key_id.is_some()
+            || actor.name.starts_with(crate::auth::oidc::ACTOR_PREFIX),
         "roles": roles,
     })
 }

@@ -93,16 +93,15 @@ impl TestApp {
 
     /// Starts a server; `anonymous` is the anonymous role, `seed` loads the fixtures first.
     pub async fn start_with(backend: Backend, anonymous: Option<Role>, seed: bool) -> TestApp {
-        Self::start_config(backend, anonymous, seed, |_| {}).await
+        Self::start_configured(backend, anonymous, seed, |_| {}).await
     }
 
-    /// [`TestApp::start_with`], with `adjust` changing the configuration first (limits,
-    /// say).
-    pub async fn start_config(
+    /// Like [`TestApp::start_with`], with `configure` changing the configuration last.
+    pub async fn start_configured(
         backend: Backend,
         anonymous: Option<Role>,
         seed: bool,
-        adjust: impl FnOnce(&mut Config),
+        configure: impl FnOnce(&mut Config),
     ) -> TestApp {
         let (store, store_url, dir) = fresh_store(backend).await;
         if seed {
@@ -130,11 +129,11 @@ impl TestApp {
             anonymous_role: anonymous,
             web_dir: std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("web"),
             // Tests run many checks and writes with one key; the rate limits have their own
-            // tests (tests/operations.rs), which set them through `adjust`.
+            // tests (tests/operations.rs), which set them through `configure`.
             http: lifeline::config::HttpLimits::default().without_rate_limits(),
             ..Config::default()
         };
-        adjust(&mut config);
+        configure(&mut config);
         // Its own handle, so a test that moves its server's time moves no other server's.
         let clock = Clock::offset_by(test_clock().offset());
         let state = lifeline::AppState::with_store(store.clone(), config, clock.clone())

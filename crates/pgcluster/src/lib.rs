@@ -14,6 +14,11 @@
 //! unix socket with trust authentication; TCP connections from 127.0.0.1 use the superuser
 //! [`SUPERUSER`] with a random password, which [`TempCluster::url`] puts in the URL.
 //!
+//! [`TempCluster::start_with`] can start the server with TLS ([`Options::tls`]): it writes
+//! the given certificate and key into the data directory, sets `ssl=on`, and replaces the
+//! TCP lines of `pg_hba.conf` by `hostssl` lines, so a connection without TLS is refused
+//! (the unix socket the client tools use stays trusted).
+//!
 //! The server binaries are looked up in `$LIFELINE_PG_BIN`, then the newest
 //! `/usr/lib/postgresql/<version>/bin` (Debian's layout), then `$PATH`.
 //!
@@ -63,6 +68,87 @@ pub enum ClusterError {
     Io(#[from] std::io::Error),
 }
 
+/// Server-side TLS of a cluster: the PEM text of its certificate (chain) and private key.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    /// The server certificate, optionally followed by intermediates (PEM).
+    pub cert_pem: String,
+    /// The certificate's private key (PEM, PKCS#8 or PKCS#1).
+    pub key_pem: String,
+}
+
+/// A certificate authority made up for one test run, to issue a TLS cluster's server
+/// certificate ([`TestCa::issue_server`]) and to be named as `sslrootcert` by clients.
+pub struct TestCa {
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+impl std::fmt::Debug for TestCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestCa").finish_non_exhaustive()
+    }
+}
+
+impl TestCa {
+    /// A new self-signed CA (ECDSA P-256) with common name `name`.
+    pub fn generate(name: &str) -> Result<TestCa, ClusterError> {
+        let key = rcgen::KeyPair::generate().map_err(cert_err)?;
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).map_err(cert_err)?;
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.key_usages = vec![
+            rcgen::KeyUsagePurpose::KeyCertSign,
+            rcgen::KeyUsagePurpose::CrlSign,
+        ];
+        let cert = params.self_signed(&key).map_err(cert_err)?;
+        Ok(TestCa { cert, key })
+    }
+
+    /// The CA certificate (PEM), for a client's `sslrootcert`.
+    pub fn cert_pem(&self) -> String {
+        self.cert.pem()
+    }
+
+    /// A server certificate for the DNS names `names` (also its common name, the first),
+    /// signed by this CA, with its new key.
+    pub fn issue_server(&self, names: &[&str]) -> Result<ServerTls, ClusterError> {
+        let key = rcgen::KeyPair::generate().map_err(cert_err)?;
+        let mut params =
+            rcgen::CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())
+                .map_err(cert_err)?;
+        if let Some(first) = names.first() {
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, *first);
+        }
+        params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = params
+            .signed_by(&key, &self.cert, &self.key)
+            .map_err(cert_err)?;
+        Ok(ServerTls {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+}
+
+fn cert_err(e: rcgen::Error) -> ClusterError {
+    ClusterError::Command {
+        what: "generating a test certificate".into(),
+        detail: e.to_string(),
+    }
+}
+
+/// How [`TempCluster::start_with`] sets a cluster up.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Serve TLS with this certificate and accept TCP connections only over TLS.
+    pub tls: Option<ServerTls>,
+}
+
 /// A running throwaway PostgreSQL cluster; see the module docs.
 #[derive(Debug)]
 pub struct TempCluster {
@@ -78,12 +164,19 @@ pub struct TempCluster {
     watchdog: Option<Child>,
     /// Source of unique database names.
     counter: AtomicU64,
+    /// Whether the server was set up with TLS (certificate files in the data directory).
+    tls: bool,
 }
 
 impl TempCluster {
     /// Creates, starts and prepares a new cluster (about 2–4 s: `initdb` and
     /// `CREATE EXTENSION postgis` dominate).
     pub fn start() -> Result<TempCluster, ClusterError> {
+        Self::start_with(Options::default())
+    }
+
+    /// Like [`TempCluster::start`], set up as `options` say.
+    pub fn start_with(options: Options) -> Result<TempCluster, ClusterError> {
         let bin = find_bin_dir().ok_or(ClusterError::NoBinaries)?;
         let as_service_user = current_uid()? == 0;
         let dir = make_private_dir(as_service_user)?;
@@ -98,8 +191,12 @@ impl TempCluster {
             as_service_user,
             watchdog: None,
             counter: AtomicU64::new(0),
+            tls: options.tls.is_some(),
         };
         cluster.init()?;
+        if let Some(tls) = &options.tls {
+            cluster.set_up_tls(tls)?;
+        }
         cluster.watchdog = cluster.spawn_watchdog().ok();
         // The port is probed free and then released before the server binds it, so another
         // process may take it in between: retry with a new port a few times.
@@ -135,6 +232,15 @@ impl TempCluster {
     pub fn url(&self, db: &str) -> String {
         format!(
             "postgres://{SUPERUSER}:{}@127.0.0.1:{}/{db}",
+            self.password, self.port
+        )
+    }
+
+    /// Like [`TempCluster::url`] but naming the server `host` (e.g. `localhost`, for a
+    /// certificate issued to that name); the server listens on 127.0.0.1 only.
+    pub fn url_via(&self, host: &str, db: &str) -> String {
+        format!(
+            "postgres://{SUPERUSER}:{}@{host}:{}/{db}",
             self.password, self.port
         )
     }
@@ -219,14 +325,40 @@ impl TempCluster {
         check_output("initdb", &out)
     }
 
+    /// Writes the certificate and key (the key 0600 and owned by the server's user, or the
+    /// server refuses it) and allows TCP connections over TLS only.
+    fn set_up_tls(&self, tls: &ServerTls) -> Result<(), ClusterError> {
+        let data = self.data_dir();
+        let cert = data.join("server.crt");
+        let key = data.join("server.key");
+        std::fs::write(&cert, &tls.cert_pem)?;
+        hand_over(&cert, self.as_service_user)?;
+        std::fs::write(&key, &tls.key_pem)?;
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600))?;
+        hand_over(&key, self.as_service_user)?;
+        // Replaces initdb's `host` lines: with `hostssl` only, a plain TCP connection finds
+        // no line and is refused.
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\n\
+             hostssl all all 127.0.0.1/32 scram-sha-256\n\
+             hostssl all all ::1/128 scram-sha-256\n",
+        )?;
+        Ok(())
+    }
+
     fn start_server(&self) -> Result<(), ClusterError> {
-        let options = format!(
+        let mut options = format!(
             "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={} \
              -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
              -c max_connections=300 -c max_wal_size=4GB",
             self.port,
             self.dir.display()
         );
+        if self.tls {
+            // Relative paths are taken from the data directory.
+            options.push_str(" -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
+        }
         let out = self
             .server_tool("pg_ctl")
             .arg("--pgdata")

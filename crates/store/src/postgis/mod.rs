@@ -31,8 +31,8 @@
 //!   name the record at fault (`owner 99 does not exist`, `pipelines 5 is referenced by
 //!   sensors`).
 //!
-//! There is no TLS support: the service is expected to reach PostgreSQL over a trusted
-//! network or a unix socket.
+//! * TLS: the URL's `sslmode` and `sslrootcert` (libpq's names) are honoured by
+//!   [`tls::PgTarget`], which every connection to PostgreSQL goes through.
 
 use super::prelude::*;
 use super::{backend_error, Backend, BackendError, Counts, PoolStatus, StoreError, StoreResult};
@@ -43,7 +43,8 @@ use lifeline_model::{Actor, ChangeOp, Layer, Record};
 use std::sync::OnceLock;
 use std::time::Duration;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::NoTls;
+
+pub mod tls;
 
 /// One schema migration: its version, a short name, and its SQL.
 pub(crate) struct Migration {
@@ -459,28 +460,21 @@ impl std::fmt::Debug for PostgisStore {
 
 impl PostgisStore {
     /// Connects a pool of at most `pool_size` connections to the database `url` names
-    /// (`postgres://user:password@host:port/db`) and applies pending migrations.
+    /// (`postgres://user:password@host:port/db`, with `?sslmode=…&sslrootcert=…` as in
+    /// [`tls`]) and applies pending migrations.
     pub async fn connect(url: &str, pool_size: usize) -> StoreResult<Self> {
         let sql = Sql::get()?;
-        // The parse error of tokio-postgres never echoes the URL, so the password stays out
-        // of logs.
-        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
-            StoreError::Backend(BackendError::with_source(
-                format!("invalid PostgreSQL URL: {e}"),
-                e,
-            ))
-        })?;
-        if config.get_connect_timeout().is_none() {
-            // Without a timeout an unreachable host hangs start-up instead of failing it.
-            config.connect_timeout(Duration::from_secs(10));
-        }
-        if config.get_application_name().is_none() {
-            config.application_name("lifeline");
-        }
-        let describe = describe_config(&config);
+        // The parse errors never echo the URL, so the password stays out of logs.
+        let target = tls::PgTarget::parse(url)
+            .map_err(|e| StoreError::Backend(BackendError::with_source(e.to_string(), e)))?;
+        let describe = format!(
+            "{} (sslmode={})",
+            describe_config(target.config()),
+            target.ssl_mode().as_str()
+        );
         let manager = Manager::from_config(
-            config,
-            NoTls,
+            target.config().clone(),
+            target.tls(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -915,7 +909,7 @@ mod tests {
     #[tokio::test]
     async fn writes_notify_listeners_and_touch_updated_at() {
         let (store, url) = fresh().await;
-        let (client, mut conn) = tokio_postgres::connect(&url, NoTls)
+        let (client, mut conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
             .await
             .expect("listener connection");
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();

@@ -3,6 +3,11 @@
 //! Bearer …` or `X-Api-Key` header into an [`Actor`]. Verified keys are cached for
 //! [`CACHE_TTL`] so map tiles do not hit the store per request; a revocation therefore takes
 //! effect within that time on other instances (immediately on the instance that revoked).
+//!
+//! With single sign-on configured, a bearer value that is not an `ll_` key but has the
+//! shape of a JWT goes to the [`oidc::OidcVerifier`] instead (see [`oidc`]).
+
+pub mod oidc;
 
 use crate::model::{Actor, Role};
 use crate::store::{KeyStore, StoreError};
@@ -26,6 +31,13 @@ pub enum AuthError {
     Missing,
     #[error("the API key is not valid or has been revoked")]
     Invalid,
+    /// A bearer token (single sign-on) that is invalid, expired, for someone else, or
+    /// signed with a key we do not trust.
+    #[error("{0}")]
+    Token(#[from] oidc::TokenError),
+    /// A valid token whose roles claim maps to no Lifeline role.
+    #[error(transparent)]
+    Unmapped(#[from] oidc::Unmapped),
     #[error(transparent)]
     Forbidden(#[from] crate::model::access::Forbidden),
     #[error(transparent)]
@@ -35,8 +47,12 @@ pub enum AuthError {
 impl From<AuthError> for crate::AppError {
     fn from(e: AuthError) -> Self {
         match e {
-            AuthError::Missing | AuthError::Invalid => crate::AppError::Unauthorized(e.to_string()),
-            AuthError::Forbidden(_) => crate::AppError::Forbidden(e.to_string()),
+            AuthError::Missing | AuthError::Invalid | AuthError::Token(_) => {
+                crate::AppError::Unauthorized(e.to_string())
+            }
+            AuthError::Forbidden(_) | AuthError::Unmapped(_) => {
+                crate::AppError::Forbidden(e.to_string())
+            }
             AuthError::Store(s) => s.into(),
         }
     }
@@ -65,6 +81,8 @@ pub struct Authenticator {
     store: Arc<dyn KeyStore>,
     anonymous: Option<Role>,
     cache: Mutex<HashMap<String, (Actor, Instant)>>,
+    /// Single sign-on, when configured.
+    oidc: Option<oidc::OidcVerifier>,
 }
 
 impl Authenticator {
@@ -74,10 +92,17 @@ impl Authenticator {
             store,
             anonymous,
             cache: Mutex::new(HashMap::new()),
+            oidc: None,
         }
     }
 
-    /// The actor for an optional presented key.
+    /// Also accepts bearer tokens that `verifier` verifies.
+    pub fn with_oidc(mut self, verifier: oidc::OidcVerifier) -> Self {
+        self.oidc = Some(verifier);
+        self
+    }
+
+    /// The actor for an optional presented key or (with single sign-on) bearer token.
     pub async fn authenticate(&self, key: Option<&str>) -> Result<Actor, AuthError> {
         let Some(key) = key.map(str::trim).filter(|k| !k.is_empty()) else {
             return self
@@ -85,7 +110,18 @@ impl Authenticator {
                 .map(Actor::anonymous)
                 .ok_or(AuthError::Missing);
         };
-        if !key.starts_with(KEY_PREFIX) || key.len() > 128 {
+        if !key.starts_with(KEY_PREFIX) {
+            return match &self.oidc {
+                Some(v) if oidc::OidcVerifier::looks_like_jwt(key) => {
+                    v.verify(key).await.map_err(|e| match e {
+                        oidc::VerifyError::Token(t) => AuthError::Token(t),
+                        oidc::VerifyError::Unmapped(u) => AuthError::Unmapped(u),
+                    })
+                }
+                _ => Err(AuthError::Invalid),
+            };
+        }
+        if key.len() > 128 {
             return Err(AuthError::Invalid);
         }
         let hash = hash_key(key);
