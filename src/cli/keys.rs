@@ -33,7 +33,7 @@ pub async fn run(store_args: &StoreArgs, action: &KeysAction) -> Result<()> {
     match action {
         KeysAction::Create { name, role } => {
             let role: Role = role.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-            lifeline::model::check_name("name", name)?;
+            lifeline::model::check_key_name(name)?;
             let key = lifeline::auth::generate_key();
             let k = store
                 .create_api_key(name.trim(), role, &lifeline::auth::hash_key(&key), &actor)

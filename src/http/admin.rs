@@ -38,7 +38,7 @@ pub async fn create_key(
     AtLeast(actor, _): AtLeast<roles::Admin>,
     JsonBody(new): JsonBody<NewKey>,
 ) -> Result<(StatusCode, Json<Value>), AppError> {
-    crate::model::check_name("name", &new.name)?;
+    crate::model::check_key_name(&new.name)?;
     let key = generate_key();
     let stored = state
         .store

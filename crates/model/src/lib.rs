@@ -593,6 +593,19 @@ pub fn page_limit(limit: Option<usize>, default: usize, max: usize) -> Result<us
     }
 }
 
+/// Checks an API key's name: a short human name that does not start with `oidc:`, the
+/// prefix of single-sign-on callers in the audit log (so a key cannot pass for one).
+pub fn check_key_name(s: &str) -> Result<(), ModelError> {
+    check_name("name", s)?;
+    if s.trim_start().to_ascii_lowercase().starts_with("oidc:") {
+        return Err(ModelError::invalid(
+            "name",
+            "'oidc:' is reserved for single-sign-on callers",
+        ));
+    }
+    Ok(())
+}
+
 /// Checks a short human name (key names, labels): non-blank, at most 100 characters.
 pub fn check_name(field: &str, s: &str) -> Result<(), ModelError> {
     check_required_text(field, s, 100)
@@ -602,6 +615,13 @@ pub fn check_name(field: &str, s: &str) -> Result<(), ModelError> {
 mod bbox_tests {
     use super::Bbox;
     use geo::{Distance, Geodesic};
+
+    #[test]
+    fn key_names_cannot_pass_for_sign_on_callers() {
+        assert!(super::check_key_name("ops-team").is_ok());
+        assert!(super::check_key_name("oidc:alice").is_err());
+        assert!(super::check_key_name(" OIDC:alice").is_err());
+    }
 
     #[test]
     fn page_limits_default_refuse_zero_and_clamp() {
