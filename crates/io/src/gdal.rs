@@ -364,6 +364,8 @@ pub struct SourceInfo {
     pub name: String,
     /// As in [`SourceLayer::crs`].
     pub crs: Option<String>,
+    /// The CRS's own name (e.g. "DHDN / 3-degree Gauss-Kruger zone 3"), for people.
+    pub crs_name: Option<String>,
     pub field_names: Vec<String>,
     /// Features after the attribute filter, if the driver can count without reading.
     pub count: Option<u64>,
@@ -408,9 +410,11 @@ pub fn describe_layer(
 ) -> Result<SourceInfo, GdalError> {
     let ds = open_dataset(path)?;
     let lyr = open_layer(&ds, path, layer_name, where_)?;
+    let srs = lyr.spatial_ref();
     Ok(SourceInfo {
         name: lyr.name(),
-        crs: crs_of(lyr.spatial_ref()),
+        crs_name: srs.as_ref().and_then(SpatialRef::name),
+        crs: crs_of(srs),
         field_names: lyr.defn().fields().map(|f| f.name()).collect(),
         count: lyr.try_feature_count(),
     })
