@@ -150,8 +150,19 @@ fn column() -> impl Strategy<Value = String> {
         "[A-Za-z_][A-Za-z0-9_ ]{0,10}",
         ".{1,10}",
         prop::sample::select(vec![
-            "kind", "DN", "diameter_m", "Material", "depth", "depth_end_cm", "status", "owner_id",
-            "year", "管径", "level", "name", "code",
+            "kind",
+            "DN",
+            "diameter_m",
+            "Material",
+            "depth",
+            "depth_end_cm",
+            "status",
+            "owner_id",
+            "year",
+            "管径",
+            "level",
+            "name",
+            "code",
         ])
         .prop_map(str::to_string),
     ]
