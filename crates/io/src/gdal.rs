@@ -545,8 +545,22 @@ pub fn read_layer(
     })
 }
 
-/// A GDAL geometry from WKT (used by tests and the CSV path).
+/// A geometry from WKT (the analysis endpoints' `geometry=`, tests). An empty geometry is
+/// refused: GDAL hands `POINT EMPTY` over as a point at (0, 0), which would then be a real
+/// place; and GDAL may report success without a geometry, which is refused too rather than
+/// passed on as a null handle.
 pub fn geometry_from_wkt(wkt: &str) -> Result<geo::Geometry<f64>, GdalError> {
     let g = GGeometry::from_wkt(wkt)?;
+    // SAFETY: only the handle's value is compared; nothing is dereferenced.
+    if unsafe { g.c_geometry() }.is_null() {
+        return Err(GdalError::Unsupported(
+            "the WKT gave no geometry".to_string(),
+        ));
+    }
+    if g.is_empty() {
+        return Err(GdalError::Unsupported(
+            "the WKT geometry is empty".to_string(),
+        ));
+    }
     Ok(geo::Geometry::<f64>::try_from(&g)?)
 }
