@@ -1,11 +1,14 @@
 //! `lifeline import`: builds an import request from the arguments, runs it through
 //! [`lifeline::io::service`] with an indicatif progress bar, and prints the issues (the
-//! first 30) and the summary of what was read, written and rejected.
+//! first 30) and the summary of what was read, written and rejected. Without `--mapping`
+//! it says on stderr which fields were found as columns; `--infer-mapping` prints a
+//! starting mapping file ([`lifeline::io::infer`]) on stdout and imports nothing.
 
 use super::open_store;
 use anyhow::Result;
 use lifeline::config::StoreArgs;
 use lifeline::io::import::{ImportOptions, Mapping, Report};
+use lifeline::io::infer::{self, NameMatch};
 use lifeline::io::service::{self, ImportOutcome, ImportRequest, Progress};
 use lifeline::model::{Actor, Layer};
 use std::path::PathBuf;
@@ -19,12 +22,18 @@ const SHOWN: usize = 30;
 pub struct ImportArgs {
     /// The source file.
     file: PathBuf,
-    /// Target layer: pipelines, risk_points, grid_cells or sensors.
+    /// Target layer: pipelines, risk_points, grid_cells or sensors (default: the mapping's
+    /// `layer`; with --infer-mapping, guessed when not given).
+    #[arg(long, value_parser = parse_layer)]
+    layer: Option<Layer>,
+    /// Field-mapping file (TOML; see data/mappings/). Without one, every field of the
+    /// layer's schema is read from the column of the same name, if the file has one.
     #[arg(long)]
-    layer: String,
-    /// Field-mapping file (TOML; see data/mappings/).
-    #[arg(long)]
-    mapping: PathBuf,
+    mapping: Option<PathBuf>,
+    /// Print a starting mapping file inferred from the file's columns, sample values and
+    /// CRS on stdout, and import nothing.
+    #[arg(long, conflicts_with_all = ["mapping", "dry_run", "report", "strict", "batch_size", "resume", "s_srs", "gcj02"])]
+    infer_mapping: bool,
     /// Validate and report only; write nothing.
     #[arg(long)]
     dry_run: bool,
@@ -52,10 +61,18 @@ pub struct ImportArgs {
 /// Imports (or with `--dry-run` only validates) the file and prints the summary. A dry run
 /// opens no store, so it does not even create the GeoPackage file.
 pub async fn run(store_args: &StoreArgs, a: &ImportArgs) -> Result<()> {
-    let layer: Layer = a.layer.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    if a.infer_mapping {
+        return print_inferred(a);
+    }
+    let mapping = a.mapping.as_deref().map(Mapping::load).transpose()?;
+    let chosen = service::choose_mapping(&a.file, a.layer, mapping)?;
+    if let Some(m) = &chosen.by_name {
+        tell_matched(m);
+    }
+    let layer = chosen.layer;
     let request = ImportRequest {
         file: a.file.clone(),
-        mapping: Mapping::load(&a.mapping)?,
+        mapping: chosen.mapping,
         options: ImportOptions {
             layer,
             source_crs: a.s_srs.clone(),
@@ -136,6 +153,83 @@ pub async fn run(store_args: &StoreArgs, a: &ImportArgs) -> Result<()> {
         ),
     }
     Ok(())
+}
+
+/// A layer name as clap reads it.
+fn parse_layer(s: &str) -> Result<Layer, String> {
+    s.parse()
+        .map_err(|e: lifeline::model::ModelError| e.to_string())
+}
+
+/// Prints the mapping inferred from the file on stdout (so `> map.toml` keeps it) and what
+/// is left to do on stderr.
+fn print_inferred(a: &ImportArgs) -> Result<()> {
+    let inferred = infer::infer(&a.file, a.layer, None)?;
+    print!("{}", inferred.to_toml());
+    let matched = inferred
+        .fields
+        .iter()
+        .filter(|f| f.column.is_some())
+        .count();
+    eprintln!(
+        "inferred a {} mapping from {} sample rows of layer '{}': {matched} of {} fields \
+         matched a column{}",
+        inferred.layer,
+        inferred.sampled,
+        inferred.source_layer,
+        inferred.fields.len(),
+        if inferred.layer_guess.is_some() {
+            " (the layer is a guess)"
+        } else {
+            ""
+        }
+    );
+    let required = inferred.required_unmatched();
+    if !required.is_empty() {
+        eprintln!("still to fill in (required): {}", required.join(", "));
+    }
+    Ok(())
+}
+
+/// Says on stderr which fields an import without a mapping reads, and which it found no
+/// column for.
+fn tell_matched(m: &NameMatch) {
+    let mapped: Vec<String> = m
+        .mapped
+        .iter()
+        .map(|(f, c)| {
+            if f.name == c {
+                f.name.to_string()
+            } else {
+                format!("{} (from '{c}')", f.name)
+            }
+        })
+        .collect();
+    eprintln!(
+        "no --mapping: {} field(s) read from the columns of the same name: {}",
+        mapped.len(),
+        if mapped.is_empty() {
+            "none".to_string()
+        } else {
+            mapped.join(", ")
+        }
+    );
+    let (required, optional): (Vec<_>, Vec<_>) = m.missing.iter().partition(|f| f.required);
+    let names = |fs: Vec<&&lifeline::model::schema::FieldInfo>| -> Vec<&str> {
+        fs.iter().map(|f| f.name).collect()
+    };
+    let (required, optional) = (names(required), names(optional));
+    if !required.is_empty() {
+        eprintln!(
+            "no column for the required field(s) {} of {}: rows without them are rejected \
+             (give a --mapping; --infer-mapping writes a starting one)",
+            required.join(", "),
+            m.layer
+        );
+    }
+    if !optional.is_empty() {
+        eprintln!("no column for: {}", optional.join(", "));
+    }
 }
 
 /// The first rejected or repaired rows, one a line, and how many more the report holds.

@@ -364,6 +364,8 @@ pub struct SourceInfo {
     pub name: String,
     /// As in [`SourceLayer::crs`].
     pub crs: Option<String>,
+    /// The CRS's own name (e.g. "DHDN / 3-degree Gauss-Kruger zone 3"), for people.
+    pub crs_name: Option<String>,
     pub field_names: Vec<String>,
     /// Features after the attribute filter, if the driver can count without reading.
     pub count: Option<u64>,
@@ -408,9 +410,11 @@ pub fn describe_layer(
 ) -> Result<SourceInfo, GdalError> {
     let ds = open_dataset(path)?;
     let lyr = open_layer(&ds, path, layer_name, where_)?;
+    let srs = lyr.spatial_ref();
     Ok(SourceInfo {
         name: lyr.name(),
-        crs: crs_of(lyr.spatial_ref()),
+        crs_name: srs.as_ref().and_then(SpatialRef::name),
+        crs: crs_of(srs),
         field_names: lyr.defn().fields().map(|f| f.name()).collect(),
         count: lyr.try_feature_count(),
     })
@@ -541,8 +545,22 @@ pub fn read_layer(
     })
 }
 
-/// A GDAL geometry from WKT (used by tests and the CSV path).
+/// A geometry from WKT (the analysis endpoints' `geometry=`, tests). An empty geometry is
+/// refused: GDAL hands `POINT EMPTY` over as a point at (0, 0), which would then be a real
+/// place; and GDAL may report success without a geometry, which is refused too rather than
+/// passed on as a null handle.
 pub fn geometry_from_wkt(wkt: &str) -> Result<geo::Geometry<f64>, GdalError> {
     let g = GGeometry::from_wkt(wkt)?;
+    // SAFETY: only the handle's value is compared; nothing is dereferenced.
+    if unsafe { g.c_geometry() }.is_null() {
+        return Err(GdalError::Unsupported(
+            "the WKT gave no geometry".to_string(),
+        ));
+    }
+    if g.is_empty() {
+        return Err(GdalError::Unsupported(
+            "the WKT geometry is empty".to_string(),
+        ));
+    }
     Ok(geo::Geometry::<f64>::try_from(&g)?)
 }

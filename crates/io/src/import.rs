@@ -90,7 +90,7 @@ pub struct FieldRule {
 #[serde(deny_unknown_fields)]
 pub struct Mapping {
     /// Target layer (`--layer` overrides).
-    pub layer: Option<String>,
+    pub layer: Option<Layer>,
     /// Source layer name inside the file (default: the first).
     pub source_layer: Option<String>,
     /// Source CRS when the file has none or a wrong one (`--s-srs` overrides): an EPSG

@@ -3,6 +3,9 @@
 //! what comes back; how the rows are read, converted and written is [`super::import`]'s and
 //! [`super::export`]'s.
 //!
+//! - [`choose_mapping`] settles an import's target layer and mapping: `--layer`, else the
+//!   mapping file's `layer`; without a mapping file, the fields named like the file's
+//!   columns ([`super::infer::NameMatch`]);
 //! - [`validate_file`] reads, maps and checks a file against a mapping and writes nothing
 //!   (a dry run needs no store, so none is opened or created);
 //! - [`import_file`] does the same and writes the accepted rows into a store, in one
@@ -18,9 +21,10 @@
 use super::export::{export, ExportError, ExportOptions};
 use super::import::Summary;
 use super::import::{import, prepare, ImportError, ImportOptions, Mapping, Report, RunOptions};
+use super::infer::{match_columns, InferError, NameMatch};
 use lifeline_index::SpatialIndex;
 use lifeline_model::crs::{CrsError, MetricCrs};
-use lifeline_model::{Actor, Bbox, Catalog};
+use lifeline_model::{Actor, Bbox, Catalog, Layer};
 use lifeline_store::import_jobs::ImportJob;
 use lifeline_store::{RecordStore, Store, StoreError};
 use std::path::{Path, PathBuf};
@@ -36,6 +40,9 @@ pub enum ServiceError {
     /// Reading, converting or writing the rows failed (see [`ImportError`]).
     #[error(transparent)]
     Import(#[from] ImportError),
+    /// The file's columns could not be read to make a mapping.
+    #[error(transparent)]
+    Infer(#[from] InferError),
     /// Selecting or writing the exported features failed.
     #[error(transparent)]
     Export(#[from] ExportError),
@@ -133,6 +140,58 @@ impl ImportSummary {
 /// beyond the accepted rows.
 fn owners_written(s: &Summary) -> usize {
     s.written.saturating_sub(s.report.accepted)
+}
+
+/// An import's target layer and mapping, settled from what the user gave.
+#[derive(Debug, Clone)]
+pub struct ChosenMapping {
+    /// The target layer.
+    pub layer: Layer,
+    /// The mapping to import with.
+    pub mapping: Mapping,
+    /// Without a mapping file: which schema fields were found as columns and which were
+    /// not (for the user to be told).
+    pub by_name: Option<NameMatch>,
+}
+
+/// Settles the target layer and the mapping of an import of `file`: the layer is `layer`
+/// (`--layer`), else the mapping's `layer`; without a mapping the layer must be given, and
+/// the mapping reads every field of the layer's schema that the file has a column of the
+/// same name for (exactly, else ignoring case). Reads only the file's description.
+pub fn choose_mapping(
+    file: &Path,
+    layer: Option<Layer>,
+    mapping: Option<Mapping>,
+) -> Result<ChosenMapping, ServiceError> {
+    match mapping {
+        Some(mapping) => {
+            let layer = layer.or(mapping.layer).ok_or_else(|| {
+                ImportError::Options(
+                    "no target layer: give --layer, or `layer = \"…\"` in the mapping file".into(),
+                )
+            })?;
+            Ok(ChosenMapping {
+                layer,
+                mapping,
+                by_name: None,
+            })
+        }
+        None => {
+            let layer = layer.ok_or_else(|| {
+                ImportError::Options(
+                    "no target layer: give --layer (pipelines, risk_points, grid_cells or \
+                     sensors), or a --mapping file whose `layer` names it"
+                        .into(),
+                )
+            })?;
+            let by_name = match_columns(file, layer)?;
+            Ok(ChosenMapping {
+                layer,
+                mapping: by_name.mapping(),
+                by_name: Some(by_name),
+            })
+        }
+    }
 }
 
 /// Reads, maps, reprojects, repairs and validates `req.file` on the blocking pool and
@@ -314,6 +373,31 @@ mod tests {
             dry_run: false,
         };
         assert!(matches!(batches.outcome(), ImportOutcome::Batches(j) if j.batches == 2));
+    }
+
+    #[test]
+    fn the_layer_comes_from_the_flag_then_the_mapping() {
+        // Only a choice without a mapping reads the file, so none is needed here.
+        let file = Path::new("no-such-file.gpkg");
+        let with_layer = Mapping::parse("layer = \"sensors\"\n[fields]\n").unwrap();
+        let chosen = choose_mapping(file, None, Some(with_layer.clone())).unwrap();
+        assert_eq!(chosen.layer, Layer::Sensors);
+        assert!(chosen.by_name.is_none());
+        let chosen = choose_mapping(file, Some(Layer::RiskPoints), Some(with_layer)).unwrap();
+        assert_eq!(chosen.layer, Layer::RiskPoints);
+        let without = Mapping::parse("[fields]\n").unwrap();
+        let err = choose_mapping(file, None, Some(without))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--layer") && err.contains("mapping"), "{err}");
+        let err = choose_mapping(file, None, None).unwrap_err().to_string();
+        assert!(
+            err.contains("--layer") && err.contains("--mapping"),
+            "{err}"
+        );
+        // A layer without a mapping reads the file's columns: a missing file says so.
+        let err = choose_mapping(file, Some(Layer::Pipelines), None).unwrap_err();
+        assert!(err.to_string().contains("no-such-file.gpkg"), "{err}");
     }
 
     #[test]

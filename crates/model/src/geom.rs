@@ -137,7 +137,34 @@ fn check_valid(g: &Geometry<f64>) -> Result<(), ModelError> {
 
 /// Parses a GeoJSON geometry object into a `geo` geometry, with a clear message.
 pub fn from_geojson(v: geojson::Geometry) -> Result<Geometry<f64>, ModelError> {
+    // The `geojson` crate's conversion indexes x and y of every position unchecked, so a
+    // position with fewer than two numbers (`{"type": "LineString", "coordinates": [[0]]}`)
+    // would panic there; it is refused here first.
+    if let Some(n) = short_position(&v.value) {
+        return Err(ModelError::Geometry(format!(
+            "a position has {n} number(s); each needs at least x and y"
+        )));
+    }
     Geometry::<f64>::try_from(v).map_err(|e| ModelError::Geometry(e.to_string()))
+}
+
+/// The length of the first position of `v` with fewer than two numbers, if there is one.
+fn short_position(v: &geojson::GeometryValue) -> Option<usize> {
+    use geojson::GeometryValue as G;
+    fn short<'a>(ps: impl IntoIterator<Item = &'a geojson::Position>) -> Option<usize> {
+        ps.into_iter().map(|p| p.len()).find(|n| *n < 2)
+    }
+    match v {
+        G::Point { coordinates } => short([coordinates]),
+        G::MultiPoint { coordinates } | G::LineString { coordinates } => short(coordinates),
+        G::MultiLineString { coordinates } | G::Polygon { coordinates } => {
+            short(coordinates.iter().flatten())
+        }
+        G::MultiPolygon { coordinates } => short(coordinates.iter().flatten().flatten()),
+        G::GeometryCollection { geometries } => {
+            geometries.iter().find_map(|g| short_position(&g.value))
+        }
+    }
 }
 
 /// Serialises a `geo` geometry as a GeoJSON geometry object.
