@@ -7,15 +7,16 @@
 //! (`governor`): `n` per minute, with bursts of up to `n`. Requests without a credential,
 //! or with one that does not verify, are left to the handler, which refuses them.
 
+use crate::auth::Authenticator;
 use crate::config::HttpLimits;
 use crate::state::AppState;
 use crate::AppError;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::{clock::Clock, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use std::num::NonZeroU32;
+use std::sync::Arc;
 
 /// What a request does, for its rate limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,53 +89,76 @@ impl RateLimits {
     }
 }
 
-/// The middleware: size limits, then the caller's rate limit.
-pub async fn enforce(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let limits = &state.config.http;
-    let target = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
-    if target > limits.max_uri_bytes {
-        return AppError::Client(
-            StatusCode::URI_TOO_LONG,
-            format!(
-                "the request target is {target} bytes; at most {} are accepted (send long CQL2 filters in fewer bytes, or split the request)",
-                limits.max_uri_bytes
-            ),
-        )
-        .into_response();
-    }
-    let head: usize = req
-        .headers()
-        .iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 4)
-        .sum();
-    if head > limits.max_header_bytes {
-        return AppError::Client(
-            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-            format!(
-                "the request's headers are {head} bytes; at most {} are accepted",
-                limits.max_header_bytes
-            ),
-        )
-        .into_response();
-    }
-    if let Some(class) = Class::of(req.method(), req.uri().path()) {
-        let key = crate::http::presented_key(req.headers()).map(str::to_owned);
-        if let Some(who) = caller(&state, key).await {
-            if let Err(secs) = state.rate_limits.check(class, &who) {
-                return too_many(class, secs);
-            }
-        }
-    }
-    next.run(req).await
+/// What the limits need of the service: its settings, the limiters and the authenticator
+/// (a few handles, so the per-request clone is one `Arc`).
+pub struct Gate {
+    http: HttpLimits,
+    rates: Arc<RateLimits>,
+    auth: Arc<Authenticator>,
 }
 
-/// The identity of a presented credential that verifies.
-async fn caller(state: &AppState, key: Option<String>) -> Option<String> {
-    let actor = state.auth.authenticate(Some(key?.as_str())).await.ok()?;
-    Some(match actor.key_id {
-        Some(id) => format!("key:{id}"),
-        None => actor.name,
-    })
+impl Gate {
+    /// The gate of a running service.
+    pub fn of(state: &AppState) -> Arc<Gate> {
+        Arc::new(Gate {
+            http: state.config.http.clone(),
+            rates: state.rate_limits.clone(),
+            auth: state.auth.clone(),
+        })
+    }
+
+    /// The request, admitted (carrying its verified caller for a write), or the refusal:
+    /// size limits first, then the caller's rate limit.
+    pub async fn admit(&self, mut req: Request) -> Result<Request, Response> {
+        let limits = &self.http;
+        let target = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+        if target > limits.max_uri_bytes {
+            return Err(AppError::Client(
+                StatusCode::URI_TOO_LONG,
+                format!(
+                    "the request target is {target} bytes; at most {} are accepted (send long CQL2 filters in fewer bytes, or split the request)",
+                    limits.max_uri_bytes
+                ),
+            )
+            .into_response());
+        }
+        let head: usize = req
+            .headers()
+            .iter()
+            .map(|(k, v)| k.as_str().len() + v.len() + 4)
+            .sum();
+        if head > limits.max_header_bytes {
+            return Err(AppError::Client(
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                format!(
+                    "the request's headers are {head} bytes; at most {} are accepted",
+                    limits.max_header_bytes
+                ),
+            )
+            .into_response());
+        }
+        if let Some(class) = Class::of(req.method(), req.uri().path()) {
+            let key = crate::http::presented_key(req.headers()).map(str::to_owned);
+            if let Some(actor) = self.caller(key).await {
+                let who = match actor.key_id {
+                    Some(id) => format!("key:{id}"),
+                    None => actor.name.clone(),
+                };
+                if let Err(secs) = self.rates.check(class, &who) {
+                    return Err(too_many(class, secs));
+                }
+                // The handler's `Caller` takes it from here rather than verifying the
+                // credential a second time (a token's signature check is not cached).
+                req.extensions_mut().insert(crate::http::Verified(actor));
+            }
+        }
+        Ok(req)
+    }
+
+    /// The actor of a presented credential that verifies.
+    async fn caller(&self, key: Option<String>) -> Option<crate::model::Actor> {
+        self.auth.authenticate(Some(key?.as_str())).await.ok()
+    }
 }
 
 fn too_many(class: Class, secs: u64) -> Response {

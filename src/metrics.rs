@@ -12,10 +12,13 @@ use crate::model::alarm::Severity;
 use crate::model::notification::{DeliveryStatus, NotificationFilter};
 use crate::state::AppState;
 use axum::extract::{MatchedPath, Request};
+use axum::http::{Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::Response;
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use parking_lot::RwLock;
+use std::collections::HashMap;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -108,33 +111,56 @@ fn describe() {
     );
 }
 
-/// Middleware (the outermost layer): counts and times every request. The route label is
-/// the matched template (`/tiles/{layers}/{z}/{x}/{y}`), which [`mark_route`] passes out;
-/// requests no route matched are `static` when the web client's files answered them and
-/// `unmatched` otherwise, so the label set stays bounded whatever paths clients send.
-pub async fn track(req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = req.method().clone();
-    let response = next.run(req).await;
+/// Counts and times one answered request (called by the outermost layer, which noted
+/// `started` and `method` on the way in). The route label is the matched template
+/// (`/tiles/{layers}/{z}/{x}/{file}`), which [`mark_route`] passes out; requests no route
+/// matched are `static` when the web client's files answered them and `unmatched`
+/// otherwise, so the label set stays bounded whatever paths clients send.
+pub fn record(started: Instant, method: &Method, response: &Response) {
     let status = response.status();
     let route = match response.extensions().get::<MatchedPath>() {
-        Some(m) => m.as_str().to_owned(),
-        None if status.is_success() || status.is_redirection() => "static".to_owned(),
-        None => "unmatched".to_owned(),
+        Some(m) => m.as_str(),
+        None if status.is_success() || status.is_redirection() => "static",
+        None => "unmatched",
     };
+    let (count, latency) = request_handles(route, method, status);
+    count.increment(1);
+    latency.record(started.elapsed().as_secs_f64());
+}
+
+/// The counter and histogram of one (route, method, status), registered once and then
+/// reused: a request costs a map lookup, not label strings and a registry search.
+fn request_handles(route: &str, method: &Method, status: StatusCode) -> RequestHandles {
+    static HANDLES: OnceLock<RwLock<HandleMap>> = OnceLock::new();
+    let map = HANDLES.get_or_init(Default::default);
+    if let Some(list) = map.read().get(route) {
+        if let Some((_, _, h)) = list.iter().find(|(m, s, _)| m == method && *s == status) {
+            return h.clone();
+        }
+    }
     let labels = [
-        ("route", route),
+        ("route", route.to_owned()),
         ("method", method.as_str().to_owned()),
         ("status", status.as_str().to_owned()),
     ];
-    counter!("lifeline_http_requests_total", &labels).increment(1);
-    histogram!("lifeline_http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
-    response
+    let h = (
+        counter!("lifeline_http_requests_total", &labels),
+        histogram!("lifeline_http_request_duration_seconds", &labels),
+    );
+    map.write()
+        .entry(route.to_owned())
+        .or_default()
+        .push((method.clone(), status, h.clone()));
+    h
 }
 
+type RequestHandles = (metrics::Counter, metrics::Histogram);
+
+/// Route template → the handles of each (method, status) seen on it.
+type HandleMap = HashMap<String, Vec<(Method, StatusCode, RequestHandles)>>;
+
 /// Route middleware (inside the router): copies the matched route template into the
-/// response, where [`track`] reads it.
+/// response, where [`record`] reads it.
 pub async fn mark_route(req: Request, next: Next) -> Response {
     let matched = req.extensions().get::<MatchedPath>().cloned();
     let mut response = next.run(req).await;

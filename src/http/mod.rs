@@ -24,6 +24,7 @@ use crate::AppError;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, Method, Uri};
+use axum::middleware::Next;
 use axum::response::IntoResponse;
 use axum::Router;
 use serde::de::DeserializeOwned;
@@ -38,7 +39,7 @@ pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
     // Installed before the first request is counted.
     crate::metrics::handle();
-    let limits = state.clone();
+    let gate = crate::limits::Gate::of(&state);
     let web = ServeDir::new(&state.config.web_dir)
         .append_index_html_on_directories(true)
         .fallback(axum::routing::any(not_found).with_state(()));
@@ -72,12 +73,31 @@ pub fn router(state: AppState) -> Router {
                 AppError::Internal("a handler panicked".into()).into_response()
             },
         ))
-        .layer(axum::middleware::from_fn_with_state(
-            limits,
-            crate::limits::enforce,
-        ))
         .layer(TraceLayer::new_for_http())
-        .layer(axum::middleware::from_fn(crate::metrics::track))
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| {
+                let gate = gate.clone();
+                edge(gate, req, next)
+            },
+        ))
+}
+
+/// The outermost layer: the request limits ([`crate::limits::Gate`]), and the request's
+/// metrics ([`crate::metrics::record`]) whatever answered it. One layer rather than two
+/// keeps the per-request cost of both small.
+async fn edge(
+    gate: std::sync::Arc<crate::limits::Gate>,
+    req: Request,
+    next: Next,
+) -> axum::response::Response {
+    let started = std::time::Instant::now();
+    let method = req.method().clone();
+    let response = match gate.admit(req).await {
+        Ok(req) => next.run(req).await,
+        Err(refused) => refused,
+    };
+    crate::metrics::record(started, &method, &response);
+    response
 }
 
 async fn not_found(method: Method, uri: Uri) -> AppError {
@@ -130,10 +150,18 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        if let Some(Verified(actor)) = parts.extensions.get::<Verified>().cloned() {
+            return Ok(Caller(actor));
+        }
         let key = presented_key(&parts.headers);
         Ok(Caller(state.auth.authenticate(key).await?))
     }
 }
+
+/// The actor of a credential a middleware before the handler already verified (the rate
+/// limiter does, for writes), so [`Caller`] does not verify it again.
+#[derive(Clone)]
+pub struct Verified(pub Actor);
 
 /// The credential a request presents: `Authorization: Bearer …`, else `X-Api-Key`.
 pub fn presented_key(headers: &axum::http::HeaderMap) -> Option<&str> {
