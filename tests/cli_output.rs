@@ -36,7 +36,10 @@ fn scripts_read_results_from_stdout_and_logs_stay_on_stderr() {
             "a PostgreSQL NOTICE at the default level: {stderr}"
         );
         assert!(!stdout.contains("INFO"), "a log line on stdout: {stdout}");
-        assert!(!stderr.contains('\u{1b}'), "colour codes on a pipe: {stderr:?}");
+        assert!(
+            !stderr.contains('\u{1b}'),
+            "colour codes on a pipe: {stderr:?}"
+        );
     }
 
     let out = lifeline(
@@ -53,11 +56,17 @@ fn scripts_read_results_from_stdout_and_logs_stay_on_stderr() {
         "{stdout:?}"
     );
     assert!(stderr.contains("store it now"), "{stderr}");
-    assert!(!stderr.contains('\u{1b}'), "colour codes on a pipe: {stderr:?}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "colour codes on a pipe: {stderr:?}"
+    );
 
     // The key works: it is listed (by name, never the key itself).
     let out = lifeline(&url, &["keys", "list"]);
     let listed = text(&out.stdout);
     assert!(out.status.success());
-    assert!(listed.contains("script") && !listed.contains(lines[0]), "{listed}");
+    assert!(
+        listed.contains("script") && !listed.contains(lines[0]),
+        "{listed}"
+    );
 }
