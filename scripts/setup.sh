@@ -32,9 +32,13 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 if ((TESTS)); then
   # Outside clients that judge our output: the reference PMTiles reader, OWSLib's OGC API
-  # client, and the `ogctests` conformance suite (which needs geopandas).
-  python3 -c "import pmtiles, owslib, ogctests, geopandas" 2>/dev/null \
-    || pip install -q pmtiles OWSLib ogctests geopandas >/dev/null 2>&1 \
+  # client, the `ogctests` conformance suite (which needs geopandas), and (issue 22)
+  # openapi-spec-validator and openapi-python-client for both OpenAPI documents. The
+  # validator is pinned below 0.8: ogctests needs openapi-schema-validator < 0.7.
+  python3 -c "import pmtiles, owslib, ogctests, geopandas, openapi_spec_validator" 2>/dev/null \
+    && command -v openapi-python-client >/dev/null \
+    || pip install -q pmtiles OWSLib ogctests geopandas "openapi-spec-validator>=0.7,<0.8" \
+         "openapi-schema-validator>=0.6.2,<0.7" openapi-python-client >/dev/null 2>&1 \
     || echo "setup: pip install of the Python test clients failed" >&2
 fi
 

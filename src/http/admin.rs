@@ -1,6 +1,7 @@
 //! `/admin`: API keys and the audit log, for admins. (`lifeline keys` does the same from
 //! the command line on the store directly.)
 
+use super::routes::Routes;
 use super::{parse_id, roles, AtLeast, Caller, JsonBody, QueryParams};
 use crate::auth::{generate_key, hash_key, require};
 use crate::model::Role;
@@ -8,17 +9,17 @@ use crate::state::AppState;
 use crate::AppError;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa_axum::routes;
 
 /// Routes of this resource.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/admin/keys", get(list_keys).post(create_key))
-        .route("/admin/keys/{id}", delete(revoke_key))
-        .route("/admin/audit", get(audit))
+pub fn router() -> Routes {
+    Routes::new()
+        .routes(routes!(list_keys, create_key))
+        .routes(routes!(revoke_key))
+        .routes(routes!(audit))
 }
 
 /// A key to create.
@@ -30,7 +31,7 @@ pub struct NewKey {
 }
 
 /// Creates a key; the key itself is in this response only.
-#[utoipa::path(post, path = "/admin/keys", tag = "admin",
+#[utoipa::path(post, path = "/admin/keys", operation_id = "create_key", tag = "admin",
     request_body(content = Object, description = "{\"name\": \"…\", \"role\": \"viewer|contractor|analyst|operator|admin\"}", content_type = "application/json"),
     responses((status = 201, description = "The key (shown once) and its record"), (status = 403, description = "Not an admin")))]
 pub async fn create_key(
@@ -51,7 +52,7 @@ pub async fn create_key(
 }
 
 /// Every key (without secrets).
-#[utoipa::path(get, path = "/admin/keys", tag = "admin", responses((status = 200, description = "Keys, newest first")))]
+#[utoipa::path(get, path = "/admin/keys", operation_id = "list_keys", tag = "admin", responses((status = 200, description = "Keys, newest first")))]
 pub async fn list_keys(
     State(state): State<AppState>,
     caller: Caller,
@@ -61,7 +62,7 @@ pub async fn list_keys(
 }
 
 /// Revokes a key; it stops working at once on this instance.
-#[utoipa::path(delete, path = "/admin/keys/{id}", tag = "admin", params(("id" = i64, Path, description = "key id")),
+#[utoipa::path(delete, path = "/admin/keys/{id}", operation_id = "revoke_key", tag = "admin", params(("id" = i64, Path, description = "key id")),
     responses((status = 204, description = "Revoked"), (status = 404, description = "No such active key")))]
 pub async fn revoke_key(
     State(state): State<AppState>,
@@ -86,7 +87,7 @@ pub struct AuditQuery {
 }
 
 /// The newest audit entries.
-#[utoipa::path(get, path = "/admin/audit", tag = "admin", params(("limit" = Option<usize>, Query, description = "1..10000, default 100")),
+#[utoipa::path(get, path = "/admin/audit", operation_id = "audit_log", tag = "admin", params(("limit" = Option<usize>, Query, description = "1..10000, default 100")),
     responses((status = 200, description = "Audit entries, newest first")))]
 pub async fn audit(
     State(state): State<AppState>,

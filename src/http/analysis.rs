@@ -4,6 +4,7 @@
 //! extract, call [`crate::analysis::service`], and render; the geometry parameter (GeoJSON
 //! or WKT, the latter read by GDAL in [`crate::io`]) is parsed here.
 
+use super::routes::Routes;
 use super::{Caller, QueryParams};
 use crate::analysis::service::{self, Analyst, AuditFormat, AuditRequest, NearestRequest};
 use crate::model::Bbox;
@@ -12,18 +13,18 @@ use crate::AppError;
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
+use utoipa_axum::routes;
 
 /// Routes of this resource.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/ogc/analysis/pipelines-within", get(pipelines_within))
-        .route("/ogc/analysis/clearance-audit", get(clearance_audit))
-        .route("/ogc/analysis/grid-stats", get(grid_stats))
-        .route("/ogc/analysis/nearest-sensors", get(nearest_sensors))
+pub fn router() -> Routes {
+    Routes::new()
+        .routes(routes!(pipelines_within))
+        .routes(routes!(clearance_audit))
+        .routes(routes!(grid_stats))
+        .routes(routes!(nearest_sensors))
 }
 
 /// Parses a geometry given as WKT or GeoJSON (CRS84).
@@ -59,7 +60,7 @@ pub struct WithinQuery {
 }
 
 /// Pipelines within a distance of a geometry, with lengths by kind and owner.
-#[utoipa::path(get, path = "/ogc/analysis/pipelines-within", tag = "analysis",
+#[utoipa::path(get, path = "/ogc/analysis/pipelines-within", operation_id = "pipelines_within", tag = "analysis",
     params(("geometry" = String, Query, description = "WKT or GeoJSON geometry in CRS84 (lon/lat), at most 64 KiB"),
         ("distance" = f64, Query, description = "metres, 0..50000 (measured in the deployment's projected CRS)"),
         ("kind" = Option<String>, Query, description = "only this pipe kind"),
@@ -92,7 +93,7 @@ pub struct AuditQuery {
 }
 
 /// The clearance audit between two pipe kinds, as GeoJSON or CSV.
-#[utoipa::path(get, path = "/ogc/analysis/clearance-audit", tag = "analysis",
+#[utoipa::path(get, path = "/ogc/analysis/clearance-audit", operation_id = "clearance_audit", tag = "analysis",
     params(("kind" = String, Query, description = "first pipe kind"),
         ("other" = String, Query, description = "second pipe kind"),
         ("bbox" = Option<String>, Query, description = "minLon,minLat,maxLon,maxLat (CRS84); without it at most 200,000 pipes of `kind`"),
@@ -144,7 +145,7 @@ pub struct GridQuery {
 }
 
 /// Per grid cell: pipeline length by kind, by material, and mean age.
-#[utoipa::path(get, path = "/ogc/analysis/grid-stats", tag = "analysis",
+#[utoipa::path(get, path = "/ogc/analysis/grid-stats", operation_id = "analysis_grid_stats", tag = "analysis",
     params(("level" = Option<String>, Query, description = "district, street (default), community, grid or micro_grid"),
         ("bbox" = Option<String>, Query, description = "minLon,minLat,maxLon,maxLat (CRS84)")),
     responses((status = 200, description = "GeoJSON FeatureCollection, one feature per cell: `cell_id, name, code, total_length_m, length_by_kind_m, length_by_material_m, mean_age_years` (pipes clipped to the cell, age length-weighted)", content_type = "application/geo+json"),
@@ -174,7 +175,7 @@ pub struct NearestQuery {
 }
 
 /// The sensors nearest a point, with distances in metres.
-#[utoipa::path(get, path = "/ogc/analysis/nearest-sensors", tag = "analysis",
+#[utoipa::path(get, path = "/ogc/analysis/nearest-sensors", operation_id = "nearest_sensors", tag = "analysis",
     params(("lon" = f64, Query, description = "longitude (CRS84)"),
         ("lat" = f64, Query, description = "latitude (CRS84)"),
         ("k" = Option<usize>, Query, description = "1..1000, default 10"),

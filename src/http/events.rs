@@ -4,6 +4,7 @@
 //! in-memory ring, else from the store's logs (`sync::replay_from_store`), else a `reset`
 //! event; here each item becomes an SSE event.
 
+use super::routes::Routes;
 use super::{Caller, QueryParams};
 use crate::risk::feed::{self, EventFilter, FeedItem};
 use crate::state::AppState;
@@ -11,15 +12,14 @@ use crate::AppError;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
-use axum::routing::get;
-use axum::Router;
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use std::convert::Infallible;
+use utoipa_axum::routes;
 
 /// Routes of this resource.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/events", get(events))
+pub fn router() -> Routes {
+    Routes::new().routes(routes!(events))
 }
 
 /// Query of `GET /events`.
@@ -46,7 +46,7 @@ fn sse(item: FeedItem) -> Event {
 /// Live events. Reconnecting with `Last-Event-ID` replays what was missed: from memory, or
 /// (older than memory, or from before a restart) from the store's durable logs; only when
 /// those cannot cover it either does a `reset` event come first (reload, then follow).
-#[utoipa::path(get, path = "/events", tag = "risk",
+#[utoipa::path(get, path = "/events", operation_id = "event_stream", tag = "risk",
     params(("bbox" = Option<String>, Query, description = "only events located in minLon,minLat,maxLon,maxLat"),
         ("kinds" = Option<String>, Query, description = "comma-separated: alarm, risk_level, edit (default all)"),
         ("last_event_id" = Option<String>, Query, description = "same as the Last-Event-ID header")),

@@ -4,6 +4,7 @@
 //! gateway delivery reports, and owners' notification channels. Handlers extract, call
 //! [`crate::excavation::service`], and map the result.
 
+use super::routes::Routes;
 use super::{parse_id, roles, AtLeast, Caller, JsonBody, QueryParams};
 use crate::excavation::service::{DeliveryReport, TicketView};
 use crate::excavation::{report, service, ticket_view, Rules};
@@ -15,29 +16,23 @@ use crate::AppError;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa_axum::routes;
 
 /// Routes of this resource.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/excavation/check", post(check))
-        .route("/excavation/rules", get(rules))
-        .route("/excavation/tickets", post(submit).get(list))
-        .route("/excavation/tickets/{id}", get(read))
-        .route("/excavation/tickets/{id}/responses", post(respond))
-        .route("/excavation/tickets/{id}/transitions", post(transition))
-        .route("/excavation/notifications", get(notifications))
-        .route(
-            "/excavation/notifications/{id}/status",
-            post(report_delivery),
-        )
-        .route(
-            "/excavation/owners/{id}/channels",
-            get(owner_channels).put(set_owner_channels),
-        )
+pub fn router() -> Routes {
+    Routes::new()
+        .routes(routes!(check))
+        .routes(routes!(rules))
+        .routes(routes!(submit, list))
+        .routes(routes!(read))
+        .routes(routes!(respond))
+        .routes(routes!(transition))
+        .routes(routes!(notifications))
+        .routes(routes!(report_delivery))
+        .routes(routes!(owner_channels, set_owner_channels))
         // A dig polygon of 500 vertices is ~20 kB; leave room, refuse megabytes.
         .layer(DefaultBodyLimit::max(256 * 1024))
 }
@@ -108,7 +103,7 @@ fn render(state: &AppState, r: &CheckResult, f: Format, title: &str) -> Response
 
 /// Checks a dig: every pipeline within reach judged by the clearance rules, the owners to
 /// notify, risk points and sensors nearby, and a verdict (contractor role and above).
-#[utoipa::path(post, path = "/excavation/check", tag = "excavation",
+#[utoipa::path(post, path = "/excavation/check", operation_id = "excavation_check", tag = "excavation",
     params(("format" = Option<String>, Query, description = "json (default), geojson or html (`f` is an alias); the Accept header (application/geo+json, text/html) is honoured too")),
     request_body = CheckRequest,
     responses((status = 200, description = "The check (JSON), a GeoJSON FeatureCollection, or an HTML report", body = CheckResult),
@@ -136,7 +131,7 @@ pub async fn check(
 }
 
 /// The clearance rules in force, with their sources and whether each is confirmed.
-#[utoipa::path(get, path = "/excavation/rules", tag = "excavation",
+#[utoipa::path(get, path = "/excavation/rules", operation_id = "excavation_rules", tag = "excavation",
     responses((status = 200, description = "The rule table and the request limits")))]
 pub async fn rules(State(state): State<AppState>) -> Json<Value> {
     let ex = &state.excavation;
@@ -147,7 +142,7 @@ pub async fn rules(State(state): State<AppState>) -> Json<Value> {
 /// Submits a ticket: the check's input plus `requester` (and optionally `ticket_type`:
 /// normal | emergency). With an `Idempotency-Key` header a retry returns the first ticket
 /// (200) instead of creating another (201); the same key with a different body is a 409.
-#[utoipa::path(post, path = "/excavation/tickets", tag = "excavation",
+#[utoipa::path(post, path = "/excavation/tickets", operation_id = "submit_ticket", tag = "excavation",
     params(("Idempotency-Key" = Option<String>, Header, description = "client-chosen key, 1..200 characters")),
     request_body(content = crate::model::ticket::TicketRequest, description = "The check request's fields plus requester {name, phone, company?, email?} and ticket_type?"),
     responses((status = 201, description = "Created", body = Ticket), (status = 200, description = "Retry of an earlier submission", body = Ticket),
@@ -196,7 +191,7 @@ pub struct ListQuery {
 }
 
 /// Tickets newest first: a contractor's own; everyone's for analysts and above.
-#[utoipa::path(get, path = "/excavation/tickets", tag = "excavation",
+#[utoipa::path(get, path = "/excavation/tickets", operation_id = "list_tickets", tag = "excavation",
     params(("state" = Option<String>, Query, description = "only tickets in this state"),
         ("limit" = Option<usize>, Query, description = "1..1000, default 100"), ("offset" = Option<usize>, Query, description = "tickets to skip")),
     responses((status = 200, description = "{\"tickets\": [Ticket]}"), (status = 403, description = "Viewers")))]
@@ -230,7 +225,7 @@ pub async fn list(
 /// notifications sent to its owners. As GeoJSON or HTML it renders like a check — the check
 /// made at submission, not re-run — with the ticket's state, requester, owners' responses,
 /// deadlines and notifications.
-#[utoipa::path(get, path = "/excavation/tickets/{id}", tag = "excavation",
+#[utoipa::path(get, path = "/excavation/tickets/{id}", operation_id = "get_ticket", tag = "excavation",
     params(("id" = i64, Path, description = "ticket id"),
         ("format" = Option<String>, Query, description = "json (default), geojson or html (`f` is an alias); the Accept header (application/geo+json, text/html) is honoured too")),
     responses((status = 200, description = "The ticket and its notifications (JSON), a GeoJSON FeatureCollection with the ticket as foreign member `ticket`, or an HTML report", body = TicketView),
@@ -281,7 +276,7 @@ pub struct NotificationQuery {
 
 /// The owners' notification outbox, oldest first (operators; an e-mail/SMS gateway reads
 /// its `pending` e-mail and SMS rows here).
-#[utoipa::path(get, path = "/excavation/notifications", tag = "excavation",
+#[utoipa::path(get, path = "/excavation/notifications", operation_id = "list_notifications", tag = "excavation",
     params(("ticket" = Option<i64>, Query, description = "only this ticket's notifications"),
         ("status" = Option<String>, Query, description = "pending, delivered or failed"),
         ("limit" = Option<usize>, Query, description = "1..1000, default 100")),
@@ -308,7 +303,7 @@ pub async fn notifications(
 
 /// An external gateway reports an e-mail or SMS notification delivered or failed
 /// (operators). Webhooks are delivered by the service itself (409).
-#[utoipa::path(post, path = "/excavation/notifications/{id}/status", tag = "excavation",
+#[utoipa::path(post, path = "/excavation/notifications/{id}/status", operation_id = "report_notification_delivery", tag = "excavation",
     params(("id" = i64, Path, description = "notification id")), request_body = DeliveryReport,
     responses((status = 200, description = "The notification", body = Notification), (status = 403, description = "Below operator"),
         (status = 404, description = "No such notification"), (status = 409, description = "A webhook, or no longer pending")))]
@@ -326,7 +321,7 @@ pub async fn report_delivery(
 
 /// An owner's notification channels: webhook URL, and e-mail / SMS numbers replacing the
 /// owner record's (operators).
-#[utoipa::path(get, path = "/excavation/owners/{id}/channels", tag = "excavation",
+#[utoipa::path(get, path = "/excavation/owners/{id}/channels", operation_id = "get_owner_channels", tag = "excavation",
     params(("id" = i64, Path, description = "owner id")),
     responses((status = 200, description = "The channels (all null: none registered)", body = OwnerChannels),
         (status = 403, description = "Below operator"), (status = 404, description = "No such owner")))]
@@ -343,7 +338,7 @@ pub async fn owner_channels(
 
 /// Registers (replaces) an owner's notification channels (operators), audited. Ticket
 /// notifications are then POSTed to `webhook_url` as JSON with an `Idempotency-Key`.
-#[utoipa::path(put, path = "/excavation/owners/{id}/channels", tag = "excavation",
+#[utoipa::path(put, path = "/excavation/owners/{id}/channels", operation_id = "set_owner_channels", tag = "excavation",
     params(("id" = i64, Path, description = "owner id")), request_body = OwnerChannels,
     responses((status = 200, description = "The channels as saved", body = OwnerChannels),
         (status = 403, description = "Below operator"), (status = 404, description = "No such owner"),
@@ -363,7 +358,7 @@ pub async fn set_owner_channels(
 
 /// Records an owner's response (operators, for the owner's duty desk). When every owner
 /// has answered marked or clear, the ticket becomes `cleared`.
-#[utoipa::path(post, path = "/excavation/tickets/{id}/responses", tag = "excavation",
+#[utoipa::path(post, path = "/excavation/tickets/{id}/responses", operation_id = "respond_to_ticket", tag = "excavation",
     params(("id" = i64, Path, description = "ticket id")), request_body = ResponseRequest,
     responses((status = 200, description = "The updated ticket", body = Ticket), (status = 403, description = "Not an operator"),
         (status = 404, description = "No such ticket or owner not notified"), (status = 409, description = "State does not take responses, or already answered")))]
@@ -381,7 +376,7 @@ pub async fn respond(
 
 /// Moves a ticket: `in_progress` (after clearance, inside the validity window), `closed`,
 /// `cancelled`, `emergency`, `expired` (after validity), `cleared` (operator override).
-#[utoipa::path(post, path = "/excavation/tickets/{id}/transitions", tag = "excavation",
+#[utoipa::path(post, path = "/excavation/tickets/{id}/transitions", operation_id = "ticket_transition", tag = "excavation",
     params(("id" = i64, Path, description = "ticket id")), request_body = TransitionRequest,
     responses((status = 200, description = "The updated ticket", body = Ticket), (status = 403, description = "Not the submitter or an operator"),
         (status = 409, description = "The state machine does not allow it; the message says why")))]

@@ -3,6 +3,7 @@
 //! call [`crate::records`], and render; writes reach the store first and the index after
 //! the commit ([`crate::records::write`]).
 
+use super::routes::Routes;
 use super::{parse_id, parse_layer, roles, AtLeast, Caller, JsonBody, QueryParams};
 use crate::config::Config;
 use crate::model::feature::to_feature;
@@ -13,26 +14,23 @@ use crate::AppError;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
+use utoipa_axum::routes;
 
 pub use crate::records::MAX_LIMIT;
 
 /// Routes of this resource; single-record bodies and bulk bodies have separate size limits.
-pub fn router(config: &Config) -> Router<AppState> {
-    let single = Router::new()
-        .route("/features/{layer}", get(query).post(create))
-        .route("/features/{layer}/nearest", get(nearest))
-        .route(
-            "/features/{layer}/{id}",
-            get(read).put(replace).delete(remove),
-        )
+pub fn router(config: &Config) -> Routes {
+    let single = Routes::new()
+        .routes(routes!(query, create))
+        .routes(routes!(nearest))
+        .routes(routes!(read, replace, remove))
         .layer(DefaultBodyLimit::max(config.max_body_bytes));
-    let bulk = Router::new()
-        .route("/bulk", post(bulk_load))
+    let bulk = Routes::new()
+        .routes(routes!(bulk_load))
         .layer(DefaultBodyLimit::max(config.max_bulk_body_bytes));
     single.merge(bulk)
 }
@@ -47,7 +45,7 @@ fn collection(records: &[Arc<Record>], role: Role, extra: Value) -> Value {
 }
 
 /// One record as a GeoJSON Feature (pipeline attributes beyond kind need `analyst`).
-#[utoipa::path(get, path = "/features/{layer}/{id}", tag = "features",
+#[utoipa::path(get, path = "/features/{layer}/{id}", operation_id = "get_feature", tag = "features",
     params(("layer" = String, Path, description = "pipelines, risk_points, grid_cells, sensors or owners"), ("id" = i64, Path, description = "record id")),
     responses((status = 200, description = "GeoJSON Feature"), (status = 404, description = "Unknown layer or id")))]
 pub async fn read(
@@ -74,7 +72,7 @@ pub struct LayerQuery {
 }
 
 /// Records of a layer, optionally inside a bbox, ordered by id, paged by limit/offset.
-#[utoipa::path(get, path = "/features/{layer}", tag = "features",
+#[utoipa::path(get, path = "/features/{layer}", operation_id = "query_features", tag = "features",
     params(("layer" = String, Path, description = "layer name"),
         ("bbox" = Option<String>, Query, description = "minLon,minLat,maxLon,maxLat (EPSG:4490)"),
         ("limit" = Option<usize>, Query, description = "at most 10000, default 100"),
@@ -109,7 +107,7 @@ pub struct NearestQuery {
 }
 
 /// The k records nearest a point, with distances in metres (projected CRS).
-#[utoipa::path(get, path = "/features/{layer}/nearest", tag = "features",
+#[utoipa::path(get, path = "/features/{layer}/nearest", operation_id = "nearest_features", tag = "features",
     params(("layer" = String, Path, description = "spatial layer"), ("lon" = f64, Query, description = "longitude"), ("lat" = f64, Query, description = "latitude"),
         ("k" = Option<usize>, Query, description = "1..1000"), ("max_distance_m" = Option<f64>, Query, description = "radius in metres")),
     responses((status = 200, description = "GeoJSON FeatureCollection, nearest first, each with distance_m")))]
@@ -136,7 +134,7 @@ pub async fn nearest(
 }
 
 /// Inserts a record (operator). Body: a GeoJSON Feature; `id` optional.
-#[utoipa::path(post, path = "/features/{layer}", tag = "features",
+#[utoipa::path(post, path = "/features/{layer}", operation_id = "create_feature", tag = "features",
     params(("layer" = String, Path, description = "layer name")),
     request_body(content = Object, description = "GeoJSON Feature", content_type = "application/json"),
     responses((status = 201, description = "Created; the stored Feature"), (status = 409, description = "Duplicate id or dangling reference"),
@@ -158,7 +156,7 @@ pub async fn create(
 }
 
 /// Replaces a record (operator); the body's id, if any, must match the path.
-#[utoipa::path(put, path = "/features/{layer}/{id}", tag = "features",
+#[utoipa::path(put, path = "/features/{layer}/{id}", operation_id = "replace_feature", tag = "features",
     params(("layer" = String, Path, description = "layer name"), ("id" = i64, Path, description = "record id")),
     request_body(content = Object, description = "GeoJSON Feature", content_type = "application/json"),
     responses((status = 200, description = "The stored Feature"), (status = 404, description = "No such record"), (status = 422, description = "Invalid record")))]
@@ -175,7 +173,7 @@ pub async fn replace(
 }
 
 /// Deletes a record (operator). 409 if other records still reference it.
-#[utoipa::path(delete, path = "/features/{layer}/{id}", tag = "features",
+#[utoipa::path(delete, path = "/features/{layer}/{id}", operation_id = "delete_feature", tag = "features",
     params(("layer" = String, Path, description = "layer name"), ("id" = i64, Path, description = "record id")),
     responses((status = 204, description = "Deleted"), (status = 404, description = "No such record"), (status = 409, description = "Still referenced")))]
 pub async fn remove(
@@ -192,7 +190,7 @@ pub async fn remove(
 /// Loads a whole data set in one transaction (operator): all of it or nothing. Body: a JSON
 /// object with arrays `owners`, `grid_cells`, `pipelines`, `risk_points`, `sensors` of
 /// records in their flat JSON form (as `lifeline generate --json` writes them).
-#[utoipa::path(post, path = "/bulk", tag = "features",
+#[utoipa::path(post, path = "/bulk", operation_id = "bulk_load", tag = "features",
     request_body(content = Object, description = "Dataset: arrays per layer", content_type = "application/json"),
     responses((status = 200, description = "Loaded; counts per layer and the change-log version"), (status = 409, description = "Reference or id conflict; nothing written"),
         (status = 422, description = "An invalid record, named; nothing written")))]

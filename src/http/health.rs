@@ -3,25 +3,24 @@
 //! risk grid statistics has ended, so a balancer never sends a statistics request to a
 //! cold instance; [`crate::readiness`] checks).
 
+use super::routes::Routes;
 use crate::readiness::{self, Status};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::json;
+use utoipa_axum::routes;
 
 /// Routes of this resource.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
+pub fn router() -> Routes {
+    Routes::new().routes(routes!(health)).routes(routes!(ready))
 }
 
 /// Liveness: 200 as long as the process serves requests, with the service clock's time
 /// (clients such as `lifeline simulate` stamp their data by it).
-#[utoipa::path(get, path = "/health", tag = "service", responses((status = 200, description = "The process is alive: {status, version, time}")))]
+#[utoipa::path(get, path = "/health", operation_id = "health", tag = "service", responses((status = 200, description = "The process is alive: {status, version, time}")))]
 pub async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
     let time = state
         .clock
@@ -34,7 +33,7 @@ pub async fn health(State(state): State<AppState>) -> Json<serde_json::Value> {
 /// start-up build of the risk grid statistics has ended (waited for up to 2 s), else 503.
 /// `warnings` lists what operators should act on soon, such as a working-day calendar
 /// that runs out within 60 days.
-#[utoipa::path(get, path = "/ready", tag = "service", responses(
+#[utoipa::path(get, path = "/ready", operation_id = "readiness", tag = "service", responses(
     (status = 200, description = "Store reachable, index loaded (with counts per layer), risk grid statistics built"),
     (status = 503, description = "The store does not answer, or the risk grid statistics are still being built after start-up")))]
 pub async fn ready(State(state): State<AppState>) -> impl IntoResponse {

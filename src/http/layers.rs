@@ -2,23 +2,24 @@
 //! and attributes (with the role needed to see them) — and `/catalog/*`: the vocabularies
 //! that live in `data/` (risk categories, sensor kinds).
 
+use super::routes::Routes;
 use crate::model::schema::{fields, geometry_type};
 use crate::state::AppState;
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Value};
+use utoipa_axum::routes;
 
 /// Routes of this resource.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/layers", get(list))
-        .route("/catalog/risk-categories", get(risk_categories))
-        .route("/catalog/sensor-kinds", get(sensor_kinds))
+pub fn router() -> Routes {
+    Routes::new()
+        .routes(routes!(list))
+        .routes(routes!(risk_categories))
+        .routes(routes!(sensor_kinds))
 }
 
 /// Every layer with count, bbox (lon/lat, EPSG:4490), geometry type and attributes.
-#[utoipa::path(get, path = "/layers", tag = "layers", responses((status = 200, description = "The layers with counts, extents and attributes")))]
+#[utoipa::path(get, path = "/layers", operation_id = "list_layers", tag = "layers", responses((status = 200, description = "The layers with counts, extents and attributes")))]
 pub async fn list(State(state): State<AppState>) -> Json<Value> {
     let layers: Vec<Value> = state
         .index
@@ -44,13 +45,13 @@ pub async fn list(State(state): State<AppState>) -> Json<Value> {
 }
 
 /// The 40 risk categories.
-#[utoipa::path(get, path = "/catalog/risk-categories", tag = "layers", responses((status = 200, description = "Risk categories from data/risk_categories.toml")))]
+#[utoipa::path(get, path = "/catalog/risk-categories", operation_id = "list_risk_categories", tag = "layers", responses((status = 200, description = "Risk categories from data/risk_categories.toml")))]
 pub async fn risk_categories(State(state): State<AppState>) -> Json<Value> {
     Json(json!({"categories": state.catalog.risk_categories}))
 }
 
 /// Sensor kinds with units, ranges and thresholds.
-#[utoipa::path(get, path = "/catalog/sensor-kinds", tag = "layers", responses((status = 200, description = "Sensor kinds from data/sensor_kinds.toml")))]
+#[utoipa::path(get, path = "/catalog/sensor-kinds", operation_id = "list_sensor_kinds", tag = "layers", responses((status = 200, description = "Sensor kinds from data/sensor_kinds.toml")))]
 pub async fn sensor_kinds(State(state): State<AppState>) -> Json<Value> {
     Json(json!({"kinds": state.catalog.sensor_kinds}))
 }

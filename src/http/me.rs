@@ -2,23 +2,23 @@
 //! (the web client in `web/`) can check a key at login and show only what the role may do.
 //! It reveals nothing the caller does not already hold: no key id, no hash.
 
+use super::routes::Routes;
 use super::Caller;
 use crate::model::Role;
-use crate::state::AppState;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Value};
+use utoipa_axum::routes;
 
 /// Routes of this resource.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/me", get(me))
+pub fn router() -> Routes {
+    Routes::new().routes(routes!(me))
 }
 
 /// The caller's name, role, whether a key was presented, and the roles it includes
 /// (least to most privileged). A wrong or revoked key is a 401, so this is how a client
 /// checks a key; without a key it answers with the anonymous role, or 401 when anonymous
 /// access is off.
-#[utoipa::path(get, path = "/me", tag = "service",
+#[utoipa::path(get, path = "/me", operation_id = "me", tag = "service",
     responses((status = 200, description = "`{\"name\", \"role\", \"authenticated\", \"roles\"}`"),
         (status = 401, description = "Invalid or revoked key, or no key while anonymous access is off")))]
 pub async fn me(caller: Caller) -> Json<Value> {

@@ -15,9 +15,11 @@ pub mod metrics;
 pub mod ogc;
 pub mod openapi;
 pub mod risk;
+pub mod routes;
 pub mod sensors;
 pub mod tiles;
 
+use crate::config::Config;
 use crate::model::{Actor, Layer, Role};
 use crate::state::AppState;
 use crate::AppError;
@@ -33,20 +35,13 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::services::ServeDir;
 use tower_http::trace::TraceLayer;
 
-/// The whole application: API routers, the web client as static files, and the layers
-/// every request passes (tracing, panic safety net, timeout, compression).
-pub fn router(state: AppState) -> Router {
-    let timeout = Duration::from_secs(state.config.request_timeout_secs);
-    // Installed before the first request is counted.
-    crate::metrics::handle();
-    let gate = crate::limits::Gate::of(&state);
-    let web = ServeDir::new(&state.config.web_dir)
-        .append_index_html_on_directories(true)
-        .fallback(axum::routing::any(not_found).with_state(()));
-    Router::new()
+/// Every route of the service with its description ([`routes`]): the resources' routers,
+/// merged.
+pub fn api(config: &Config) -> routes::Routes {
+    routes::Routes::new()
         .merge(health::router())
         .merge(layers::router())
-        .merge(features::router(&state.config))
+        .merge(features::router(config))
         .merge(admin::router())
         .merge(excavation::router())
         .merge(openapi::router())
@@ -59,7 +54,20 @@ pub fn router(state: AppState) -> Router {
         .merge(ogc::router())
         .merge(analysis::router())
         .merge(metrics::router())
-        .route_layer(axum::middleware::from_fn(crate::metrics::mark_route))
+}
+
+/// The whole application: API routers, the web client as static files, and the layers
+/// every request passes (tracing, panic safety net, timeout, compression).
+pub fn router(state: AppState) -> Router {
+    let timeout = Duration::from_secs(state.config.request_timeout_secs);
+    // Installed before the first request is counted.
+    crate::metrics::handle();
+    let gate = crate::limits::Gate::of(&state);
+    let web = ServeDir::new(&state.config.web_dir)
+        .append_index_html_on_directories(true)
+        .fallback(axum::routing::any(not_found).with_state(()));
+    let (api, _, _) = api(&state.config).into_parts();
+    api.route_layer(axum::middleware::from_fn(crate::metrics::mark_route))
         .fallback_service(web)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)

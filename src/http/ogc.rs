@@ -5,6 +5,7 @@
 //! role-filtered attributes, owners from `contractor`). FlatGeobuf is encoded here, by
 //! [`crate::io`] (GDAL), which the OGC capability does not see.
 
+use super::routes::Routes;
 use super::{Caller, QueryParams};
 use crate::ogc::service::{self, FeatureAnswer, Items, ItemsRequest, MetaFormat, MetaQuery};
 use crate::ogc::{self, Format};
@@ -14,23 +15,23 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use serde_json::{json, Value};
 
 pub use crate::ogc::service::{CONFORMANCE, GEOJSON, OPENAPI};
 
 /// Routes of this resource.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/ogc", get(landing))
-        .route("/ogc/", get(landing))
-        .route("/ogc/conformance", get(conformance))
-        .route("/ogc/api", get(api))
-        .route("/ogc/collections", get(collections))
-        .route("/ogc/collections/{id}", get(collection))
-        .route("/ogc/collections/{id}/items", get(items))
-        .route("/ogc/collections/{id}/items/{fid}", get(feature))
-        .route("/ogc/collections/{id}/queryables", get(queryables))
+pub fn router() -> Routes {
+    Routes::new()
+        .ogc("/ogc", get(landing))
+        .ogc("/ogc/", get(landing))
+        .ogc("/ogc/conformance", get(conformance))
+        .ogc("/ogc/api", get(api))
+        .ogc("/ogc/collections", get(collections))
+        .ogc("/ogc/collections/{id}", get(collection))
+        .ogc("/ogc/collections/{id}/items", get(items))
+        .ogc("/ogc/collections/{id}/items/{fid}", get(feature))
+        .ogc("/ogc/collections/{id}/queryables", get(queryables))
 }
 
 /// The API root URL as the client reached it (`http://host/ogc`).

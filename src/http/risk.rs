@@ -3,6 +3,7 @@
 //! extract, call the risk engine (parameters parsed by [`crate::risk::service`]), and
 //! render.
 
+use super::routes::Routes;
 use super::{parse_id, Caller, JsonBody, QueryParams};
 use crate::model::{Actor, Bbox, GridLevel};
 use crate::risk::model::{AlarmFilter, AlarmStatus};
@@ -10,23 +11,23 @@ use crate::risk::service::{self, GridFormat, PointParams};
 use crate::state::AppState;
 use crate::AppError;
 use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa_axum::routes;
 
 /// Routes of this resource.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/alarms", get(list_alarms))
-        .route("/alarms/{id}", get(alarm))
-        .route("/alarms/{id}/transitions", post(transition))
-        .route("/risk/points", get(points))
-        .route("/risk/points/{id}", get(point))
-        .route("/risk/points/{id}/suggested-sensors", get(suggested))
-        .route("/risk/coverage", get(coverage))
-        .route("/risk/grid-stats", get(grid_stats))
-        .route("/risk/alarm-density", get(alarm_density))
+pub fn router() -> Routes {
+    Routes::new()
+        .routes(routes!(list_alarms))
+        .routes(routes!(alarm))
+        .routes(routes!(transition))
+        .routes(routes!(points))
+        .routes(routes!(point))
+        .routes(routes!(suggested))
+        .routes(routes!(coverage))
+        .routes(routes!(grid_stats))
+        .routes(routes!(alarm_density))
 }
 
 fn list<T: std::str::FromStr<Err = crate::model::ModelError>>(
@@ -51,7 +52,7 @@ pub struct AlarmQuery {
 }
 
 /// Alarms, newest first.
-#[utoipa::path(get, path = "/alarms", tag = "risk",
+#[utoipa::path(get, path = "/alarms", operation_id = "list_alarms", tag = "risk",
     params(("status" = Option<String>, Query, description = "comma-separated: detected, verified, dispatched, handled, closed, false_alarm; `open` = all but closed and false_alarm"),
         ("bbox" = Option<String>, Query, description = "minLon,minLat,maxLon,maxLat"),
         ("sensor_id" = Option<i64>, Query, description = "one sensor"),
@@ -83,7 +84,7 @@ pub async fn list_alarms(
 }
 
 /// One alarm, with the statuses it may move to next.
-#[utoipa::path(get, path = "/alarms/{id}", tag = "risk", params(("id" = i64, Path, description = "alarm id")),
+#[utoipa::path(get, path = "/alarms/{id}", operation_id = "get_alarm", tag = "risk", params(("id" = i64, Path, description = "alarm id")),
     responses((status = 200, description = "Alarm plus `\"next\": [status]`"), (status = 404, description = "No such alarm")))]
 pub async fn alarm(
     State(state): State<AppState>,
@@ -106,7 +107,7 @@ pub struct TransitionBody {
 }
 
 /// Moves an alarm along its lifecycle (who and when go in its history and the audit log).
-#[utoipa::path(post, path = "/alarms/{id}/transitions", tag = "risk", params(("id" = i64, Path, description = "alarm id")),
+#[utoipa::path(post, path = "/alarms/{id}/transitions", operation_id = "alarm_transition", tag = "risk", params(("id" = i64, Path, description = "alarm id")),
     request_body(content = Object, description = "`{\"to\": \"verified|dispatched|handled|closed|false_alarm\", \"comment\"?: \"…\"}`. Roles per target status are data (`[lifecycle]` in data/rules/alarms.toml): verified and false_alarm need analyst, dispatched/handled/closed need operator.", content_type = "application/json"),
     responses((status = 200, description = "The alarm after the move"),
         (status = 403, description = "The caller's role may not make this move (e.g. a viewer dispatching)"),
@@ -164,7 +165,7 @@ pub struct PointQuery {
 }
 
 /// Risk points with their live level.
-#[utoipa::path(get, path = "/risk/points", tag = "risk",
+#[utoipa::path(get, path = "/risk/points", operation_id = "list_risk_points", tag = "risk",
     params(("bbox" = Option<String>, Query, description = "minLon,minLat,maxLon,maxLat"),
         ("level" = Option<String>, Query, description = "comma-separated live levels: major, large, general, low"),
         ("category" = Option<String>, Query, description = "a category code"),
@@ -188,7 +189,7 @@ pub async fn points(
 }
 
 /// One risk point: live level, sensors with latest values, open alarms, plan, people.
-#[utoipa::path(get, path = "/risk/points/{id}", tag = "risk", params(("id" = i64, Path, description = "risk point id")),
+#[utoipa::path(get, path = "/risk/points/{id}", operation_id = "get_risk_point", tag = "risk", params(("id" = i64, Path, description = "risk point id")),
     responses((status = 200, description = "The list fields plus `responsible_unit`, `responsible_person`, `responsible_phone`, `emergency_plan`, `last_review`, `next_review`, `sensors`: [{\"id\", \"kind\", \"code\", \"status\", \"offline\", \"unit\", \"latest\", \"lon\", \"lat\"}], `alarms`: [Alarm]"),
         (status = 404, description = "No such risk point")))]
 pub async fn point(
@@ -200,7 +201,7 @@ pub async fn point(
 }
 
 /// Sensors near a risk point that could watch it, nearest first.
-#[utoipa::path(get, path = "/risk/points/{id}/suggested-sensors", tag = "risk", params(("id" = i64, Path, description = "risk point id")),
+#[utoipa::path(get, path = "/risk/points/{id}/suggested-sensors", operation_id = "suggest_sensors", tag = "risk", params(("id" = i64, Path, description = "risk point id")),
     responses((status = 200, description = "`{\"risk_point_id\", \"radius_m\", \"sensors\": [{\"id\", \"kind\", \"code\", \"distance_m\", \"linked_to\", \"working\", \"lon\", \"lat\"}]}`; kinds per category group and the radius are data (data/rules/risk_raise.toml)"),
         (status = 404, description = "No such risk point")))]
 pub async fn suggested(
@@ -232,7 +233,7 @@ fn grid_level(s: &Option<String>) -> Result<GridLevel, AppError> {
 }
 
 /// Which risk points have no working sensor, in total, per category and per grid cell.
-#[utoipa::path(get, path = "/risk/coverage", tag = "risk",
+#[utoipa::path(get, path = "/risk/coverage", operation_id = "risk_coverage", tag = "risk",
     params(("bbox" = Option<String>, Query, description = "minLon,minLat,maxLon,maxLat"),
         ("level" = Option<String>, Query, description = "grid level of the per-cell rows (default street)"),
         ("limit" = Option<usize>, Query, description = "uncovered ids listed, default 1000")),
@@ -252,7 +253,7 @@ pub async fn coverage(
 }
 
 /// Counts per grid cell at one level, rolled up through the grid hierarchy.
-#[utoipa::path(get, path = "/risk/grid-stats", tag = "risk",
+#[utoipa::path(get, path = "/risk/grid-stats", operation_id = "risk_grid_stats", tag = "risk",
     params(("level" = Option<String>, Query, description = "district, street (default), community, grid or micro_grid"),
         ("bbox" = Option<String>, Query, description = "cells meeting minLon,minLat,maxLon,maxLat"),
         ("format" = Option<String>, Query, description = "`json` (default) or `geojson`: a FeatureCollection of the cells' polygons with the counts as properties, for a choropleth")),
@@ -280,7 +281,7 @@ pub struct DensityQuery {
 }
 
 /// Open alarms as weighted points for a heat map.
-#[utoipa::path(get, path = "/risk/alarm-density", tag = "risk",
+#[utoipa::path(get, path = "/risk/alarm-density", operation_id = "alarm_density", tag = "risk",
     params(("bbox" = Option<String>, Query, description = "minLon,minLat,maxLon,maxLat")),
     responses((status = 200, description = "GeoJSON FeatureCollection of Points, properties `{\"id\", \"severity\", \"rule\", \"status\", \"sensor_id\", \"weight\"}` (weight: notice 1, alarm 3, emergency 5) — a MapLibre `heatmap` layer's source")))]
 pub async fn alarm_density(

@@ -2,6 +2,7 @@
 //! report), a sensor's latest state, and its readings with server-side downsampling
 //! ([`crate::risk::service`]).
 
+use super::routes::Routes;
 use super::{parse_id, Caller, QueryParams};
 use crate::auth::require;
 use crate::model::{Layer, Record, Role};
@@ -12,22 +13,22 @@ use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa_axum::routes;
 
 /// Routes of this resource.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/sensors/readings", post(ingest))
-        .route("/sensors/{id}", get(sensor))
-        .route("/sensors/{id}/readings", get(readings))
+pub fn router() -> Routes {
+    Routes::new()
+        .routes(routes!(ingest))
+        .routes(routes!(sensor))
+        .routes(routes!(readings))
 }
 
 /// Stores a batch of readings and evaluates the alarm rules on the new ones.
-#[utoipa::path(post, path = "/sensors/readings", tag = "risk",
-    request_body(content = Object, description = "A JSON array (`application/json`) or newline-delimited JSON (`application/x-ndjson`) of readings `{\"sensor_id\": 12, \"time\": \"2025-06-01T08:00:00Z\" | unix-ms, \"value\": 21.5, \"quality\"?: \"good|uncertain|bad\", \"unit\"?: \"%LEL\"}`. At most `[ingest] max_batch` readings and `max_body_bytes` bytes (data/rules/alarms.toml). Needs the operator role."),
+#[utoipa::path(post, path = "/sensors/readings", operation_id = "ingest_readings", tag = "risk",
+    request_body(content = [Object], description = "A JSON array (`application/json`) or newline-delimited JSON (`application/x-ndjson`) of readings `{\"sensor_id\": 12, \"time\": \"2025-06-01T08:00:00Z\" | unix-ms, \"value\": 21.5, \"quality\"?: \"good|uncertain|bad\", \"unit\"?: \"%LEL\"}`. At most `[ingest] max_batch` readings and `max_body_bytes` bytes (data/rules/alarms.toml). Needs the operator role."),
     responses(
         (status = 200, description = "`{\"received\", \"stored\", \"duplicates\", \"rejected\", \"alarm_changes\", \"items\": [{\"index\", \"status\": \"rejected|duplicate\", \"sensor_id\"?, \"error\"}]}`: duplicates (same sensor and time) are not stored twice; the valid rest of the batch is stored"),
         (status = 400, description = "Not an array / NDJSON, wrong content type, empty or too many readings"),
@@ -60,7 +61,7 @@ pub async fn ingest(
 }
 
 /// A sensor with its latest reading, rule state and open alarms.
-#[utoipa::path(get, path = "/sensors/{id}", tag = "risk", params(("id" = i64, Path, description = "sensor id")),
+#[utoipa::path(get, path = "/sensors/{id}", operation_id = "get_sensor", tag = "risk", params(("id" = i64, Path, description = "sensor id")),
     responses((status = 200, description = "`{\"sensor\": {…}, \"unit\", \"latest\": {\"sensor_id\",\"t\",\"value\",\"quality\"} | null, \"level\": null | \"alarm\" | \"emergency\", \"offline\": bool, \"alarms\": [Alarm]}`"),
         (status = 404, description = "No such sensor")))]
 pub async fn sensor(
@@ -101,7 +102,7 @@ pub struct ReadingsQuery {
 }
 
 /// Readings of a sensor between `from` and `to`, raw or as min/mean/max buckets.
-#[utoipa::path(get, path = "/sensors/{id}/readings", tag = "risk",
+#[utoipa::path(get, path = "/sensors/{id}/readings", operation_id = "list_sensor_readings", tag = "risk",
     params(("id" = i64, Path, description = "sensor id"),
         ("from" = Option<String>, Query, description = "RFC 3339, default `to` - 24 h"),
         ("to" = Option<String>, Query, description = "RFC 3339, exclusive, default now"),

@@ -5,6 +5,7 @@
 //! [`crate::tileserver`] (its [`service`] parses the path with a clear 4xx for every
 //! malformed part); here the encoding is negotiated and the HTTP caching headers set.
 
+use super::routes::Routes;
 use super::Caller;
 use crate::state::AppState;
 use crate::tileserver::service::{self, Layers, TileAnswer, TilePath};
@@ -14,9 +15,9 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
 use lifeline_tiles::TileCoord;
+use utoipa_axum::routes;
 
 /// The MVT media type (IANA registration by Mapbox).
 pub const MVT_CONTENT_TYPE: &str = "application/vnd.mapbox-vector-tile";
@@ -25,12 +26,14 @@ pub const MVT_CONTENT_TYPE: &str = "application/vnd.mapbox-vector-tile";
 const VARY: &str = "Accept-Encoding, Authorization, X-Api-Key";
 
 /// Routes of this resource.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/tiles/{layers}/{z}/{x}/{file}", get(tile))
-        .route("/tiles/{layers}/{file}", get(tile_dir_file))
-        .route("/tiles/{file}", get(tilejson_doc))
-        .route("/styles/{file}", get(style_doc))
+pub fn router() -> Routes {
+    // axum matches whole segments: `{y}.mvt`, `{layers}.json` and `{name}.json` are
+    // routed as one segment each, which the handlers parse.
+    Routes::new()
+        .routes_at("/tiles/{layers}/{z}/{x}/{file}", routes!(tile))
+        .routes_at("/tiles/{layers}/{file}", routes!(tile_dir_file))
+        .routes_at("/tiles/{file}", routes!(tilejson_doc))
+        .routes_at("/styles/{file}", routes!(style_doc))
 }
 
 fn path_error(e: PathRejection) -> AppError {
@@ -64,7 +67,7 @@ fn header_value(s: &str) -> HeaderValue {
 }
 
 /// A vector tile of one or several layers, as the caller's role may see it.
-#[utoipa::path(get, path = "/tiles/{layers}/{z}/{x}/{y}.mvt", tag = "tiles",
+#[utoipa::path(get, path = "/tiles/{layers}/{z}/{x}/{y}.mvt", operation_id = "get_tile", tag = "tiles",
     params(("layers" = String, Path, description = "one or more of pipelines, risk_points, grid_cells, sensors and the derived grid_stats, alarm_density (never cached, Cache-Control no-cache), comma-separated (at most 8 names, 200 bytes)"),
         ("z" = u32, Path, description = "zoom 0..=22"), ("x" = u32, Path, description = "column < 2^z"),
         ("y" = u32, Path, description = "row < 2^z; the extension may be .mvt or .pbf"),
@@ -169,7 +172,7 @@ fn json_response(state: &AppState, private: bool, v: serde_json::Value) -> Respo
 
 /// TileJSON 3.0.0 of a layer set: tile URL template, vector layers with field types as
 /// the caller's role sees them, zoom range, bounds, centre.
-#[utoipa::path(get, path = "/tiles/{layers}.json", tag = "tiles",
+#[utoipa::path(get, path = "/tiles/{layers}.json", operation_id = "tilejson", tag = "tiles",
     params(("layers" = String, Path, description = "comma-separated layer names")),
     responses((status = 200, description = "TileJSON 3.0.0"), (status = 404, description = "Unknown layer")))]
 pub async fn tilejson_doc(
@@ -188,7 +191,7 @@ pub async fn tilejson_doc(
 
 /// `metadata.json` beside the tiles (what GDAL's MVT driver looks for when given a tile
 /// directory URL); anything else there is a 404 naming the tile path form.
-#[utoipa::path(get, path = "/tiles/{layers}/metadata.json", tag = "tiles",
+#[utoipa::path(get, path = "/tiles/{layers}/metadata.json", operation_id = "tile_metadata", tag = "tiles",
     params(("layers" = String, Path, description = "comma-separated layer names")),
     responses((status = 200, description = "MBTiles-style metadata (vector_layers inside the `json` string), for GDAL"), (status = 404, description = "Unknown layer or file")))]
 pub async fn tile_dir_file(
@@ -203,7 +206,7 @@ pub async fn tile_dir_file(
 
 /// A MapLibre GL style: `network` (pipelines by kind, grid cells) or `risk` (risk points by
 /// level, sensors, grid cells). Only our own tiles; no glyphs or sprites from outside.
-#[utoipa::path(get, path = "/styles/{name}.json", tag = "tiles",
+#[utoipa::path(get, path = "/styles/{name}.json", operation_id = "get_style", tag = "tiles",
     params(("name" = String, Path, description = "network or risk")),
     responses((status = 200, description = "MapLibre style (spec v8)"), (status = 404, description = "Unknown style")))]
 pub async fn style_doc(
