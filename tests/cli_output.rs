@@ -139,6 +139,42 @@ fn json_results_quiet_and_verbose_on_geopackage() {
     let gpkg = dir.path().join("store.gpkg").to_string_lossy().into_owned();
     let other = dir.path().join("other.gpkg").to_string_lossy().into_owned();
     every_command(&["--gpkg", &gpkg], &["--gpkg", &other], dir.path());
+
+    // A check that finds an error prints its report all the same, then exits 1: a
+    // micro-grid cell made a child of the district (a hierarchy error no foreign key
+    // stops), written behind the store's back.
+    let db = rusqlite::Connection::open(&gpkg).expect("open the GeoPackage");
+    // The GeoPackage's R-tree triggers name these functions, so SQLite wants them to
+    // prepare any UPDATE of the table; changing no id or geometry, none of them runs.
+    for name in ["ST_IsEmpty", "ST_MinX", "ST_MaxX", "ST_MinY", "ST_MaxY"] {
+        db.create_scalar_function(
+            name,
+            1,
+            rusqlite::functions::FunctionFlags::SQLITE_UTF8,
+            |_| Ok(0i64),
+        )
+        .expect("register a stand-in");
+    }
+    let changed = db
+        .execute(
+            "UPDATE grid_cells SET parent_id = (SELECT id FROM grid_cells WHERE level = 'district') \
+             WHERE id = (SELECT min(id) FROM grid_cells WHERE level = 'micro_grid')",
+            [],
+        )
+        .expect("break the hierarchy");
+    assert_eq!(changed, 1);
+    drop(db);
+    let out = lifeline(&["--gpkg", &gpkg], &["check", "--json"]);
+    let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{stdout}{stderr}");
+    let report: Value = serde_json::from_str(&stdout).expect("one JSON document");
+    assert!(
+        report["problems"]
+            .as_array()
+            .is_some_and(|ps| ps.iter().any(|p| p["kind"] == "hierarchy")),
+        "{report}"
+    );
+    assert!(stderr.contains("1 error"), "{stderr}");
 }
 
 /// Each command that prints a result, with `--json`, against one store (and an import
