@@ -2,14 +2,14 @@
 //! [`lifeline::io::service::export_layer`] against the configured store and prints what
 //! was written.
 
-use super::open_store;
+use super::{open_store, Output};
 use anyhow::Result;
 use lifeline::config::StoreArgs;
 use lifeline::io::export::ExportOptions;
 use lifeline::io::gdal::OutFormat;
 use lifeline::io::service;
 use lifeline::model::{Bbox, Layer};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Arguments of `lifeline export`.
 #[derive(clap::Args)]
@@ -34,8 +34,33 @@ pub struct ExportArgs {
     out: PathBuf,
 }
 
+/// What `export` prints: how many features of which layer went to which file, in which
+/// format and CRS (as given).
+#[derive(serde::Serialize)]
+struct Exported<'a> {
+    layer: Layer,
+    written: usize,
+    file: &'a Path,
+    format: &'a str,
+    crs: &'a str,
+}
+
+impl std::fmt::Display for Exported<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "wrote {} {} to {} ({}, {})",
+            self.written,
+            self.layer,
+            self.file.display(),
+            self.format,
+            self.crs
+        )
+    }
+}
+
 /// Exports the layer and prints the count, the file, the format and the CRS.
-pub async fn run(store_args: &StoreArgs, a: &ExportArgs) -> Result<()> {
+pub async fn run(store_args: &StoreArgs, a: &ExportArgs, out: Output) -> Result<()> {
     let layer: Layer = a.layer.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
     let format = OutFormat::parse(&a.format)?;
     let bbox = a
@@ -52,13 +77,13 @@ pub async fn run(store_args: &StoreArgs, a: &ExportArgs) -> Result<()> {
         bbox,
         filter: a.filter.clone(),
     };
-    let n =
+    let written =
         service::export_layer(store.as_ref(), config.metric_crs.as_deref(), opts, &a.out).await?;
-    println!(
-        "wrote {n} {layer} to {} ({}, {})",
-        a.out.display(),
-        a.format,
-        a.crs
-    );
-    Ok(())
+    out.result(&Exported {
+        layer,
+        written,
+        file: &a.out,
+        format: &a.format,
+        crs: &a.crs,
+    })
 }

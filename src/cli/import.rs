@@ -1,17 +1,19 @@
 //! `lifeline import`: builds an import request from the arguments, runs it through
 //! [`lifeline::io::service`] with an indicatif progress bar, and prints the issues (the
-//! first 30) and the summary of what was read, written and rejected. Without `--mapping`
-//! it says on stderr which fields were found as columns; `--infer-mapping` prints a
-//! starting mapping file ([`lifeline::io::infer`]) on stdout and imports nothing.
+//! first 30; all of them with `--json`) and the summary of what was read, written and
+//! rejected. Without `--mapping` it says on stderr which fields were found as columns;
+//! `--infer-mapping` prints a starting mapping file ([`lifeline::io::infer`]) on stdout
+//! (with `--json`, inside a JSON document) and imports nothing.
 
-use super::open_store;
+use super::{open_store, Output};
 use anyhow::Result;
 use lifeline::config::StoreArgs;
 use lifeline::io::import::{ImportOptions, Mapping, Report};
 use lifeline::io::infer::{self, NameMatch};
 use lifeline::io::service::{self, ImportOutcome, ImportRequest, Progress};
 use lifeline::model::{Actor, Layer};
-use std::path::PathBuf;
+use std::fmt;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 /// Issues printed; `--report FILE` has them all.
@@ -58,23 +60,143 @@ pub struct ImportArgs {
     resume: bool,
 }
 
+/// What `import` prints: the validation report's counts and issues, the rows an earlier
+/// run committed, and how the import ended.
+#[derive(serde::Serialize)]
+struct Imported<'a> {
+    /// The file as given.
+    file: &'a Path,
+    /// Source, source layer and CRS, the operation, the target layer, rows read, accepted,
+    /// repaired and rejected, and every issue.
+    #[serde(flatten)]
+    report: &'a Report,
+    /// Source rows skipped because an earlier run committed them.
+    resumed_after: usize,
+    outcome: Ended,
+    seconds: f64,
+}
+
+/// How an import ended ([`ImportOutcome`]), with what it wrote; `{"kind": "…", …}`.
+#[derive(serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum Ended {
+    /// Validated only: nothing written.
+    DryRun,
+    /// A batch import an earlier run completed: nothing left to do.
+    AlreadyDone,
+    /// Batches committed by this run, and the job's progress over all its runs.
+    Batches {
+        written: usize,
+        commits: usize,
+        version: Option<i64>,
+        batches: i64,
+        last_row: i64,
+        accepted: i64,
+        rejected: i64,
+        done: bool,
+    },
+    /// One transaction: the layer's records and the mapping's owners.
+    OneTransaction {
+        records: usize,
+        owners: usize,
+        version: Option<i64>,
+    },
+}
+
+impl fmt::Display for Imported<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let report = self.report;
+        for i in report.issues.iter().take(SHOWN) {
+            writeln!(
+                f,
+                "row {:>6}{}: {:?}: {}",
+                i.row,
+                i.fid.map(|f| format!(" (fid {f})")).unwrap_or_default(),
+                i.outcome,
+                i.reason
+            )?;
+        }
+        if report.issues.len() > SHOWN {
+            writeln!(
+                f,
+                "... {} more issues (use --report FILE for all)",
+                report.issues.len() - SHOWN
+            )?;
+        }
+        if self.resumed_after > 0 {
+            writeln!(
+                f,
+                "resumed after source row {} (committed by an earlier run)",
+                self.resumed_after
+            )?;
+        }
+        writeln!(
+            f,
+            "{}: read {} rows from layer '{}' ({}; {}), accepted {}, repaired {}, rejected {}",
+            self.file.display(),
+            report.read,
+            report.source_layer,
+            report.source_crs.as_deref().unwrap_or("?"),
+            report.operation,
+            report.accepted,
+            report.repaired,
+            report.rejected
+        )?;
+        let secs = self.seconds;
+        match &self.outcome {
+            Ended::DryRun => write!(f, "dry run: nothing written"),
+            Ended::AlreadyDone => write!(
+                f,
+                "nothing to do: this batch import was completed by an earlier run"
+            ),
+            Ended::Batches {
+                written,
+                commits,
+                version,
+                batches,
+                last_row,
+                accepted,
+                rejected,
+                done,
+            } => write!(
+                f,
+                "wrote {written} records in {commits} transaction(s) (version {}) in {secs:.1} \
+                 s; job: {batches} batches, through source row {last_row}, {accepted} accepted, \
+                 {rejected} rejected in total{}",
+                version.unwrap_or(0),
+                if *done { ", done" } else { "" }
+            ),
+            Ended::OneTransaction {
+                records,
+                owners,
+                version,
+            } => write!(
+                f,
+                "wrote {records} {} (and {owners} owners) in one transaction (version {}) in \
+                 {secs:.1} s",
+                report.layer,
+                version.unwrap_or(0)
+            ),
+        }
+    }
+}
+
 /// Imports (or with `--dry-run` only validates) the file and prints the summary. A dry run
 /// opens no store, so it does not even create the GeoPackage file.
-pub async fn run(store_args: &StoreArgs, a: &ImportArgs) -> Result<()> {
+pub async fn run(store_args: &StoreArgs, a: &ImportArgs, out: Output) -> Result<()> {
     if a.infer_mapping {
-        return print_inferred(a);
+        return print_inferred(a, out);
     }
     let mapping = a.mapping.as_deref().map(Mapping::load).transpose()?;
     let chosen = service::choose_mapping(&a.file, a.layer, mapping)?;
     if let Some(m) = &chosen.by_name {
-        tell_matched(m);
+        tell_matched(m, out);
     }
-    let layer = chosen.layer;
     let request = ImportRequest {
         file: a.file.clone(),
         mapping: chosen.mapping,
         options: ImportOptions {
-            layer,
+            layer: chosen.layer,
             source_crs: a.s_srs.clone(),
             gcj02: a.gcj02,
         },
@@ -83,10 +205,14 @@ pub async fn run(store_args: &StoreArgs, a: &ImportArgs) -> Result<()> {
         resume: a.resume,
     };
     let started = Instant::now();
-    let bar = indicatif::ProgressBar::new(0).with_style(
-        indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} rows")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+    let bar = if out.progress() {
+        indicatif::ProgressBar::new(0).with_style(
+            indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} rows")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        )
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     bar.set_message("importing");
     let progress: Progress = {
         let bar = bar.clone();
@@ -96,63 +222,47 @@ pub async fn run(store_args: &StoreArgs, a: &ImportArgs) -> Result<()> {
         })
     };
     let done = if a.dry_run {
-        let done = service::validate_file(request, progress).await?;
+        let done = service::validate_file(request, progress).await;
         bar.finish_and_clear();
-        done
+        done?
     } else {
         let (store, _) = open_store(store_args).await?;
         let done = service::import_file(store.as_ref(), request, &Actor::cli(), progress).await;
         bar.finish_and_clear();
         done?
     };
+    let seconds = started.elapsed().as_secs_f64();
     let report = done.report();
-    print_issues(report);
     if let Some(p) = &a.report {
         service::write_report(report, p)?;
     }
     let summary = &done.summary;
-    if summary.resumed_after > 0 {
-        println!(
-            "resumed after source row {} (committed by an earlier run)",
-            summary.resumed_after
-        );
-    }
-    println!(
-        "{}: read {} rows from layer '{}' ({}; {}), accepted {}, repaired {}, rejected {}",
-        a.file.display(),
-        report.read,
-        report.source_layer,
-        report.source_crs.as_deref().unwrap_or("?"),
-        report.operation,
-        report.accepted,
-        report.repaired,
-        report.rejected
-    );
-    let secs = started.elapsed().as_secs_f64();
-    match done.outcome() {
-        ImportOutcome::DryRun => println!("dry run: nothing written"),
-        ImportOutcome::AlreadyDone => {
-            println!("nothing to do: this batch import was completed by an earlier run")
-        }
-        ImportOutcome::Batches(j) => println!(
-            "wrote {} records in {} transaction(s) (version {}) in {secs:.1} s; job: {} batches, \
-             through source row {}, {} accepted, {} rejected in total{}",
-            summary.written,
-            summary.commits,
-            summary.version.unwrap_or(0),
-            j.batches,
-            j.last_row,
-            j.accepted,
-            j.rejected,
-            if j.done { ", done" } else { "" }
-        ),
-        ImportOutcome::OneTransaction { records, owners } => println!(
-            "wrote {records} {layer} (and {owners} owners) in one transaction (version {}) in \
-             {secs:.1} s",
-            summary.version.unwrap_or(0)
-        ),
-    }
-    Ok(())
+    let outcome = match done.outcome() {
+        ImportOutcome::DryRun => Ended::DryRun,
+        ImportOutcome::AlreadyDone => Ended::AlreadyDone,
+        ImportOutcome::Batches(j) => Ended::Batches {
+            written: summary.written,
+            commits: summary.commits,
+            version: summary.version,
+            batches: j.batches,
+            last_row: j.last_row,
+            accepted: j.accepted,
+            rejected: j.rejected,
+            done: j.done,
+        },
+        ImportOutcome::OneTransaction { records, owners } => Ended::OneTransaction {
+            records,
+            owners,
+            version: summary.version,
+        },
+    };
+    out.result(&Imported {
+        file: &a.file,
+        report,
+        resumed_after: summary.resumed_after,
+        outcome,
+        seconds,
+    })
 }
 
 /// A layer name as clap reads it.
@@ -161,39 +271,76 @@ fn parse_layer(s: &str) -> Result<Layer, String> {
         .map_err(|e: lifeline::model::ModelError| e.to_string())
 }
 
-/// Prints the mapping inferred from the file on stdout (so `> map.toml` keeps it) and what
-/// is left to do on stderr.
-fn print_inferred(a: &ImportArgs) -> Result<()> {
+/// A mapping inferred from a file: as text the mapping file itself (so `> map.toml` keeps
+/// it); with `--json` that text as `mapping`, with what it was inferred from and what is
+/// left to fill in.
+#[derive(serde::Serialize)]
+struct InferredMapping<'a> {
+    layer: Layer,
+    /// Why this layer, when it was guessed.
+    layer_guess: Option<&'a str>,
+    source_layer: &'a str,
+    crs: Option<&'a str>,
+    sampled: usize,
+    /// Fields of the layer that matched a column.
+    matched: usize,
+    fields: usize,
+    /// Required fields no column matched.
+    still_required: Vec<&'static str>,
+    /// The mapping file (TOML).
+    mapping: String,
+}
+
+impl fmt::Display for InferredMapping<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.mapping.trim_end())
+    }
+}
+
+/// Prints the mapping inferred from the file on stdout and what is left to do on stderr.
+fn print_inferred(a: &ImportArgs, out: Output) -> Result<()> {
     let inferred = infer::infer(&a.file, a.layer, None)?;
-    print!("{}", inferred.to_toml());
-    let matched = inferred
-        .fields
-        .iter()
-        .filter(|f| f.column.is_some())
-        .count();
-    eprintln!(
-        "inferred a {} mapping from {} sample rows of layer '{}': {matched} of {} fields \
-         matched a column{}",
-        inferred.layer,
-        inferred.sampled,
-        inferred.source_layer,
-        inferred.fields.len(),
-        if inferred.layer_guess.is_some() {
+    let result = InferredMapping {
+        layer: inferred.layer,
+        layer_guess: inferred.layer_guess.as_deref(),
+        source_layer: &inferred.source_layer,
+        crs: inferred.crs.as_deref(),
+        sampled: inferred.sampled,
+        matched: inferred
+            .fields
+            .iter()
+            .filter(|f| f.column.is_some())
+            .count(),
+        fields: inferred.fields.len(),
+        still_required: inferred.required_unmatched(),
+        mapping: inferred.to_toml(),
+    };
+    out.note(format_args!(
+        "inferred a {} mapping from {} sample rows of layer '{}': {} of {} fields matched a \
+         column{}",
+        result.layer,
+        result.sampled,
+        result.source_layer,
+        result.matched,
+        result.fields,
+        if result.layer_guess.is_some() {
             " (the layer is a guess)"
         } else {
             ""
         }
-    );
-    let required = inferred.required_unmatched();
-    if !required.is_empty() {
-        eprintln!("still to fill in (required): {}", required.join(", "));
+    ));
+    if !result.still_required.is_empty() {
+        out.note(format_args!(
+            "still to fill in (required): {}",
+            result.still_required.join(", ")
+        ));
     }
-    Ok(())
+    out.result(&result)
 }
 
 /// Says on stderr which fields an import without a mapping reads, and which it found no
 /// column for.
-fn tell_matched(m: &NameMatch) {
+fn tell_matched(m: &NameMatch, out: Output) {
     let mapped: Vec<String> = m
         .mapped
         .iter()
@@ -205,7 +352,7 @@ fn tell_matched(m: &NameMatch) {
             }
         })
         .collect();
-    eprintln!(
+    out.note(format_args!(
         "no --mapping: {} field(s) read from the columns of the same name: {}",
         mapped.len(),
         if mapped.is_empty() {
@@ -213,40 +360,21 @@ fn tell_matched(m: &NameMatch) {
         } else {
             mapped.join(", ")
         }
-    );
+    ));
     let (required, optional): (Vec<_>, Vec<_>) = m.missing.iter().partition(|f| f.required);
     let names = |fs: Vec<&&lifeline::model::schema::FieldInfo>| -> Vec<&str> {
         fs.iter().map(|f| f.name).collect()
     };
     let (required, optional) = (names(required), names(optional));
     if !required.is_empty() {
-        eprintln!(
+        out.note(format_args!(
             "no column for the required field(s) {} of {}: rows without them are rejected \
              (give a --mapping; --infer-mapping writes a starting one)",
             required.join(", "),
             m.layer
-        );
+        ));
     }
     if !optional.is_empty() {
-        eprintln!("no column for: {}", optional.join(", "));
-    }
-}
-
-/// The first rejected or repaired rows, one a line, and how many more the report holds.
-fn print_issues(report: &Report) {
-    for i in report.issues.iter().take(SHOWN) {
-        println!(
-            "row {:>6}{}: {:?}: {}",
-            i.row,
-            i.fid.map(|f| format!(" (fid {f})")).unwrap_or_default(),
-            i.outcome,
-            i.reason
-        );
-    }
-    if report.issues.len() > SHOWN {
-        println!(
-            "... {} more issues (use --report FILE for all)",
-            report.issues.len() - SHOWN
-        );
+        out.note(format_args!("no column for: {}", optional.join(", ")));
     }
 }

@@ -1,7 +1,9 @@
 //! `lifeline simulate`: replays sensor streams against a running server
 //! ([`lifeline::simulate`]) until the time is up or Ctrl-C, then prints what was sent.
 
+use super::Output;
 use anyhow::Result;
+use lifeline::simulate::SimSummary;
 
 /// Arguments of `lifeline simulate`.
 #[derive(clap::Args)]
@@ -32,8 +34,31 @@ pub struct SimulateArgs {
     leak_now: Vec<i64>,
 }
 
+/// What was sent and what the server made of it; with `--json` the [`SimSummary`] as is.
+#[derive(serde::Serialize)]
+#[serde(transparent)]
+struct Sent(SimSummary);
+
+impl std::fmt::Display for Sent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.0;
+        write!(
+            f,
+            "sent {} readings in {:.1} s: {} stored ({:.0}/s), {} duplicates, {} rejected, {} alarm changes, {} failed requests",
+            s.sent,
+            s.seconds,
+            s.stored,
+            s.stored as f64 / s.seconds.max(0.001),
+            s.duplicates,
+            s.rejected,
+            s.alarm_changes,
+            s.failed_requests
+        )
+    }
+}
+
 /// Runs the simulator and prints its summary.
-pub async fn run(a: &SimulateArgs) -> Result<()> {
+pub async fn run(a: &SimulateArgs, out: Output) -> Result<()> {
     let options = lifeline::simulate::SimOptions {
         url: a.url.clone(),
         key: a.key.clone(),
@@ -45,16 +70,5 @@ pub async fn run(a: &SimulateArgs) -> Result<()> {
         leak_now: a.leak_now.clone(),
     };
     let s = lifeline::simulate::run(options, lifeline::server::shutdown_signal()).await?;
-    println!(
-        "sent {} readings in {:.1} s: {} stored ({:.0}/s), {} duplicates, {} rejected, {} alarm changes, {} failed requests",
-        s.sent,
-        s.seconds,
-        s.stored,
-        s.stored as f64 / s.seconds.max(0.001),
-        s.duplicates,
-        s.rejected,
-        s.alarm_changes,
-        s.failed_requests
-    );
-    Ok(())
+    out.result(&Sent(s))
 }

@@ -1,6 +1,7 @@
 //! `lifeline tiles`: vector-tile jobs; `tiles export` writes a PMTiles v3 archive from the
 //! index ([`lifeline::tileserver::pmtiles`]).
 
+use super::Output;
 use anyhow::Result;
 use lifeline::config::{Config, ServeArgs, StoreArgs};
 use std::path::PathBuf;
@@ -23,34 +24,45 @@ pub enum TilesAction {
 }
 
 /// Runs one `tiles` subcommand.
-pub async fn run(store: &StoreArgs, action: &TilesAction) -> Result<()> {
+pub async fn run(store: &StoreArgs, action: &TilesAction, out: Output) -> Result<()> {
     match action {
         TilesAction::Export {
             layers,
             minzoom,
             maxzoom,
-            out,
-        } => export(store, layers, *minzoom, *maxzoom, out.clone()).await,
+            out: path,
+        } => export(store, layers, *minzoom, *maxzoom, path.clone(), out).await,
     }
 }
 
 /// Loads the state (the store into the index) and writes the archive on the blocking pool,
-/// with a progress bar.
+/// with a progress bar unless `--quiet`; prints the [`ExportReport`] (with `--json` its
+/// counts, without the time taken).
+///
+/// [`ExportReport`]: lifeline::tileserver::pmtiles::ExportReport
 async fn export(
     store: &StoreArgs,
     layers: &str,
     minzoom: u8,
     maxzoom: u8,
-    out: PathBuf,
+    path: PathBuf,
+    out: Output,
 ) -> Result<()> {
     let layers =
         lifeline::tileserver::LayerSet::parse(layers).map_err(|e| anyhow::anyhow!("{e}"))?;
     let config = Config::resolve(store, &ServeArgs::default())?;
     let state = lifeline::AppState::open(config).await?;
+    let progress = out.progress();
     let report = tokio::task::spawn_blocking(move || {
-        lifeline::tileserver::pmtiles::export(&state.index, &layers, minzoom, maxzoom, &out, true)
+        lifeline::tileserver::pmtiles::export(
+            &state.index,
+            &layers,
+            minzoom,
+            maxzoom,
+            &path,
+            progress,
+        )
     })
     .await??;
-    println!("{report}");
-    Ok(())
+    out.result(&report)
 }

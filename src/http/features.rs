@@ -189,7 +189,7 @@ pub async fn remove(
 
 /// Loads a whole data set in one transaction (operator): all of it or nothing. Body: a JSON
 /// object with arrays `owners`, `grid_cells`, `pipelines`, `risk_points`, `sensors` of
-/// records in their flat JSON form (as `lifeline generate --json` writes them).
+/// records in their flat JSON form (as `lifeline generate --out` writes them).
 #[utoipa::path(post, path = "/bulk", operation_id = "bulk_load", tag = "features",
     request_body(content = Object, description = "Dataset: arrays per layer", content_type = "application/json"),
     responses((status = 200, description = "Loaded; counts per layer and the change-log version"), (status = 409, description = "Reference or id conflict; nothing written"),
