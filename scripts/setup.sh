@@ -33,12 +33,13 @@ fi
 if ((TESTS)); then
   # Outside clients that judge our output: the reference PMTiles reader, OWSLib's OGC API
   # client, the `ogctests` conformance suite (which needs geopandas), and (issue 22)
-  # openapi-spec-validator and openapi-python-client for both OpenAPI documents. The
-  # validator is pinned below 0.8: ogctests needs openapi-schema-validator < 0.7.
-  python3 -c "import pmtiles, owslib, ogctests, geopandas, openapi_spec_validator" 2>/dev/null \
+  # openapi-spec-validator and openapi-python-client for both OpenAPI documents, and
+  # (issue 15) WNTR, whose valve segments judge the network traces. The validator is pinned
+  # below 0.8: ogctests needs openapi-schema-validator < 0.7.
+  python3 -c "import pmtiles, owslib, ogctests, geopandas, openapi_spec_validator, wntr" 2>/dev/null \
     && command -v openapi-python-client >/dev/null \
     || pip install -q pmtiles OWSLib ogctests geopandas "openapi-spec-validator>=0.7,<0.8" \
-         "openapi-schema-validator>=0.6.2,<0.7" openapi-python-client >/dev/null 2>&1 \
+         "openapi-schema-validator>=0.6.2,<0.7" openapi-python-client wntr six >/dev/null 2>&1 \
     || echo "setup: pip install of the Python test clients failed" >&2
 fi
 

@@ -1,0 +1,156 @@
+//! Valve segments judged by WNTR (issue 15): on EPANET networks that ship inside the wntr
+//! package (Net3, ky10, Net6), with WNTR's own strategic valve layer, Lifeline's segments
+//! equal `wntr.metrics.topographic.valve_segments` element by element; the isolation of a
+//! pipe covers exactly its WNTR segment with exactly the valves on that segment's boundary;
+//! and a broken valve (dropped from WNTR's layer) grows the segments the same way on both.
+
+use lifeline_trace::{Network, Node, NodeRole, Pipe, Position, Scenario, Valve};
+use serde_json::Value;
+use std::collections::{BTreeSet, HashMap};
+use std::process::Command;
+
+fn oracle(network: &str, seed: u32, n: u32, broken: &str) -> Value {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/wntr_segments.py");
+    let out = Command::new("python3")
+        .args([script, network, &seed.to_string(), &n.to_string(), broken])
+        .output()
+        .expect("python3 (scripts/setup.sh --tests installs wntr)");
+    assert!(
+        out.status.success(),
+        "wntr oracle failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("oracle JSON")
+}
+
+fn ids(v: &Value) -> impl Iterator<Item = &Value> {
+    v.as_array().expect("array").iter()
+}
+
+fn network(o: &Value) -> Network {
+    let nodes = ids(&o["nodes"])
+        .map(|n| Node {
+            id: n["id"].as_i64().unwrap(),
+            role: if n["source"].as_bool().unwrap() {
+                NodeRole::Source
+            } else {
+                NodeRole::Junction
+            },
+        })
+        .collect();
+    let pipes = ids(&o["links"])
+        .map(|l| Pipe {
+            id: l["id"].as_i64().unwrap(),
+            from: l["from"].as_i64().unwrap(),
+            to: l["to"].as_i64().unwrap(),
+        })
+        .collect();
+    let valves = ids(&o["valves"])
+        .map(|v| Valve {
+            id: v["id"].as_i64().unwrap(),
+            pipe: v["link"].as_i64().unwrap(),
+            node: v["node"].as_i64().unwrap(),
+            position: Position::Open,
+            operable: true,
+        })
+        .collect();
+    Network::new(nodes, pipes, valves).expect("a valid network")
+}
+
+/// Two numberings of the same elements describe the same partition.
+fn same_partition(ours: &[usize], theirs: &[usize], what: &str) {
+    assert_eq!(ours.len(), theirs.len());
+    let (mut a, mut b) = (HashMap::new(), HashMap::new());
+    for (i, (&o, &t)) in ours.iter().zip(theirs).enumerate() {
+        let ta = *a.entry(o).or_insert(t);
+        let ob = *b.entry(t).or_insert(o);
+        assert!(
+            ta == t && ob == o,
+            "{what} {i}: Lifeline's segment {o} holds WNTR's {ta} and {t}, or WNTR's {t} holds Lifeline's {ob} and {o}"
+        );
+    }
+}
+
+fn numbering(o: &Value, key: &str, part: &str) -> Vec<usize> {
+    ids(&o[key][part])
+        .map(|s| s.as_u64().unwrap() as usize)
+        .collect()
+}
+
+fn compare(network_name: &str, seed: u32, n: u32, broken: &str) {
+    let o = oracle(network_name, seed, n, broken);
+    let net = network(&o);
+    let all = net.segments(&Scenario::default());
+    let wntr_nodes = numbering(&o, "segments", "nodes");
+    let wntr_links = numbering(&o, "segments", "links");
+    let ours: Vec<usize> = all.nodes.iter().chain(&all.pipes).copied().collect();
+    let theirs: Vec<usize> = wntr_nodes.iter().chain(&wntr_links).copied().collect();
+    same_partition(&ours, &theirs, network_name);
+
+    // Isolating a pipe: its WNTR segment, and the valves on that segment's boundary.
+    let valves: Vec<(i64, usize, usize)> = ids(&o["valves"])
+        .map(|v| {
+            let (l, n) = (v["link"].as_u64().unwrap(), v["node"].as_u64().unwrap());
+            (v["id"].as_i64().unwrap(), l as usize, n as usize)
+        })
+        .collect();
+    let step = (wntr_links.len() / 25).max(1);
+    for pipe in (0..wntr_links.len()).step_by(step) {
+        let seg = wntr_links[pipe];
+        let iso = net
+            .isolate(&[pipe as i64], &Scenario::default())
+            .expect("isolate");
+        let want_pipes: Vec<i64> = (0..wntr_links.len())
+            .filter(|&l| wntr_links[l] == seg)
+            .map(|l| l as i64)
+            .collect();
+        let want_nodes: Vec<i64> = (0..wntr_nodes.len())
+            .filter(|&n| wntr_nodes[n] == seg)
+            .map(|n| n as i64)
+            .collect();
+        assert_eq!(iso.segment.pipes, want_pipes, "{network_name} pipe {pipe}");
+        assert_eq!(iso.segment.nodes, want_nodes, "{network_name} pipe {pipe}");
+        let want: BTreeSet<i64> = valves
+            .iter()
+            .filter(|(_, l, n)| (wntr_links[*l] == seg) != (wntr_nodes[*n] == seg))
+            .map(|(id, _, _)| *id)
+            .collect();
+        let got: BTreeSet<i64> = iso.boundary_valves.iter().map(|b| b.id).collect();
+        assert_eq!(got, want, "{network_name} pipe {pipe}: boundary valves");
+        // Only boundary valves are ever listed to close.
+        assert!(iso.valves_to_close.iter().all(|v| want.contains(v)));
+    }
+
+    // A broken valve is passed through: the same segments as WNTR without it.
+    let broken: Scenario = Scenario {
+        broken: ids(&o["broken"]).map(|i| i.as_i64().unwrap()).collect(),
+        ..Scenario::default()
+    };
+    let grown = net.segments(&broken);
+    let ours: Vec<usize> = grown.nodes.iter().chain(&grown.pipes).copied().collect();
+    let theirs: Vec<usize> = numbering(&o, "segments_broken", "nodes")
+        .into_iter()
+        .chain(numbering(&o, "segments_broken", "links"))
+        .collect();
+    same_partition(
+        &ours,
+        &theirs,
+        &format!("{network_name} with broken valves"),
+    );
+}
+
+#[test]
+fn net3_segments_equal_wntr() {
+    compare("Net3", 7, 2, "0,5,11");
+    compare("Net3", 8, 1, "3");
+}
+
+#[test]
+fn ky10_segments_equal_wntr() {
+    compare("ky10", 7, 2, "0,1,2,40");
+}
+
+#[test]
+fn net6_segments_equal_wntr() {
+    compare("Net6", 7, 2, "10,20,30");
+}
