@@ -379,17 +379,7 @@ async fn second_instance(
     let state = lifeline::AppState::with_store(store, config, app::test_clock())
         .await
         .expect("state");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let h = tokio::spawn(async move {
-        lifeline::run(listener, state, async {
-            let _ = rx.await;
-        })
-        .await
-        .expect("server");
-    });
-    (addr, tx, h)
+    app::serve(state).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -173,16 +173,7 @@ async fn serve(backend: Backend, data: &Dataset) -> (Server, String) {
         .await
         .expect("state");
     let crs = state.index.crs().code().to_string();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(async move {
-        lifeline::run(listener, state, async {
-            let _ = rx.await;
-        })
-        .await
-        .unwrap();
-    });
+    let (addr, tx, _server) = app::serve(state).await;
     (
         Server {
             addr,

@@ -41,18 +41,7 @@ async fn the_server_and_its_change_follower_connect_over_verified_tls() {
     let state = lifeline::AppState::with_store(store, config, app::test_clock())
         .await
         .expect("state");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        lifeline::run(listener, state, async {
-            let _ = stopped.await;
-        })
-        .await
-        .expect("server");
-    });
+    let (addr, stop, server) = app::serve(state).await;
 
     // An observer over TLS too: the follower's LISTEN connection shows up, encrypted.
     let (observer, conn) = PgTarget::parse(&url)

@@ -104,18 +104,7 @@ async fn serve(
     let state = lifeline::AppState::with_store(store, config, app::test_clock())
         .await
         .expect("state");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        lifeline::run(listener, state, async {
-            let _ = rx.await;
-        })
-        .await
-        .expect("server");
-    });
+    let (addr, tx, server) = app::serve(state).await;
     (format!("http://{addr}"), tx, server)
 }
 

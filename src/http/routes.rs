@@ -81,14 +81,7 @@ impl Routes {
         self.record(path, Document::Service);
         self.api = self.api.route(path, method);
         let doc = self.api.get_openapi_mut();
-        for (p, item) in paths.paths {
-            match doc.paths.paths.get_mut(&p) {
-                Some(it) => it.merge_operations(item),
-                None => {
-                    doc.paths.paths.insert(p, item);
-                }
-            }
-        }
+        doc.paths.merge(paths);
         doc.components
             .get_or_insert_with(utoipa::openapi::Components::new)
             .schemas

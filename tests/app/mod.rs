@@ -139,18 +139,7 @@ impl TestApp {
         let state = lifeline::AppState::with_store(store.clone(), config, clock.clone())
             .await
             .expect("build state");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let handle = tokio::spawn(async move {
-            lifeline::run(listener, state, async {
-                let _ = rx.await;
-            })
-            .await
-            .expect("server");
-        });
+        let (addr, tx, handle) = serve(state).await;
         TestApp {
             addr,
             store,
@@ -192,6 +181,30 @@ impl TestApp {
             let _ = h.await;
         }
     }
+}
+
+/// Serves `state` on a free port of the loopback: its address, the sender that stops it
+/// gracefully, and the server's task.
+pub async fn serve(
+    state: lifeline::AppState,
+) -> (
+    SocketAddr,
+    tokio::sync::oneshot::Sender<()>,
+    tokio::task::JoinHandle<()>,
+) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let handle = tokio::spawn(async move {
+        lifeline::run(listener, state, async {
+            let _ = rx.await;
+        })
+        .await
+        .expect("server");
+    });
+    (addr, tx, handle)
 }
 
 /// Instantiates an async test body `fn(Backend)` once per backend.

@@ -18,6 +18,7 @@
 use super::gdal::{describe_layer, stream_rows, ResumeAt, SourceInfo, SourceRow};
 use geo::{Coord, Geometry, LineString, MultiPolygon, Polygon};
 use lifeline_model::crs::Route;
+use lifeline_model::geom::type_name;
 use lifeline_model::{Actor, Catalog, Dataset, Layer, Owner, Record};
 use lifeline_store::import_jobs::{ImportJob, ImportJobKey};
 use lifeline_store::{Store, StoreError};
@@ -1103,21 +1104,6 @@ fn repair_polygons(
         ));
     }
     Ok(MultiPolygon(out))
-}
-
-fn type_name(g: &Geometry<f64>) -> &'static str {
-    match g {
-        Geometry::Point(_) => "Point",
-        Geometry::Line(_) => "Line",
-        Geometry::LineString(_) => "LineString",
-        Geometry::Polygon(_) => "Polygon",
-        Geometry::MultiPoint(_) => "MultiPoint",
-        Geometry::MultiLineString(_) => "MultiLineString",
-        Geometry::MultiPolygon(_) => "MultiPolygon",
-        Geometry::GeometryCollection(_) => "GeometryCollection",
-        Geometry::Rect(_) => "Rect",
-        Geometry::Triangle(_) => "Triangle",
-    }
 }
 
 fn gcj02_to_wgs84_geom(g: &Geometry<f64>) -> Geometry<f64> {

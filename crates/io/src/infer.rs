@@ -17,6 +17,7 @@
 use crate::gdal::{describe_layer, stream_rows, GdalError, SourceInfo};
 use crate::import::{FieldRule, Mapping};
 use geo::Geometry;
+use lifeline_model::geom::type_name;
 use lifeline_model::schema::{fields, FieldInfo, Schema, Stored};
 use lifeline_model::{GridCell, Layer, ModelError, Owner, Pipeline, RiskPoint, Sensor};
 use serde_json::Value;
@@ -390,21 +391,6 @@ fn layers_for(g: &Geometry<f64>) -> &'static [Layer] {
     }
 }
 
-fn geometry_name(g: &Geometry<f64>) -> &'static str {
-    match g {
-        Geometry::Point(_) => "Point",
-        Geometry::Line(_) => "Line",
-        Geometry::LineString(_) => "LineString",
-        Geometry::Polygon(_) => "Polygon",
-        Geometry::MultiPoint(_) => "MultiPoint",
-        Geometry::MultiLineString(_) => "MultiLineString",
-        Geometry::MultiPolygon(_) => "MultiPolygon",
-        Geometry::GeometryCollection(_) => "GeometryCollection",
-        Geometry::Rect(_) => "Rect",
-        Geometry::Triangle(_) => "Triangle",
-    }
-}
-
 /// A sample value as text: strings quoted (JSON escapes), long ones cut.
 fn show(v: &Value) -> Option<String> {
     let s = match v {
@@ -450,7 +436,7 @@ fn guess_layer(geometry: Option<&Geometry<f64>>, columns: &[String]) -> (Layer, 
     let mut why = match geometry {
         Some(g) => format!(
             "guessed from the {} geometry and {n} matching column(s)",
-            geometry_name(g)
+            type_name(g)
         ),
         None => format!("guessed from {n} matching column(s); no geometry was sampled"),
     };
@@ -546,7 +532,7 @@ pub fn infer(
         layer_guess,
         crs: info.crs,
         crs_name: info.crs_name,
-        geometry: geometry.as_ref().map(geometry_name),
+        geometry: geometry.as_ref().map(type_name),
         sampled,
         samples,
         fields,
