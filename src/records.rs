@@ -275,7 +275,7 @@ pub async fn delete(
 /// What a bulk load wrote: records per layer, and the index's version after it.
 #[derive(Debug, Clone)]
 pub struct Loaded {
-    pub counts: [(Layer, usize); 5],
+    pub counts: [(Layer, usize); 6],
     pub version: i64,
 }
 

@@ -1,6 +1,7 @@
 //! A small, valid data set around Jiulongpo (lon ≈ 106.5, lat ≈ 29.5): two owners, a
-//! district and a street cell, five pipelines of different kinds, two risk points and
-//! three sensors. Also JSON bodies for the API.
+//! district and a street cell, five pipelines of different kinds, two risk points, three
+//! sensors, and the water main's two end nodes (a plant and a valve). Also JSON bodies for
+//! the API.
 
 use lifeline::model::*;
 use serde_json::{json, Value};
@@ -37,6 +38,8 @@ pub fn pipe(id: i64, owner_id: i64, kind: PipeKind, x: f64, y: f64, dx: f64) -> 
         depth_accuracy_cm: Some(15.0),
         quality_level: Some(QualityLevel::QlB),
         status: PipeStatus::InService,
+        from_node: None,
+        to_node: None,
         geometry: geo::LineString::from(vec![(x, y), (x + dx, y + dx / 10.0)]),
     }
 }
@@ -95,11 +98,36 @@ pub fn dataset() -> Dataset {
         installed: chrono::NaiveDate::from_ymd_opt(2024, 3, 1),
         location: geo::point!(x: x, y: y),
     };
+    let plant = NetworkNode {
+        source_kind: Some(SourceKind::WaterPlant),
+        name: Some("九龙坡水厂".into()),
+        ..NetworkNode::new(
+            1,
+            PipeKind::WaterSupply,
+            NodeType::Source,
+            geo::point!(x: 106.50, y: 29.50),
+        )
+    };
+    let valve = NetworkNode {
+        code: Some("V-0001".into()),
+        valve_condition: Some(ValveCondition::Operable),
+        ..NetworkNode::new(
+            2,
+            PipeKind::WaterSupply,
+            NodeType::Valve,
+            geo::point!(x: 106.501, y: 29.5001),
+        )
+    };
     Dataset {
         owners: vec![owner(1, "重庆水务集团"), owner(2, "重庆燃气集团")],
         grid_cells: vec![district, street],
+        nodes: vec![plant, valve],
         pipelines: vec![
-            pipe(1, 1, PipeKind::WaterSupply, 106.50, 29.50, 0.001),
+            Pipeline {
+                from_node: Some(1),
+                to_node: Some(2),
+                ..pipe(1, 1, PipeKind::WaterSupply, 106.50, 29.50, 0.001)
+            },
             pipe(2, 2, PipeKind::Gas, 106.50, 29.5001, 0.001),
             pipe(3, 1, PipeKind::Drainage, 106.51, 29.51, 0.002),
             pipe(4, 2, PipeKind::Power, 106.52, 29.52, 0.001),

@@ -158,6 +158,8 @@ pub fn pipeline_full(id: i64, owner_id: i64) -> Pipeline {
         depth_accuracy_cm: Some(7.5),
         quality_level: Some(QualityLevel::QlA),
         status: PipeStatus::InService,
+        from_node: Some(400),
+        to_node: Some(401),
         geometry: LineString::from(vec![
             (106.5123456789012, 29.5012345678901),
             (106.5131, 29.5016),
@@ -245,12 +247,41 @@ pub fn sensor_min(id: i64) -> Sensor {
     }
 }
 
-/// A small consistent data set: 2 owners, 2 cells, 2 pipelines, 2 risk points, 2 sensors.
+/// A gas valve with every optional field set, on pipeline `on_pipe`.
+pub fn node_full(id: i64, on_pipe: i64) -> NetworkNode {
+    NetworkNode {
+        code: Some("FM-渝中-0042".into()),
+        name: Some("解放碑支线阀".into()),
+        valve_position: Some(ValvePosition::Closed),
+        valve_condition: Some(ValveCondition::Inaccessible),
+        on_pipe_id: Some(on_pipe),
+        ..NetworkNode::new(
+            id,
+            PipeKind::Gas,
+            NodeType::Valve,
+            Point::new(106.5123456789012, 29.5012345678901),
+        )
+    }
+}
+
+/// A gas junction with only the required fields.
+pub fn node_min(id: i64) -> NetworkNode {
+    NetworkNode::new(
+        id,
+        PipeKind::Gas,
+        NodeType::Junction,
+        Point::new(106.5142, 29.50185),
+    )
+}
+
+/// A small consistent data set: 2 owners, 2 cells, 2 nodes, 2 pipelines, 2 risk points, 2
+/// sensors.
 pub fn dataset() -> Dataset {
     Dataset {
         owners: vec![owner_full(1), owner_min(2)],
         // Child before parent on purpose: loads must order grid cells by level.
         grid_cells: vec![street(11, 10), district(10)],
+        nodes: vec![node_full(400, 100), node_min(401)],
         pipelines: vec![pipeline_full(100, 1), pipeline_min(101, 2)],
         risk_points: vec![risk_point_full(200, 11), risk_point_min(201)],
         sensors: vec![sensor_full(300, 100, 200), sensor_min(301)],
@@ -306,6 +337,7 @@ pub fn synthetic(n: usize) -> Dataset {
         pipelines,
         risk_points: vec![risk_point_full(1, 1), risk_point_min(2)],
         sensors,
+        nodes: Vec::new(),
     }
 }
 
@@ -316,5 +348,6 @@ pub fn sorted(mut d: Dataset) -> Dataset {
     d.pipelines.sort_by_key(|r| r.id);
     d.risk_points.sort_by_key(|r| r.id);
     d.sensors.sort_by_key(|r| r.id);
+    d.nodes.sort_by_key(|r| r.id);
     d
 }

@@ -68,21 +68,7 @@ pub fn geojson(r: &CheckResult) -> Value {
     })
 }
 
-/// Escapes text for HTML element content and attribute values.
-pub fn esc(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use lifeline_model::html::esc;
 
 /// An SVG map of the dig and the conflicting pipes, drawn in metres (north up) with a
 /// scale bar. Geometries that cannot be projected are left out.

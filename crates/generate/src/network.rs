@@ -1429,6 +1429,8 @@ impl Builder<'_> {
                 depth_accuracy_cm: if depth_known { depth_acc } else { None },
                 quality_level: run.quality,
                 status: run.status,
+                from_node: None,
+                to_node: None,
                 geometry,
             });
         }

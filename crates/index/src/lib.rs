@@ -128,7 +128,7 @@ pub type MinZoomFn = Box<dyn Fn(&Record) -> u8 + Send + Sync>;
 /// The whole in-memory index. Cheap to share behind an `Arc`.
 pub struct SpatialIndex {
     crs: MetricCrs,
-    layers: [RwLock<LayerIndex>; 5],
+    layers: [RwLock<LayerIndex>; 6],
     version: AtomicI64,
     min_zoom: Option<MinZoomFn>,
     /// Names the rules `min_zoom` applies (see [`SpatialIndex::with_min_zoom_tagged`]).
@@ -141,7 +141,8 @@ fn slot(layer: Layer) -> usize {
         Layer::RiskPoints => 1,
         Layer::GridCells => 2,
         Layer::Sensors => 3,
-        Layer::Owners => 4,
+        Layer::Nodes => 4,
+        Layer::Owners => 5,
     }
 }
 
@@ -220,6 +221,7 @@ impl SpatialIndex {
             pipelines,
             risk_points,
             sensors,
+            nodes,
         } = data;
         let batches: Vec<(Layer, Vec<Record>)> = vec![
             (
@@ -242,6 +244,7 @@ impl SpatialIndex {
                 Layer::Sensors,
                 sensors.into_iter().map(Record::Sensor).collect(),
             ),
+            (Layer::Nodes, nodes.into_iter().map(Record::Node).collect()),
         ];
         for (layer, records) in batches {
             let built = self.build_layer(records)?;

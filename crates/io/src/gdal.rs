@@ -90,7 +90,7 @@ pub struct OutFeature {
 fn geometry_type(layer: Layer) -> OGRwkbGeometryType::Type {
     match layer {
         Layer::Pipelines => OGRwkbGeometryType::wkbLineString,
-        Layer::Sensors => OGRwkbGeometryType::wkbPoint,
+        Layer::Sensors | Layer::Nodes => OGRwkbGeometryType::wkbPoint,
         Layer::GridCells => OGRwkbGeometryType::wkbMultiPolygon,
         Layer::RiskPoints => OGRwkbGeometryType::wkbUnknown,
         Layer::Owners => OGRwkbGeometryType::wkbNone,

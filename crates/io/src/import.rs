@@ -776,6 +776,7 @@ fn push(d: &mut Dataset, r: Record) {
         Record::RiskPoint(p) => d.risk_points.push(p),
         Record::GridCell(p) => d.grid_cells.push(p),
         Record::Sensor(p) => d.sensors.push(p),
+        Record::Node(p) => d.nodes.push(p),
         Record::Owner(p) => d.owners.push(p),
     }
 }
@@ -894,6 +895,7 @@ fn record_from_values(
         Layer::RiskPoints => Record::RiskPoint(read(values, geometry)?),
         Layer::GridCells => Record::GridCell(read(values, geometry)?),
         Layer::Sensors => Record::Sensor(read(values, geometry)?),
+        Layer::Nodes => Record::Node(read(values, geometry)?),
         Layer::Owners => Record::Owner(read(values, geometry)?),
     })
 }
@@ -927,6 +929,7 @@ fn set_geometry(rec: &mut Record, g: Geometry<f64>) -> Result<(), String> {
     match (rec, g) {
         (Record::Pipeline(p), Geometry::LineString(l)) => p.geometry = l,
         (Record::Sensor(s), Geometry::Point(p)) => s.location = p,
+        (Record::Node(n), Geometry::Point(p)) => n.geometry = p,
         (Record::GridCell(c), Geometry::MultiPolygon(m)) => c.geometry = m,
         (Record::RiskPoint(r), g @ (Geometry::Point(_) | Geometry::Polygon(_))) => r.geometry = g,
         (_, g) => return Err(format!("unexpected {} geometry", type_name(&g))),
@@ -1006,13 +1009,17 @@ fn repair_geometry(
             }
             Ok(Geometry::LineString(d))
         }
-        Layer::Sensors => match g {
+        Layer::Sensors | Layer::Nodes => match g {
             Geometry::Point(p) => Ok(Geometry::Point(p)),
             Geometry::MultiPoint(mut m) if m.0.len() == 1 => {
                 repairs.push("single-point MultiPoint unwrapped".into());
                 Ok(Geometry::Point(m.0.remove(0)))
             }
-            other => Err(format!("a sensor needs a Point, got {}", type_name(&other))),
+            other => Err(format!(
+                "a {} needs a Point, got {}",
+                if layer == Layer::Nodes { "node" } else { "sensor" },
+                type_name(&other)
+            )),
         },
         Layer::GridCells => {
             let polys = match g {

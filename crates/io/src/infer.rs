@@ -19,7 +19,9 @@ use crate::import::{FieldRule, Mapping};
 use geo::Geometry;
 use lifeline_model::geom::type_name;
 use lifeline_model::schema::{fields, FieldInfo, Schema, Stored};
-use lifeline_model::{GridCell, Layer, ModelError, Owner, Pipeline, RiskPoint, Sensor};
+use lifeline_model::{
+    GridCell, Layer, ModelError, NetworkNode, Owner, Pipeline, RiskPoint, Sensor,
+};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -127,6 +129,19 @@ pub const SYNONYMS: &[(Layer, &str, &[&str])] = &[
     (Layer::Sensors, "kind", &["sensor_kind", "sensor_type"]),
     (Layer::Sensors, "code", &["sensor_code", "编号"]),
     (Layer::Sensors, "status", &["state"]),
+    // Network topology as hydraulic and GIS tools name it (pandapipes, EPANET exports).
+    (
+        Layer::Pipelines,
+        "from_node",
+        &["from_junction", "start_node", "node1", "from_bus"],
+    ),
+    (
+        Layer::Pipelines,
+        "to_node",
+        &["to_junction", "end_node", "node2", "to_bus"],
+    ),
+    (Layer::Nodes, "node_type", &["node_kind", "junction_type"]),
+    (Layer::Nodes, "customers", &["customer_count", "households"]),
 ];
 
 /// Units a schema field may be given in, each family in one base unit: a column named
@@ -332,6 +347,7 @@ pub fn vocabulary(layer: Layer, name: &str) -> Option<Vec<String>> {
             ]))),
         ),
         Layer::Sensors => probe::<Sensor>(name, point()),
+        Layer::Nodes => probe::<NetworkNode>(name, point()),
         Layer::Owners => probe::<Owner>(name, None),
     }
 }
@@ -379,7 +395,9 @@ pub struct Inferred {
 /// included: a single-part multi-geometry is unwrapped).
 fn layers_for(g: &Geometry<f64>) -> &'static [Layer] {
     match g {
-        Geometry::Point(_) | Geometry::MultiPoint(_) => &[Layer::Sensors, Layer::RiskPoints],
+        Geometry::Point(_) | Geometry::MultiPoint(_) => {
+            &[Layer::Sensors, Layer::RiskPoints, Layer::Nodes]
+        }
         Geometry::LineString(_) | Geometry::MultiLineString(_) | Geometry::Line(_) => {
             &[Layer::Pipelines]
         }

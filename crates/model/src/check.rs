@@ -1,6 +1,8 @@
 //! `lifeline check`: validates a whole store — invalid records and geometries, dangling
-//! references, grid cells whose parent has the wrong level, and risk points that no sensor
-//! watches (the city's target is 100 % linked). One implementation over [`Dataset`], so
+//! references, grid cells whose parent has the wrong level, pipes joined to a node of
+//! another network, valves that name a pipe not ending at them, and risk points that no
+//! sensor watches (the city's target is 100 % linked). The network's own shape (islands
+//! without a source, duplicate nodes) is judged by the trace crate on top of this. One implementation over [`Dataset`], so
 //! both stores are checked by the same rules.
 
 use super::{Catalog, Dataset, Layer};
@@ -12,7 +14,8 @@ use std::collections::{HashMap, HashSet};
 pub struct Problem {
     pub layer: Layer,
     pub id: i64,
-    /// `invalid`, `dangling_reference`, `hierarchy`, or `unmonitored` (a warning).
+    /// `invalid`, `dangling_reference`, `hierarchy`, `topology` (a pipe joined to a node of
+    /// another network, a valve not on its pipe), or `unmonitored` (a warning).
     pub kind: &'static str,
     pub message: String,
 }
@@ -58,6 +61,35 @@ pub fn run(data: &Dataset, catalog: &Catalog) -> CheckReport {
     let cells: HashMap<i64, _> = data.grid_cells.iter().map(|c| (c.id, c.level)).collect();
     let pipes: HashSet<i64> = data.pipelines.iter().map(|p| p.id).collect();
     let risks: HashSet<i64> = data.risk_points.iter().map(|r| r.id).collect();
+    let nodes: HashMap<i64, _> = data.nodes.iter().map(|n| (n.id, n.kind)).collect();
+    let ends: HashMap<i64, [Option<i64>; 2]> = data
+        .pipelines
+        .iter()
+        .map(|p| (p.id, [p.from_node, p.to_node]))
+        .collect();
+
+    for n in &data.nodes {
+        if let Err(e) = n.validate() {
+            push(Layer::Nodes, n.id, "invalid", e.to_string());
+        }
+        if let Some(p) = n.on_pipe_id {
+            match ends.get(&p) {
+                None => push(
+                    Layer::Nodes,
+                    n.id,
+                    "dangling_reference",
+                    format!("valve on pipeline {p}, which does not exist"),
+                ),
+                Some(e) if !e.contains(&Some(n.id)) => push(
+                    Layer::Nodes,
+                    n.id,
+                    "topology",
+                    format!("valve on pipeline {p}, which neither starts nor ends at it"),
+                ),
+                _ => {}
+            }
+        }
+    }
 
     for o in &data.owners {
         if let Err(e) = o.validate() {
@@ -97,6 +129,24 @@ pub fn run(data: &Dataset, catalog: &Catalog) -> CheckReport {
                 "dangling_reference",
                 format!("owner {} does not exist", p.owner_id),
             );
+        }
+        for (end, node) in [("from_node", p.from_node), ("to_node", p.to_node)] {
+            let Some(n) = node else { continue };
+            match nodes.get(&n) {
+                None => push(
+                    Layer::Pipelines,
+                    p.id,
+                    "dangling_reference",
+                    format!("{end} {n} does not exist"),
+                ),
+                Some(kind) if *kind != p.kind => push(
+                    Layer::Pipelines,
+                    p.id,
+                    "topology",
+                    format!("a {} pipe's {end} {n} is a node of the {kind} network", p.kind),
+                ),
+                _ => {}
+            }
         }
     }
     let mut watched: HashSet<i64> = HashSet::new();
@@ -193,5 +243,48 @@ mod tests {
         assert_eq!(report.errors(), 1);
         assert_eq!(report.unmonitored(), 1);
         assert!(report.problems[0].message.contains("owner 9"));
+    }
+
+    #[test]
+    fn pipes_and_valves_out_of_their_network() {
+        let catalog = Catalog::builtin();
+        let line = line_string![(x: 106.5, y: 29.5), (x: 106.501, y: 29.5)];
+        let at = |x| geo::point!(x: x, y: 29.5);
+        let mut valve = NetworkNode::new(11, PipeKind::Gas, NodeType::Valve, at(106.5));
+        valve.on_pipe_id = Some(1);
+        let data = Dataset {
+            owners: vec![Owner {
+                id: 9,
+                name: "Water Co".into(),
+                emergency_contact: "desk".into(),
+                emergency_phone: "023-1".into(),
+                email: None,
+            }],
+            nodes: vec![
+                valve,
+                NetworkNode::new(12, PipeKind::WaterSupply, NodeType::Junction, at(106.501)),
+            ],
+            pipelines: vec![Pipeline {
+                from_node: Some(11),
+                to_node: Some(13),
+                ..Pipeline::new(1, PipeKind::WaterSupply, 9, line)
+            }],
+            ..Default::default()
+        };
+        let report = run(&data, catalog);
+        let found: Vec<(Layer, i64, &str)> = report
+            .problems
+            .iter()
+            .map(|p| (p.layer, p.id, p.kind))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (Layer::Pipelines, 1, "topology"),
+                (Layer::Pipelines, 1, "dangling_reference")
+            ]
+        );
+        assert!(report.problems[0].message.contains("gas network"));
+        assert!(report.problems[1].message.contains("to_node 13"));
     }
 }

@@ -13,8 +13,9 @@ pub fn geometry_field(layer: Layer) -> &'static str {
     }
 }
 
-/// A record as a GeoJSON Feature (a JSON value), with pipeline attributes reduced to those
-/// the schema lets `role` read (below analyst: kind, sub-kind and status).
+/// A record as a GeoJSON Feature (a JSON value), with the attributes of the network layers
+/// (pipelines and nodes) reduced to those the schema lets `role` read (below analyst:
+/// kind, sub-kind and status; a node's kind, type and source kind).
 pub fn to_feature(record: &Record, role: Role) -> Value {
     let layer = record.layer();
     let mut obj = match serde_json::to_value(record) {
@@ -24,7 +25,7 @@ pub fn to_feature(record: &Record, role: Role) -> Value {
     };
     let id = obj.remove("id").unwrap_or(Value::Null);
     let geometry = obj.remove(geometry_field(layer)).unwrap_or(Value::Null);
-    if layer == Layer::Pipelines && role < Role::Analyst {
+    if matches!(layer, Layer::Pipelines | Layer::Nodes) && role < Role::Analyst {
         obj.retain(|k, _| crate::schema::attribute_role(layer, k) <= role);
     }
     serde_json::json!({

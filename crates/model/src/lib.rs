@@ -1,4 +1,5 @@
-//! The domain model: pipelines, owners, risk points, grid cells and sensors, the layer
+//! The domain model: pipelines, the network's nodes, owners, risk points, grid cells and
+//! sensors, the layer
 //! vocabulary, bounding boxes, and the validation every value passes before it reaches a
 //! store or the index. Geometries are CGCS2000 lon/lat (EPSG:4490) throughout.
 
@@ -16,7 +17,9 @@ pub mod datum;
 pub mod feature;
 pub mod geom;
 pub mod grid;
+pub mod html;
 pub mod import_job;
+pub mod node;
 pub mod notification;
 pub mod owner;
 #[cfg(feature = "postgres")]
@@ -30,6 +33,7 @@ pub mod ticket;
 pub use catalog::{Catalog, RiskCategory, SensorKindSpec};
 pub use clock::Clock;
 pub use grid::{GridCell, GridLevel};
+pub use node::{NetworkNode, NodeType, SourceKind, ValveCondition, ValvePosition};
 pub use owner::Owner;
 pub use pipeline::{
     Burial, DrainageKind, GasPressure, PipeKind, PipeStatus, Pipeline, QualityLevel,
@@ -75,17 +79,19 @@ string_enum! {
         RiskPoints = "risk_points",
         GridCells = "grid_cells",
         Sensors = "sensors",
+        Nodes = "nodes",
         Owners = "owners",
     }
 }
 
 impl Layer {
-    /// The four layers that carry geometry (and so live in the R-tree).
-    pub const SPATIAL: [Layer; 4] = [
+    /// The five layers that carry geometry (and so live in the R-tree).
+    pub const SPATIAL: [Layer; 5] = [
         Layer::Pipelines,
         Layer::RiskPoints,
         Layer::GridCells,
         Layer::Sensors,
+        Layer::Nodes,
     ];
 
     /// Position in [`Layer::SPATIAL`], `None` for owners.
@@ -294,6 +300,7 @@ pub enum Record {
     RiskPoint(RiskPoint),
     GridCell(GridCell),
     Sensor(Sensor),
+    Node(NetworkNode),
     Owner(Owner),
 }
 
@@ -305,6 +312,7 @@ impl Record {
             Record::RiskPoint(_) => Layer::RiskPoints,
             Record::GridCell(_) => Layer::GridCells,
             Record::Sensor(_) => Layer::Sensors,
+            Record::Node(_) => Layer::Nodes,
             Record::Owner(_) => Layer::Owners,
         }
     }
@@ -316,6 +324,7 @@ impl Record {
             Record::RiskPoint(r) => r.id,
             Record::GridCell(r) => r.id,
             Record::Sensor(r) => r.id,
+            Record::Node(r) => r.id,
             Record::Owner(r) => r.id,
         }
     }
@@ -327,6 +336,7 @@ impl Record {
             Record::RiskPoint(r) => r.id = id,
             Record::GridCell(r) => r.id = id,
             Record::Sensor(r) => r.id = id,
+            Record::Node(r) => r.id = id,
             Record::Owner(r) => r.id = id,
         }
     }
@@ -338,6 +348,7 @@ impl Record {
             Record::RiskPoint(r) => Some(r.geometry.clone()),
             Record::GridCell(r) => Some(geo::Geometry::MultiPolygon(r.geometry.clone())),
             Record::Sensor(r) => Some(geo::Geometry::Point(r.location)),
+            Record::Node(r) => Some(geo::Geometry::Point(r.geometry)),
             Record::Owner(_) => None,
         }
     }
@@ -351,6 +362,7 @@ impl Record {
             Record::RiskPoint(r) => r.geometry.intersects(rect),
             Record::GridCell(r) => r.geometry.intersects(rect),
             Record::Sensor(r) => r.location.intersects(rect),
+            Record::Node(r) => r.geometry.intersects(rect),
             Record::Owner(_) => false,
         }
     }
@@ -362,6 +374,7 @@ impl Record {
             Record::RiskPoint(r) => r.validate(catalog),
             Record::GridCell(r) => r.validate(),
             Record::Sensor(r) => r.validate(),
+            Record::Node(r) => r.validate(),
             Record::Owner(r) => r.validate(),
         }
     }
@@ -373,6 +386,7 @@ impl Record {
             Layer::RiskPoints => Record::RiskPoint(serde_json::from_value(v)?),
             Layer::GridCells => Record::GridCell(serde_json::from_value(v)?),
             Layer::Sensors => Record::Sensor(serde_json::from_value(v)?),
+            Layer::Nodes => Record::Node(serde_json::from_value(v)?),
             Layer::Owners => Record::Owner(serde_json::from_value(v)?),
         })
     }
@@ -391,16 +405,20 @@ pub struct Dataset {
     pub risk_points: Vec<RiskPoint>,
     #[serde(default)]
     pub sensors: Vec<Sensor>,
+    /// The networks' nodes; loaded before the pipelines, whose ends name them.
+    #[serde(default)]
+    pub nodes: Vec<NetworkNode>,
 }
 
 impl Dataset {
     /// Number of records per layer, in [`Layer::ALL`] order.
-    pub fn counts(&self) -> [(Layer, usize); 5] {
+    pub fn counts(&self) -> [(Layer, usize); 6] {
         [
             (Layer::Pipelines, self.pipelines.len()),
             (Layer::RiskPoints, self.risk_points.len()),
             (Layer::GridCells, self.grid_cells.len()),
             (Layer::Sensors, self.sensors.len()),
+            (Layer::Nodes, self.nodes.len()),
             (Layer::Owners, self.owners.len()),
         ]
     }
@@ -427,6 +445,9 @@ impl Dataset {
         }
         for r in &self.grid_cells {
             r.validate().map_err(|e| tag(Layer::GridCells, r.id, e))?;
+        }
+        for r in &self.nodes {
+            r.validate().map_err(|e| tag(Layer::Nodes, r.id, e))?;
         }
         for r in &self.pipelines {
             r.validate().map_err(|e| tag(Layer::Pipelines, r.id, e))?;

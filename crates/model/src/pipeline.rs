@@ -155,6 +155,12 @@ pub struct Pipeline {
     pub quality_level: Option<QualityLevel>,
     #[serde(default = "default_status")]
     pub status: PipeStatus,
+    /// The network node ([`super::NetworkNode`]) at the start vertex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_node: Option<i64>,
+    /// The network node at the end vertex.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_node: Option<i64>,
     /// CGCS2000 lon/lat.
     #[serde(with = "geom::line")]
     pub geometry: LineString<f64>,
@@ -190,6 +196,8 @@ impl Pipeline {
             depth_accuracy_cm: None,
             quality_level: None,
             status: PipeStatus::InService,
+            from_node: None,
+            to_node: None,
             geometry,
         }
     }
@@ -235,6 +243,17 @@ impl Pipeline {
         }
         check_range("plan_accuracy_cm", self.plan_accuracy_cm, 0.0, 10_000.0)?;
         check_range("depth_accuracy_cm", self.depth_accuracy_cm, 0.0, 10_000.0)?;
+        for (field, node) in [("from_node", self.from_node), ("to_node", self.to_node)] {
+            if let Some(n) = node {
+                check_id(field, n, false)?;
+            }
+        }
+        if self.from_node.is_some() && self.from_node == self.to_node {
+            return Err(ModelError::invalid(
+                "to_node",
+                "a pipe cannot start and end at the same node",
+            ));
+        }
         geom::check_line(&self.geometry)
     }
 

@@ -17,7 +17,9 @@
 //! A test compares every table with the columns of a migrated PostGIS database and a
 //! migrated GeoPackage (`tests/schema_columns.rs`).
 
-use crate::{GridCell, Layer, ModelError, Owner, Pipeline, Record, RiskPoint, Role, Sensor};
+use crate::{
+    GridCell, Layer, ModelError, NetworkNode, Owner, Pipeline, Record, RiskPoint, Role, Sensor,
+};
 use chrono::NaiveDate;
 use geo::Geometry;
 use serde_json::{json, Value};
@@ -164,13 +166,14 @@ pub fn fields(layer: Layer) -> &'static [&'static FieldInfo] {
     fn infos<R: Schema>() -> Vec<&'static FieldInfo> {
         R::ATTRIBUTES.iter().map(|a| &a.info).collect()
     }
-    static TABLES: std::sync::OnceLock<[Vec<&'static FieldInfo>; 5]> = std::sync::OnceLock::new();
+    static TABLES: std::sync::OnceLock<[Vec<&'static FieldInfo>; 6]> = std::sync::OnceLock::new();
     let tables = TABLES.get_or_init(|| {
         [
             infos::<Pipeline>(),
             infos::<RiskPoint>(),
             infos::<GridCell>(),
             infos::<Sensor>(),
+            infos::<NetworkNode>(),
             infos::<Owner>(),
         ]
     });
@@ -179,7 +182,8 @@ pub fn fields(layer: Layer) -> &'static [&'static FieldInfo] {
         Layer::RiskPoints => 1,
         Layer::GridCells => 2,
         Layer::Sensors => 3,
-        Layer::Owners => 4,
+        Layer::Nodes => 4,
+        Layer::Owners => 5,
     }]
 }
 
@@ -204,6 +208,7 @@ pub fn value<'r>(record: &'r Record, name: &str) -> Field<'r> {
         Record::RiskPoint(r) => get(r, name),
         Record::GridCell(r) => get(r, name),
         Record::Sensor(r) => get(r, name),
+        Record::Node(r) => get(r, name),
         Record::Owner(r) => get(r, name),
     }
 }
@@ -221,6 +226,7 @@ pub fn values(record: &Record) -> Vec<(&'static FieldInfo, Field<'_>)> {
         Record::RiskPoint(r) => all(r),
         Record::GridCell(r) => all(r),
         Record::Sensor(r) => all(r),
+        Record::Node(r) => all(r),
         Record::Owner(r) => all(r),
     }
 }
@@ -231,7 +237,7 @@ pub fn geometry_type(layer: Layer) -> Value {
         Layer::Pipelines => json!("LineString"),
         Layer::RiskPoints => json!(["Point", "Polygon"]),
         Layer::GridCells => json!("MultiPolygon"),
-        Layer::Sensors => json!("Point"),
+        Layer::Sensors | Layer::Nodes => json!("Point"),
         Layer::Owners => Value::Null,
     }
 }
@@ -500,6 +506,8 @@ impl Schema for Pipeline {
         attribute!(Pipeline, depth_accuracy_cm, real, Some("cm"), Analyst, None, "Depth accuracy, ±"),
         attribute!(Pipeline, quality_level, opt_vocab, None, Analyst, None, "Survey quality level"),
         attribute!(Pipeline, status, vocab, None, Viewer, None, "In service, abandoned, planned, …"),
+        attribute!(Pipeline, from_node, opt_bigint, None, Analyst, refers(Layer::Nodes, "node"), "The network node at the start vertex (topology for traces)"),
+        attribute!(Pipeline, to_node, opt_bigint, None, Analyst, refers(Layer::Nodes, "node"), "The network node at the end vertex (topology for traces)"),
     ];
     fn id(&self) -> i64 {
         self.id
@@ -668,6 +676,50 @@ impl Schema for Sensor {
     fn from_record(record: &Record) -> Option<&Self> {
         match record {
             Record::Sensor(r) => Some(r),
+            _ => None,
+        }
+    }
+}
+
+impl Schema for NetworkNode {
+    const LAYER: Layer = Layer::Nodes;
+    #[rustfmt::skip]
+    const ATTRIBUTES: &'static [Attribute<Self>] = &[
+        attribute!(NetworkNode, kind, vocab, None, Viewer, None, "The utility network the node belongs to (the pipelines' kinds)"),
+        attribute!(NetworkNode, node_type, vocab, None, Viewer, None, "junction, valve, source or customer (connection)"),
+        attribute!(NetworkNode, code, opt_text, None, Analyst, None, "The operator's asset code"),
+        attribute!(NetworkNode, name, opt_text, None, Analyst, None, "Name (a plant, a station, a building)"),
+        attribute!(NetworkNode, source_kind, opt_vocab, None, Viewer, None, "Sources only: water plant, reservoir, tank, gate station, regulator, substation, transformer, heat plant, circulation pump"),
+        attribute!(NetworkNode, valve_position, opt_vocab, None, Analyst, None, "Valves only: normally open or closed (open when unknown)"),
+        attribute!(NetworkNode, valve_condition, opt_vocab, None, Analyst, None, "Valves only: operable, broken or inaccessible (operable when unknown)"),
+        attribute!(NetworkNode, on_pipe_id, opt_bigint, None, Analyst, None, "Valves only: the pipe it closes where more than two pipes meet (not a foreign key; checked by lifeline check)"),
+        attribute!(NetworkNode, customers, opt_int, None, Analyst, None, "Customer connections only: customers served (1 when unknown)"),
+    ];
+    fn id(&self) -> i64 {
+        self.id
+    }
+    fn geometry(&self) -> Option<Geometry<f64>> {
+        Some(Geometry::Point(self.geometry))
+    }
+    fn blank(id: i64, geometry: Option<Geometry<f64>>) -> Result<Self, ModelError> {
+        let point = match geometry {
+            Some(Geometry::Point(p)) => p,
+            other => return Err(wrong_geometry(Self::LAYER, "Point", other.as_ref())),
+        };
+        // The kind and type are placeholders the decoder sets.
+        Ok(NetworkNode::new(
+            id,
+            crate::PipeKind::ALL[0],
+            crate::NodeType::ALL[0],
+            point,
+        ))
+    }
+    fn into_record(self) -> Record {
+        Record::Node(self)
+    }
+    fn from_record(record: &Record) -> Option<&Self> {
+        match record {
+            Record::Node(r) => Some(r),
             _ => None,
         }
     }

@@ -184,6 +184,11 @@ fn write_record_geometry(out: &mut Vec<u8>, r: &Record) {
             write_coord(out, &x.location.0);
             out.push(b'}');
         }
+        Record::Node(n) => {
+            out.extend_from_slice(b"{\"type\":\"Point\",\"coordinates\":");
+            write_coord(out, &n.geometry.0);
+            out.push(b'}');
+        }
         Record::Owner(_) => out.extend_from_slice(b"null"),
     }
 }
@@ -250,6 +255,7 @@ mod tests {
         records.extend(data.risk_points.into_iter().map(Record::RiskPoint));
         records.extend(data.grid_cells.into_iter().take(200).map(Record::GridCell));
         records.extend(data.sensors.into_iter().map(Record::Sensor));
+        records.extend(data.nodes.into_iter().map(Record::Node));
         records.extend(data.owners.into_iter().map(Record::Owner));
         for r in &records {
             let mut buf = Vec::new();

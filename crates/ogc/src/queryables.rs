@@ -66,7 +66,7 @@ pub fn schema(layer: Layer, role: Role, self_url: &str) -> Value {
     if layer != Layer::Owners {
         let format = match layer {
             Layer::Pipelines => "geometry-linestring",
-            Layer::Sensors => "geometry-point",
+            Layer::Sensors | Layer::Nodes => "geometry-point",
             Layer::GridCells => "geometry-multipolygon",
             _ => "geometry-any",
         };

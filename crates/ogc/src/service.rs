@@ -184,6 +184,7 @@ pub fn title(layer: Layer) -> &'static str {
         Layer::RiskPoints => "Risk points",
         Layer::GridCells => "Grid cells",
         Layer::Sensors => "Sensors",
+        Layer::Nodes => "Network nodes",
         Layer::Owners => "Owners",
     }
 }
@@ -201,6 +202,12 @@ pub fn collection(index: &SpatialIndex, base: &str, layer: Layer, role: Role) ->
         Layer::RiskPoints => "Risk points of the risk one map",
         Layer::GridCells => "Grid-governance cells: district, street, community, grid, micro-grid",
         Layer::Sensors => "Sensing devices",
+        Layer::Nodes if role < Role::Analyst => {
+            "Network nodes: sources, valves, customer connections, junctions (kind and type only below the analyst role)"
+        }
+        Layer::Nodes => {
+            "Network nodes: sources, valves with their state, customer connections with their counts, junctions"
+        }
         Layer::Owners => "Pipeline owners and operators (no geometry)",
     };
     let c = json!({

@@ -156,6 +156,7 @@ pub fn anchor(r: &Record) -> Option<(f64, f64)> {
     use geo::Centroid;
     match r {
         Record::Sensor(s) => Some((s.location.x(), s.location.y())),
+        Record::Node(n) => Some((n.geometry.x(), n.geometry.y())),
         Record::RiskPoint(p) => p.geometry.centroid().map(|c| (c.x(), c.y())),
         Record::Pipeline(p) => p.geometry.0.first().map(|c| (c.x, c.y)),
         Record::GridCell(g) => g.geometry.centroid().map(|c| (c.x(), c.y())),

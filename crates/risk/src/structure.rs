@@ -385,7 +385,7 @@ impl Structure {
                     self.add_sensor(id, node);
                 }
             }
-            Layer::Pipelines | Layer::Owners => {}
+            Layer::Pipelines | Layer::Nodes | Layer::Owners => {}
         }
     }
 

@@ -339,13 +339,14 @@ pub async fn open(url_or_path: &str, pool_size: usize) -> StoreResult<SharedStor
 }
 
 /// Records of a data set in the order foreign keys need: owners, grid cells (parents
-/// before children), pipelines, risk points, sensors.
+/// before children), nodes, pipelines (which name their nodes), risk points, sensors.
 pub fn insertion_order(data: &Dataset) -> Vec<Record> {
     let mut out = Vec::with_capacity(data.len());
     out.extend(data.owners.iter().cloned().map(Record::Owner));
     let mut cells: Vec<_> = data.grid_cells.iter().collect();
     cells.sort_by_key(|c| c.level);
     out.extend(cells.into_iter().cloned().map(Record::GridCell));
+    out.extend(data.nodes.iter().cloned().map(Record::Node));
     out.extend(data.pipelines.iter().cloned().map(Record::Pipeline));
     out.extend(data.risk_points.iter().cloned().map(Record::RiskPoint));
     out.extend(data.sensors.iter().cloned().map(Record::Sensor));

@@ -3,7 +3,7 @@
 //! ([`TilesConfig::parse`]); every problem is an error naming the key, layer or attribute.
 
 use super::fields;
-use lifeline_model::{GridLevel, Layer, PipeKind, Role};
+use lifeline_model::{GridLevel, Layer, NodeType, PipeKind, Role};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -92,6 +92,7 @@ struct LayerFile {
     tier_minzoom: Option<TierMinzoom>,
     tiers: Option<Tiers>,
     level_minzoom: Option<BTreeMap<GridLevel, u8>>,
+    type_minzoom: Option<BTreeMap<NodeType, u8>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -121,6 +122,8 @@ pub struct LayerConfig {
     pub tiers: Option<Tiers>,
     /// Grid cells only: the zoom from which each level shows (absent levels always show).
     pub level_minzoom: BTreeMap<GridLevel, u8>,
+    /// Nodes only: the zoom from which each node type shows (absent types always show).
+    pub type_minzoom: BTreeMap<NodeType, u8>,
 }
 
 impl LayerConfig {
@@ -368,7 +371,7 @@ fn resolve_layer(layer: Layer, lf: LayerFile, d: &Defaults) -> Result<LayerConfi
     check_budget(&key("max_features"), max_features)?;
     let cluster_cell = lf.cluster_cell.unwrap_or(d.cluster_cell);
     check_cell(&key("cluster_cell"), cluster_cell, d.extent)?;
-    let points = matches!(layer, Layer::RiskPoints | Layer::Sensors);
+    let points = matches!(layer, Layer::RiskPoints | Layer::Sensors | Layer::Nodes);
     if lf.cluster_below.is_some() && !points {
         return Err(invalid(
             key("cluster_below"),
@@ -415,6 +418,9 @@ fn resolve_layer(layer: Layer, lf: LayerFile, d: &Defaults) -> Result<LayerConfi
     if lf.level_minzoom.is_some() && layer != Layer::GridCells {
         return Err(invalid(key("level_minzoom"), "only grid cells have levels"));
     }
+    if lf.type_minzoom.is_some() && layer != Layer::Nodes {
+        return Err(invalid(key("type_minzoom"), "only nodes have node types"));
+    }
     Ok(LayerConfig {
         layer,
         minzoom: lf.minzoom,
@@ -427,6 +433,7 @@ fn resolve_layer(layer: Layer, lf: LayerFile, d: &Defaults) -> Result<LayerConfi
         tier_minzoom: lf.tier_minzoom,
         tiers: lf.tiers,
         level_minzoom: lf.level_minzoom.unwrap_or_default(),
+        type_minzoom: lf.type_minzoom.unwrap_or_default(),
     })
 }
 

@@ -11,7 +11,8 @@ use geo::Geometry;
 use lifeline_index::{IndexError, SpatialIndex};
 use lifeline_model::datum::Datum;
 use lifeline_model::{
-    Bbox, GasPressure, GridLevel, Layer, PipeKind, Pipeline, Record, RiskLevel, RiskStatus, Role,
+    Bbox, GasPressure, GridLevel, Layer, NodeType, PipeKind, Pipeline, Record, RiskLevel, RiskStatus,
+    Role,
 };
 use lifeline_tiles::tilemath::mercator_to_lonlat;
 use lifeline_tiles::{
@@ -106,6 +107,17 @@ fn grid_importance(level: GridLevel) -> f64 {
     }
 }
 
+/// Sources first, then valves (what an operator looks for), customer connections, and
+/// plain junctions last.
+fn node_importance(t: NodeType) -> f64 {
+    match t {
+        NodeType::Source => 4.0,
+        NodeType::Valve => 3.0,
+        NodeType::Customer => 2.0,
+        NodeType::Junction => 1.0,
+    }
+}
+
 /// How important a record is in its layer's tiles (larger survives the budget, and
 /// represents its cluster).
 pub fn importance(record: &Record, lc: &LayerConfig) -> f64 {
@@ -116,6 +128,7 @@ pub fn importance(record: &Record, lc: &LayerConfig) -> f64 {
         Record::Sensor(s) => {
             f64::from(u8::from(s.risk_point_id.is_some()) * 2 + u8::from(s.pipeline_id.is_some()))
         }
+        Record::Node(n) => node_importance(n.node_type),
         Record::Owner(_) => 0.0,
     }
 }
@@ -137,6 +150,7 @@ pub fn visible_at(record: &Record, lc: &LayerConfig, z: u8) -> bool {
             _ => true,
         },
         Record::GridCell(c) => lc.level_minzoom.get(&c.level).is_none_or(|m| z >= *m),
+        Record::Node(n) => lc.type_minzoom.get(&n.node_type).is_none_or(|m| z >= *m),
         _ => true,
     }
 }
@@ -175,6 +189,7 @@ fn index_filters_like(index: &SpatialIndex, lc: &LayerConfig) -> bool {
             b.tiers == lc.tiers
                 && b.tier_minzoom == lc.tier_minzoom
                 && b.level_minzoom == lc.level_minzoom
+                && b.type_minzoom == lc.type_minzoom
         })
 }
 
@@ -344,6 +359,7 @@ fn source_geometry(record: &Record) -> Option<SourceGeometry<'_>> {
         Record::RiskPoint(p) => Some((&p.geometry).into()),
         Record::GridCell(c) => Some((&c.geometry).into()),
         Record::Sensor(s) => Some((&s.location).into()),
+        Record::Node(n) => Some((&n.geometry).into()),
         Record::Owner(_) => None,
     }
 }
@@ -417,6 +433,8 @@ mod tests {
             depth_accuracy_cm: None,
             quality_level: Some(QualityLevel::QlB),
             status: PipeStatus::InService,
+            from_node: None,
+            to_node: None,
             // Short pipes around the centre, staggered so none overlap.
             geometry: geo::LineString::from(vec![
                 (x + dx, y + dx),

@@ -1,5 +1,6 @@
 //! MapLibre GL styles (style spec v8) over our own tiles only: "network" (pipelines by
-//! kind in the national colour convention, grid cell outlines by level) and "risk" (the
+//! kind in the national colour convention, the network's sources, valves and customer
+//! connections, grid cell outlines by level) and "risk" (the
 //! risk one map: risk points by level, sensors by status, grid cells). Nothing in them
 //! points outside the service: the one source is our TileJSON, there is no sprite, and
 //! text labels (which need glyphs) appear only when `defaults.glyphs` names a glyph
@@ -191,6 +192,63 @@ fn risk_layers(config: &TilesConfig) -> Vec<Value> {
     ]
 }
 
+/// The network's nodes over the pipes: sources as large discs in their network's colour
+/// ringed in black, valves as small white discs ringed in the colour (filled black when
+/// normally closed, grey when broken or inaccessible, for roles whose tiles carry those
+/// attributes), customer connections as dots. Junctions are not drawn: the pipes show them.
+fn node_layers(config: &TilesConfig) -> Vec<Value> {
+    let minzoom = config.layer(Layer::Nodes).map_or(0, |l| l.minzoom);
+    let pairs: Vec<(&str, Value)> = PipeKind::ALL
+        .iter()
+        .map(|k| (k.as_str(), json!(pipe_colour(*k))))
+        .collect();
+    let colour = match_expr("kind", &pairs, json!(UNKNOWN_PIPE_COLOUR));
+    let of_type = |t: &str| json!(["==", ["get", "node_type"], t]);
+    let valve_fill = json!(["case",
+        ["==", ["coalesce", ["get", "valve_position"], "open"], "closed"], "#000000",
+        ["!=", ["coalesce", ["get", "valve_condition"], "operable"], "operable"], "#9e9e9e",
+        "#ffffff"]);
+    vec![
+        json!({
+            "id": "nodes-customer",
+            "type": "circle",
+            "source": "lifeline",
+            "source-layer": "nodes",
+            "minzoom": minzoom,
+            "filter": of_type("customer"),
+            "paint": {"circle-color": colour, "circle-radius": 2.0},
+        }),
+        json!({
+            "id": "nodes-valve",
+            "type": "circle",
+            "source": "lifeline",
+            "source-layer": "nodes",
+            "minzoom": minzoom,
+            "filter": of_type("valve"),
+            "paint": {
+                "circle-color": valve_fill,
+                "circle-radius": 3.5,
+                "circle-stroke-color": colour,
+                "circle-stroke-width": 2.0,
+            },
+        }),
+        json!({
+            "id": "nodes-source",
+            "type": "circle",
+            "source": "lifeline",
+            "source-layer": "nodes",
+            "minzoom": minzoom,
+            "filter": of_type("source"),
+            "paint": {
+                "circle-color": colour,
+                "circle-radius": 7.0,
+                "circle-stroke-color": "#000000",
+                "circle-stroke-width": 2.0,
+            },
+        }),
+    ]
+}
+
 fn sensor_layers(config: &TilesConfig) -> Vec<Value> {
     let minzoom = config.layer(Layer::Sensors).map_or(0, |l| l.minzoom);
     let colour = match_expr(
@@ -282,11 +340,12 @@ pub fn style(name: &str, config: &TilesConfig, base: &str) -> Option<Value> {
             let mut l = vec![background()];
             l.extend(grid_outlines(config));
             l.extend(pipelines(config));
+            l.extend(node_layers(config));
             l.extend(grid_labels(config));
             (
                 "Lifeline pipeline network",
                 l,
-                vec![Layer::GridCells, Layer::Pipelines],
+                vec![Layer::GridCells, Layer::Pipelines, Layer::Nodes],
             )
         }
         "risk" => {

@@ -57,6 +57,7 @@ fn description(layer: Layer) -> &'static str {
         }
         Layer::GridCells => "Grid-governance cells (polygons), district down to micro-grid",
         Layer::Sensors => "Sensing devices (points; clustered when zoomed out)",
+        Layer::Nodes => "Network nodes: sources, valves, customer connections, junctions (points)",
         Layer::Owners => "",
     }
 }

@@ -18,6 +18,8 @@
 //! Losing a source is never an error: an isolation whose segment holds a source says so in
 //! [`Isolation::source_inside`] and its pockets.
 
+pub mod service;
+
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};
 

@@ -83,6 +83,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../../../migrations/gpkg/0005_notifications.sql"),
     ),
+    (8, include_str!("../../../../migrations/gpkg/0008_nodes.sql")),
 ];
 
 /// The spatial reference system of every geometry: CGCS2000 lon/lat.
@@ -576,9 +577,9 @@ mod tests {
     use crate::records::gpkg::{write_error, RTREE_REBUILD_MIN};
     use geo::{BoundingRect, LineString, MultiPolygon, Point, Polygon};
     use lifeline_model::{
-        Burial, DrainageKind, GasPressure, GridCell, GridLevel, PipeKind, PipeStatus, Pipeline,
-        QualityLevel, Record, RiskLevel, RiskPoint, RiskStatus, Role, Sensor, SensorKind,
-        SensorStatus,
+        Burial, DrainageKind, GasPressure, GridCell, GridLevel, NetworkNode, NodeType, PipeKind,
+        PipeStatus, Pipeline, QualityLevel, Record, RiskLevel, RiskPoint, RiskStatus, Role,
+        Sensor, SensorKind, SensorStatus, ValveCondition, ValvePosition,
     };
     use serde_json::json;
 
@@ -633,6 +634,8 @@ mod tests {
             depth_accuracy_cm: Some(15.0),
             quality_level: Some(QualityLevel::QlB),
             status: PipeStatus::InService,
+            from_node: None,
+            to_node: None,
             geometry: LineString::from(vec![(x, y), (x + 0.001, y + 0.0001), (x + 0.002, y)]),
         }
     }
@@ -688,6 +691,7 @@ mod tests {
                 risk(2, None, Geometry::Polygon(square(106.52, 29.52, 0.001))),
             ],
             sensors: vec![sensor(1, Some(2), Some(1)), sensor(2, Some(3), None)],
+            nodes: Vec::new(),
         }
     }
 
@@ -758,6 +762,10 @@ mod tests {
             Record::RiskPoint(risk(0, Some(11), Geometry::Point(Point::new(106.5, 29.5)))),
             Record::RiskPoint(risk(0, None, Geometry::Polygon(square(106.5, 29.5, 0.01)))),
             Record::Sensor(sensor(0, Some(1), Some(1))),
+            Record::Node(NetworkNode {
+                valve_position: Some(ValvePosition::Closed),
+                ..NetworkNode::new(0, PipeKind::Gas, NodeType::Valve, Point::new(106.5, 29.5))
+            }),
         ];
         let mut stored = vec![];
         for r in &records {
@@ -784,6 +792,10 @@ mod tests {
                 Record::Sensor(s) => {
                     s.pipeline_id = None;
                     s.location = Point::new(106.61, 29.61);
+                }
+                Record::Node(n) => {
+                    n.valve_condition = Some(ValveCondition::Broken);
+                    n.geometry = Point::new(106.62, 29.62);
                 }
                 Record::Owner(_) => unreachable!(),
             }

@@ -85,6 +85,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "ticket_json_lz4",
         sql: include_str!("../../../../migrations/postgis/0007_ticket_json_lz4.sql"),
     },
+    Migration {
+        version: 8,
+        name: "nodes",
+        sql: include_str!("../../../../migrations/postgis/0008_nodes.sql"),
+    },
 ];
 
 /// Advisory-lock key serialising migrations between instances ("LIFELN" + 1).
@@ -210,7 +215,7 @@ pub(crate) struct Sql {
     pub(crate) migration_record: &'static str,
     pub(crate) geometry_type: &'static str,
     /// Indexed by [`layer_index`].
-    pub(crate) layers: [LayerSql; 5],
+    pub(crate) layers: [LayerSql; 6],
 }
 
 impl Sql {
@@ -270,6 +275,7 @@ impl Sql {
                 layer(Layer::RiskPoints)?,
                 layer(Layer::GridCells)?,
                 layer(Layer::Sensors)?,
+                layer(Layer::Nodes)?,
                 layer(Layer::Owners)?,
             ],
         })
@@ -296,7 +302,8 @@ pub(crate) fn layer_index(layer: Layer) -> usize {
         Layer::RiskPoints => 1,
         Layer::GridCells => 2,
         Layer::Sensors => 3,
-        Layer::Owners => 4,
+        Layer::Nodes => 4,
+        Layer::Owners => 5,
     }
 }
 
@@ -784,6 +791,8 @@ mod tests {
             depth_accuracy_cm: None,
             quality_level: None,
             status: PipeStatus::InService,
+            from_node: None,
+            to_node: None,
             geometry: geo_types::LineString::from(vec![(x, 29.5), (x + 0.001, 29.501)]),
         }
     }

@@ -53,7 +53,7 @@ ORDER BY created_at DESC, id DESC
 -- In `Layer::ALL` order.
 SELECT (SELECT count(*) FROM pipelines), (SELECT count(*) FROM risk_points),
        (SELECT count(*) FROM grid_cells), (SELECT count(*) FROM sensors),
-       (SELECT count(*) FROM owners)
+       (SELECT count(*) FROM nodes), (SELECT count(*) FROM owners)
 
 -- name: migrations_table
 CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -150,12 +150,18 @@ SELECT count(*) FROM pipelines
 
 -- name: pipelines.set_aside
 ALTER TABLE pipelines DROP CONSTRAINT pipelines_owner_id_fkey;
+ALTER TABLE pipelines DROP CONSTRAINT pipelines_from_node_fkey;
+ALTER TABLE pipelines DROP CONSTRAINT pipelines_to_node_fkey;
 DROP INDEX pipelines_geom_idx
 
 -- name: pipelines.restore
 CREATE INDEX pipelines_geom_idx ON pipelines USING gist (geom);
 ALTER TABLE pipelines ADD CONSTRAINT pipelines_owner_id_fkey
   FOREIGN KEY (owner_id) REFERENCES owners (id);
+ALTER TABLE pipelines ADD CONSTRAINT pipelines_from_node_fkey
+  FOREIGN KEY (from_node) REFERENCES nodes (id);
+ALTER TABLE pipelines ADD CONSTRAINT pipelines_to_node_fkey
+  FOREIGN KEY (to_node) REFERENCES nodes (id);
 ANALYZE pipelines
 
 -- name: risk_points.count
@@ -187,14 +193,25 @@ ALTER TABLE sensors ADD CONSTRAINT sensors_risk_point_id_fkey
   FOREIGN KEY (risk_point_id) REFERENCES risk_points (id);
 ANALYZE sensors
 
+-- name: nodes.count
+SELECT count(*) FROM nodes
+
+-- name: nodes.set_aside
+DROP INDEX nodes_geom_idx
+
+-- name: nodes.restore
+CREATE INDEX nodes_geom_idx ON nodes USING gist (geom);
+ANALYZE nodes
+
 -- name: schema_fingerprint
 -- Definitions of every index and constraint of the data tables, to check that a large
 -- load restores exactly what the migrations made.
 SELECT c.relname || ' ' || i.relname || ' ' || pg_get_indexdef(i.oid)
 FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class c ON c.oid = x.indrelid
-WHERE c.relname IN ('owners', 'grid_cells', 'pipelines', 'risk_points', 'sensors')
+WHERE c.relname IN ('owners', 'grid_cells', 'pipelines', 'risk_points', 'sensors', 'nodes')
 UNION ALL
 SELECT conrelid::regclass::text || ' ' || conname || ' ' || pg_get_constraintdef(oid)
 FROM pg_constraint
-WHERE conrelid::regclass::text IN ('owners', 'grid_cells', 'pipelines', 'risk_points', 'sensors')
+WHERE conrelid::regclass::text IN ('owners', 'grid_cells', 'pipelines', 'risk_points', 'sensors',
+                                   'nodes')
 ORDER BY 1

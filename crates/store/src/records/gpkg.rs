@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use lifeline_model::schema::{self, Column, Field, Schema, Stored};
 use lifeline_model::{
-    feature, Actor, Change, ChangeOp, Dataset, GridCell, Layer, Owner, Pipeline, Record, RiskPoint,
-    Sensor,
+    feature, Actor, Change, ChangeOp, Dataset, GridCell, Layer, NetworkNode, Owner, Pipeline, Record,
+    RiskPoint, Sensor,
 };
 use rusqlite::types::{Type, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension, Statement, ToSql};
@@ -122,6 +122,7 @@ pub(crate) fn layout(layer: Layer) -> Table {
             Layer::Pipelines => "pipeline",
             Layer::RiskPoints => "risk point",
             Layer::Sensors => "sensor",
+            Layer::Nodes => "node",
         },
         geom,
         cols,
@@ -465,6 +466,7 @@ pub(crate) fn insert_record(
         Record::RiskPoint(r) => insert_one(conn, r, actor)?,
         Record::GridCell(r) => insert_one(conn, r, actor)?,
         Record::Sensor(r) => insert_one(conn, r, actor)?,
+        Record::Node(r) => insert_one(conn, r, actor)?,
         Record::Owner(r) => insert_one(conn, r, actor)?,
     };
     let mut record = record.clone();
@@ -482,6 +484,7 @@ pub(crate) fn update_record(
         Record::RiskPoint(r) => update_one(conn, r, actor)?,
         Record::GridCell(r) => update_one(conn, r, actor)?,
         Record::Sensor(r) => update_one(conn, r, actor)?,
+        Record::Node(r) => update_one(conn, r, actor)?,
         Record::Owner(r) => update_one(conn, r, actor)?,
     };
     Ok(Written {
@@ -807,7 +810,7 @@ pub(crate) fn bulk_load_conn_with(
     let (_, stamp) = now();
     let tx = begin(conn)?;
     // Foreign-key order: owners, grid cells parents first (levels sort largest first),
-    // pipelines, risk points, sensors.
+    // nodes, pipelines (which name their nodes), risk points, sensors.
     let mut cells: Vec<&GridCell> = data.grid_cells.iter().collect();
     cells.sort_by_key(|c| c.level);
     let written = [
@@ -818,6 +821,10 @@ pub(crate) fn bulk_load_conn_with(
         (
             table(Layer::GridCells),
             bulk_layer(&tx, cells.into_iter(), &stamp)?,
+        ),
+        (
+            table(Layer::Nodes),
+            bulk_layer(&tx, data.nodes.iter(), &stamp)?,
         ),
         (
             table(Layer::Pipelines),
@@ -894,6 +901,7 @@ pub(crate) fn bulk_stream_conn(
         Layer::Pipelines => fed(&tx, expected, &stamp, chunks, |d| d.pipelines)?,
         Layer::RiskPoints => fed(&tx, expected, &stamp, chunks, |d| d.risk_points)?,
         Layer::Sensors => fed(&tx, expected, &stamp, chunks, |d| d.sensors)?,
+        Layer::Nodes => fed(&tx, expected, &stamp, chunks, |d| d.nodes)?,
         // Parents must precede children, which chunks in source order cannot promise.
         Layer::GridCells | Layer::Owners => {
             return Err(StoreError::Invalid(format!(
@@ -976,6 +984,7 @@ pub(crate) fn load_all_conn(conn: &mut Connection) -> StoreResult<Dataset> {
     let data = Dataset {
         owners: load_layer(&tx)?,
         grid_cells: load_layer(&tx)?,
+        nodes: load_layer(&tx)?,
         pipelines: load_layer(&tx)?,
         risk_points: load_layer(&tx)?,
         sensors: load_layer(&tx)?,
@@ -1001,6 +1010,7 @@ impl RecordStore for GpkgStore {
             Layer::RiskPoints => get_one::<RiskPoint>(c, id),
             Layer::GridCells => get_one::<GridCell>(c, id),
             Layer::Sensors => get_one::<Sensor>(c, id),
+            Layer::Nodes => get_one::<NetworkNode>(c, id),
             Layer::Owners => get_one::<Owner>(c, id),
         })
         .await

@@ -15,7 +15,8 @@ use geo_types::Geometry;
 use geozero::wkb;
 use lifeline_model::schema::{self, Column, Field, Schema, Stored};
 use lifeline_model::{
-    Actor, Change, ChangeOp, Dataset, GridCell, Layer, Owner, Pipeline, Record, RiskPoint, Sensor,
+    Actor, Change, ChangeOp, Dataset, GridCell, Layer, NetworkNode, Owner, Pipeline, Record,
+    RiskPoint, Sensor,
 };
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
@@ -155,6 +156,7 @@ pub(crate) fn record_geom(rec: &Record) -> GeomParam {
         Record::Pipeline(r) => r.geom_param(),
         Record::RiskPoint(r) => r.geom_param(),
         Record::Sensor(r) => r.geom_param(),
+        Record::Node(r) => r.geom_param(),
     }
 }
 
@@ -166,6 +168,7 @@ pub(crate) fn record_attributes(rec: &Record) -> Vec<Param<'_>> {
         Record::Pipeline(r) => r.attribute_params(),
         Record::RiskPoint(r) => r.attribute_params(),
         Record::Sensor(r) => r.attribute_params(),
+        Record::Node(r) => r.attribute_params(),
     }
 }
 
@@ -192,6 +195,7 @@ pub(crate) fn record_from_row(layer: Layer, row: &Row) -> StoreResult<Record> {
         Layer::Pipelines => Record::Pipeline(Pipeline::from_row(row)?),
         Layer::RiskPoints => Record::RiskPoint(RiskPoint::from_row(row)?),
         Layer::Sensors => Record::Sensor(Sensor::from_row(row)?),
+        Layer::Nodes => Record::Node(NetworkNode::from_row(row)?),
     })
 }
 
@@ -443,6 +447,10 @@ impl PostgisStore {
                 self.bulk_layer_stream(&tx, &geometry, c, |d| d.sensors, actor)
                     .await?
             }
+            Layer::Nodes => {
+                self.bulk_layer_stream(&tx, &geometry, c, |d| d.nodes, actor)
+                    .await?
+            }
             // Parents must precede children, which chunks in source order cannot promise.
             Layer::GridCells | Layer::Owners => {
                 return Err(StoreError::Invalid(format!(
@@ -479,8 +487,8 @@ impl PostgisStore {
             .map(|c| c.type_().clone())
             .ok_or_else(|| StoreError::Backend("cannot learn the geometry type".into()))?;
         let mut version = None;
-        // Foreign-key order: owners, grid cells (parents first), pipelines, risk points,
-        // sensors.
+        // Foreign-key order: owners, grid cells (parents first), nodes, pipelines (which
+        // name their nodes), risk points, sensors.
         if !data.owners.is_empty() {
             version = Some(
                 self.bulk_layer(&tx, &geometry, data.owners.iter(), actor)
@@ -492,6 +500,12 @@ impl PostgisStore {
             cells.sort_by_key(|c| c.level);
             version = Some(
                 self.bulk_layer(&tx, &geometry, cells.into_iter(), actor)
+                    .await?,
+            );
+        }
+        if !data.nodes.is_empty() {
+            version = Some(
+                self.bulk_layer(&tx, &geometry, data.nodes.iter(), actor)
                     .await?,
             );
         }
@@ -555,6 +569,7 @@ impl RecordStore for PostgisStore {
         let mut data = Dataset::default();
         self.load_layer(&tx, &mut data.owners).await?;
         self.load_layer(&tx, &mut data.grid_cells).await?;
+        self.load_layer(&tx, &mut data.nodes).await?;
         self.load_layer(&tx, &mut data.pipelines).await?;
         self.load_layer(&tx, &mut data.risk_points).await?;
         self.load_layer(&tx, &mut data.sensors).await?;

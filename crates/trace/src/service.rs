@@ -1,0 +1,851 @@
+//! The trace use cases the HTTP layer calls (`POST /trace/isolate`, `POST /trace/connected`):
+//! the network of each utility kind is built from the index's nodes and pipes (and kept
+//! until the index changes), a request is parsed into the engine's terms, and the answer is
+//! rendered as JSON, GeoJSON or a printable HTML report.
+//!
+//! Who may trace: analysts and operators (and admins). A trace shows valves, customers and
+//! the network's shape, which the map gives no lower role.
+//!
+//! How stored records become the engine's graph ([`network_of`]):
+//! - every node of the kind is a graph node: sources feed, customer connections count
+//!   their customers, the rest (junctions, valves) only join pipes;
+//! - every pipe of the kind with both `from_node` and `to_node` set joins them;
+//! - a **valve node** acts on one pipe at itself, as WNTR's valve layer does: the pipe its
+//!   `on_pipe_id` names, else (where one or two pipes meet at it) the pipe with the smaller
+//!   id. With two pipes, closing the valve separates that pipe from the node and so from
+//!   the other pipe, which is what an in-line valve does. A valve where three or more
+//!   pipes meet and that names no pipe cannot be placed: it is reported and traced as a
+//!   junction.
+
+use crate::{
+    Isolation, Network, Node, NodeRole, Part, Pipe, Position, Scenario, TraceError, Valve,
+};
+use geo::{ConvexHull, Geodesic, Geometry, Length, MultiPoint, Point};
+use lifeline_index::{IndexError, SpatialIndex};
+use lifeline_model::access::{require, Forbidden};
+use lifeline_model::geom::to_geojson;
+use lifeline_model::html::esc;
+use lifeline_model::{
+    Actor, GridLevel, Layer, NetworkNode, NodeType, PipeKind, Pipeline, Record, Role,
+};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+/// Why a trace request was not answered.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Forbidden(#[from] Forbidden),
+    /// The request is malformed or names nothing traceable.
+    #[error("{0}")]
+    Bad(String),
+    #[error(transparent)]
+    Index(#[from] IndexError),
+    /// The stored network cannot be traced (ids the engine refuses).
+    #[error("the stored network cannot be traced: {0}")]
+    Network(#[from] TraceError),
+    #[error("the trace task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+/// The most pipes one request may start from (a dig across a city block touches a few
+/// dozen).
+pub const MAX_START_PIPES: usize = 1000;
+/// The farthest a point may be from the pipe it names, metres.
+pub const MAX_SNAP_M: f64 = 500.0;
+
+/// Proof that the caller holds the analyst role or above: the use cases take one, and only
+/// [`Tracer::check`] makes one, so no entry point can skip the check.
+#[derive(Debug, Clone, Copy)]
+pub struct Tracer {
+    _checked: (),
+}
+
+impl Tracer {
+    /// Checks that `actor` may run traces (analyst, operator, admin).
+    pub fn check(actor: &Actor) -> Result<Tracer, ServiceError> {
+        require(actor, Role::Analyst)?;
+        Ok(Tracer { _checked: () })
+    }
+}
+
+/// Where a trace starts: pipe ids, a point (the nearest traceable pipe), or a geometry
+/// (every traceable pipe it meets, such as a dig).
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TraceRequest {
+    /// Pipeline ids.
+    #[serde(default)]
+    pub pipes: Option<Vec<i64>>,
+    /// A lon/lat point: the nearest pipe with topology, within `within_m`.
+    #[serde(default)]
+    pub point: Option<[f64; 2]>,
+    /// A GeoJSON geometry (lon/lat): every pipe with topology it meets.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub geometry: Option<Value>,
+    /// How far from `point` a pipe may be, metres (default 50, at most 500).
+    #[serde(default)]
+    pub within_m: Option<f64>,
+    /// Only pipes of this kind.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    pub kind: Option<PipeKind>,
+    /// Valves found broken or inaccessible in the field (node ids): passed through.
+    #[serde(default)]
+    pub broken_valves: Vec<i64>,
+    /// Valves already closed (node ids): they bound the segment and are never listed to
+    /// operate.
+    #[serde(default)]
+    pub closed_valves: Vec<i64>,
+}
+
+/// One network as the engine sees it, with what could not be placed.
+pub struct Built {
+    /// The index version it was built from.
+    version: i64,
+    pub network: Network,
+    /// Valve nodes that could not be placed on a pipe, and pipes left out, with why.
+    pub problems: Vec<String>,
+}
+
+/// The networks built so far, one per kind, dropped when the index moves on.
+#[derive(Default)]
+pub struct Networks {
+    built: Mutex<HashMap<PipeKind, Arc<Built>>>,
+}
+
+impl Networks {
+    /// The network of `kind` as the index holds it now.
+    pub fn get(&self, index: &SpatialIndex, kind: PipeKind) -> Result<Arc<Built>, ServiceError> {
+        let version = index.version();
+        if let Some(b) = self.built.lock().get(&kind) {
+            if b.version == version {
+                return Ok(b.clone());
+            }
+        }
+        let (nodes, pipes) = records_of(index, kind);
+        let (network, problems) = network_of(&nodes, &pipes)?;
+        let b = Arc::new(Built {
+            version,
+            network,
+            problems,
+        });
+        self.built.lock().insert(kind, b.clone());
+        Ok(b)
+    }
+}
+
+fn records_of(index: &SpatialIndex, kind: PipeKind) -> (Vec<NetworkNode>, Vec<Pipeline>) {
+    let nodes = index
+        .all(Layer::Nodes)
+        .into_iter()
+        .filter_map(|r| match &*r {
+            Record::Node(n) if n.kind == kind => Some(n.clone()),
+            _ => None,
+        })
+        .collect();
+    let pipes = index
+        .all(Layer::Pipelines)
+        .into_iter()
+        .filter_map(|r| match &*r {
+            Record::Pipeline(p) if p.kind == kind && p.from_node.is_some() => Some(p.clone()),
+            _ => None,
+        })
+        .collect();
+    (nodes, pipes)
+}
+
+/// The engine's network of stored nodes and pipes of one kind (see the module doc), with
+/// the problems found on the way. Pipes whose ends are missing or name unknown nodes are
+/// left out and reported.
+pub fn network_of(
+    nodes: &[NetworkNode],
+    pipes: &[Pipeline],
+) -> Result<(Network, Vec<String>), TraceError> {
+    let mut problems = Vec::new();
+    let known: HashSet<i64> = nodes.iter().map(|n| n.id).collect();
+    let mut at: HashMap<i64, Vec<i64>> = HashMap::new();
+    let mut kept = Vec::with_capacity(pipes.len());
+    for p in pipes {
+        match (p.from_node, p.to_node) {
+            (Some(a), Some(b)) if known.contains(&a) && known.contains(&b) && a != b => {
+                at.entry(a).or_default().push(p.id);
+                at.entry(b).or_default().push(p.id);
+                kept.push(Pipe {
+                    id: p.id,
+                    from: a,
+                    to: b,
+                });
+            }
+            (a, b) => problems.push(format!(
+                "pipeline {} is left out: its ends ({}, {}) are not two nodes of its network",
+                p.id,
+                a.map_or("none".into(), |v| v.to_string()),
+                b.map_or("none".into(), |v| v.to_string()),
+            )),
+        }
+    }
+    let ends: HashMap<i64, (i64, i64)> = kept.iter().map(|p| (p.id, (p.from, p.to))).collect();
+    let mut valves = Vec::new();
+    for n in nodes.iter().filter(|n| n.node_type == NodeType::Valve) {
+        let incident = at.get(&n.id).map_or(&[][..], Vec::as_slice);
+        let named = n.on_pipe_id.filter(|p| {
+            ends.get(p)
+                .is_some_and(|&(a, b)| a == n.id || b == n.id)
+        });
+        let pipe = match (named, n.on_pipe_id, incident.len()) {
+            (Some(p), _, _) => Some(p),
+            (None, Some(p), _) => {
+                problems.push(format!(
+                    "valve {} names pipeline {p}, which does not end at it; traced as a junction",
+                    n.id
+                ));
+                None
+            }
+            (None, None, 1 | 2) => incident.iter().min().copied(),
+            (None, None, k) => {
+                problems.push(format!(
+                    "valve {} joins {k} pipes and names none (on_pipe_id); traced as a junction",
+                    n.id
+                ));
+                None
+            }
+        };
+        if let Some(pipe) = pipe {
+            valves.push(Valve {
+                id: n.id,
+                pipe,
+                node: n.id,
+                position: match n.position() {
+                    lifeline_model::ValvePosition::Open => Position::Open,
+                    lifeline_model::ValvePosition::Closed => Position::Closed,
+                },
+                operable: n.operable(),
+            });
+        }
+    }
+    let graph_nodes = nodes
+        .iter()
+        .map(|n| Node {
+            id: n.id,
+            role: match n.node_type {
+                NodeType::Source => NodeRole::Source,
+                NodeType::Customer => NodeRole::Customer {
+                    customers: n.customer_count(),
+                },
+                NodeType::Junction | NodeType::Valve => NodeRole::Junction,
+            },
+        })
+        .collect();
+    Ok((Network::new(graph_nodes, kept, valves)?, problems))
+}
+
+/// The start pipes of a request, by kind, each a traceable pipe (one with topology).
+fn start_pipes(
+    index: &SpatialIndex,
+    req: &TraceRequest,
+) -> Result<BTreeMap<PipeKind, Vec<i64>>, ServiceError> {
+    let traceable = |r: &Record| match r {
+        Record::Pipeline(p) if p.from_node.is_some() && p.to_node.is_some() => {
+            req.kind.is_none_or(|k| k == p.kind).then_some((p.kind, p.id))
+        }
+        _ => None,
+    };
+    let given = [
+        req.pipes.is_some(),
+        req.point.is_some(),
+        req.geometry.is_some(),
+    ];
+    if given.iter().filter(|g| **g).count() != 1 {
+        return Err(ServiceError::Bad(
+            "give exactly one of `pipes`, `point` or `geometry`".into(),
+        ));
+    }
+    let mut found: Vec<(PipeKind, i64)> = Vec::new();
+    if let Some(ids) = &req.pipes {
+        if ids.is_empty() || ids.len() > MAX_START_PIPES {
+            return Err(ServiceError::Bad(format!(
+                "`pipes` needs 1 to {MAX_START_PIPES} ids, got {}",
+                ids.len()
+            )));
+        }
+        for id in ids {
+            let rec = index.get(Layer::Pipelines, *id).ok_or_else(|| {
+                ServiceError::Bad(format!("pipeline {id} does not exist"))
+            })?;
+            let hit = traceable(&rec).ok_or_else(|| {
+                ServiceError::Bad(format!(
+                    "pipeline {id} cannot be traced: it has no from_node/to_node{}",
+                    req.kind.map_or(String::new(), |k| format!(", or is not {k}"))
+                ))
+            })?;
+            found.push(hit);
+        }
+    } else if let Some([lon, lat]) = req.point {
+        let within = req.within_m.unwrap_or(50.0);
+        if !(0.0..=MAX_SNAP_M).contains(&within) {
+            return Err(ServiceError::Bad(format!(
+                "within_m must be between 0 and {MAX_SNAP_M}"
+            )));
+        }
+        lifeline_model::Bbox::new(lon, lat, lon, lat)
+            .map_err(|e| ServiceError::Bad(format!("point: {e}")))?;
+        let hits = index.nearest(Layer::Pipelines, lon, lat, 64, Some(within))?;
+        let first = hits.iter().find_map(|h| traceable(&h.record));
+        found.extend(first);
+        if found.is_empty() {
+            return Err(ServiceError::Bad(format!(
+                "no pipe with topology within {within} m of the point"
+            )));
+        }
+    } else if let Some(g) = &req.geometry {
+        let gj: geojson::Geometry = serde_json::from_value(g.clone())
+            .map_err(|e| ServiceError::Bad(format!("geometry: {e}")))?;
+        let g = lifeline_model::geom::from_geojson(gj)
+            .map_err(|e| ServiceError::Bad(format!("geometry: {e}")))?;
+        for r in index.intersects(Layer::Pipelines, &g)? {
+            found.extend(traceable(&r));
+        }
+        if found.is_empty() {
+            return Err(ServiceError::Bad(
+                "the geometry meets no pipe with topology".into(),
+            ));
+        }
+        if found.len() > MAX_START_PIPES {
+            return Err(ServiceError::Bad(format!(
+                "the geometry meets {} pipes; at most {MAX_START_PIPES} per trace",
+                found.len()
+            )));
+        }
+    }
+    let mut by_kind: BTreeMap<PipeKind, Vec<i64>> = BTreeMap::new();
+    for (k, id) in found {
+        by_kind.entry(k).or_default().push(id);
+    }
+    for ids in by_kind.values_mut() {
+        ids.sort_unstable();
+        ids.dedup();
+    }
+    Ok(by_kind)
+}
+
+/// The field's what-if for one network: the scenario's valves that are in it.
+fn scenario_for(net: &Network, req: &TraceRequest) -> Scenario {
+    let here: HashSet<i64> = net.valves().iter().map(|v| v.id).collect();
+    Scenario {
+        broken: req.broken_valves.iter().copied().filter(|v| here.contains(v)).collect(),
+        closed: req.closed_valves.iter().copied().filter(|v| here.contains(v)).collect(),
+    }
+}
+
+/// Checks that every valve the request names is a valve of a network it traces.
+fn check_scenario(nets: &[(PipeKind, Arc<Built>)], req: &TraceRequest) -> Result<(), ServiceError> {
+    let all: HashSet<i64> = nets
+        .iter()
+        .flat_map(|(_, b)| b.network.valves().iter().map(|v| v.id))
+        .collect();
+    for v in req.broken_valves.iter().chain(&req.closed_valves) {
+        if !all.contains(v) {
+            return Err(ServiceError::Bad(format!(
+                "valve {v} is not a valve of the traced network(s)"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// What an isolation affects beyond the network: lengths, sensors, risk points, cells.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Impact {
+    /// Length of the segment's pipes, metres (geodesic).
+    pub segment_length_m: f64,
+    /// Length of the pockets' pipes, metres.
+    pub pockets_length_m: f64,
+    /// Sensors that watch an affected pipe.
+    pub sensors: Vec<i64>,
+    /// Risk points those sensors watch.
+    pub risk_points: Vec<i64>,
+    /// Per grid cell (the deepest cell holding each affected pipe's first vertex).
+    pub grid_cells: Vec<CellImpact>,
+}
+
+/// The outage inside one grid cell.
+#[derive(Debug, Clone, Serialize)]
+pub struct CellImpact {
+    pub id: i64,
+    pub name: String,
+    pub level: GridLevel,
+    pub pipes: usize,
+    pub length_m: f64,
+    pub customers: u64,
+}
+
+/// One network's isolation, with its impact.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetworkIsolation {
+    pub kind: PipeKind,
+    /// The pipes the trace started from.
+    pub start_pipes: Vec<i64>,
+    #[serde(flatten)]
+    pub isolation: Isolation,
+    pub impact: Impact,
+    /// Plain-language notes: a source taken out of service, valves that could not be
+    /// placed.
+    pub notes: Vec<String>,
+}
+
+/// The answer of an isolation trace over one or more networks.
+#[derive(Debug, Clone, Serialize)]
+pub struct IsolationAnswer {
+    pub networks: Vec<NetworkIsolation>,
+    pub totals: Totals,
+}
+
+/// Sums over the networks of an answer.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Totals {
+    pub valves_to_close: usize,
+    pub customers: u64,
+    /// Length cut off (segment and pockets), metres, by kind.
+    pub length_m_by_kind: BTreeMap<PipeKind, f64>,
+}
+
+/// The isolation trace of a request (see [`TraceRequest`]).
+pub async fn isolate(
+    _who: &Tracer,
+    index: &Arc<SpatialIndex>,
+    networks: &Arc<Networks>,
+    req: TraceRequest,
+) -> Result<IsolationAnswer, ServiceError> {
+    let (index, networks) = (index.clone(), networks.clone());
+    tokio::task::spawn_blocking(move || isolate_now(&index, &networks, &req)).await?
+}
+
+/// [`isolate`], on the calling thread.
+pub fn isolate_now(
+    index: &SpatialIndex,
+    networks: &Networks,
+    req: &TraceRequest,
+) -> Result<IsolationAnswer, ServiceError> {
+    let starts = start_pipes(index, req)?;
+    let nets = starts
+        .keys()
+        .map(|k| Ok((*k, networks.get(index, *k)?)))
+        .collect::<Result<Vec<(PipeKind, Arc<Built>)>, ServiceError>>()?;
+    check_scenario(&nets, req)?;
+    let mut out = Vec::new();
+    let mut totals = Totals::default();
+    for ((kind, built), start) in nets.iter().zip(starts.values()) {
+        let net = &built.network;
+        let iso = net
+            .isolate(start, &scenario_for(net, req))
+            .map_err(|e| ServiceError::Bad(e.to_string()))?;
+        let impact = impact_of(index, &iso);
+        let mut notes = Vec::new();
+        if iso.source_inside {
+            notes.push(
+                "the isolated segment holds a source: closing these valves takes it out of service"
+                    .to_string(),
+            );
+        }
+        if !iso.pockets.is_empty() {
+            notes.push(format!(
+                "{} part(s) outside the segment lose every source as a side effect (pockets)",
+                iso.pockets.len()
+            ));
+        }
+        notes.extend(built.problems.iter().take(20).cloned());
+        totals.valves_to_close += iso.valves_to_close.len();
+        totals.customers += iso.customers.count;
+        *totals.length_m_by_kind.entry(*kind).or_default() +=
+            impact.segment_length_m + impact.pockets_length_m;
+        out.push(NetworkIsolation {
+            kind: *kind,
+            start_pipes: start.clone(),
+            isolation: iso,
+            impact,
+            notes,
+        });
+    }
+    Ok(IsolationAnswer {
+        networks: out,
+        totals,
+    })
+}
+
+fn length_m(index: &SpatialIndex, ids: &[i64]) -> f64 {
+    ids.iter()
+        .filter_map(|id| index.get(Layer::Pipelines, *id))
+        .map(|r| match &*r {
+            Record::Pipeline(p) => Geodesic.length(&p.geometry),
+            _ => 0.0,
+        })
+        .sum()
+}
+
+fn impact_of(index: &SpatialIndex, iso: &Isolation) -> Impact {
+    let pocket_pipes: Vec<i64> = iso.pockets.iter().flat_map(|p| p.pipes.clone()).collect();
+    let affected: HashSet<i64> = iso
+        .segment
+        .pipes
+        .iter()
+        .chain(&pocket_pipes)
+        .copied()
+        .collect();
+    let customers_at: HashMap<i64, u32> = iso
+        .customers
+        .nodes
+        .iter()
+        .filter_map(|id| match index.get(Layer::Nodes, *id).as_deref() {
+            Some(Record::Node(n)) => Some((*id, n.customer_count())),
+            _ => None,
+        })
+        .collect();
+    let mut sensors = Vec::new();
+    let mut risk_points = Vec::new();
+    for r in index.all(Layer::Sensors) {
+        if let Record::Sensor(s) = &*r {
+            if s.pipeline_id.is_some_and(|p| affected.contains(&p)) {
+                sensors.push(s.id);
+                risk_points.extend(s.risk_point_id);
+            }
+        }
+    }
+    sensors.sort_unstable();
+    risk_points.sort_unstable();
+    risk_points.dedup();
+    // Each affected pipe and customer counts in the deepest cell holding its point.
+    let mut cells: BTreeMap<i64, CellImpact> = BTreeMap::new();
+    let mut count_in = |p: Point<f64>, pipe_len: Option<f64>, customers: u64| {
+        let Ok(hits) = index.intersects(Layer::GridCells, &Geometry::Point(p)) else {
+            return;
+        };
+        let deepest = hits
+            .iter()
+            .filter_map(|r| match &**r {
+                Record::GridCell(c) => Some(c),
+                _ => None,
+            })
+            .max_by_key(|c| (c.level, std::cmp::Reverse(c.id)));
+        if let Some(c) = deepest {
+            let e = cells.entry(c.id).or_insert_with(|| CellImpact {
+                id: c.id,
+                name: c.name.clone(),
+                level: c.level,
+                pipes: 0,
+                length_m: 0.0,
+                customers: 0,
+            });
+            if let Some(l) = pipe_len {
+                e.pipes += 1;
+                e.length_m += l;
+            }
+            e.customers += customers;
+        }
+    };
+    let mut ids: Vec<i64> = affected.iter().copied().collect();
+    ids.sort_unstable();
+    for id in &ids {
+        if let Some(Record::Pipeline(p)) = index.get(Layer::Pipelines, *id).as_deref() {
+            if let Some(c) = p.geometry.0.first() {
+                count_in(Point(*c), Some(Geodesic.length(&p.geometry)), 0);
+            }
+        }
+    }
+    for (id, n) in &customers_at {
+        if let Some(Record::Node(node)) = index.get(Layer::Nodes, *id).as_deref() {
+            count_in(node.geometry, None, u64::from(*n));
+        }
+    }
+    Impact {
+        segment_length_m: length_m(index, &iso.segment.pipes),
+        pockets_length_m: length_m(index, &pocket_pipes),
+        sensors,
+        risk_points,
+        grid_cells: cells.into_values().collect(),
+    }
+}
+
+/// The answer of a connectivity trace.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectedAnswer {
+    pub kind: PipeKind,
+    pub start_pipe: i64,
+    #[serde(flatten)]
+    pub part: Part,
+    pub length_m: f64,
+    /// Whether the part reaches a source.
+    pub fed: bool,
+}
+
+/// Everything joined to the start pipe(s) through open valves, per network.
+pub async fn connected(
+    _who: &Tracer,
+    index: &Arc<SpatialIndex>,
+    networks: &Arc<Networks>,
+    req: TraceRequest,
+) -> Result<Vec<ConnectedAnswer>, ServiceError> {
+    let (index, networks) = (index.clone(), networks.clone());
+    tokio::task::spawn_blocking(move || connected_now(&index, &networks, &req)).await?
+}
+
+/// [`connected`], on the calling thread.
+pub fn connected_now(
+    index: &SpatialIndex,
+    networks: &Networks,
+    req: &TraceRequest,
+) -> Result<Vec<ConnectedAnswer>, ServiceError> {
+    let starts = start_pipes(index, req)?;
+    let nets = starts
+        .keys()
+        .map(|k| Ok((*k, networks.get(index, *k)?)))
+        .collect::<Result<Vec<(PipeKind, Arc<Built>)>, ServiceError>>()?;
+    check_scenario(&nets, req)?;
+    let mut out = Vec::new();
+    for ((kind, built), start) in nets.iter().zip(starts.values()) {
+        let net = &built.network;
+        let s = scenario_for(net, req);
+        let mut seen: HashSet<i64> = HashSet::new();
+        for id in start {
+            if seen.contains(id) {
+                continue;
+            }
+            let part = net
+                .connected(*id, &s)
+                .map_err(|e| ServiceError::Bad(e.to_string()))?;
+            seen.extend(&part.pipes);
+            let sources: HashSet<i64> = net
+                .nodes()
+                .iter()
+                .filter(|n| n.role == NodeRole::Source)
+                .map(|n| n.id)
+                .collect();
+            out.push(ConnectedAnswer {
+                kind: *kind,
+                start_pipe: *id,
+                fed: part.nodes.iter().any(|n| sources.contains(n)),
+                length_m: length_m(index, &part.pipes),
+                part,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The answer of an isolation as a GeoJSON FeatureCollection: the segment's and pockets'
+/// pipes (`role` = `segment` or `pocket`), the valves to close (`valve_to_close`), the
+/// other boundary valves (`boundary_valve`), and each part's outline (`outline`, the
+/// convex hull of its pipes).
+pub fn isolation_geojson(index: &SpatialIndex, a: &IsolationAnswer) -> Value {
+    let mut features = Vec::new();
+    for n in &a.networks {
+        let iso = &n.isolation;
+        let mut parts: Vec<(&str, &Part)> = vec![("segment", &iso.segment)];
+        parts.extend(iso.pockets.iter().map(|p| ("pocket", p)));
+        for (role, part) in parts {
+            let mut points: Vec<Point<f64>> = Vec::new();
+            for id in &part.pipes {
+                if let Some(Record::Pipeline(p)) = index.get(Layer::Pipelines, *id).as_deref() {
+                    points.extend(p.geometry.points());
+                    features.push(json!({
+                        "type": "Feature", "id": format!("pipelines.{id}"),
+                        "geometry": to_geojson(&Geometry::LineString(p.geometry.clone())),
+                        "properties": {"role": role, "layer": "pipelines", "id": id, "kind": n.kind},
+                    }));
+                }
+            }
+            if points.len() >= 3 {
+                let hull = MultiPoint(points).convex_hull();
+                features.push(json!({
+                    "type": "Feature",
+                    "geometry": to_geojson(&Geometry::Polygon(hull)),
+                    "properties": {"role": "outline", "part": role, "kind": n.kind},
+                }));
+            }
+        }
+        for b in &iso.boundary_valves {
+            let role = if iso.valves_to_close.contains(&b.id) {
+                "valve_to_close"
+            } else {
+                "boundary_valve"
+            };
+            if let Some(Record::Node(v)) = index.get(Layer::Nodes, b.id).as_deref() {
+                features.push(json!({
+                    "type": "Feature", "id": format!("nodes.{}", b.id),
+                    "geometry": to_geojson(&Geometry::Point(v.geometry)),
+                    "properties": {
+                        "role": role, "layer": "nodes", "id": b.id, "kind": n.kind,
+                        "pipe": b.pipe, "closed": b.closed, "far_side_fed": b.far_side_fed,
+                        "code": v.code, "name": v.name,
+                    },
+                }));
+            }
+        }
+    }
+    json!({
+        "type": "FeatureCollection",
+        "features": features,
+        "totals": a.totals,
+    })
+}
+
+/// The answer of an isolation as a printable HTML page: per network, the valves to close
+/// (with their codes and positions), the counts, the pockets and the cells affected.
+pub fn isolation_html(index: &SpatialIndex, a: &IsolationAnswer) -> String {
+    let mut h = String::from(
+        "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Isolation trace</title>\
+         <style>body{font:14px system-ui,sans-serif;margin:2em}table{border-collapse:collapse}\
+         td,th{border:1px solid #999;padding:.2em .5em;text-align:left}h2{margin-top:1.5em}</style>\
+         <h1>Isolation trace</h1>",
+    );
+    h.push_str(&format!(
+        "<p>Valves to close: <b>{}</b> · customers losing supply: <b>{}</b></p>",
+        a.totals.valves_to_close, a.totals.customers
+    ));
+    for n in &a.networks {
+        let iso = &n.isolation;
+        h.push_str(&format!(
+            "<h2>{} network — from pipe(s) {}</h2>",
+            esc(n.kind.as_str()),
+            esc(&join(&n.start_pipes))
+        ));
+        for note in &n.notes {
+            h.push_str(&format!("<p><b>Note:</b> {}</p>", esc(note)));
+        }
+        h.push_str("<h3>Valves to close</h3><table><tr><th>valve</th><th>code</th><th>name</th><th>on pipe</th><th>lon, lat</th></tr>");
+        for b in iso
+            .boundary_valves
+            .iter()
+            .filter(|b| iso.valves_to_close.contains(&b.id))
+        {
+            let v = match index.get(Layer::Nodes, b.id).as_deref() {
+                Some(Record::Node(v)) => Some(v.clone()),
+                _ => None,
+            };
+            h.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                b.id,
+                esc(v.as_ref().and_then(|v| v.code.as_deref()).unwrap_or("")),
+                esc(v.as_ref().and_then(|v| v.name.as_deref()).unwrap_or("")),
+                b.pipe,
+                v.map_or(String::new(), |v| format!(
+                    "{:.6}, {:.6}",
+                    v.geometry.x(),
+                    v.geometry.y()
+                )),
+            ));
+        }
+        h.push_str("</table>");
+        h.push_str(&format!(
+            "<p>Segment: {} pipe(s), {:.0} m · pockets: {} ({:.0} m) · source inside: {} · \
+             customers: {} · sensors: {} · risk points: {}</p>",
+            iso.segment.pipes.len(),
+            n.impact.segment_length_m,
+            iso.pockets.len(),
+            n.impact.pockets_length_m,
+            if iso.source_inside { "yes" } else { "no" },
+            iso.customers.count,
+            n.impact.sensors.len(),
+            n.impact.risk_points.len(),
+        ));
+        if !n.impact.grid_cells.is_empty() {
+            h.push_str("<h3>By grid cell</h3><table><tr><th>cell</th><th>level</th><th>pipes</th><th>length (m)</th><th>customers</th></tr>");
+            for c in &n.impact.grid_cells {
+                h.push_str(&format!(
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.0}</td><td>{}</td></tr>",
+                    esc(&c.name),
+                    c.level,
+                    c.pipes,
+                    c.length_m,
+                    c.customers
+                ));
+            }
+            h.push_str("</table>");
+        }
+    }
+    h.push_str("</html>");
+    h
+}
+
+fn join(ids: &[i64]) -> String {
+    ids.iter()
+        .map(i64::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: i64, t: NodeType) -> NetworkNode {
+        NetworkNode::new(id, PipeKind::WaterSupply, t, (106.5, 29.5).into())
+    }
+
+    fn pipe(id: i64, a: i64, b: i64) -> Pipeline {
+        Pipeline {
+            from_node: Some(a),
+            to_node: Some(b),
+            ..Pipeline::new(
+                id,
+                PipeKind::WaterSupply,
+                1,
+                vec![(106.5, 29.5), (106.501, 29.5)].into(),
+            )
+        }
+    }
+
+    #[test]
+    fn an_inline_valve_node_separates_its_two_pipes() {
+        // source 1 — p10 — valve 2 — p11 — customer 3
+        let nodes = vec![
+            node(1, NodeType::Source),
+            node(2, NodeType::Valve),
+            NetworkNode {
+                customers: Some(5),
+                ..node(3, NodeType::Customer)
+            },
+        ];
+        let pipes = vec![pipe(10, 1, 2), pipe(11, 2, 3)];
+        let (net, problems) = network_of(&nodes, &pipes).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        let iso = net.isolate(&[11], &Scenario::default()).unwrap();
+        assert_eq!(iso.segment.pipes, vec![11]);
+        assert_eq!(iso.valves_to_close, vec![2]);
+        assert_eq!(iso.customers.count, 5);
+        // The valve broken: the segment grows to the source.
+        let s = Scenario {
+            broken: [2].into(),
+            ..Default::default()
+        };
+        let iso = net.isolate(&[11], &s).unwrap();
+        assert_eq!(iso.segment.pipes, vec![10, 11]);
+        assert!(iso.source_inside);
+    }
+
+    #[test]
+    fn unplaceable_valves_and_loose_pipes_are_reported() {
+        let nodes = vec![
+            node(1, NodeType::Junction),
+            node(2, NodeType::Valve),
+            node(3, NodeType::Junction),
+            node(4, NodeType::Junction),
+        ];
+        let pipes = vec![
+            pipe(10, 1, 2),
+            pipe(11, 2, 3),
+            pipe(12, 2, 4),
+            pipe(13, 4, 99),
+        ];
+        let (net, problems) = network_of(&nodes, &pipes).unwrap();
+        assert_eq!(net.pipes().len(), 3);
+        assert!(net.valves().is_empty());
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("pipeline 13")));
+        assert!(problems.iter().any(|p| p.contains("valve 2 joins 3 pipes")));
+    }
+}
