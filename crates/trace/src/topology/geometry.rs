@@ -56,6 +56,7 @@ pub struct PointNode {
 pub struct Snapping {
     tolerance: f64,
     near_miss: f64,
+    tees: bool,
 }
 
 impl Snapping {
@@ -67,6 +68,7 @@ impl Snapping {
         Ok(Snapping {
             tolerance,
             near_miss: 10.0 * tolerance,
+            tees: true,
         })
     }
 
@@ -79,6 +81,14 @@ impl Snapping {
             near_miss: factor * self.tolerance,
             ..self
         })
+    }
+
+    /// Whether a node of pipe ends on another pipe's interior splits that pipe (rule 4's
+    /// second half; on by default). Turn it off for data whose lines are drawn straight
+    /// between nodes and may pass over other nodes: what it would join is then reported as
+    /// a crossing.
+    pub fn with_tees(self, tees: bool) -> Self {
+        Snapping { tees, ..self }
     }
 
     /// The tolerance in metres.
@@ -394,7 +404,8 @@ pub fn from_geometry(
             None => report.points_off_pipe.push(kept[k].id),
         }
     }
-    for (c, members) in cluster_ends.iter().enumerate() {
+    let tee_clusters = if snapping.tees { cluster_ends.len() } else { 0 };
+    for (c, members) in cluster_ends.iter().enumerate().take(tee_clusters) {
         let at = node_xy(NodeKey::Cluster(c));
         let own: HashSet<usize> = members.iter().map(|e| e / 2).collect();
         // The nearest segment of each other pipe within the tolerance.
@@ -710,28 +721,38 @@ fn crossings(pipes: &[PlacedPipe], tol: f64) -> Vec<Crossing> {
         if pa.id >= pb.id {
             continue;
         }
-        let Some(at) = intersection(a.geom(), b.geom()) else {
-            continue;
-        };
-        let end_of = |p: &PlacedPipe| {
-            let (s, e) = (p.line[0], p.line[p.line.len() - 1]);
-            if dist2(&s, &at) <= tol2 {
-                Some(p.from)
-            } else if dist2(&e, &at) <= tol2 {
-                Some(p.to)
-            } else {
-                None
-            }
-        };
-        if let (Some(na), Some(nb)) = (end_of(pa), end_of(pb)) {
-            if na == nb {
-                continue;
+        // Where the lines meet, and where an end of one lies within the tolerance of the
+        // other (a touch that was not snapped).
+        let mut meets = intersection(a.geom(), b.geom());
+        for (p, seg, other) in [(pa, a.geom(), b.geom()), (pb, b.geom(), a.geom())] {
+            let ends = [p.line[0], p.line[p.line.len() - 1]];
+            for end in [seg.from, seg.to] {
+                if ends.contains(&end) && other.distance_2(&end) <= tol2 {
+                    meets.push(end);
+                }
             }
         }
-        let list = found.entry([pa.id, pb.id]).or_default();
-        // One crossing where a line passes through a vertex of the other (two segments).
-        if list.iter().all(|x| dist2(x, &at) > tol2) {
-            list.push(at);
+        for at in meets {
+            let end_of = |p: &PlacedPipe| {
+                let (s, e) = (p.line[0], p.line[p.line.len() - 1]);
+                if dist2(&s, &at) <= tol2 {
+                    Some(p.from)
+                } else if dist2(&e, &at) <= tol2 {
+                    Some(p.to)
+                } else {
+                    None
+                }
+            };
+            if let (Some(na), Some(nb)) = (end_of(pa), end_of(pb)) {
+                if na == nb {
+                    continue;
+                }
+            }
+            let list = found.entry([pa.id, pb.id]).or_default();
+            // One crossing where a line passes through a vertex of the other (two segments).
+            if list.iter().all(|x| dist2(x, &at) > tol2) {
+                list.push(at);
+            }
         }
     }
     found
@@ -780,9 +801,9 @@ fn fraction(seg: &Line<Xy>, p: &Xy) -> f64 {
     (dot(&sub(p, &seg.from), &d) / len2).clamp(0.0, 1.0)
 }
 
-/// A point the two segments share, if any (for overlapping collinear segments, one of the
-/// overlap's end points).
-fn intersection(a: &Line<Xy>, b: &Line<Xy>) -> Option<Xy> {
+/// The points the two segments share: none, one, or for overlapping collinear segments the
+/// two ends of the overlap.
+fn intersection(a: &Line<Xy>, b: &Line<Xy>) -> Vec<Xy> {
     let r = sub(&a.to, &a.from);
     let s = sub(&b.to, &b.from);
     let qp = sub(&b.from, &a.from);
@@ -791,7 +812,7 @@ fn intersection(a: &Line<Xy>, b: &Line<Xy>) -> Option<Xy> {
     if denom.abs() <= 1e-12 * scale {
         // Parallel: they meet only if collinear and overlapping.
         if cross(&qp, &r).abs() > 1e-12 * scale.max(dot(&qp, &qp)) {
-            return None;
+            return Vec::new();
         }
         let on_a = |p: &Xy| {
             let t = dot(&sub(p, &a.from), &r);
@@ -801,16 +822,17 @@ fn intersection(a: &Line<Xy>, b: &Line<Xy>) -> Option<Xy> {
             let t = dot(&sub(p, &b.from), &s);
             (0.0..=dot(&s, &s)).contains(&t)
         };
-        return [b.from, b.to]
-            .into_iter()
-            .find(|p| on_a(p))
-            .or_else(|| [a.from, a.to].into_iter().find(|p| on_b(p)));
+        let mut overlap: Vec<Xy> = [b.from, b.to].into_iter().filter(|p| on_a(p)).collect();
+        overlap.extend([a.from, a.to].into_iter().filter(|p| on_b(p)));
+        overlap.sort_by(|p, q| p[0].total_cmp(&q[0]).then(p[1].total_cmp(&q[1])));
+        overlap.dedup();
+        return overlap;
     }
     let t = cross(&qp, &s) / denom;
     let u = cross(&qp, &r) / denom;
     if (0.0..=1.0).contains(&t) && (0.0..=1.0).contains(&u) {
-        Some([a.from[0] + t * r[0], a.from[1] + t * r[1]])
+        vec![[a.from[0] + t * r[0], a.from[1] + t * r[1]]]
     } else {
-        None
+        Vec::new()
     }
 }

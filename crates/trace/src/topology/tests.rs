@@ -234,6 +234,13 @@ fn a_tee_on_a_main_splits_the_main() {
     assert_eq!(edges(&g), [(1, 1, 3), (2, 3, 4), (3, 3, 2)]);
     assert_eq!(g.report.splits[0].at_nodes, [3]);
     assert!(g.report.crossings.is_empty());
+
+    // Without tees the main stays whole, and the touch is reported as a crossing.
+    let s = Snapping::new(0.1).unwrap().with_tees(false);
+    let g = from_geometry(&pipes, &[], &s).unwrap();
+    assert_eq!(edges(&g), [(1, 1, 2), (2, 3, 4)]);
+    assert_eq!(g.report.crossings.len(), 1);
+    assert_eq!(g.report.crossings[0].pipes, [1, 2]);
 }
 
 #[test]
