@@ -12,7 +12,8 @@
 //! Coordinates are returned raw, in the file's units, with the source CRS the caller gives
 //! (an `.inp` file states none); the importer reprojects them later.
 //!
-//! **Why not the `epanet-rs` crate** (0.2.3, MIT or Apache-2.0, active in 2025): it is a
+//! **Why not the `epanet-rs` crate** (0.2.3, MIT or Apache-2.0, edition 2024; a release
+//! newer than the 0.2.2 first looked at appeared meanwhile, so it is maintained): it is a
 //! hydraulic solver, and its reader takes a file path (I/O in a crate that has none) and
 //! builds the solver's model. Its library pulls `faer` (dense and sparse linear algebra),
 //! `rayon`, `clap`, `simplelog`, `time`, `rmp-serde`, `hashbrown` and `strum`, none of them
