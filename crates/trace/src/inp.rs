@@ -148,6 +148,8 @@ pub enum InpNetworkError {
     UnknownLink { index: usize, name: String },
     #[error("valve layer entry {index}: node {name:?} is not in the model")]
     UnknownNode { index: usize, name: String },
+    #[error("link {link:?} ends at node {node:?}, which is not in the model")]
+    LinkEnd { link: String, node: String },
     #[error(transparent)]
     Network(#[from] TraceError),
 }
@@ -391,16 +393,28 @@ impl InpModel {
                 },
             })
             .collect();
+        // `parse` checks link ends, but the fields are public: check again, without panics.
+        let end = |l: &InpLink, name: &str| {
+            node_id
+                .get(name)
+                .copied()
+                .ok_or_else(|| InpNetworkError::LinkEnd {
+                    link: l.name.clone(),
+                    node: name.to_string(),
+                })
+        };
         let pipes = self
             .links
             .iter()
             .zip(0..)
-            .map(|(l, id)| Pipe {
-                id,
-                from: node_id[l.from.as_str()],
-                to: node_id[l.to.as_str()],
+            .map(|(l, id)| {
+                Ok(Pipe {
+                    id,
+                    from: end(l, &l.from)?,
+                    to: end(l, &l.to)?,
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>, InpNetworkError>>()?;
         let mut valves = Vec::with_capacity(layer.len());
         for (index, v) in layer.iter().enumerate() {
             let pipe =
@@ -437,7 +451,7 @@ impl InpModel {
             valves.push(Valve {
                 id: valves.len() as Id,
                 pipe,
-                node: node_id[l.from.as_str()],
+                node: end(l, &l.from)?,
                 position: Position::Closed,
                 operable: true,
             });
@@ -592,6 +606,13 @@ a small net ; with a comment
         assert!(matches!(
             m.network(&layer),
             Err(InpNetworkError::UnknownLink { index: 0, .. })
+        ));
+        // A model edited by hand after parsing: an error, not a panic.
+        let mut m = m;
+        m.links[0].to = "nowhere".into();
+        assert!(matches!(
+            m.network(&[]),
+            Err(InpNetworkError::LinkEnd { .. })
         ));
     }
 }

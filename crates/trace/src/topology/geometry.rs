@@ -435,10 +435,11 @@ pub fn from_geometry(
     // New ids count up from one above the largest input id; refuse if that could overflow.
     let room = |max: Option<Id>, need: usize, what: &'static str| {
         let max = max.unwrap_or(0);
-        match i64::try_from(need)
+        let last = i64::try_from(need)
             .ok()
-            .and_then(|n| max.checked_add(n + 1))
-        {
+            .and_then(|n| n.checked_add(1))
+            .and_then(|n| max.checked_add(n));
+        match last {
             Some(_) => Ok(max + 1),
             None => Err(TopologyError::IdSpace(what)),
         }
@@ -715,44 +716,51 @@ fn crossings(pipes: &[PlacedPipe], tol: f64) -> Vec<Crossing> {
             .collect(),
     );
     let tol2 = tol * tol;
-    let mut found: BTreeMap<[Id; 2], Vec<Xy>> = BTreeMap::new();
+    // Where two lines meet (their boxes overlap), and where an end of one lies within the
+    // tolerance of the other (a touch that was not snapped; the boxes need not overlap).
+    let mut meets: Vec<(usize, usize, Xy)> = Vec::new();
     for (a, b) in tree.intersection_candidates_with_other_tree(&tree) {
-        let (pa, pb) = (&pipes[a.data], &pipes[b.data]);
-        if pa.id >= pb.id {
-            continue;
-        }
-        // Where the lines meet, and where an end of one lies within the tolerance of the
-        // other (a touch that was not snapped).
-        let mut meets = intersection(a.geom(), b.geom());
-        for (p, seg, other) in [(pa, a.geom(), b.geom()), (pb, b.geom(), a.geom())] {
-            let ends = [p.line[0], p.line[p.line.len() - 1]];
-            for end in [seg.from, seg.to] {
-                if ends.contains(&end) && other.distance_2(&end) <= tol2 {
-                    meets.push(end);
-                }
+        if pipes[a.data].id < pipes[b.data].id {
+            for at in intersection(a.geom(), b.geom()) {
+                meets.push((a.data, b.data, at));
             }
         }
-        for at in meets {
-            let end_of = |p: &PlacedPipe| {
-                let (s, e) = (p.line[0], p.line[p.line.len() - 1]);
-                if dist2(&s, &at) <= tol2 {
-                    Some(p.from)
-                } else if dist2(&e, &at) <= tol2 {
-                    Some(p.to)
-                } else {
-                    None
-                }
-            };
-            if let (Some(na), Some(nb)) = (end_of(pa), end_of(pb)) {
-                if na == nb {
-                    continue;
+    }
+    for (i, p) in pipes.iter().enumerate() {
+        for end in [p.line[0], p.line[p.line.len() - 1]] {
+            for g in tree.locate_within_distance(end, tol2) {
+                if g.data != i {
+                    meets.push((i, g.data, end));
                 }
             }
-            let list = found.entry([pa.id, pb.id]).or_default();
-            // One crossing where a line passes through a vertex of the other (two segments).
-            if list.iter().all(|x| dist2(x, &at) > tol2) {
-                list.push(at);
+        }
+    }
+    let mut found: BTreeMap<[Id; 2], Vec<Xy>> = BTreeMap::new();
+    for (a, b, at) in meets {
+        let (pa, pb) = if pipes[a].id < pipes[b].id {
+            (&pipes[a], &pipes[b])
+        } else {
+            (&pipes[b], &pipes[a])
+        };
+        let end_of = |p: &PlacedPipe| {
+            let (s, e) = (p.line[0], p.line[p.line.len() - 1]);
+            if dist2(&s, &at) <= tol2 {
+                Some(p.from)
+            } else if dist2(&e, &at) <= tol2 {
+                Some(p.to)
+            } else {
+                None
             }
+        };
+        if let (Some(na), Some(nb)) = (end_of(pa), end_of(pb)) {
+            if na == nb {
+                continue;
+            }
+        }
+        let list = found.entry([pa.id, pb.id]).or_default();
+        // One crossing where a line passes through a vertex of the other (two segments).
+        if list.iter().all(|x| dist2(x, &at) > tol2) {
+            list.push(at);
         }
     }
     found
