@@ -15,10 +15,27 @@
 //! - open and operable: a segment boundary, and listed to close when its far side still
 //!   reaches a source.
 //!
+//! | module | owns |
+//! |---|---|
+//! | this one | the [`Network`] and its traces |
+//! | [`topology`] | building a network from records: from attributes, from geometry by snapping, with a report of what was wrong |
+//! | [`inp`] | reading EPANET `.inp` text, and the mapping of its links to pipes and valves |
+//!
 //! Losing a source is never an error: an isolation whose segment holds a source says so in
 //! [`Isolation::source_inside`] and its pockets.
 
+pub mod inp;
 pub mod service;
+pub mod topology;
+
+pub use inp::{
+    InpError, InpLink, InpLinkKind, InpModel, InpNetwork, InpNetworkError, InpNode, InpNodeKind,
+    InpProblem, LayerValve, LinkStatus,
+};
+pub use topology::{
+    from_attributes, from_geometry, AttributeReport, GeometryReport, GeometryTopology, LinePipe,
+    NodeKind, NodeRecord, PipeRecord, PointNode, Snapping, Topology, TopologyError, ValveNode,
+};
 
 use serde::Serialize;
 use std::collections::{HashMap, HashSet};

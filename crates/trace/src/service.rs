@@ -6,20 +6,15 @@
 //! Who may trace: analysts and operators (and admins). A trace shows valves, customers and
 //! the network's shape, which the map gives no lower role.
 //!
-//! How stored records become the engine's graph ([`network_of`]):
-//! - every node of the kind is a graph node: sources feed, customer connections count
-//!   their customers, the rest (junctions, valves) only join pipes;
-//! - every pipe of the kind with both `from_node` and `to_node` set joins them;
-//! - a **valve node** acts on one pipe at itself, as WNTR's valve layer does: the pipe its
-//!   `on_pipe_id` names, else (where one or two pipes meet at it) the pipe with the smaller
-//!   id. With two pipes, closing the valve separates that pipe from the node and so from
-//!   the other pipe, which is what an in-line valve does. A valve where three or more
-//!   pipes meet and that names no pipe cannot be placed: it is reported and traced as a
-//!   junction.
+//! Stored records become the engine's graph through [`from_attributes`]: every node of
+//! the kind, every pipe of the kind that names both end nodes; valve nodes are placed on a
+//! pipe as the [`topology`](crate::topology) module says, and what cannot be placed is
+//! reported in the answer's notes (and by `lifeline check`).
 
-use crate::{
-    Isolation, Network, Node, NodeRole, Part, Pipe, Position, Scenario, TraceError, Valve,
+use crate::topology::{
+    from_attributes, NodeKind, NodeRecord, PipeRecord, Topology, TopologyError, ValveNode,
 };
+use crate::{Isolation, Network, NodeRole, Part, Position, Scenario};
 use geo::{ConvexHull, Geodesic, Geometry, Length, MultiPoint, Point};
 use lifeline_index::{IndexError, SpatialIndex};
 use lifeline_model::access::{require, Forbidden};
@@ -27,6 +22,7 @@ use lifeline_model::geom::to_geojson;
 use lifeline_model::html::esc;
 use lifeline_model::{
     Actor, GridLevel, Layer, NetworkNode, NodeType, PipeKind, Pipeline, Record, Role,
+    ValvePosition,
 };
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -46,7 +42,7 @@ pub enum ServiceError {
     Index(#[from] IndexError),
     /// The stored network cannot be traced (ids the engine refuses).
     #[error("the stored network cannot be traced: {0}")]
-    Network(#[from] TraceError),
+    Network(#[from] TopologyError),
     #[error("the trace task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
 }
@@ -159,89 +155,66 @@ fn records_of(index: &SpatialIndex, kind: PipeKind) -> (Vec<NetworkNode>, Vec<Pi
     (nodes, pipes)
 }
 
-/// The engine's network of stored nodes and pipes of one kind (see the module doc), with
-/// the problems found on the way. Pipes whose ends are missing or name unknown nodes are
-/// left out and reported.
+/// The engine's network of stored nodes and pipes of one kind, through
+/// [`from_attributes`](crate::from_attributes) (which places valve nodes on their pipes),
+/// with the problems found on the way in plain words. Pipes without both end nodes are
+/// left out.
 pub fn network_of(
     nodes: &[NetworkNode],
     pipes: &[Pipeline],
-) -> Result<(Network, Vec<String>), TraceError> {
-    let mut problems = Vec::new();
-    let known: HashSet<i64> = nodes.iter().map(|n| n.id).collect();
-    let mut at: HashMap<i64, Vec<i64>> = HashMap::new();
-    let mut kept = Vec::with_capacity(pipes.len());
-    for p in pipes {
-        match (p.from_node, p.to_node) {
-            (Some(a), Some(b)) if known.contains(&a) && known.contains(&b) && a != b => {
-                at.entry(a).or_default().push(p.id);
-                at.entry(b).or_default().push(p.id);
-                kept.push(Pipe {
-                    id: p.id,
-                    from: a,
-                    to: b,
-                });
-            }
-            (a, b) => problems.push(format!(
-                "pipeline {} is left out: its ends ({}, {}) are not two nodes of its network",
-                p.id,
-                a.map_or("none".into(), |v| v.to_string()),
-                b.map_or("none".into(), |v| v.to_string()),
-            )),
-        }
-    }
-    let ends: HashMap<i64, (i64, i64)> = kept.iter().map(|p| (p.id, (p.from, p.to))).collect();
-    let mut valves = Vec::new();
-    for n in nodes.iter().filter(|n| n.node_type == NodeType::Valve) {
-        let incident = at.get(&n.id).map_or(&[][..], Vec::as_slice);
-        let named = n.on_pipe_id.filter(|p| {
-            ends.get(p)
-                .is_some_and(|&(a, b)| a == n.id || b == n.id)
-        });
-        let pipe = match (named, n.on_pipe_id, incident.len()) {
-            (Some(p), _, _) => Some(p),
-            (None, Some(p), _) => {
-                problems.push(format!(
-                    "valve {} names pipeline {p}, which does not end at it; traced as a junction",
-                    n.id
-                ));
-                None
-            }
-            (None, None, 1 | 2) => incident.iter().min().copied(),
-            (None, None, k) => {
-                problems.push(format!(
-                    "valve {} joins {k} pipes and names none (on_pipe_id); traced as a junction",
-                    n.id
-                ));
-                None
-            }
-        };
-        if let Some(pipe) = pipe {
-            valves.push(Valve {
-                id: n.id,
-                pipe,
-                node: n.id,
-                position: match n.position() {
-                    lifeline_model::ValvePosition::Open => Position::Open,
-                    lifeline_model::ValvePosition::Closed => Position::Closed,
-                },
-                operable: n.operable(),
-            });
-        }
-    }
-    let graph_nodes = nodes
+) -> Result<(Network, Vec<String>), TopologyError> {
+    let records: Vec<NodeRecord> = nodes
         .iter()
-        .map(|n| Node {
+        .map(|n| NodeRecord {
             id: n.id,
-            role: match n.node_type {
-                NodeType::Source => NodeRole::Source,
-                NodeType::Customer => NodeRole::Customer {
+            kind: match n.node_type {
+                NodeType::Junction => NodeKind::Junction,
+                NodeType::Source => NodeKind::Source,
+                NodeType::Customer => NodeKind::Customer {
                     customers: n.customer_count(),
                 },
-                NodeType::Junction | NodeType::Valve => NodeRole::Junction,
+                NodeType::Valve => NodeKind::Valve(ValveNode {
+                    position: match n.position() {
+                        ValvePosition::Open => Position::Open,
+                        ValvePosition::Closed => Position::Closed,
+                    },
+                    operable: n.operable(),
+                    on_pipe: n.on_pipe_id,
+                }),
             },
         })
         .collect();
-    Ok((Network::new(graph_nodes, kept, valves)?, problems))
+    let mut problems = Vec::new();
+    let mut joined = Vec::with_capacity(pipes.len());
+    for p in pipes {
+        match (p.from_node, p.to_node) {
+            (Some(from), Some(to)) => joined.push(PipeRecord { id: p.id, from, to }),
+            _ => problems.push(format!(
+                "pipeline {} is left out: it names only one end node",
+                p.id
+            )),
+        }
+    }
+    let Topology { network, report } = from_attributes(&records, &joined)?;
+    for u in &report.unknown_nodes {
+        problems.push(format!(
+            "pipeline {} is left out: node {} is not a node of its network",
+            u.pipe, u.node
+        ));
+    }
+    for v in &report.misplaced_valves {
+        problems.push(match v.on_pipe {
+            Some(p) => format!(
+                "valve {} names pipeline {p}, which does not end at it; traced as a junction",
+                v.node
+            ),
+            None => format!(
+                "valve {} joins {} pipes and names none (on_pipe_id); traced as a junction",
+                v.node, v.degree
+            ),
+        });
+    }
+    Ok((network, problems))
 }
 
 /// The start pipes of a request, by kind, each a traceable pipe (one with topology).

@@ -3,8 +3,12 @@
 //! equal `wntr.metrics.topographic.valve_segments` element by element; the isolation of a
 //! pipe covers exactly its WNTR segment with exactly the valves on that segment's boundary;
 //! and a broken valve (dropped from WNTR's layer) grows the segments the same way on both.
+//! Built instead from Lifeline's own reading of the `.inp` file (`InpModel`), with the same
+//! valve layer by name, the segments are WNTR's too.
 
-use lifeline_trace::{Network, Node, NodeRole, Pipe, Position, Scenario, Valve};
+use lifeline_trace::{
+    InpModel, LayerValve, Network, Node, NodeRole, Pipe, Position, Scenario, Valve,
+};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::process::Command;
@@ -153,4 +157,66 @@ fn ky10_segments_equal_wntr() {
 #[test]
 fn net6_segments_equal_wntr() {
     compare("Net6", 7, 2, "10,20,30");
+}
+
+/// The network read from the `.inp` by Lifeline, with WNTR's valve layer given by name.
+#[test]
+fn ky10_from_inp_segments_equal_wntr() {
+    let o = oracle("ky10", 7, 2, "-");
+    let names = |key: &str| -> Vec<String> {
+        ids(&o[key])
+            .map(|n| n.as_str().unwrap().to_string())
+            .collect()
+    };
+    let (node_names, link_names) = (names("node_names"), names("link_names"));
+    let path = String::from_utf8(
+        Command::new("python3")
+            .args([
+                "-c",
+                "import wntr,os;print(os.path.dirname(wntr.__file__),end='')",
+            ])
+            .output()
+            .expect("python3 with wntr")
+            .stdout,
+    )
+    .unwrap()
+        + "/library/networks/ky10.inp";
+    let model = InpModel::parse(&std::fs::read_to_string(path).unwrap(), "").unwrap();
+    let layer: Vec<LayerValve> = ids(&o["valves"])
+        .map(|v| LayerValve {
+            link: link_names[v["link"].as_u64().unwrap() as usize].clone(),
+            node: node_names[v["node"].as_u64().unwrap() as usize].clone(),
+        })
+        .collect();
+    let built = model.network(&layer).unwrap();
+    assert!(
+        built.added_closed_valves.is_empty(),
+        "ky10 has no closed link"
+    );
+    let seg = built.network.segments(&Scenario::default());
+    // Ours, in WNTR's order of elements, by name.
+    let our_node: HashMap<&str, usize> = built
+        .node_names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    let our_link: HashMap<&str, usize> = built
+        .link_names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i))
+        .collect();
+    let ours: Vec<usize> = node_names
+        .iter()
+        .map(|n| seg.nodes[our_node[n.as_str()]])
+        .chain(link_names.iter().map(|l| seg.pipes[our_link[l.as_str()]]))
+        .collect();
+    let theirs: Vec<usize> = numbering(&o, "segments", "nodes")
+        .into_iter()
+        .chain(numbering(&o, "segments", "links"))
+        .collect();
+    assert_eq!(our_node.len(), node_names.len());
+    assert_eq!(our_link.len(), link_names.len());
+    same_partition(&ours, &theirs, "ky10 from .inp");
 }
