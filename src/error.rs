@@ -240,6 +240,19 @@ impl From<lifeline_analysis::AnalysisError> for AppError {
     }
 }
 
+impl From<lifeline_trace::service::ServiceError> for AppError {
+    fn from(e: lifeline_trace::service::ServiceError) -> Self {
+        use lifeline_trace::service::ServiceError;
+        match e {
+            ServiceError::Bad(m) => AppError::BadRequest(m),
+            ServiceError::Forbidden(f) => AppError::Forbidden(f.to_string()),
+            ServiceError::Index(i) => i.into(),
+            ServiceError::Network(n) => AppError::Internal(n.to_string()),
+            ServiceError::Join(j) => AppError::Internal(j.to_string()),
+        }
+    }
+}
+
 impl From<crate::records::RecordsError> for AppError {
     fn from(e: crate::records::RecordsError) -> Self {
         use crate::records::RecordsError;

@@ -41,6 +41,7 @@ pub use lifeline_risk as risk;
 pub use lifeline_simulate as simulate;
 pub use lifeline_store as store;
 pub use lifeline_tileserver as tileserver;
+pub use lifeline_trace as trace;
 
 pub use error::AppError;
 pub use server::run;

@@ -53,6 +53,8 @@ pub struct AppState {
     pub rate_limits: Arc<crate::limits::RateLimits>,
     /// The change follower's progress (`/metrics`).
     pub follower: Arc<crate::sync::FollowerProgress>,
+    /// The utility networks as traces see them, rebuilt when the index changes (issue 15).
+    pub networks: Arc<crate::trace::service::Networks>,
 }
 
 impl AppState {
@@ -132,6 +134,7 @@ impl AppState {
             risk,
             rate_limits,
             follower: Arc::default(),
+            networks: Arc::default(),
         })
     }
 

@@ -46,9 +46,9 @@ pub struct FormatQuery {
     pub format: Option<String>,
 }
 
-/// The representations of a check and of a ticket.
+/// The representations of a check, a ticket and a trace.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Format {
+pub(super) enum Format {
     Json,
     GeoJson,
     Html,
@@ -72,7 +72,7 @@ impl std::str::FromStr for Format {
 }
 
 /// The format asked for: `?format=` if given, else by the Accept header, else JSON.
-fn negotiate(q: &FormatQuery, headers: &HeaderMap) -> Result<Format, AppError> {
+pub(super) fn negotiate(q: &FormatQuery, headers: &HeaderMap) -> Result<Format, AppError> {
     if let Some(f) = &q.format {
         return f.parse();
     }

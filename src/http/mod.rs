@@ -18,6 +18,7 @@ pub mod risk;
 pub mod routes;
 pub mod sensors;
 pub mod tiles;
+pub mod trace;
 
 use crate::config::Config;
 use crate::model::{Actor, Layer, Role};
@@ -53,6 +54,7 @@ pub fn api(config: &Config) -> routes::Routes {
         .merge(client::router())
         .merge(ogc::router())
         .merge(analysis::router())
+        .merge(trace::router())
         .merge(metrics::router())
 }
 

@@ -16,7 +16,7 @@ use utoipa_axum::routes;
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Lifeline", description = "Geospatial digital twin of a city's underground lifelines. Send API keys as `Authorization: Bearer <key>`."),
-    tags((name = "service"), (name = "layers"), (name = "features"), (name = "admin"), (name = "tiles"), (name = "excavation"), (name = "analysis", description = "Analysis beyond OGC API – Features (issue 6): pipelines within a distance, the clearance audit (horizontal and vertical), grid statistics, nearest sensors; the OGC API itself is described at /ogc/api"), (name = "risk", description = "The risk one map: sensor readings, alarms and their lifecycle, live risk levels, grid statistics, live events (issue 5)"))
+    tags((name = "service"), (name = "layers"), (name = "features"), (name = "admin"), (name = "tiles"), (name = "excavation"), (name = "analysis", description = "Analysis beyond OGC API – Features (issue 6): pipelines within a distance, the clearance audit (horizontal and vertical), grid statistics, nearest sensors; the OGC API itself is described at /ogc/api"), (name = "risk", description = "The risk one map: sensor readings, alarms and their lifecycle, live risk levels, grid statistics, live events (issue 5)"), (name = "trace", description = "Network traces for incidents (issue 15): which valves to close to isolate pipes, what that cuts off, who loses supply; connectivity"))
 )]
 struct ApiDoc;
 

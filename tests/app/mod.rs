@@ -103,12 +103,23 @@ impl TestApp {
         seed: bool,
         configure: impl FnOnce(&mut Config),
     ) -> TestApp {
+        let data = seed.then(fixtures::dataset);
+        Self::start_loaded(backend, anonymous, data, configure).await
+    }
+
+    /// Starts a server over a fresh store loaded with `data` (if any).
+    pub async fn start_loaded(
+        backend: Backend,
+        anonymous: Option<Role>,
+        data: Option<lifeline::model::Dataset>,
+        configure: impl FnOnce(&mut Config),
+    ) -> TestApp {
         let (store, store_url, dir) = fresh_store(backend).await;
-        if seed {
+        if let Some(data) = data {
             store
-                .bulk_load(&fixtures::dataset(), &Actor::cli())
+                .bulk_load(&data, &Actor::cli())
                 .await
-                .expect("load fixtures");
+                .expect("load the data set");
         }
         let mut keys = std::collections::HashMap::new();
         for role in Role::ALL {

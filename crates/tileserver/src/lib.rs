@@ -51,6 +51,9 @@ pub const CACHE_BYTES_ENV: &str = "LIFELINE_TILE_CACHE_BYTES";
 /// Most layers one tile request may name.
 pub const MAX_LAYERS: usize = 8;
 
+/// How many spatial layers there are: the most a [`LayerSet`] holds (names are distinct).
+pub const SPATIAL_LAYERS: usize = Layer::SPATIAL.len();
+
 /// Longest layer-list path segment accepted, bytes.
 pub const MAX_SEGMENT_BYTES: usize = 200;
 
@@ -78,12 +81,12 @@ impl LayerSetError {
     }
 }
 
-/// An ordered list of distinct tile layers (at most the four spatial layers), as named in
-/// a tile URL. `Copy`, so it can be part of a cache key.
+/// An ordered list of distinct tile layers (at most the spatial layers), as named in a
+/// tile URL. `Copy`, so it can be part of a cache key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct LayerSet {
     len: u8,
-    items: [Layer; 4],
+    items: [Layer; SPATIAL_LAYERS],
 }
 
 impl LayerSet {
@@ -98,7 +101,7 @@ impl LayerSet {
         }
         let mut set = LayerSet {
             len: 0,
-            items: [Layer::Pipelines; 4],
+            items: [Layer::Pipelines; SPATIAL_LAYERS],
         };
         for name in segment.split(',') {
             if name.is_empty() {
@@ -122,7 +125,7 @@ impl LayerSet {
     pub fn of(layers: &[Layer]) -> LayerSet {
         let mut set = LayerSet {
             len: 0,
-            items: [Layer::Pipelines; 4],
+            items: [Layer::Pipelines; SPATIAL_LAYERS],
         };
         for &l in layers {
             if l.spatial_index().is_some() && !set.contains(l) {
@@ -320,7 +323,7 @@ impl TileService {
     /// A service with an explicit configuration (tests, benches, exports).
     pub fn with_config(index: Arc<SpatialIndex>, config: Arc<TilesConfig>) -> TileService {
         let d = &config.defaults;
-        let mut minzoom = [0u8; 4];
+        let mut minzoom = [0u8; SPATIAL_LAYERS];
         for lc in config.layers() {
             if let Some(i) = lc.layer.spatial_index() {
                 minzoom[i] = lc.minzoom;

@@ -1,0 +1,396 @@
+//! Network traces over HTTP (issue 15), on both stores: the real Schutterwald gas network
+//! (1,506 house connections; `../shared/data/real/schutterwald_gas_gk3.gpkg`) is loaded as
+//! nodes and pipelines that name their end nodes, with a valve on each house connection
+//! and on every seventh main. The oracle is the trace engine run directly on the same
+//! network read from the file (through `ogr2ogr`, not through a store): for many pipes
+//! `POST /trace/isolate` must give exactly its segment, valves, pockets, source and
+//! customers, with and without a broken valve; `POST /trace/connected` likewise. Then the
+//! GeoJSON and HTML forms, the roles (checked before the body), and bad requests.
+
+mod app;
+
+use app::{Backend, TestApp};
+use lifeline::model::*;
+use lifeline::trace::{
+    from_attributes, Network, NodeKind, NodeRecord, PipeRecord, Position, Scenario, ValveNode,
+};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::collections::{BTreeMap, HashMap};
+
+/// The feed junction of the pandapipes model (see `crates/trace/tests/schutterwald.rs`).
+const FEED: i64 = 168;
+
+fn geojson(layer: &str) -> Value {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join(format!("{layer}.geojson"));
+    let src = app::shared_data_dir().join("real/schutterwald_gas_gk3.gpkg");
+    let ok = std::process::Command::new("ogr2ogr")
+        .args(["-f", "GeoJSON", "-t_srs", "EPSG:4490"])
+        .arg(&out)
+        .arg(&src)
+        .arg(layer)
+        .status()
+        .expect("ogr2ogr (scripts/setup.sh installs gdal-bin)");
+    assert!(ok.success());
+    serde_json::from_str(&std::fs::read_to_string(out).unwrap()).unwrap()
+}
+
+/// The network as stored records (ids shifted by one: stored ids are positive) and the
+/// engine's network built from the same file without any store.
+fn schutterwald() -> (Dataset, Network) {
+    let junctions = geojson("gas_junctions");
+    let pipes = geojson("gas_pipes");
+    let features = |v: &Value| v["features"].as_array().unwrap().clone();
+    let int = |v: &Value| v.as_i64().unwrap();
+    // A valve at the main-side end of each house connection (the first one per junction),
+    // and at the start of every seventh main.
+    let mut valve_on: BTreeMap<i64, i64> = BTreeMap::new();
+    let house: std::collections::HashSet<i64> = features(&junctions)
+        .iter()
+        .filter(|f| f["properties"]["type"] == "house_node")
+        .map(|f| int(&f["properties"]["id"]))
+        .collect();
+    for f in features(&pipes) {
+        let p = &f["properties"];
+        let (id, a, b) = (int(&p["id"]), int(&p["from_junction"]), int(&p["to_junction"]));
+        let main_side = if p["type"] == "house_connection" {
+            Some(if house.contains(&a) { b } else { a })
+        } else {
+            (id % 7 == 0).then_some(a)
+        };
+        if let Some(j) = main_side.filter(|j| *j != FEED) {
+            valve_on.entry(j).or_insert(id);
+        }
+    }
+    let mut data = Dataset {
+        owners: vec![Owner {
+            id: 1,
+            name: "Gasversorgung Schutterwald".into(),
+            emergency_contact: "Leitstelle".into(),
+            emergency_phone: "0781-000".into(),
+            email: None,
+        }],
+        ..Default::default()
+    };
+    let mut records = Vec::new();
+    for f in features(&junctions) {
+        let id = int(&f["properties"]["id"]);
+        let c = &f["geometry"]["coordinates"];
+        let at = geo::point!(x: c[0].as_f64().unwrap(), y: c[1].as_f64().unwrap());
+        let (node, kind) = if id == FEED {
+            (
+                NetworkNode {
+                    source_kind: Some(SourceKind::GateStation),
+                    ..NetworkNode::new(id + 1, PipeKind::Gas, NodeType::Source, at)
+                },
+                NodeKind::Source,
+            )
+        } else if house.contains(&id) {
+            (
+                NetworkNode::new(id + 1, PipeKind::Gas, NodeType::Customer, at),
+                NodeKind::Customer { customers: 1 },
+            )
+        } else if let Some(pipe) = valve_on.get(&id) {
+            (
+                NetworkNode {
+                    on_pipe_id: Some(pipe + 1),
+                    ..NetworkNode::new(id + 1, PipeKind::Gas, NodeType::Valve, at)
+                },
+                NodeKind::Valve(ValveNode {
+                    position: Position::Open,
+                    operable: true,
+                    on_pipe: Some(pipe + 1),
+                }),
+            )
+        } else {
+            (
+                NetworkNode::new(id + 1, PipeKind::Gas, NodeType::Junction, at),
+                NodeKind::Junction,
+            )
+        };
+        data.nodes.push(node);
+        records.push(NodeRecord { id: id + 1, kind });
+    }
+    let mut joins = Vec::new();
+    for f in features(&pipes) {
+        let p = &f["properties"];
+        let (id, a, b) = (int(&p["id"]), int(&p["from_junction"]), int(&p["to_junction"]));
+        let line: Vec<(f64, f64)> = f["geometry"]["coordinates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c[0].as_f64().unwrap(), c[1].as_f64().unwrap()))
+            .collect();
+        data.pipelines.push(Pipeline {
+            pressure_class: Some(GasPressure::Low),
+            from_node: Some(a + 1),
+            to_node: Some(b + 1),
+            ..Pipeline::new(id + 1, PipeKind::Gas, 1, line.into())
+        });
+        joins.push(PipeRecord {
+            id: id + 1,
+            from: a + 1,
+            to: b + 1,
+        });
+    }
+    let topo = from_attributes(&records, &joins).expect("the file's topology");
+    assert!(topo.report.is_empty(), "{:?}", topo.report);
+    (data, topo.network)
+}
+
+fn ids(v: &Value) -> Vec<i64> {
+    v.as_array()
+        .unwrap_or_else(|| panic!("not an array: {v}"))
+        .iter()
+        .map(|x| x.as_i64().unwrap())
+        .collect()
+}
+
+async fn post(app: &TestApp, path: &str, role: Role, body: Value) -> (StatusCode, Value) {
+    let r = app
+        .req(Method::POST, path, Some(role))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn traces_equal_the_engine(backend: Backend) {
+    let (data, net) = schutterwald();
+    let app = TestApp::start_loaded(backend, Some(Role::Viewer), Some(data), |_| {}).await;
+    let pipes: Vec<i64> = net.pipes().iter().map(|p| p.id).collect();
+    let valves: Vec<i64> = net.valves().iter().map(|v| v.id).collect();
+    assert!(valves.len() > 500, "{} valves", valves.len());
+    let mut saw_pockets = false;
+    for (i, pipe) in pipes.iter().step_by(97).enumerate() {
+        // Every other trace with one of the would-be valves found broken.
+        let plain = net.isolate(&[*pipe], &Scenario::default()).unwrap();
+        let broken: Vec<i64> = if i % 2 == 1 {
+            plain.valves_to_close.iter().take(1).copied().collect()
+        } else {
+            vec![]
+        };
+        let s = Scenario {
+            broken: broken.iter().copied().collect(),
+            ..Default::default()
+        };
+        let want = net.isolate(&[*pipe], &s).unwrap();
+        let (status, got) = post(
+            &app,
+            "/trace/isolate",
+            Role::Operator,
+            json!({"pipes": [pipe], "broken_valves": broken}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{got}");
+        let n = &got["networks"][0];
+        assert_eq!(n["kind"], "gas");
+        assert_eq!(ids(&n["segment"]["pipes"]), want.segment.pipes, "pipe {pipe}");
+        assert_eq!(ids(&n["segment"]["nodes"]), want.segment.nodes, "pipe {pipe}");
+        assert_eq!(ids(&n["valves_to_close"]), want.valves_to_close, "pipe {pipe}");
+        let boundary: Vec<i64> = n["boundary_valves"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["id"].as_i64().unwrap())
+            .collect();
+        let want_boundary: Vec<i64> = want.boundary_valves.iter().map(|b| b.id).collect();
+        assert_eq!(boundary, want_boundary);
+        let pockets: Vec<Vec<i64>> = n["pockets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| ids(&p["pipes"]))
+            .collect();
+        let want_pockets: Vec<Vec<i64>> = want.pockets.iter().map(|p| p.pipes.clone()).collect();
+        assert_eq!(pockets, want_pockets, "pipe {pipe}");
+        saw_pockets |= !pockets.is_empty();
+        assert_eq!(n["source_inside"], want.source_inside);
+        assert_eq!(n["customers"]["count"], want.customers.count);
+        assert_eq!(got["totals"]["customers"], want.customers.count);
+        if want.source_inside {
+            let notes = n["notes"].to_string();
+            assert!(notes.contains("source"), "{notes}");
+        }
+        // The lengths are the pipes' own.
+        assert!(n["impact"]["segment_length_m"].as_f64().unwrap() > 0.0);
+
+        let (status, got) = post(
+            &app,
+            "/trace/connected",
+            Role::Analyst,
+            json!({"pipes": [pipe]}),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{got}");
+        let want = net.connected(*pipe, &Scenario::default()).unwrap();
+        assert_eq!(ids(&got[0]["pipes"]), want.pipes);
+        assert_eq!(got[0]["fed"], want.nodes.contains(&(FEED + 1)));
+    }
+    // Isolating the feed's own pipe takes the source out: reported, not refused.
+    let feed_pipe = net
+        .pipes()
+        .iter()
+        .find(|p| p.from == FEED + 1 || p.to == FEED + 1)
+        .unwrap()
+        .id;
+    let (status, got) = post(
+        &app,
+        "/trace/isolate",
+        Role::Operator,
+        json!({"pipes": [feed_pipe]}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(got["networks"][0]["source_inside"], true);
+    let want = net.isolate(&[feed_pipe], &Scenario::default()).unwrap();
+    assert_eq!(got["totals"]["customers"], want.customers.count);
+    assert!(saw_pockets || !want.pockets.is_empty());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn traces_equal_the_engine_on_postgis() {
+    traces_equal_the_engine(Backend::Postgis).await;
+}
+
+#[tokio::test]
+async fn traces_equal_the_engine_on_gpkg() {
+    traces_equal_the_engine(Backend::Gpkg).await;
+}
+
+async fn forms_roles_and_bad_requests(backend: Backend) {
+    // The fixtures: water main 1 from the plant (node 1) to a valve (node 2); the other
+    // pipes have no topology.
+    let app = TestApp::start(backend).await;
+    let (status, got) = post(&app, "/trace/isolate", Role::Analyst, json!({"pipes": [1]})).await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    let n = &got["networks"][0];
+    assert_eq!(ids(&n["segment"]["pipes"]), vec![1]);
+    assert_eq!(n["source_inside"], true);
+    // The valve's far side reaches no other source: nothing to close.
+    assert_eq!(ids(&n["valves_to_close"]), Vec::<i64>::new());
+    assert_eq!(n["boundary_valves"][0]["id"], 2);
+
+    // A point beside the main finds it.
+    let (status, got) = post(
+        &app,
+        "/trace/isolate",
+        Role::Operator,
+        json!({"point": [106.5005, 29.50006], "within_m": 50}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{got}");
+    assert_eq!(ids(&got["networks"][0]["start_pipes"]), vec![1]);
+
+    // GeoJSON: the segment's pipe, its boundary valve and its outline.
+    let r = app
+        .req(Method::POST, "/trace/isolate?f=geojson", Some(Role::Analyst))
+        .json(&json!({"pipes": [1]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "application/geo+json");
+    let fc: Value = r.json().await.unwrap();
+    let roles: Vec<&str> = fc["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["properties"]["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["segment", "boundary_valve"]);
+    assert_eq!(fc["features"][1]["properties"]["code"], "V-0001");
+    // HTML: a printable report naming the network.
+    let r = app
+        .req(Method::POST, "/trace/isolate", Some(Role::Analyst))
+        .header("accept", "text/html")
+        .json(&json!({"pipes": [1]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("water_supply network") && html.contains("source inside: yes"));
+
+    // Roles: below analyst is refused before the body is read (a malformed body still
+    // gets the 403).
+    for role in [Role::Viewer, Role::Contractor] {
+        let r = app
+            .req(Method::POST, "/trace/isolate", Some(role))
+            .header("content-type", "application/json")
+            .body("{not json")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{role}");
+    }
+    // Bad requests name the problem.
+    for (body, says) in [
+        (json!({}), "exactly one"),
+        (json!({"pipes": [1], "point": [106.5, 29.5]}), "exactly one"),
+        (json!({"pipes": [999]}), "pipeline 999 does not exist"),
+        (json!({"pipes": [3]}), "no from_node/to_node"),
+        (json!({"pipes": [1], "broken_valves": [77]}), "valve 77"),
+        (json!({"point": [106.9, 29.9], "within_m": 10}), "no pipe with topology"),
+        (json!({"point": [106.5, 29.5], "within_m": 5000}), "within_m"),
+        (json!({"geometry": {"type": "Point"}}), "geometry"),
+    ] {
+        let (status, got) = post(&app, "/trace/isolate", Role::Operator, body.clone()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {got}");
+        assert!(got.to_string().contains(says), "{body}: {got}");
+    }
+    // A field the request does not have is a body the service cannot use: 422, named.
+    let (status, got) = post(
+        &app,
+        "/trace/isolate",
+        Role::Operator,
+        json!({"pipes": [1], "colour": "red"}),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{got}");
+    assert!(got.to_string().contains("colour"), "{got}");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn forms_roles_and_bad_requests_on_postgis() {
+    forms_roles_and_bad_requests(Backend::Postgis).await;
+}
+
+#[tokio::test]
+async fn forms_roles_and_bad_requests_on_gpkg() {
+    forms_roles_and_bad_requests(Backend::Gpkg).await;
+}
+
+/// The nodes layer is served like the others: OGC items with attributes by role.
+#[tokio::test]
+async fn nodes_are_a_layer() {
+    let app = TestApp::start(Backend::Gpkg).await;
+    let items = |role| {
+        app.req(Method::GET, "/ogc/collections/nodes/items", role)
+            .send()
+    };
+    let full: Value = items(Some(Role::Analyst)).await.unwrap().json().await.unwrap();
+    let by_id: HashMap<i64, &Value> = full["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["id"].as_i64().unwrap(), &f["properties"]))
+        .collect();
+    assert_eq!(by_id[&1]["source_kind"], "water_plant");
+    assert_eq!(by_id[&2]["code"], "V-0001");
+    let public: Value = items(None).await.unwrap().json().await.unwrap();
+    let valve = public["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == 2)
+        .unwrap();
+    assert_eq!(valve["properties"]["node_type"], "valve");
+    assert!(valve["properties"].get("code").is_none(), "{valve}");
+    app.stop().await;
+}
