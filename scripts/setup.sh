@@ -6,14 +6,17 @@
 #
 #   bash scripts/setup.sh          what the service and its web client need (scripts/run.sh)
 #   bash scripts/setup.sh --tests  that, plus what only the tests use: Debian's chromium for
-#                                  the browser test, playwright-core, and the Python clients
-#                                  that judge our output (pmtiles, OWSLib, ogctests)
+#                                  the browser test, playwright-core, pgRouting, and the
+#                                  Python clients that judge our output (pmtiles, OWSLib,
+#                                  ogctests, wntr)
 set -euo pipefail
 TESTS=0
 [ "${1:-}" = "--tests" ] && TESTS=1
 
 PKGS=(pkg-config libclang-dev libsqlite3-dev libgdal-dev libproj-dev gdal-bin proj-bin
       postgresql-15 postgresql-15-postgis-3)
+# pgRouting's connected components judge the network traces (issue 15); only tests use it.
+((TESTS)) && PKGS+=(postgresql-15-pgrouting)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -53,7 +53,11 @@ fn schutterwald() -> (Dataset, Network) {
         .collect();
     for f in features(&pipes) {
         let p = &f["properties"];
-        let (id, a, b) = (int(&p["id"]), int(&p["from_junction"]), int(&p["to_junction"]));
+        let (id, a, b) = (
+            int(&p["id"]),
+            int(&p["from_junction"]),
+            int(&p["to_junction"]),
+        );
         let main_side = if p["type"] == "house_connection" {
             Some(if house.contains(&a) { b } else { a })
         } else {
@@ -115,7 +119,11 @@ fn schutterwald() -> (Dataset, Network) {
     let mut joins = Vec::new();
     for f in features(&pipes) {
         let p = &f["properties"];
-        let (id, a, b) = (int(&p["id"]), int(&p["from_junction"]), int(&p["to_junction"]));
+        let (id, a, b) = (
+            int(&p["id"]),
+            int(&p["from_junction"]),
+            int(&p["to_junction"]),
+        );
         let line: Vec<(f64, f64)> = f["geometry"]["coordinates"]
             .as_array()
             .unwrap()
@@ -188,9 +196,21 @@ async fn traces_equal_the_engine(backend: Backend) {
         assert_eq!(status, StatusCode::OK, "{got}");
         let n = &got["networks"][0];
         assert_eq!(n["kind"], "gas");
-        assert_eq!(ids(&n["segment"]["pipes"]), want.segment.pipes, "pipe {pipe}");
-        assert_eq!(ids(&n["segment"]["nodes"]), want.segment.nodes, "pipe {pipe}");
-        assert_eq!(ids(&n["valves_to_close"]), want.valves_to_close, "pipe {pipe}");
+        assert_eq!(
+            ids(&n["segment"]["pipes"]),
+            want.segment.pipes,
+            "pipe {pipe}"
+        );
+        assert_eq!(
+            ids(&n["segment"]["nodes"]),
+            want.segment.nodes,
+            "pipe {pipe}"
+        );
+        assert_eq!(
+            ids(&n["valves_to_close"]),
+            want.valves_to_close,
+            "pipe {pipe}"
+        );
         let boundary: Vec<i64> = n["boundary_valves"]
             .as_array()
             .unwrap()
@@ -288,7 +308,11 @@ async fn forms_roles_and_bad_requests(backend: Backend) {
 
     // GeoJSON: the segment's pipe, its boundary valve and its outline.
     let r = app
-        .req(Method::POST, "/trace/isolate?f=geojson", Some(Role::Analyst))
+        .req(
+            Method::POST,
+            "/trace/isolate?f=geojson",
+            Some(Role::Analyst),
+        )
         .json(&json!({"pipes": [1]}))
         .send()
         .await
@@ -335,8 +359,14 @@ async fn forms_roles_and_bad_requests(backend: Backend) {
         (json!({"pipes": [999]}), "pipeline 999 does not exist"),
         (json!({"pipes": [3]}), "no from_node/to_node"),
         (json!({"pipes": [1], "broken_valves": [77]}), "valve 77"),
-        (json!({"point": [106.9, 29.9], "within_m": 10}), "no pipe with topology"),
-        (json!({"point": [106.5, 29.5], "within_m": 5000}), "within_m"),
+        (
+            json!({"point": [106.9, 29.9], "within_m": 10}),
+            "no pipe with topology",
+        ),
+        (
+            json!({"point": [106.5, 29.5], "within_m": 5000}),
+            "within_m",
+        ),
         (json!({"geometry": {"type": "Point"}}), "geometry"),
     ] {
         let (status, got) = post(&app, "/trace/isolate", Role::Operator, body.clone()).await;
@@ -374,7 +404,12 @@ async fn nodes_are_a_layer() {
         app.req(Method::GET, "/ogc/collections/nodes/items", role)
             .send()
     };
-    let full: Value = items(Some(Role::Analyst)).await.unwrap().json().await.unwrap();
+    let full: Value = items(Some(Role::Analyst))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let by_id: HashMap<i64, &Value> = full["features"]
         .as_array()
         .unwrap()

@@ -1017,7 +1017,11 @@ fn repair_geometry(
             }
             other => Err(format!(
                 "a {} needs a Point, got {}",
-                if layer == Layer::Nodes { "node" } else { "sensor" },
+                if layer == Layer::Nodes {
+                    "node"
+                } else {
+                    "sensor"
+                },
                 type_name(&other)
             )),
         },

@@ -143,7 +143,10 @@ pub fn run(data: &Dataset, catalog: &Catalog) -> CheckReport {
                     Layer::Pipelines,
                     p.id,
                     "topology",
-                    format!("a {} pipe's {end} {n} is a node of the {kind} network", p.kind),
+                    format!(
+                        "a {} pipe's {end} {n} is a node of the {kind} network",
+                        p.kind
+                    ),
                 ),
                 _ => {}
             }

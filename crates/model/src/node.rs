@@ -125,15 +125,26 @@ impl NetworkNode {
             if set && self.node_type != ty {
                 Err(ModelError::invalid(
                     field,
-                    format!("only {ty} nodes have one, this node is a {}", self.node_type),
+                    format!(
+                        "only {ty} nodes have one, this node is a {}",
+                        self.node_type
+                    ),
                 ))
             } else {
                 Ok(())
             }
         };
         only("source_kind", self.source_kind.is_some(), NodeType::Source)?;
-        only("valve_position", self.valve_position.is_some(), NodeType::Valve)?;
-        only("valve_condition", self.valve_condition.is_some(), NodeType::Valve)?;
+        only(
+            "valve_position",
+            self.valve_position.is_some(),
+            NodeType::Valve,
+        )?;
+        only(
+            "valve_condition",
+            self.valve_condition.is_some(),
+            NodeType::Valve,
+        )?;
         only("on_pipe_id", self.on_pipe_id.is_some(), NodeType::Valve)?;
         only("customers", self.customers.is_some(), NodeType::Customer)?;
         if let Some(p) = self.on_pipe_id {
@@ -199,7 +210,10 @@ mod tests {
         v["customers"] = 12.into();
         let n: NetworkNode = serde_json::from_value(v).unwrap();
         let e = n.validate().unwrap_err().to_string();
-        assert!(e.contains("customers") && e.contains("customer nodes"), "{e}");
+        assert!(
+            e.contains("customers") && e.contains("customer nodes"),
+            "{e}"
+        );
         let mut v = valve();
         v["node_type"] = "pump".into();
         let e = serde_json::from_value::<NetworkNode>(v)

@@ -125,7 +125,12 @@ impl TileCache {
     /// A cache of at most `max_bytes` (0: no caching at all); `classes` are the role
     /// classes keys can carry, `buffer_frac` the tile buffer as a fraction of a tile, and
     /// `minzoom` each spatial layer's minimum zoom.
-    pub fn new(max_bytes: u64, classes: Vec<Role>, buffer_frac: f64, minzoom: [u8; crate::SPATIAL_LAYERS]) -> Self {
+    pub fn new(
+        max_bytes: u64,
+        classes: Vec<Role>,
+        buffer_frac: f64,
+        minzoom: [u8; crate::SPATIAL_LAYERS],
+    ) -> Self {
         let cache = (max_bytes > 0).then(|| {
             Cache::builder()
                 .max_capacity(max_bytes)

@@ -11,8 +11,8 @@ use geo::Geometry;
 use lifeline_index::{IndexError, SpatialIndex};
 use lifeline_model::datum::Datum;
 use lifeline_model::{
-    Bbox, GasPressure, GridLevel, Layer, NodeType, PipeKind, Pipeline, Record, RiskLevel, RiskStatus,
-    Role,
+    Bbox, GasPressure, GridLevel, Layer, NodeType, PipeKind, Pipeline, Record, RiskLevel,
+    RiskStatus, Role,
 };
 use lifeline_tiles::tilemath::mercator_to_lonlat;
 use lifeline_tiles::{

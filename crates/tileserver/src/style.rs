@@ -204,10 +204,22 @@ fn node_layers(config: &TilesConfig) -> Vec<Value> {
         .collect();
     let colour = match_expr("kind", &pairs, json!(UNKNOWN_PIPE_COLOUR));
     let of_type = |t: &str| json!(["==", ["get", "node_type"], t]);
-    let valve_fill = json!(["case",
-        ["==", ["coalesce", ["get", "valve_position"], "open"], "closed"], "#000000",
-        ["!=", ["coalesce", ["get", "valve_condition"], "operable"], "operable"], "#9e9e9e",
-        "#ffffff"]);
+    let valve_fill = json!([
+        "case",
+        [
+            "==",
+            ["coalesce", ["get", "valve_position"], "open"],
+            "closed"
+        ],
+        "#000000",
+        [
+            "!=",
+            ["coalesce", ["get", "valve_condition"], "operable"],
+            "operable"
+        ],
+        "#9e9e9e",
+        "#ffffff"
+    ]);
     vec![
         json!({
             "id": "nodes-customer",

@@ -145,7 +145,11 @@ pub struct Network {
     ends: Vec<[usize; 2]>,
     /// The valve at each pipe end, if any, by valve index.
     valve_at: Vec<[Option<usize>; 2]>,
-    node_ix: HashMap<Id, usize>,
+    /// The pipe ends at each node, as (pipe index, side), node `n`'s at
+    /// `adj[adj_start[n]..adj_start[n + 1]]`: isolation walks the graph from the pipes
+    /// instead of building components of the whole network.
+    adj: Vec<(usize, usize)>,
+    adj_start: Vec<usize>,
     pipe_ix: HashMap<Id, usize>,
     valve_ix: HashMap<Id, usize>,
 }
@@ -200,13 +204,29 @@ impl Network {
             }
             valve_at[pi][side] = Some(vi);
         }
+        let mut adj_start = vec![0; nodes.len() + 1];
+        for &n in ends.iter().flatten() {
+            adj_start[n + 1] += 1;
+        }
+        for n in 0..nodes.len() {
+            adj_start[n + 1] += adj_start[n];
+        }
+        let mut fill = adj_start.clone();
+        let mut adj = vec![(0, 0); 2 * pipes.len()];
+        for (pi, pipe_ends) in ends.iter().enumerate() {
+            for (side, &n) in pipe_ends.iter().enumerate() {
+                adj[fill[n]] = (pi, side);
+                fill[n] += 1;
+            }
+        }
         Ok(Network {
             nodes,
             pipes,
             valves,
             ends,
             valve_at,
-            node_ix,
+            adj,
+            adj_start,
             pipe_ix,
             valve_ix,
         })
@@ -227,15 +247,30 @@ impl Network {
         &self.valves
     }
 
-    fn act(&self, valve: usize, s: &Scenario) -> Act {
-        let v = &self.valves[valve];
-        if v.position == Position::Closed || s.closed.contains(&v.id) {
-            Act::Barrier
-        } else if !v.operable || s.broken.contains(&v.id) {
-            Act::Pass
-        } else {
-            Act::Operable
+    /// Each valve's act under a scenario, by valve index. The scenario's sets are looked up
+    /// by their own ids, not once per valve: hashing every valve's id on every trace showed
+    /// in the profile of the 15,000-pipe bench.
+    fn acts(&self, s: &Scenario) -> Vec<Act> {
+        let mut acts: Vec<Act> = self
+            .valves
+            .iter()
+            .map(|v| match (v.position, v.operable) {
+                (Position::Closed, _) => Act::Barrier,
+                (Position::Open, false) => Act::Pass,
+                (Position::Open, true) => Act::Operable,
+            })
+            .collect();
+        // Unknown ids are refused by `isolate`; elsewhere they change nothing.
+        for v in s.broken.iter().filter_map(|id| self.valve_ix.get(id)) {
+            if acts[*v] == Act::Operable {
+                acts[*v] = Act::Pass;
+            }
         }
+        // Closed wins over broken: a closed valve bounds, whatever its state.
+        for v in s.closed.iter().filter_map(|id| self.valve_ix.get(id)) {
+            acts[*v] = Act::Barrier;
+        }
+        acts
     }
 
     fn pipe_element(&self, pipe: usize) -> Element {
@@ -251,6 +286,7 @@ impl Network {
         joins: impl Fn(Option<Act>) -> bool,
         skip: impl Fn(Element) -> bool,
     ) -> Dsu {
+        let acts = self.acts(s);
         let mut dsu = Dsu::new(self.nodes.len() + self.pipes.len());
         for (pi, ends) in self.ends.iter().enumerate() {
             let pe = self.pipe_element(pi);
@@ -261,8 +297,7 @@ impl Network {
                 if skip(n) {
                     continue;
                 }
-                let act = self.valve_at[pi][side].map(|v| self.act(v, s));
-                if joins(act) {
+                if joins(self.valve_at[pi][side].map(|v| acts[v])) {
                     dsu.union(pe, n);
                 }
             }
@@ -299,100 +334,165 @@ impl Network {
             .iter()
             .map(|id| self.pipe_ix.get(id).copied().ok_or(TraceError::NoPipe(*id)))
             .collect::<Result<Vec<_>, _>>()?;
-        // The segment: every valve that can be closed, and every closed one, bounds it.
-        let mut seg_dsu = self.components_in(s, |a| matches!(a, None | Some(Act::Pass)), |_| false);
-        let roots: HashSet<usize> = starts
-            .iter()
-            .map(|&p| seg_dsu.find(self.pipe_element(p)))
-            .collect();
+        // Each valve's act under the scenario, once: the walks below ask per pipe end.
+        let acts = self.acts(s);
         let total = self.nodes.len() + self.pipes.len();
-        let in_seg: Vec<bool> = (0..total)
-            .map(|e| roots.contains(&seg_dsu.find(e)))
-            .collect();
 
-        // The rest of the network as it stands without the segment: open valves conduct,
-        // closed ones do not. A part of it without a source now, that had one before, is a
-        // pocket cut off by the isolation.
+        // The segment: every valve that can be closed, and every closed one, bounds it. A
+        // walk from each pipe touches only its segment and the boundary, not the network.
+        // Each pipe's segment is numbered (a piece): pieces may lie in different parts of
+        // the network, which matters for what was fed before.
+        const NONE: usize = usize::MAX;
+        let mut piece = vec![NONE; total];
+        let mut stack = Vec::new();
+        let mut pieces = 0;
+        for &p in &starts {
+            let pe = self.pipe_element(p);
+            if piece[pe] != NONE {
+                continue;
+            }
+            let id = pieces;
+            pieces += 1;
+            piece[pe] = id;
+            stack.push(pe);
+            self.walk(
+                &mut stack,
+                &acts,
+                |a| matches!(a, None | Some(Act::Pass)),
+                |e| {
+                    piece[e] == NONE && {
+                        piece[e] = id;
+                        true
+                    }
+                },
+            );
+        }
+        let in_seg: Vec<bool> = piece.iter().map(|&k| k != NONE).collect();
+
+        // The rest of the network without the segment, as it stands: open valves conduct,
+        // closed ones do not. Only the parts that touch the segment's boundary can change
+        // when it is cut off, so only they are walked, each labelled with whether it holds a
+        // source. Every other part keeps its supply, or its lack of it.
         let conducts = |a: Option<Act>| !matches!(a, Some(Act::Barrier));
-        let mut before = self.components_in(s, conducts, |_| false);
-        let mut after = self.components_in(s, conducts, |e| in_seg[e]);
-        let sourced = |dsu: &mut Dsu, skip: &dyn Fn(Element) -> bool| -> HashSet<usize> {
-            (0..self.nodes.len())
-                .filter(|&n| self.nodes[n].role == NodeRole::Source && !skip(n))
-                .map(|n| dsu.find(n))
-                .collect()
-        };
-        let fed_before = sourced(&mut before, &|_| false);
-        let fed_after = sourced(&mut after, &|e| in_seg[e]);
-
-        let mut valves_to_close = Vec::new();
-        let mut boundary_valves = Vec::new();
+        let mut label = vec![NONE; total];
+        let mut parts: Vec<(usize, usize)> = Vec::new(); // ranges into `walked`
+        let mut part_fed: Vec<bool> = Vec::new();
+        let mut walked: Vec<Element> = Vec::new();
+        let mut boundary = Vec::new(); // (pipe index, side, valve, near element, far element)
         for (pi, ends) in self.ends.iter().enumerate() {
             let pe = self.pipe_element(pi);
             for (side, &n) in ends.iter().enumerate() {
                 let Some(v) = self.valve_at[pi][side] else {
                     continue;
                 };
-                let act = self.act(v, s);
-                if act == Act::Pass || in_seg[pe] == in_seg[n] {
+                if acts[v] == Act::Pass || in_seg[pe] == in_seg[n] {
                     continue;
                 }
-                let far = if in_seg[pe] { n } else { pe };
-                let far_fed = fed_after.contains(&after.find(far));
-                boundary_valves.push(BoundaryValve {
-                    id: self.valves[v].id,
-                    pipe: self.pipes[pi].id,
-                    node: self.nodes[n].id,
-                    closed: act == Act::Barrier,
-                    far_side_fed: far_fed,
+                let (near, far) = if in_seg[pe] { (pe, n) } else { (n, pe) };
+                boundary.push((pi, side, v, near, far));
+                if label[far] != NONE {
+                    continue;
+                }
+                let id = parts.len();
+                let first = walked.len();
+                label[far] = id;
+                walked.push(far);
+                stack.push(far);
+                self.walk(&mut stack, &acts, conducts, |e| {
+                    if in_seg[e] || label[e] != NONE {
+                        return false;
+                    }
+                    label[e] = id;
+                    walked.push(e);
+                    true
                 });
-                if act == Act::Operable && far_fed {
+                parts.push((first, walked.len()));
+                part_fed.push(
+                    walked[first..]
+                        .iter()
+                        .any(|&e| e < self.nodes.len() && self.nodes[e].role == NodeRole::Source),
+                );
+            }
+        }
+
+        let mut valves_to_close = Vec::new();
+        let mut boundary_valves = Vec::new();
+        // What was one part before the isolation: the pieces and the parts joined to them
+        // through open valves (a small union-find: pieces first, then parts). It had a
+        // source if any of its members did.
+        let mut before = Dsu::new(pieces + parts.len());
+        let mut joined = vec![false; parts.len()];
+        for &(pi, side, v, near, far) in &boundary {
+            let far_fed = part_fed[label[far]];
+            boundary_valves.push(BoundaryValve {
+                id: self.valves[v].id,
+                pipe: self.pipes[pi].id,
+                node: self.nodes[self.ends[pi][side]].id,
+                closed: acts[v] == Act::Barrier,
+                far_side_fed: far_fed,
+            });
+            if acts[v] == Act::Operable {
+                joined[label[far]] = true;
+                before.union(piece[near], pieces + label[far]);
+                if far_fed {
                     valves_to_close.push(self.valves[v].id);
                 }
             }
         }
         valves_to_close.sort_unstable();
         boundary_valves.sort_by_key(|b| b.id);
-
-        // Pockets: parts outside the segment that lose every source.
-        let mut pockets: HashMap<usize, Part> = HashMap::new();
-        for e in (0..total).filter(|&e| !in_seg[e]) {
-            let was_fed = fed_before.contains(&before.find(e));
-            let root = after.find(e);
-            if was_fed && !fed_after.contains(&root) {
-                self.add_to(pockets.entry(root).or_default(), e);
+        let mut fed_before = vec![false; pieces + parts.len()];
+        for n in (0..self.nodes.len()).filter(|&n| self.nodes[n].role == NodeRole::Source) {
+            if piece[n] != NONE {
+                fed_before[before.find(piece[n])] = true;
             }
         }
-        let mut pockets: Vec<Part> = pockets.into_values().map(Part::sorted).collect();
+        for (i, _) in part_fed.iter().enumerate().filter(|(_, &fed)| fed) {
+            fed_before[before.find(pieces + i)] = true;
+        }
+
+        // Pockets: parts joined to the segment that lose every source, when what they
+        // formed with it had one. A part without a source before the isolation is not
+        // blamed on it; a part not joined to the segment keeps what it had.
+        let mut customers = Customers::default();
+        let mut serves = |e: Element| {
+            if let Some(Node {
+                id,
+                role: NodeRole::Customer { customers: c },
+            }) = self.nodes.get(e)
+            {
+                customers.count += u64::from(*c);
+                customers.nodes.push(*id);
+            }
+        };
+        let mut pockets: Vec<Part> = Vec::new();
+        for (i, &(first, last)) in parts.iter().enumerate() {
+            if joined[i] && !part_fed[i] && fed_before[before.find(pieces + i)] {
+                let mut pocket = Part::default();
+                for &e in &walked[first..last] {
+                    self.add_to(&mut pocket, e);
+                    serves(e);
+                }
+                pockets.push(pocket.sorted());
+            }
+        }
         pockets.sort_by_key(|p| (p.pipes.first().copied(), p.nodes.first().copied()));
+        let seg_source =
+            (0..self.nodes.len()).any(|n| in_seg[n] && self.nodes[n].role == NodeRole::Source);
 
         let mut segment = Part::default();
         for e in (0..total).filter(|&e| in_seg[e]) {
             self.add_to(&mut segment, e);
+            serves(e);
         }
         let segment = segment.sorted();
-        let source_inside = segment
-            .nodes
-            .iter()
-            .any(|id| self.nodes[self.node_ix[id]].role == NodeRole::Source);
-        let mut customers = Customers::default();
-        for id in segment
-            .nodes
-            .iter()
-            .chain(pockets.iter().flat_map(|p| &p.nodes))
-        {
-            if let NodeRole::Customer { customers: c } = self.nodes[self.node_ix[id]].role {
-                customers.count += u64::from(c);
-                customers.nodes.push(*id);
-            }
-        }
         customers.nodes.sort_unstable();
         Ok(Isolation {
             segment,
             valves_to_close,
             boundary_valves,
             pockets,
-            source_inside,
+            source_inside: seg_source,
             customers,
         })
     }
@@ -433,6 +533,36 @@ impl Network {
         let mut parts: Vec<Part> = parts.into_values().map(Part::sorted).collect();
         parts.sort_by_key(|p| (p.pipes.first().copied(), p.nodes.first().copied()));
         parts
+    }
+
+    /// Walks from the elements on `stack` to their neighbours through the pipe ends where
+    /// `joins` says the valve there (if any) lets it, entering each neighbour `enter`
+    /// accepts (it marks what it accepts, so nothing is entered twice).
+    fn walk(
+        &self,
+        stack: &mut Vec<Element>,
+        acts: &[Act],
+        joins: impl Fn(Option<Act>) -> bool,
+        mut enter: impl FnMut(Element) -> bool,
+    ) {
+        let nodes = self.nodes.len();
+        let lets = |pi: usize, side: usize| joins(self.valve_at[pi][side].map(|v| acts[v]));
+        while let Some(e) = stack.pop() {
+            if e < nodes {
+                for &(pi, side) in &self.adj[self.adj_start[e]..self.adj_start[e + 1]] {
+                    if lets(pi, side) && enter(nodes + pi) {
+                        stack.push(nodes + pi);
+                    }
+                }
+            } else {
+                let pi = e - nodes;
+                for (side, &n) in self.ends[pi].iter().enumerate() {
+                    if lets(pi, side) && enter(n) {
+                        stack.push(n);
+                    }
+                }
+            }
+        }
     }
 
     fn add_to(&self, part: &mut Part, e: Element) {

@@ -21,8 +21,7 @@ use lifeline_model::access::{require, Forbidden};
 use lifeline_model::geom::to_geojson;
 use lifeline_model::html::esc;
 use lifeline_model::{
-    Actor, GridLevel, Layer, NetworkNode, NodeType, PipeKind, Pipeline, Record, Role,
-    ValvePosition,
+    Actor, GridLevel, Layer, NetworkNode, NodeType, PipeKind, Pipeline, Record, Role, ValvePosition,
 };
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -223,9 +222,10 @@ fn start_pipes(
     req: &TraceRequest,
 ) -> Result<BTreeMap<PipeKind, Vec<i64>>, ServiceError> {
     let traceable = |r: &Record| match r {
-        Record::Pipeline(p) if p.from_node.is_some() && p.to_node.is_some() => {
-            req.kind.is_none_or(|k| k == p.kind).then_some((p.kind, p.id))
-        }
+        Record::Pipeline(p) if p.from_node.is_some() && p.to_node.is_some() => req
+            .kind
+            .is_none_or(|k| k == p.kind)
+            .then_some((p.kind, p.id)),
         _ => None,
     };
     let given = [
@@ -247,13 +247,14 @@ fn start_pipes(
             )));
         }
         for id in ids {
-            let rec = index.get(Layer::Pipelines, *id).ok_or_else(|| {
-                ServiceError::Bad(format!("pipeline {id} does not exist"))
-            })?;
+            let rec = index
+                .get(Layer::Pipelines, *id)
+                .ok_or_else(|| ServiceError::Bad(format!("pipeline {id} does not exist")))?;
             let hit = traceable(&rec).ok_or_else(|| {
                 ServiceError::Bad(format!(
                     "pipeline {id} cannot be traced: it has no from_node/to_node{}",
-                    req.kind.map_or(String::new(), |k| format!(", or is not {k}"))
+                    req.kind
+                        .map_or(String::new(), |k| format!(", or is not {k}"))
                 ))
             })?;
             found.push(hit);
@@ -310,8 +311,18 @@ fn start_pipes(
 fn scenario_for(net: &Network, req: &TraceRequest) -> Scenario {
     let here: HashSet<i64> = net.valves().iter().map(|v| v.id).collect();
     Scenario {
-        broken: req.broken_valves.iter().copied().filter(|v| here.contains(v)).collect(),
-        closed: req.closed_valves.iter().copied().filter(|v| here.contains(v)).collect(),
+        broken: req
+            .broken_valves
+            .iter()
+            .copied()
+            .filter(|v| here.contains(v))
+            .collect(),
+        closed: req
+            .closed_valves
+            .iter()
+            .copied()
+            .filter(|v| here.contains(v))
+            .collect(),
     }
 }
 

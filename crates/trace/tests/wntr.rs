@@ -1,64 +1,23 @@
 //! Valve segments judged by WNTR (issue 15): on EPANET networks that ship inside the wntr
-//! package (Net3, ky10, Net6), with WNTR's own strategic valve layer, Lifeline's segments
+//! package (Net3, ky10, Net6), with a strategic valve layer WNTR generated once and that is
+//! frozen in `tests/fixtures/` (see `freeze_valve_layers.py`), Lifeline's segments
 //! equal `wntr.metrics.topographic.valve_segments` element by element; the isolation of a
 //! pipe covers exactly its WNTR segment with exactly the valves on that segment's boundary;
 //! and a broken valve (dropped from WNTR's layer) grows the segments the same way on both.
 //! Built instead from Lifeline's own reading of the `.inp` file (`InpModel`), with the same
 //! valve layer by name, the segments are WNTR's too.
 
-use lifeline_trace::{
-    InpModel, LayerValve, Network, Node, NodeRole, Pipe, Position, Scenario, Valve,
-};
+#[path = "common/wntr_net.rs"]
+mod wntr_net;
+
+use lifeline_trace::{InpModel, LayerValve, Scenario};
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::process::Command;
-
-fn oracle(network: &str, seed: u32, n: u32, broken: &str) -> Value {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/wntr_segments.py");
-    let out = Command::new("python3")
-        .args([script, network, &seed.to_string(), &n.to_string(), broken])
-        .output()
-        .expect("python3 (scripts/setup.sh --tests installs wntr)");
-    assert!(
-        out.status.success(),
-        "wntr oracle failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("oracle JSON")
-}
+use wntr_net::{network, oracle};
 
 fn ids(v: &Value) -> impl Iterator<Item = &Value> {
     v.as_array().expect("array").iter()
-}
-
-fn network(o: &Value) -> Network {
-    let nodes = ids(&o["nodes"])
-        .map(|n| Node {
-            id: n["id"].as_i64().unwrap(),
-            role: if n["source"].as_bool().unwrap() {
-                NodeRole::Source
-            } else {
-                NodeRole::Junction
-            },
-        })
-        .collect();
-    let pipes = ids(&o["links"])
-        .map(|l| Pipe {
-            id: l["id"].as_i64().unwrap(),
-            from: l["from"].as_i64().unwrap(),
-            to: l["to"].as_i64().unwrap(),
-        })
-        .collect();
-    let valves = ids(&o["valves"])
-        .map(|v| Valve {
-            id: v["id"].as_i64().unwrap(),
-            pipe: v["link"].as_i64().unwrap(),
-            node: v["node"].as_i64().unwrap(),
-            position: Position::Open,
-            operable: true,
-        })
-        .collect();
-    Network::new(nodes, pipes, valves).expect("a valid network")
 }
 
 /// Two numberings of the same elements describe the same partition.

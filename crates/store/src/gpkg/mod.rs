@@ -83,7 +83,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../../../migrations/gpkg/0005_notifications.sql"),
     ),
-    (8, include_str!("../../../../migrations/gpkg/0008_nodes.sql")),
+    (
+        8,
+        include_str!("../../../../migrations/gpkg/0008_nodes.sql"),
+    ),
 ];
 
 /// The spatial reference system of every geometry: CGCS2000 lon/lat.
@@ -578,8 +581,8 @@ mod tests {
     use geo::{BoundingRect, LineString, MultiPolygon, Point, Polygon};
     use lifeline_model::{
         Burial, DrainageKind, GasPressure, GridCell, GridLevel, NetworkNode, NodeType, PipeKind,
-        PipeStatus, Pipeline, QualityLevel, Record, RiskLevel, RiskPoint, RiskStatus, Role,
-        Sensor, SensorKind, SensorStatus, ValveCondition, ValvePosition,
+        PipeStatus, Pipeline, QualityLevel, Record, RiskLevel, RiskPoint, RiskStatus, Role, Sensor,
+        SensorKind, SensorStatus, ValveCondition, ValvePosition,
     };
     use serde_json::json;
 

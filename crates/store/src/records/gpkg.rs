@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use chrono::NaiveDate;
 use lifeline_model::schema::{self, Column, Field, Schema, Stored};
 use lifeline_model::{
-    feature, Actor, Change, ChangeOp, Dataset, GridCell, Layer, NetworkNode, Owner, Pipeline, Record,
-    RiskPoint, Sensor,
+    feature, Actor, Change, ChangeOp, Dataset, GridCell, Layer, NetworkNode, Owner, Pipeline,
+    Record, RiskPoint, Sensor,
 };
 use rusqlite::types::{Type, ValueRef};
 use rusqlite::{params, Connection, OptionalExtension, Statement, ToSql};
