@@ -446,7 +446,7 @@ mod tests {
     #[test]
     fn builtin_config_is_valid() {
         let c = TilesConfig::parse(BUILTIN).unwrap();
-        assert_eq!(c.layers().len(), 4);
+        assert_eq!(c.layers().len(), Layer::SPATIAL.len());
         assert_eq!(
             c.classes(),
             &[Role::Viewer, Role::Contractor, Role::Analyst]
