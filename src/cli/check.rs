@@ -1,5 +1,7 @@
-//! `lifeline check`: the data check of the whole store ([`lifeline::model::check`]) plus
-//! the excavation calendar's expiry warning; exits 1 when it finds errors.
+//! `lifeline check`: the data check of the whole store ([`lifeline::model::check`]), the
+//! networks' shape ([`lifeline::trace::check`]: islands without a source, duplicate nodes,
+//! valves that cannot be placed) and the excavation calendar's expiry warning; exits 1 when
+//! it finds errors.
 
 use super::{open_store, Output};
 use anyhow::{bail, Result};
@@ -49,6 +51,9 @@ pub async fn run(store_args: &StoreArgs, out: Output) -> Result<()> {
     let (store, config) = open_store(store_args).await?;
     let data = store.load_all().await?;
     let mut report = lifeline::model::check::run(&data, Catalog::builtin());
+    report
+        .problems
+        .extend(lifeline::trace::check::network_problems(&data));
     let ex = lifeline::excavation::Excavation::from_path(config.excavation_config.as_deref())?;
     let cal = &ex.tickets.calendar;
     report

@@ -1,7 +1,8 @@
 // The network view: pipelines coloured by kind (colours read from the service's style, so
 // they follow CJJ 61 as the server defines them) with a legend whose checkboxes show or
-// hide each kind, grid-cell outlines by level with their names, and popups of pipelines
-// and grid cells with the attributes the caller's role may see.
+// hide each kind (the network's sources, valves and customer connections with it),
+// grid-cell outlines by level with their names, and popups of pipelines, nodes and grid
+// cells with the attributes the caller's role may see.
 
 import { t, tv, onLang } from './i18n.js';
 
@@ -18,7 +19,9 @@ export function initNetwork(app) {
   const net = app.styles.network;
   const pipeLayers = net.layers.filter((l) => l['source-layer'] === 'pipelines').map((l) => l.id);
   const gridLayers = net.layers.filter((l) => l['source-layer'] === 'grid_cells').map((l) => l.id);
-  const baseFilter = Object.fromEntries(pipeLayers.map((id) => [id, map.getFilter(id)]));
+  const nodeLayers = net.layers.filter((l) => l['source-layer'] === 'nodes').map((l) => l.id);
+  const kindLayers = [...pipeLayers, ...nodeLayers];
+  const baseFilter = Object.fromEntries(kindLayers.map((id) => [id, map.getFilter(id)]));
   const mainPipe = net.layers.find((l) => l.id === pipeLayers[0]);
   const { pairs: kindColours } = matchPairs(mainPipe?.paint?.['line-color']);
   const enabled = new Set(kindColours.map(([k]) => k));
@@ -43,13 +46,13 @@ export function initNetwork(app) {
     paint: { 'text-color': '#333', 'text-halo-color': '#fff', 'text-halo-width': 1.5 },
   });
 
-  const networkLayers = [...gridLayers, ...pipeLayers, served ? served.id : 'grid-cells-names', 'highlight-line', 'highlight-point'];
+  const networkLayers = [...gridLayers, ...pipeLayers, ...nodeLayers, served ? served.id : 'grid-cells-names', 'highlight-line', 'highlight-point'];
   app.viewLayers.network = networkLayers;
   app.pipeLayers = pipeLayers;
 
   function applyKinds() {
     const only = ['in', ['get', 'kind'], ['literal', [...enabled]]];
-    for (const id of pipeLayers) {
+    for (const id of kindLayers) {
       const base = baseFilter[id];
       map.setFilter(id, base ? ['all', base, only] : only);
     }
@@ -98,6 +101,11 @@ export function initNetwork(app) {
       views: ['network', 'excavation'],
       layers: pipeLayers,
       onClick: (f, lngLat) => app.showRecord('pipelines', f.id, lngLat),
+    },
+    {
+      views: ['network'],
+      layers: nodeLayers,
+      onClick: (f, lngLat) => app.showRecord('nodes', f.id, lngLat),
     },
     {
       views: ['network'],

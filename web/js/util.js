@@ -30,9 +30,10 @@ export function popupHtml(layer, f, t, tv) {
     .filter(([k, v]) => v !== null && v !== undefined && k !== 'name' && k !== 'id')
     .map(([k, v]) => {
       let shown = v;
-      if (k === 'kind' && layer === 'pipelines') shown = tv('kind', v);
+      if (k === 'kind' && (layer === 'pipelines' || layer === 'nodes')) shown = tv('kind', v);
       else if (k === 'level' && layer === 'risk_points') shown = tv('risk', v);
       else if (k === 'level' && layer === 'grid_cells') shown = tv('level', v);
+      else if (k === 'valve_position') shown = tv('position', v);
       else if (typeof v === 'string') shown = tv('val', v);
       return `<dt>${esc(t(k))}</dt><dd>${esc(typeof shown === 'object' ? JSON.stringify(shown) : shown)}</dd>`;
     });

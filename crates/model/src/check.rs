@@ -15,7 +15,8 @@ pub struct Problem {
     pub layer: Layer,
     pub id: i64,
     /// `invalid`, `dangling_reference`, `hierarchy`, `topology` (a pipe joined to a node of
-    /// another network, a valve not on its pipe), or `unmonitored` (a warning).
+    /// another network, a valve not on its pipe), or `unmonitored` (a warning); the trace
+    /// crate's network check adds `island` (no source) and `duplicate` (nodes at one place).
     pub kind: &'static str,
     pub message: String,
 }

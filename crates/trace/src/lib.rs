@@ -24,6 +24,7 @@
 //! Losing a source is never an error: an isolation whose segment holds a source says so in
 //! [`Isolation::source_inside`] and its pockets.
 
+pub mod check;
 pub mod inp;
 pub mod service;
 pub mod topology;
