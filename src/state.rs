@@ -53,7 +53,8 @@ pub struct AppState {
     pub rate_limits: Arc<crate::limits::RateLimits>,
     /// The change follower's progress (`/metrics`).
     pub follower: Arc<crate::sync::FollowerProgress>,
-    /// The utility networks as traces see them, rebuilt when the index changes (issue 15).
+    /// The utility networks as traces see them, rebuilt when the index changes (issue 15);
+    /// the same as the excavation check's, for its "if struck".
     pub networks: Arc<crate::trace::service::Networks>,
 }
 
@@ -120,6 +121,7 @@ impl AppState {
         let risk =
             crate::risk::RiskEngine::open(store.clone(), index.clone(), clock.clone()).await?;
         let rate_limits = Arc::new(crate::limits::RateLimits::new(&config.http));
+        let networks = excavation.networks.clone();
         Ok(AppState {
             store,
             index,
@@ -134,7 +136,7 @@ impl AppState {
             risk,
             rate_limits,
             follower: Arc::default(),
-            networks: Arc::default(),
+            networks,
         })
     }
 

@@ -4,8 +4,9 @@
 //! and on every seventh main. The oracle is the trace engine run directly on the same
 //! network read from the file (through `ogr2ogr`, not through a store): for many pipes
 //! `POST /trace/isolate` must give exactly its segment, valves, pockets, source and
-//! customers, with and without a broken valve; `POST /trace/connected` likewise. Then the
-//! GeoJSON and HTML forms, the roles (checked before the body), and bad requests.
+//! customers, with and without a broken valve; `POST /trace/connected` likewise; and the
+//! excavation check's "if struck" on every violated pipe. Then the GeoJSON and HTML forms,
+//! the roles (checked before the body), and bad requests.
 
 mod app;
 
@@ -269,6 +270,59 @@ async fn traces_equal_the_engine(backend: Backend) {
     let want = net.isolate(&[feed_pipe], &Scenario::default()).unwrap();
     assert_eq!(got["totals"]["customers"], want.customers.count);
     assert!(saw_pockets || !want.pockets.is_empty());
+
+    // The excavation check: every violated pipe says what striking it would cut off, as
+    // the engine isolates it.
+    for pipe in pipes.iter().step_by(331) {
+        let rec = app
+            .req(
+                Method::GET,
+                &format!("/features/pipelines/{pipe}"),
+                Some(Role::Analyst),
+            )
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap();
+        let c = &rec["geometry"]["coordinates"];
+        let (x, y) = (
+            (c[0][0].as_f64().unwrap() + c[1][0].as_f64().unwrap()) / 2.0,
+            (c[0][1].as_f64().unwrap() + c[1][1].as_f64().unwrap()) / 2.0,
+        );
+        let d = 0.00002;
+        let dig = json!({
+            "geometry": {"type": "Polygon", "coordinates": [[[x - d, y - d], [x + d, y - d], [x + d, y + d], [x - d, y + d], [x - d, y - d]]]},
+            "top_depth_m": 0.0, "bottom_depth_m": 2.5, "method": "mechanical", "work_type": "gas service repair",
+            "start_date": app::today().to_string(), "end_date": (app::today() + chrono::Duration::days(2)).to_string()
+        });
+        let (status, check) = post(&app, "/excavation/check", Role::Contractor, dig).await;
+        assert_eq!(status, StatusCode::OK, "{check}");
+        let violated: Vec<&Value> = check["conflicts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["severity"] == "violation")
+            .collect();
+        assert!(
+            violated.iter().any(|c| c["pipeline_id"] == *pipe),
+            "the dig on pipe {pipe} violates it"
+        );
+        for c in violated {
+            let id = c["pipeline_id"].as_i64().unwrap();
+            let want = net.isolate(&[id], &Scenario::default()).unwrap();
+            let s = &c["if_struck"];
+            assert_eq!(
+                ids(&s["valves_to_close"]),
+                want.valves_to_close,
+                "pipe {id}"
+            );
+            assert_eq!(s["customers"], want.customers.count, "pipe {id}");
+            assert_eq!(s["segment_pipes"], want.segment.pipes.len(), "pipe {id}");
+            assert_eq!(s["source_inside"], want.source_inside, "pipe {id}");
+        }
+    }
     app.stop().await;
 }
 

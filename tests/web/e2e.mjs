@@ -199,6 +199,41 @@ await step('search by id opens the record', async () => {
   return `pipeline ${pipe.id}`;
 });
 
+await step('an operator isolates a pipe, sees the valves to close, and recomputes after a valve fails', async () => {
+  if (!paths.has('/trace/isolate')) return { skip: 'POST /trace/isolate is not in the service yet' };
+  if (!operator) return { skip: 'no operator key' };
+  const traceable = pipes.find((f) => f.properties?.from_node && f.properties?.to_node);
+  if (!traceable) return { skip: 'the data set has no pipe with topology' };
+  const at = mid(traceable.geometry.coordinates);
+  await page.click('#tab-network');
+  await jump(at, 17);
+  await page.evaluate(([id, ll]) => window.lifeline.showRecord('pipelines', id, ll), [traceable.id, at]);
+  await page.click(`.trace-isolate[data-pipe="${traceable.id}"]`);
+  await page.waitForFunction(() => document.getElementById('trace-panel').dataset.state === 'ready', null, { timeout: 10000 });
+  await idle();
+  const want = (await http('/trace/isolate', { method: 'POST', body: { pipes: [traceable.id] }, role: operator })).json;
+  const toClose = want.networks.flatMap((n) => n.valves_to_close);
+  const listed = await page.$$eval('#trace-panel .trace-valves li', (ls) => ls.map((l) => Number(l.dataset.valve)));
+  assert(JSON.stringify(listed.sort()) === JSON.stringify([...toClose].sort()), `panel lists ${listed}, the service ${toClose}`);
+  const drawn = await rendered(['trace-pipes', 'trace-valves']);
+  assert(drawn.some((f) => f.layer === 'trace-pipes'), 'the isolated segment is not drawn');
+  if (toClose.length) assert(drawn.some((f) => f.layer === 'trace-valves'), 'no valve drawn');
+  await shot('trace');
+  if (!toClose.length) return `pipe ${traceable.id}: no valve to close (${want.totals.customers} customers)`;
+  // The first valve fails in the field: recompute with it passed through.
+  const failed = listed[0];
+  await page.click(`#trace-panel .trace-valves li[data-valve="${failed}"] button.valve-failed`);
+  await page.waitForFunction((v) => document.querySelector('#trace-panel .trace-summary')?.textContent.includes(String(v))
+    && document.getElementById('trace-panel').dataset.state === 'ready', failed, { timeout: 10000 });
+  const again = (await http('/trace/isolate', { method: 'POST', body: { pipes: [traceable.id], broken_valves: [failed] }, role: operator })).json;
+  const relisted = await page.$$eval('#trace-panel .trace-valves li', (ls) => ls.map((l) => Number(l.dataset.valve)));
+  const wantAgain = again.networks.flatMap((n) => n.valves_to_close);
+  assert(JSON.stringify(relisted.sort()) === JSON.stringify([...wantAgain].sort()), `after the failure the panel lists ${relisted}, the service ${wantAgain}`);
+  assert(!relisted.includes(failed), 'the failed valve is still listed');
+  await page.click('#trace-panel .trace-clear');
+  return `pipe ${traceable.id}: ${toClose.length} valve(s), then ${wantAgain.length} with valve ${failed} failed`;
+});
+
 await step('navigation lists real district/street/community names', async () => {
   await page.waitForFunction(() => document.querySelectorAll('#nav-district option').length > 1, null, { timeout: 30000 });
   const districts = await page.$$eval('#nav-district option', (o) => o.map((x) => x.textContent).slice(1));

@@ -9,6 +9,7 @@ import { apply, currentLang, onLang, setLang, t, tv } from './i18n.js';
 import { initNetwork } from './network.js';
 import { initRisk } from './risk.js';
 import { initExcavation } from './excavation.js';
+import { initTrace } from './trace.js';
 import { esc, featureBounds, popupHtml } from './util.js';
 import * as datum from './datum.js';
 
@@ -223,6 +224,10 @@ async function showRecord(layer, id, lngLat) {
         + `<dt>${t('emergency_phone')}</dt><dd>${esc(o.properties.emergency_phone)}</dd></dl>`;
     } catch { /* owner not readable */ }
   }
+  // Traces need the analyst role, and a pipe that names its end nodes.
+  if (layer === 'pipelines' && app.can('analyst') && f.properties?.from_node) {
+    extra += `<button type="button" class="trace-isolate" data-pipe="${esc(f.id)}">${esc(t('trace_isolate'))}</button>`;
+  }
   const html = popupHtml(layer, f, t, tv) + extra;
   openPopup(lngLat, html);
   return f;
@@ -412,6 +417,7 @@ async function main() {
   initNetwork(app);
   initRisk(app);
   initExcavation(app);
+  initTrace(app);
   wireClicks(map);
   wireNavigation();
   const initial = location.hash.replace(/^#/, '').split('&')[0];

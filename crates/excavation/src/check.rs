@@ -468,6 +468,10 @@ pub fn in_ground(p: &Pipeline) -> bool {
 }
 
 /// Runs the check of a validated dig against the index.
+/// The most violated pipes a check traces ("if struck"); a dig that violates more is one
+/// no operator will weigh pipe by pipe.
+pub const MAX_IF_STRUCK: usize = 200;
+
 pub fn run(
     index: &SpatialIndex,
     ex: &Excavation,
@@ -559,8 +563,17 @@ pub fn run(
             protection_rule_id: t.protection_rule_id,
             assumed: t.assumed,
             nearest_point: point_at(&p.geometry, seg, frac),
+            if_struck: None,
             geometry: PipeGeometry::of_record(h.record.clone()),
         });
+    }
+    // What striking each violated pipe would cut off, from the network traces (issue 15).
+    for c in conflicts
+        .iter_mut()
+        .filter(|c| c.severity == Severity::Violation)
+        .take(MAX_IF_STRUCK)
+    {
+        c.if_struck = lifeline_trace::service::if_struck(index, &ex.networks, c.pipeline_id);
     }
     // Pipeline ids are unique, so the order is total and an unstable sort gives the same
     // result as a stable one. The keys are sorted beside the indices and each conflict is

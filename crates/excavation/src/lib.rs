@@ -118,6 +118,9 @@ pub struct Excavation {
     pub notifications: notify::NotifySettings,
     /// Wakes this process's notification worker ([`notify::spawn`]) after a submission.
     pub wake: std::sync::Arc<tokio::sync::Notify>,
+    /// The utility networks as traces see them, for a violation's "if struck" (issue 15);
+    /// the server shares it with the trace endpoints, so both build each network once.
+    pub networks: std::sync::Arc<lifeline_trace::service::Networks>,
 }
 
 impl Excavation {
@@ -217,6 +220,7 @@ impl Excavation {
             tickets: f.tickets,
             notifications: f.notifications,
             wake: Default::default(),
+            networks: Default::default(),
         })
     }
 }

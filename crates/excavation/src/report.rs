@@ -166,6 +166,32 @@ fn svg_map(r: &CheckResult, crs: &MetricCrs) -> String {
     out
 }
 
+/// What striking a pipe would cut off, in a sentence (HTML-safe: numbers only).
+fn if_struck_text(s: &lifeline_model::check_result::IfStruck) -> String {
+    let valves = if s.valves_to_close.is_empty() {
+        "no valve to close".to_string()
+    } else {
+        format!(
+            "close valve(s) {}",
+            s.valves_to_close
+                .iter()
+                .map(i64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    format!(
+        "{valves}; {} customer(s) lose supply; {} pipe(s) isolated{}",
+        s.customers,
+        s.segment_pipes,
+        if s.source_inside {
+            "; takes a source out of service"
+        } else {
+            ""
+        }
+    )
+}
+
 /// A printable HTML report of the check: verdict, map, conflicts, owners to call, nearby
 /// risk points and sensors, and the rules used.
 pub fn html(r: &CheckResult, crs: &MetricCrs, title: &str) -> String {
@@ -201,14 +227,14 @@ td,th{{border:1px solid #bbb;padding:3px 6px;font-size:12px;text-align:left;vert
     h.push_str(&format!(
         "<h2>Conflicts ({} violation, {} warning, {} info)</h2><table><tr><th>Severity</th><th>Pipeline</th><th>Kind</th><th>Owner</th>\
          <th>Horizontal m</th><th>Required m</th><th>Rule</th><th>Vertical gap m</th><th>3D m</th><th>Accuracy ± m</th>\
-         <th>Nearest point</th><th>Why</th></tr>",
+         <th>Nearest point</th><th>Why</th><th>If struck</th></tr>",
         r.summary.violations, r.summary.warnings, r.summary.infos
     ));
     for c in &r.conflicts {
         let opt = |v: Option<f64>| v.map_or("unknown".to_string(), |x| format!("{x:.2}"));
         h.push_str(&format!(
             "<tr class=\"{sev}\"><td>{sev}</td><td>{id}</td><td>{kind}</td><td>{owner}</td><td>{hd:.2}</td><td>{rq:.2}</td>\
-             <td>{rule}{conf}</td><td>{vg}</td><td>{c3}</td><td>{acc:.2} ({src})</td><td>{lon:.6}, {lat:.6}</td><td>{why}</td></tr>",
+             <td>{rule}{conf}</td><td>{vg}</td><td>{c3}</td><td>{acc:.2} ({src})</td><td>{lon:.6}, {lat:.6}</td><td>{why}</td><td>{struck}</td></tr>",
             sev = c.severity,
             id = c.pipeline_id,
             kind = c.kind,
@@ -223,7 +249,8 @@ td,th{{border:1px solid #bbb;padding:3px 6px;font-size:12px;text-align:left;vert
             src = accuracy_label(c.accuracy_source),
             lon = c.nearest_point[0],
             lat = c.nearest_point[1],
-            why = esc(&c.reasons.to_string())
+            why = esc(&c.reasons.to_string()),
+            struck = c.if_struck.as_ref().map_or(String::new(), if_struck_text),
         ));
     }
     h.push_str("</table><h2>Owners to notify</h2><table><tr><th>Owner</th><th>Emergency contact</th><th>Phone</th><th>E-mail</th><th>Worst</th><th>Pipelines</th></tr>");

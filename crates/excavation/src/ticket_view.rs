@@ -100,6 +100,8 @@ struct StoredConflict {
     #[serde(default)]
     assumed: Vec<String>,
     nearest_point: [f64; 2],
+    #[serde(default)]
+    if_struck: Option<lifeline_model::check_result::IfStruck>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -221,6 +223,7 @@ pub fn stored_check(
             protection_rule_id: c.protection_rule_id.map(Into::into),
             assumed: c.assumed.into(),
             nearest_point: c.nearest_point,
+            if_struck: c.if_struck,
         })
         .collect();
     let d = s.dig;

@@ -321,6 +321,19 @@ impl PartialEq for PipeGeometry {
     }
 }
 
+/// What striking a pipe would cut off (issue 15): its isolation trace as the network stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct IfStruck {
+    /// The valves to close to isolate the pipe (node ids), the minimal set.
+    pub valves_to_close: Vec<i64>,
+    /// Customers who lose supply while it is isolated (segment and pockets).
+    pub customers: u64,
+    /// Pipes in its valve segment.
+    pub segment_pipes: usize,
+    /// The segment holds a source: isolating the pipe takes that source out of service.
+    pub source_inside: bool,
+}
+
 /// One pipeline the dig could hit, with every figure that judged it. The rule ids and
 /// sources and the owner's name are shared strings (a check reports up to a few thousand
 /// pipes; they serialise as plain strings).
@@ -399,6 +412,9 @@ pub struct Conflict {
     pub assumed: Assumed,
     /// The point on the pipe nearest the dig, [lon, lat] EPSG:4490.
     pub nearest_point: [f64; 2],
+    /// Violations on a pipe with topology: what striking it would cut off.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub if_struck: Option<IfStruck>,
     /// The pipe's geometry (for the GeoJSON and HTML renderings).
     #[serde(skip)]
     pub geometry: PipeGeometry,

@@ -113,6 +113,15 @@ pub struct Networks {
     built: Mutex<HashMap<PipeKind, Arc<Built>>>,
 }
 
+impl std::fmt::Debug for Networks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let built = self.built.lock();
+        f.debug_map()
+            .entries(built.iter().map(|(k, b)| (k, b.version)))
+            .finish()
+    }
+}
+
 impl Networks {
     /// The network of `kind` as the index holds it now.
     pub fn get(&self, index: &SpatialIndex, kind: PipeKind) -> Result<Arc<Built>, ServiceError> {
@@ -552,6 +561,29 @@ fn impact_of(index: &SpatialIndex, iso: &Isolation) -> Impact {
         risk_points,
         grid_cells: cells.into_values().collect(),
     }
+}
+
+/// What striking pipeline `pipe` would cut off: its isolation as the network stands (no
+/// what-if). `None` for a pipe without topology, or a network that cannot be built.
+pub fn if_struck(
+    index: &SpatialIndex,
+    networks: &Networks,
+    pipe: i64,
+) -> Option<lifeline_model::check_result::IfStruck> {
+    let rec = index.get(Layer::Pipelines, pipe)?;
+    let Record::Pipeline(p) = &*rec else {
+        return None;
+    };
+    p.from_node?;
+    p.to_node?;
+    let built = networks.get(index, p.kind).ok()?;
+    let iso = built.network.isolate(&[pipe], &Scenario::default()).ok()?;
+    Some(lifeline_model::check_result::IfStruck {
+        valves_to_close: iso.valves_to_close,
+        customers: iso.customers.count,
+        segment_pipes: iso.segment.pipes.len(),
+        source_inside: iso.source_inside,
+    })
 }
 
 /// The answer of a connectivity trace.
