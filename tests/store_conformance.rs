@@ -106,7 +106,9 @@ mod cases {
             Record::Owner(owner_min(2)),
             Record::GridCell(district(10)),
             Record::GridCell(street(11, 10)),
-            Record::Pipeline(pipeline_full(100, 1)),
+            Record::Node(node_full(400, 100)),
+            Record::Node(node_min(401)),
+            Record::Pipeline(pipeline_joined(100, 1)),
             Record::Pipeline(pipeline_min(101, 2)),
             Record::RiskPoint(risk_point_full(200, 11)),
             Record::RiskPoint(risk_point_min(201)),
@@ -431,12 +433,16 @@ mod cases {
         let v1 = s.bulk_load(&dataset(), &a).await.expect("first load");
         let c1 = counts(s).await;
         let log1 = s.changes_since(0, 100).await.expect("changes");
-        assert_eq!(log1.len(), 5, "one bulk entry per layer: {log1:?}");
+        assert_eq!(
+            log1.len(),
+            Layer::ALL.len(),
+            "one bulk entry per layer: {log1:?}"
+        );
         assert!(log1
             .iter()
             .all(|c| c.op == ChangeOp::Bulk && c.record_id == 0));
         let layers: std::collections::BTreeSet<_> = log1.iter().map(|c| c.layer).collect();
-        assert_eq!(layers.len(), 5);
+        assert_eq!(layers.len(), Layer::ALL.len());
         assert_eq!(
             log1.last().map(|c| c.version),
             Some(v1),

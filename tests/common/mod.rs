@@ -158,13 +158,22 @@ pub fn pipeline_full(id: i64, owner_id: i64) -> Pipeline {
         depth_accuracy_cm: Some(7.5),
         quality_level: Some(QualityLevel::QlA),
         status: PipeStatus::InService,
-        from_node: Some(400),
-        to_node: Some(401),
+        from_node: None,
+        to_node: None,
         geometry: LineString::from(vec![
             (106.5123456789012, 29.5012345678901),
             (106.5131, 29.5016),
             (106.5142, 29.50185),
         ]),
+    }
+}
+
+/// [`pipeline_full`] joined to the network: from node 400 to node 401.
+pub fn pipeline_joined(id: i64, owner_id: i64) -> Pipeline {
+    Pipeline {
+        from_node: Some(400),
+        to_node: Some(401),
+        ..pipeline_full(id, owner_id)
     }
 }
 
@@ -282,7 +291,7 @@ pub fn dataset() -> Dataset {
         // Child before parent on purpose: loads must order grid cells by level.
         grid_cells: vec![street(11, 10), district(10)],
         nodes: vec![node_full(400, 100), node_min(401)],
-        pipelines: vec![pipeline_full(100, 1), pipeline_min(101, 2)],
+        pipelines: vec![pipeline_joined(100, 1), pipeline_min(101, 2)],
         risk_points: vec![risk_point_full(200, 11), risk_point_min(201)],
         sensors: vec![sensor_full(300, 100, 200), sensor_min(301)],
     }

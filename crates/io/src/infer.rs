@@ -129,17 +129,9 @@ pub const SYNONYMS: &[(Layer, &str, &[&str])] = &[
     (Layer::Sensors, "kind", &["sensor_kind", "sensor_type"]),
     (Layer::Sensors, "code", &["sensor_code", "编号"]),
     (Layer::Sensors, "status", &["state"]),
-    // Network topology as hydraulic and GIS tools name it (pandapipes, EPANET exports).
-    (
-        Layer::Pipelines,
-        "from_node",
-        &["from_junction", "start_node", "node1", "from_bus"],
-    ),
-    (
-        Layer::Pipelines,
-        "to_node",
-        &["to_junction", "end_node", "node2", "to_bus"],
-    ),
+    // Not `from_junction`/`to_junction` for pipes' end nodes: they name nodes of the source
+    // file, which are foreign keys here only once those nodes are imported with the same
+    // ids; a mapping says so on purpose.
     (Layer::Nodes, "node_type", &["node_kind", "junction_type"]),
     (Layer::Nodes, "customers", &["customer_count", "households"]),
 ];
