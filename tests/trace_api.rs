@@ -348,6 +348,22 @@ async fn forms_roles_and_bad_requests(backend: Backend) {
     // The valve's far side reaches no other source: nothing to close.
     assert_eq!(ids(&n["valves_to_close"]), Vec::<i64>::new());
     assert_eq!(n["boundary_valves"][0]["id"], 2);
+    // The sensors watching the main are affected, with the risk points they watch.
+    let data = app::fixtures::dataset();
+    let watching: Vec<&Sensor> = data
+        .sensors
+        .iter()
+        .filter(|s| s.pipeline_id == Some(1))
+        .collect();
+    assert!(!watching.is_empty());
+    assert_eq!(
+        ids(&n["impact"]["sensors"]),
+        watching.iter().map(|s| s.id).collect::<Vec<_>>()
+    );
+    let mut risks: Vec<i64> = watching.iter().filter_map(|s| s.risk_point_id).collect();
+    risks.sort_unstable();
+    risks.dedup();
+    assert_eq!(ids(&n["impact"]["risk_points"]), risks);
 
     // A point beside the main finds it.
     let (status, got) = post(

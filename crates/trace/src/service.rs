@@ -105,6 +105,9 @@ pub struct Built {
     pub network: Network,
     /// Valve nodes that could not be placed on a pipe, and pipes left out, with why.
     pub problems: Vec<String>,
+    /// The sensors watching each pipe of the network, with the risk point each watches:
+    /// an isolation's impact then costs what it affects, not a pass over every sensor.
+    watchers: HashMap<i64, Vec<(i64, Option<i64>)>>,
 }
 
 /// The networks built so far, one per kind, dropped when the index moves on.
@@ -133,10 +136,20 @@ impl Networks {
         }
         let (nodes, pipes) = records_of(index, kind);
         let (network, problems) = network_of(&nodes, &pipes)?;
+        let ours: HashSet<i64> = pipes.iter().map(|p| p.id).collect();
+        let mut watchers: HashMap<i64, Vec<(i64, Option<i64>)>> = HashMap::new();
+        for r in index.all(Layer::Sensors) {
+            if let Record::Sensor(s) = &*r {
+                if let Some(p) = s.pipeline_id.filter(|p| ours.contains(p)) {
+                    watchers.entry(p).or_default().push((s.id, s.risk_point_id));
+                }
+            }
+        }
         let b = Arc::new(Built {
             version,
             network,
             problems,
+            watchers,
         });
         self.built.lock().insert(kind, b.clone());
         Ok(b)
@@ -156,7 +169,11 @@ fn records_of(index: &SpatialIndex, kind: PipeKind) -> (Vec<NetworkNode>, Vec<Pi
         .all(Layer::Pipelines)
         .into_iter()
         .filter_map(|r| match &*r {
-            Record::Pipeline(p) if p.kind == kind && p.from_node.is_some() => Some(p.clone()),
+            Record::Pipeline(p)
+                if p.kind == kind && (p.from_node.is_some() || p.to_node.is_some()) =>
+            {
+                Some(p.clone())
+            }
             _ => None,
         })
         .collect();
@@ -437,7 +454,7 @@ pub fn isolate_now(
         let iso = net
             .isolate(start, &scenario_for(net, req))
             .map_err(|e| ServiceError::Bad(e.to_string()))?;
-        let impact = impact_of(index, &iso);
+        let impact = impact_of(index, built, &iso);
         let mut notes = Vec::new();
         if iso.source_inside {
             notes.push(
@@ -480,7 +497,7 @@ fn length_m(index: &SpatialIndex, ids: &[i64]) -> f64 {
         .sum()
 }
 
-fn impact_of(index: &SpatialIndex, iso: &Isolation) -> Impact {
+fn impact_of(index: &SpatialIndex, built: &Built, iso: &Isolation) -> Impact {
     let pocket_pipes: Vec<i64> = iso.pockets.iter().flat_map(|p| p.pipes.clone()).collect();
     let affected: HashSet<i64> = iso
         .segment
@@ -500,13 +517,13 @@ fn impact_of(index: &SpatialIndex, iso: &Isolation) -> Impact {
         .collect();
     let mut sensors = Vec::new();
     let mut risk_points = Vec::new();
-    for r in index.all(Layer::Sensors) {
-        if let Record::Sensor(s) = &*r {
-            if s.pipeline_id.is_some_and(|p| affected.contains(&p)) {
-                sensors.push(s.id);
-                risk_points.extend(s.risk_point_id);
-            }
-        }
+    for (sensor, risk) in affected
+        .iter()
+        .filter_map(|p| built.watchers.get(p))
+        .flatten()
+    {
+        sensors.push(*sensor);
+        risk_points.extend(*risk);
     }
     sensors.sort_unstable();
     risk_points.sort_unstable();
