@@ -8,8 +8,9 @@
 //! from the domain reference), the orchestration (districts, then streets in parallel,
 //! then id assignment), and the report. Submodules own the parts:
 //! `source` the embedded inputs, `split` polygon splitting, `cells` the hierarchy,
-//! `network` roads and pipes, `risk` risk points and sensors, `owners` companies and
-//! people, `geom` the metric frame and polyline helpers.
+//! `network` roads and pipes, `nodes` the traceable water, gas and heat networks laid on
+//! them (junctions, valves, sources, customer connections), `risk` risk points and
+//! sensors, `owners` companies and people, `geom` the metric frame and polyline helpers.
 //!
 //! Determinism: every district and street draws from its own ChaCha8 stream derived from
 //! the seed and its statistical code, results are merged in a fixed order and ids are
@@ -928,6 +929,8 @@ mod tests {
             .collect();
         assert!(errors.is_empty(), "check found errors: {errors:?}");
         assert_eq!(checked.unmonitored(), report.unmonitored_risk_points);
+        assert_eq!(report.unfed_pipes, 0, "every network part has a source");
+        assert!(report.nodes_by_type.iter().all(|(_, n)| *n > 0), "{report}");
         let share = checked.unmonitored() as f64 / data.risk_points.len().max(1) as f64;
         assert!(share < 0.06, "{share} of risk points unwatched");
         fn unique(ids: impl Iterator<Item = i64>) -> bool {

@@ -934,6 +934,7 @@ mod tests {
     use rand::seq::SliceRandom;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
+    use std::collections::BTreeMap;
 
     /// The kinds the generator builds as traceable networks.
     const TRACED: [PipeKind; 3] = [PipeKind::WaterSupply, PipeKind::Gas, PipeKind::Heat];
@@ -1050,6 +1051,139 @@ mod tests {
         let (a, b) = (preset(Preset::Demo), preset(Preset::Demo));
         assert!(a.nodes == b.nodes, "same seed, same nodes");
         assert!(a.pipelines == b.pipelines, "same seed, same pipes");
+    }
+
+    /// Lines laid by hand: heat supply and return of two crossing roads, a water main that
+    /// stops short of another, and a water service on a main.
+    #[test]
+    fn crossings_join_within_a_network_only() {
+        use super::{build, Net};
+        use crate::geom::Frame;
+        use crate::network::{PipeInfo, Role, StreetNet};
+        use geo::Coord;
+        use lifeline_model::Pipeline;
+        use std::collections::BTreeSet;
+
+        let frame = Frame::new(Coord { x: 106.5, y: 29.5 });
+        let mut net = StreetNet {
+            pipes: vec![],
+            info: vec![],
+            lines: vec![],
+            nets: vec![],
+            roads: vec![],
+        };
+        let mut lay = |role: Role, nt: Net, a: (f64, f64), b: (f64, f64), pieces: usize| {
+            for k in 0..pieces {
+                let f = |t: f64| Coord {
+                    x: a.0 + (b.0 - a.0) * t,
+                    y: a.1 + (b.1 - a.1) * t,
+                };
+                let line = vec![
+                    f(k as f64 / pieces as f64),
+                    f((k + 1) as f64 / pieces as f64),
+                ];
+                let kind = nt.kind();
+                net.pipes
+                    .push(Pipeline::new(0, kind, 1, frame.line_to_ll(&line)));
+                net.info.push(PipeInfo {
+                    kind,
+                    role,
+                    owner: 1,
+                    a: line[0],
+                    b: line[1],
+                    year: None,
+                    size_mm: 200.0,
+                    tunnel: false,
+                    len_m: crate::geom::length(&line),
+                });
+                net.lines.push(line);
+                net.nets.push(Some(nt));
+            }
+        };
+        lay(Role::Heat, Net::HeatSupply, (-100.0, 0.0), (100.0, 0.0), 4);
+        lay(
+            Role::Heat,
+            Net::HeatReturn,
+            (-100.0, -0.8),
+            (100.0, -0.8),
+            4,
+        );
+        lay(Role::Heat, Net::HeatSupply, (0.0, -100.0), (0.0, 100.0), 3);
+        lay(Role::Heat, Net::HeatReturn, (0.8, -100.0), (0.8, 100.0), 3);
+        lay(
+            Role::WaterDist,
+            Net::Water,
+            (-100.0, 30.0),
+            (100.0, 30.0),
+            4,
+        );
+        lay(Role::WaterDist, Net::Water, (50.0, 50.0), (50.0, 200.0), 2);
+        lay(
+            Role::WaterService,
+            Net::Water,
+            (-30.0, 30.0),
+            (-30.0, 50.0),
+            1,
+        );
+        let laid = net.pipes.len();
+        let mut rng = ChaCha8Rng::seed_from_u64(3);
+        let out = build(&mut net, &frame, &mut rng);
+        assert_eq!(out.unfed_pipes, 0);
+        assert!(
+            net.pipes.len() > laid,
+            "cut at crossings, a connector, valve stubs"
+        );
+        let mut of_net: BTreeMap<Net, BTreeSet<usize>> = BTreeMap::new();
+        for (nt, e) in net.nets.iter().zip(&out.ends) {
+            let (Some(nt), Some(e)) = (nt, e) else {
+                panic!("a pipe without ends");
+            };
+            of_net.entry(*nt).or_default().extend(e.iter().copied());
+        }
+        assert!(of_net[&Net::HeatSupply].is_disjoint(&of_net[&Net::HeatReturn]));
+        assert!(of_net[&Net::Water].is_disjoint(&of_net[&Net::HeatSupply]));
+        // Each network is one part: crossings and the connector joined them.
+        for (nt, nodes) in &of_net {
+            let mut parts: BTreeMap<usize, usize> = nodes.iter().map(|&n| (n, n)).collect();
+            fn find(p: &mut BTreeMap<usize, usize>, x: usize) -> usize {
+                let up = p[&x];
+                if up == x {
+                    x
+                } else {
+                    let r = find(p, up);
+                    p.insert(x, r);
+                    r
+                }
+            }
+            for e in out.ends.iter().flatten() {
+                if nodes.contains(&e[0]) {
+                    let (a, b) = (find(&mut parts, e[0]), find(&mut parts, e[1]));
+                    parts.insert(a.max(b), a.min(b));
+                }
+            }
+            let roots: BTreeSet<usize> = nodes.iter().map(|&n| find(&mut parts, n)).collect();
+            assert_eq!(roots.len(), 1, "{nt:?} falls apart");
+        }
+        // N-1 where four heat pipes cross: three valves there (one the node, two on stubs),
+        // plus the outlet valves of the sources; one valve on the service at its tee.
+        let valves = |nt: Net| {
+            of_net[&nt]
+                .iter()
+                .filter(|&&n| out.nodes[n].node.node_type == NodeType::Valve)
+                .count()
+        };
+        assert!(valves(Net::HeatSupply) >= 3, "{}", valves(Net::HeatSupply));
+        let service = net
+            .info
+            .iter()
+            .position(|i| i.role == Role::WaterService)
+            .expect("the service");
+        let [tee, building] = out.ends[service].expect("ends");
+        let tee_node = &out.nodes[tee];
+        assert_eq!(tee_node.node.node_type, NodeType::Valve);
+        assert_eq!(tee_node.on_pipe, Some(service));
+        assert_eq!(out.nodes[building].node.node_type, NodeType::Customer);
+        assert!(out.nodes.iter().all(|n| n.node.validate().is_ok()));
     }
 
     /// The whole district: a few seconds in a debug build.
