@@ -10,7 +10,8 @@
 //! parallel a few metres apart, and are cut manhole to manhole (32–77 m). Service branches
 //! cross the road at right angles and branch pipes cross blocks between parallel roads, so
 //! excavation checks meet real conflicts. A few long-distance oil and gas lines cross each
-//! district (100–250 m between marker posts); heat is rare.
+//! district (100–250 m between marker posts); heat is rare. Each pipe keeps its polyline in
+//! metres and its network, from which `nodes` builds the traceable networks.
 
 use super::geom::{self, Frame, Terrain, Walk};
 use super::nodes::Net;

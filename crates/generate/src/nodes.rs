@@ -16,6 +16,7 @@
 //!    the one feeding the junction, goes without); every service gets one at its tee. The
 //!    node where they meet carries the first valve (with `on_pipe_id`, as 3+ pipes meet
 //!    there); the others sit on a stub [`STUB_M`] from it, so every valve is placeable.
+//!    Every source also gets an outlet valve on each pipe leaving it.
 //! 4. **Customers** at the building end of every service, **sources** in every connected
 //!    part (plants and tanks, gate stations and regulators, heat plants), more in larger
 //!    parts, at the ends of mains.
