@@ -8,8 +8,9 @@
 //! from the domain reference), the orchestration (districts, then streets in parallel,
 //! then id assignment), and the report. Submodules own the parts:
 //! `source` the embedded inputs, `split` polygon splitting, `cells` the hierarchy,
-//! `network` roads and pipes, `risk` risk points and sensors, `owners` companies and
-//! people, `geom` the metric frame and polyline helpers.
+//! `network` roads and pipes, `nodes` the traceable water, gas and heat networks laid on
+//! them (junctions, valves, sources, customer connections), `risk` risk points and
+//! sensors, `owners` companies and people, `geom` the metric frame and polyline helpers.
 //!
 //! Determinism: every district and street draws from its own ChaCha8 stream derived from
 //! the seed and its statistical code, results are merged in a fixed order and ids are
@@ -25,6 +26,7 @@
 mod cells;
 mod geom;
 mod network;
+mod nodes;
 mod owners;
 mod risk;
 mod source;
@@ -32,7 +34,9 @@ mod split;
 
 use geo::Coord;
 use indicatif::{ProgressBar, ProgressStyle};
-use lifeline_model::{Catalog, Dataset, GridCell, GridLevel, PipeKind, RiskPoint, Sensor};
+use lifeline_model::{
+    Catalog, Dataset, GridCell, GridLevel, NetworkNode, NodeType, PipeKind, RiskPoint, Sensor,
+};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -150,6 +154,13 @@ pub struct GenerateReport {
     pub grid_cells: Vec<(GridLevel, usize)>,
     /// Pipeline segments.
     pub pipelines: usize,
+    /// Nodes of the traceable networks (water supply, gas, heat) by type.
+    pub nodes_by_type: Vec<(NodeType, usize)>,
+    /// Valves normally closed (zone boundaries), and broken or inaccessible.
+    pub closed_valves: usize,
+    pub inoperable_valves: usize,
+    /// Pipes of the traceable networks in a part no source feeds, as the valves stand.
+    pub unfed_pipes: usize,
     /// Total pipeline length, km.
     pub pipeline_km: f64,
     /// Length per kind, km.
@@ -189,7 +200,8 @@ impl fmt::Display for GenerateReport {
         write!(
             f,
             "{} (seed {}): {} district(s) ({}), {} street(s); {} owners; {} grid cells ({}); \
-             {} pipeline segments, {:.1} km; {} risk points ({} unmonitored); {} sensors; {:.2} s",
+             {} pipeline segments, {:.1} km; {} network nodes ({}; {} valves closed, {} \
+             inoperable; {} unfed pipes); {} risk points ({} unmonitored); {} sensors; {:.2} s",
             self.preset,
             self.seed,
             self.districts.len(),
@@ -204,6 +216,15 @@ impl fmt::Display for GenerateReport {
             levels.join(", "),
             self.pipelines,
             self.pipeline_km,
+            self.nodes_by_type.iter().map(|(_, n)| n).sum::<usize>(),
+            self.nodes_by_type
+                .iter()
+                .map(|(t, n)| format!("{n} {t}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.closed_valves,
+            self.inoperable_valves,
+            self.unfed_pipes,
             self.risk_points,
             self.unmonitored_risk_points,
             self.sensors,
@@ -311,6 +332,8 @@ struct StreetJob {
 struct StreetOut {
     cells: cells::StreetCells,
     pipes: Vec<lifeline_model::Pipeline>,
+    /// The networks' nodes, with the street's pipe indices (`nodes::build`).
+    nodes: nodes::StreetNodes,
     km_by_kind: Vec<f64>,
     risks: Vec<risk::LocalRisk>,
     sensors: Vec<risk::LocalSensor>,
@@ -439,6 +462,8 @@ fn generate_plan(
     let mut district_out_risks = vec![0usize; ctxs.len()];
     let (mut next_cell, mut next_pipe, mut next_risk, mut next_sensor) =
         (ctxs.len() as i64 + 1, 1i64, 1i64, 1i64);
+    let mut next_node = 1i64;
+    let mut unfed_pipes = 0;
     for (job, slot) in jobs.iter().zip(slots) {
         let out = match slot {
             Some(Ok(out)) => out,
@@ -463,8 +488,26 @@ fn generate_plan(
             });
             next_cell += 1;
         }
-        for mut p in out.pipes {
+        let nbase = next_node;
+        unfed_pipes += out.nodes.unfed_pipes;
+        for n in out.nodes.nodes {
+            data.nodes.push(NetworkNode {
+                id: next_node,
+                on_pipe_id: n.on_pipe.map(|p| pbase + p as i64),
+                ..n.node
+            });
+            next_node += 1;
+        }
+        for (mut p, ends) in out
+            .pipes
+            .into_iter()
+            .zip(out.nodes.ends.into_iter().chain(std::iter::repeat(None)))
+        {
             p.id = next_pipe;
+            if let Some([a, b]) = ends {
+                p.from_node = Some(nbase + a as i64);
+                p.to_node = Some(nbase + b as i64);
+            }
             next_pipe += 1;
             data.pipelines.push(p);
         }
@@ -527,6 +570,21 @@ fn generate_plan(
             .map(|l| (*l, data.grid_cells.iter().filter(|c| c.level == *l).count()))
             .collect(),
         pipelines: data.pipelines.len(),
+        nodes_by_type: NodeType::ALL
+            .iter()
+            .map(|t| (*t, data.nodes.iter().filter(|n| n.node_type == *t).count()))
+            .collect(),
+        closed_valves: data
+            .nodes
+            .iter()
+            .filter(|n| n.valve_position == Some(lifeline_model::ValvePosition::Closed))
+            .count(),
+        inoperable_valves: data
+            .nodes
+            .iter()
+            .filter(|n| n.node_type == NodeType::Valve && !n.operable())
+            .count(),
+        unfed_pipes,
         pipeline_km: km_by_kind.iter().sum(),
         km_by_kind: PipeKind::ALL.iter().copied().zip(km_by_kind).collect(),
         risk_points: data.risk_points.len(),
@@ -789,7 +847,7 @@ fn run_street(
         .iter()
         .map(|&ci| frame.to_m(cells::centre_of(&tree.cells[ci].geom)))
         .collect();
-    let net = network::street_network(
+    let mut net = network::street_network(
         &network::NetInput {
             frame,
             terrain: &ctx.terrain,
@@ -805,6 +863,8 @@ fn run_street(
         },
         &mut stream(seed, "network", &street.code),
     );
+    // Topology before risks: sensors name the pipes as they finally are.
+    let street_nodes = nodes::build(&mut net, frame, &mut stream(seed, "nodes", &street.code));
     let (risks, sensors) = risk::street_risks(
         &risk::RiskInput {
             frame,
@@ -832,6 +892,7 @@ fn run_street(
     Ok(StreetOut {
         cells: tree,
         pipes: net.pipes,
+        nodes: street_nodes,
         km_by_kind,
         risks,
         sensors,
@@ -868,6 +929,8 @@ mod tests {
             .collect();
         assert!(errors.is_empty(), "check found errors: {errors:?}");
         assert_eq!(checked.unmonitored(), report.unmonitored_risk_points);
+        assert_eq!(report.unfed_pipes, 0, "every network part has a source");
+        assert!(report.nodes_by_type.iter().all(|(_, n)| *n > 0), "{report}");
         let share = checked.unmonitored() as f64 / data.risk_points.len().max(1) as f64;
         assert!(share < 0.06, "{share} of risk points unwatched");
         fn unique(ids: impl Iterator<Item = i64>) -> bool {

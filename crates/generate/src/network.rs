@@ -10,9 +10,11 @@
 //! parallel a few metres apart, and are cut manhole to manhole (32–77 m). Service branches
 //! cross the road at right angles and branch pipes cross blocks between parallel roads, so
 //! excavation checks meet real conflicts. A few long-distance oil and gas lines cross each
-//! district (100–250 m between marker posts); heat is rare.
+//! district (100–250 m between marker posts); heat is rare. Each pipe keeps its polyline in
+//! metres and its network, from which `nodes` builds the traceable networks.
 
 use super::geom::{self, Frame, Terrain, Walk};
+use super::nodes::Net;
 use super::owners::{self, id};
 use chrono::NaiveDate;
 use geo::{Coord, MultiPolygon};
@@ -94,6 +96,23 @@ pub(super) enum Role {
 }
 
 impl Role {
+    /// The traceable network a run of this role belongs to, if any (heat runs are supply
+    /// lines here; the return line beside each is relabelled where it is laid).
+    pub fn net(self) -> Option<Net> {
+        match self {
+            Role::WaterMain | Role::WaterDist | Role::WaterService => Some(Net::Water),
+            Role::GasSubHigh => Some(Net::GasSubHigh),
+            Role::GasMain | Role::GasLocal | Role::GasService => Some(Net::GasDist),
+            Role::Heat => Some(Net::HeatSupply),
+            _ => None,
+        }
+    }
+
+    /// A service connection: from a main to a building, where a customer is connected.
+    pub fn is_service(self) -> bool {
+        matches!(self, Role::WaterService | Role::GasService)
+    }
+
     fn kind(self) -> PipeKind {
         match self {
             Role::WaterMain | Role::WaterDist | Role::WaterService => PipeKind::WaterSupply,
@@ -377,6 +396,10 @@ pub(super) fn long_lines(anchors: &[Coord<f64>], extent: f64, rng: &mut impl Rng
 pub(super) struct StreetNet {
     pub pipes: Vec<Pipeline>,
     pub info: Vec<PipeInfo>,
+    /// Each pipe's polyline in the district frame (metres), for the topology.
+    pub lines: Vec<Vec<Coord<f64>>>,
+    /// Each pipe's traceable network, if it belongs to one.
+    pub nets: Vec<Option<Net>>,
     /// Roads that received pipes.
     pub roads: Vec<Road>,
 }
@@ -408,6 +431,8 @@ pub(super) fn street_network(inp: &NetInput<'_>, rng: &mut impl Rng) -> StreetNe
         adcode: inp.adcode,
         pipes: Vec::new(),
         info: Vec::new(),
+        lines: Vec::new(),
+        nets: Vec::new(),
         km: 0.0,
     };
     let roads = if inp.budget_km > 0.0 {
@@ -437,7 +462,9 @@ pub(super) fn street_network(inp: &NetInput<'_>, rng: &mut impl Rng) -> StreetNe
                 let off = -0.45 * road.class.half_width();
                 let run = b.run(Role::Heat, road, false, rng);
                 b.emit(&run, &geom::offset(&pts, off), SEGMENT_M, rng);
+                let mark = b.pipes.len();
                 b.emit(&run, &geom::offset(&pts, off - 0.8), SEGMENT_M, rng);
+                b.relabel(mark, Net::HeatReturn);
             }
         }
     }
@@ -447,6 +474,8 @@ pub(super) fn street_network(inp: &NetInput<'_>, rng: &mut impl Rng) -> StreetNe
     StreetNet {
         pipes: b.pipes,
         info: b.info,
+        lines: b.lines,
+        nets: b.nets,
         roads: used,
     }
 }
@@ -706,10 +735,20 @@ struct Builder<'a> {
     adcode: &'a str,
     pipes: Vec<Pipeline>,
     info: Vec<PipeInfo>,
+    lines: Vec<Vec<Coord<f64>>>,
+    nets: Vec<Option<Net>>,
     km: f64,
 }
 
 impl Builder<'_> {
+    /// Puts the pipes laid since `mark` into `net` (the return line of a heat pair, which
+    /// shares its run's attributes with the supply line but never a node).
+    fn relabel(&mut self, mark: usize, net: Net) {
+        for n in self.nets.iter_mut().skip(mark) {
+            *n = Some(net);
+        }
+    }
+
     /// Lays every lane of a road, its service branches and its branch pipes across the
     /// block. Returns whether a heat line was laid.
     fn lay_road(&mut self, road: &Road, rng: &mut impl Rng) -> bool {
@@ -736,7 +775,9 @@ impl Builder<'_> {
             self.emit(&run, &geom::offset(&road.pts, off), SEGMENT_M, rng);
             if role == Role::Heat {
                 // Supply and return run side by side.
+                let mark = self.pipes.len();
                 self.emit(&run, &geom::offset(&road.pts, off - 0.8), SEGMENT_M, rng);
+                self.relabel(mark, Net::HeatReturn);
                 heat = true;
             }
             present.push((role, off, run.year.unwrap_or(road.year)));
@@ -1407,6 +1448,8 @@ impl Builder<'_> {
                 tunnel: run.burial == Burial::Tunnel,
                 len_m: len,
             });
+            self.nets.push(run.role.net());
+            self.lines.push(piece.clone());
             self.pipes.push(Pipeline {
                 id: 0,
                 kind,
