@@ -333,6 +333,21 @@ fn start_pipes(
     Ok(by_kind)
 }
 
+/// The networks a request traces, each with its start pipes, once the scenario's valves
+/// are known to be theirs.
+fn traced(
+    index: &SpatialIndex,
+    networks: &Networks,
+    req: &TraceRequest,
+) -> Result<Vec<(PipeKind, Arc<Built>, Vec<i64>)>, ServiceError> {
+    let nets = start_pipes(index, req)?
+        .into_iter()
+        .map(|(k, start)| Ok((k, networks.get(index, k)?, start)))
+        .collect::<Result<Vec<_>, ServiceError>>()?;
+    check_scenario(&nets, req)?;
+    Ok(nets)
+}
+
 /// The field's what-if for one network: the scenario's valves that are in it.
 fn scenario_for(net: &Network, req: &TraceRequest) -> Scenario {
     let here: HashSet<i64> = net.valves().iter().map(|v| v.id).collect();
@@ -353,10 +368,13 @@ fn scenario_for(net: &Network, req: &TraceRequest) -> Scenario {
 }
 
 /// Checks that every valve the request names is a valve of a network it traces.
-fn check_scenario(nets: &[(PipeKind, Arc<Built>)], req: &TraceRequest) -> Result<(), ServiceError> {
+fn check_scenario(
+    nets: &[(PipeKind, Arc<Built>, Vec<i64>)],
+    req: &TraceRequest,
+) -> Result<(), ServiceError> {
     let all: HashSet<i64> = nets
         .iter()
-        .flat_map(|(_, b)| b.network.valves().iter().map(|v| v.id))
+        .flat_map(|(_, b, _)| b.network.valves().iter().map(|v| v.id))
         .collect();
     for v in req.broken_valves.iter().chain(&req.closed_valves) {
         if !all.contains(v) {
@@ -441,15 +459,9 @@ pub fn isolate_now(
     networks: &Networks,
     req: &TraceRequest,
 ) -> Result<IsolationAnswer, ServiceError> {
-    let starts = start_pipes(index, req)?;
-    let nets = starts
-        .keys()
-        .map(|k| Ok((*k, networks.get(index, *k)?)))
-        .collect::<Result<Vec<(PipeKind, Arc<Built>)>, ServiceError>>()?;
-    check_scenario(&nets, req)?;
     let mut out = Vec::new();
     let mut totals = Totals::default();
-    for ((kind, built), start) in nets.iter().zip(starts.values()) {
+    for (kind, built, start) in &traced(index, networks, req)? {
         let net = &built.network;
         let iso = net
             .isolate(start, &scenario_for(net, req))
@@ -632,14 +644,8 @@ pub fn connected_now(
     networks: &Networks,
     req: &TraceRequest,
 ) -> Result<Vec<ConnectedAnswer>, ServiceError> {
-    let starts = start_pipes(index, req)?;
-    let nets = starts
-        .keys()
-        .map(|k| Ok((*k, networks.get(index, *k)?)))
-        .collect::<Result<Vec<(PipeKind, Arc<Built>)>, ServiceError>>()?;
-    check_scenario(&nets, req)?;
     let mut out = Vec::new();
-    for ((kind, built), start) in nets.iter().zip(starts.values()) {
+    for (kind, built, start) in &traced(index, networks, req)? {
         let net = &built.network;
         let s = scenario_for(net, req);
         let mut seen: HashSet<i64> = HashSet::new();
