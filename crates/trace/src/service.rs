@@ -333,13 +333,16 @@ fn start_pipes(
     Ok(by_kind)
 }
 
+/// One network a request traces: its kind, the network, and the start pipes in it.
+type Traced = (PipeKind, Arc<Built>, Vec<i64>);
+
 /// The networks a request traces, each with its start pipes, once the scenario's valves
 /// are known to be theirs.
 fn traced(
     index: &SpatialIndex,
     networks: &Networks,
     req: &TraceRequest,
-) -> Result<Vec<(PipeKind, Arc<Built>, Vec<i64>)>, ServiceError> {
+) -> Result<Vec<Traced>, ServiceError> {
     let nets = start_pipes(index, req)?
         .into_iter()
         .map(|(k, start)| Ok((k, networks.get(index, k)?, start)))
@@ -368,10 +371,7 @@ fn scenario_for(net: &Network, req: &TraceRequest) -> Scenario {
 }
 
 /// Checks that every valve the request names is a valve of a network it traces.
-fn check_scenario(
-    nets: &[(PipeKind, Arc<Built>, Vec<i64>)],
-    req: &TraceRequest,
-) -> Result<(), ServiceError> {
+fn check_scenario(nets: &[Traced], req: &TraceRequest) -> Result<(), ServiceError> {
     let all: HashSet<i64> = nets
         .iter()
         .flat_map(|(_, b, _)| b.network.valves().iter().map(|v| v.id))
