@@ -16,7 +16,7 @@ use lifeline::generate::{generate, GenerateOptions, Preset};
 use lifeline::index::SpatialIndex;
 use lifeline::model::crs::MetricCrs;
 use lifeline::model::{Layer, PipeKind};
-use lifeline::trace::service::{if_struck, isolate_now, Networks, TraceRequest};
+use lifeline::trace::service::{if_struck, isolate_now, Networks, TraceRequest, Tracer};
 use lifeline::trace::Scenario;
 use rand::{Rng, SeedableRng};
 use std::time::{Duration, Instant};
@@ -87,6 +87,7 @@ fn main() {
             s.as_secs_f64() * 1000.0
         );
     }
+    let who = Tracer::check(&lifeline::model::Actor::cli()).expect("the CLI traces");
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
     let (mut iso, mut re, mut struck) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..calls {
@@ -96,7 +97,7 @@ fn main() {
             ..Default::default()
         };
         let t = Instant::now();
-        let a = isolate_now(&index, &networks, &req).expect("isolate");
+        let a = isolate_now(&who, &index, &networks, &req).expect("isolate");
         iso.push(t.elapsed());
         if let Some(v) = a.networks[0].isolation.valves_to_close.first() {
             let req = TraceRequest {
@@ -104,7 +105,7 @@ fn main() {
                 ..req
             };
             let t = Instant::now();
-            isolate_now(&index, &networks, &req).expect("recompute");
+            isolate_now(&who, &index, &networks, &req).expect("recompute");
             re.push(t.elapsed());
         }
         let t = Instant::now();

@@ -249,6 +249,8 @@ impl From<lifeline_trace::service::ServiceError> for AppError {
             ServiceError::Index(i) => i.into(),
             ServiceError::Network(n) => AppError::Internal(n.to_string()),
             ServiceError::Join(j) => AppError::Internal(j.to_string()),
+            e @ ServiceError::NotOnTicket { .. } => AppError::Forbidden(e.to_string()),
+            ServiceError::NoIsolation(m) => AppError::NotFound(m),
         }
     }
 }

@@ -12,7 +12,7 @@
 
 use crate::model::{Change, ChangeOp, Layer, Record};
 use crate::risk::events::{BusEvent, Cursor, EventKind, NewEvent};
-use crate::risk::model::RiskEvent;
+use crate::risk::model::{LoggedEvent, RiskEvent, TraceEvent};
 use crate::risk::{anchor, Book, RiskEngine};
 use crate::state::AppState;
 use crate::store::postgis::tls::PgTarget;
@@ -144,7 +144,14 @@ pub async fn step(state: &AppState, r: &mut i64, c: &mut i64) -> Result<bool, St
     let mut more = events.len() == PAGE;
     let mut out = Vec::new();
     for ev in &events {
-        *r = ev.id;
+        *r = ev.id();
+        let ev = match ev {
+            LoggedEvent::Alarm(ev) => ev,
+            LoggedEvent::Trace(t) => {
+                out.push(trace_event(Cursor { r: *r, c: *c, k: 0 }, t));
+                continue;
+            }
+        };
         let changes = engine.apply_event(ev);
         out.push(alarm_event(Cursor { r: *r, c: *c, k: 0 }, ev));
         for (i, ch) in changes.into_iter().enumerate() {
@@ -163,7 +170,7 @@ pub async fn step(state: &AppState, r: &mut i64, c: &mut i64) -> Result<bool, St
     }
     if let Some(last) = events.last() {
         engine.bus.publish(std::mem::take(&mut out));
-        engine.mark_applied(last.id);
+        engine.mark_applied(last.id());
     }
     let changes = state.store.changes_since(*c, PAGE).await?;
     more |= changes.len() == PAGE;
@@ -198,6 +205,18 @@ fn alarm_event(cursor: Cursor, ev: &RiskEvent) -> NewEvent {
         lon: Some(ev.alarm.lon),
         lat: Some(ev.alarm.lat),
         data: serde_json::to_value(&ev.alarm).unwrap_or_default(),
+    }
+}
+
+/// A published trace as a `trace` event (sent to analysts and above only: see
+/// `risk::feed::EventFilter`).
+fn trace_event(cursor: Cursor, t: &TraceEvent) -> NewEvent {
+    NewEvent {
+        cursor,
+        kind: EventKind::Trace,
+        lon: Some(t.trace.lon),
+        lat: Some(t.trace.lat),
+        data: serde_json::to_value(&t.trace).unwrap_or_default(),
     }
 }
 
@@ -252,13 +271,13 @@ pub async fn replay_from_store(
     if seen.r > head.r || seen.c > head.c {
         return Ok(None);
     }
-    let mut alarms: Vec<RiskEvent> = Vec::new();
+    let mut alarms: Vec<LoggedEvent> = Vec::new();
     let mut after = seen.r;
     while after < head.r {
         let page = store.risk_events_since(after, PAGE).await?;
         let full = page.len() == PAGE;
-        for ev in page.into_iter().take_while(|e| e.id <= head.r) {
-            after = ev.id;
+        for ev in page.into_iter().take_while(|e| e.id() <= head.r) {
+            after = ev.id();
             alarms.push(ev);
         }
         if alarms.len() > REPLAY_MAX {
@@ -290,16 +309,21 @@ pub async fn replay_from_store(
     let (mut a, mut e) = (alarms.iter().peekable(), changes.iter().peekable());
     loop {
         let take_alarm = match (a.peek(), e.peek()) {
-            (Some(x), Some(y)) => x.alarm.updated_at <= y.at,
+            (Some(x), Some(y)) => x.at() <= y.at,
             (Some(_), None) => true,
             (None, Some(_)) => false,
             (None, None) => break,
         };
         let ev = if take_alarm {
             let Some(ev) = a.next() else { break };
-            r = ev.id;
-            points.extend(ev.alarm.risk_point_id);
-            alarm_event(Cursor { r, c, k: 0 }, ev)
+            r = ev.id();
+            match ev {
+                LoggedEvent::Alarm(ev) => {
+                    points.extend(ev.alarm.risk_point_id);
+                    alarm_event(Cursor { r, c, k: 0 }, ev)
+                }
+                LoggedEvent::Trace(t) => trace_event(Cursor { r, c, k: 0 }, t),
+            }
         } else {
             let Some(ch) = e.next() else { break };
             c = ch.version;

@@ -53,6 +53,7 @@ conformance!(
     audit_entries_for_every_write,
     migrate_twice_is_a_no_op,
     load_all_equals_what_was_written,
+    risk_event_log_keeps_alarms_and_traces_in_order,
 );
 
 /// Counts as a map, for readable comparisons.
@@ -606,6 +607,91 @@ mod cases {
             .windows(2)
             .all(|w| w[0].id > w[1].id && w[0].at >= w[1].at));
         assert_eq!(s.audit_log(3).await.expect("limited").len(), 3);
+    }
+
+    /// Alarm changes and published traces share one log: ids in order of writing, each
+    /// read back as what it was, the trace whole, and each with its audit entry.
+    pub async fn risk_event_log_keeps_alarms_and_traces_in_order(s: &dyn Store) {
+        use lifeline::model::alarm::*;
+        let a = actor();
+        let at = chrono::DateTime::parse_from_rfc3339("2026-03-01T08:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let trace = |n: i64| PublishedTrace {
+            message: Some(format!("爆管 {n}")),
+            published_at: at + chrono::Duration::minutes(n),
+            role: Role::Operator,
+            lon: 106.5,
+            lat: 29.5,
+            broken_valves: vec![n],
+            closed_valves: vec![],
+            networks: vec![PublishedIsolation {
+                kind: PipeKind::WaterSupply,
+                start_pipes: vec![n, n + 1],
+                valves_to_close: vec![7, 9],
+                segment_pipes: vec![n, n + 1, n + 2],
+                pocket_pipes: vec![40],
+                customers: 1234,
+                length_m: 812.5,
+                source_inside: false,
+            }],
+        };
+        let first = s.publish_trace(&trace(1), &a).await.expect("publish");
+        let detect = AlarmOp::Detect(Detection {
+            sensor_id: 5,
+            sensor_kind: SensorKind::Pressure,
+            risk_point_id: None,
+            rule: AlarmRule::Threshold,
+            severity: Severity::Alarm,
+            value: Some(0.6),
+            at,
+            lon: 106.5,
+            lat: 29.5,
+        });
+        let alarm = s
+            .apply_alarm(&detect, &a, at)
+            .await
+            .expect("alarm")
+            .expect("a new alarm");
+        let second = s.publish_trace(&trace(2), &a).await.expect("publish");
+        assert!(
+            first < alarm.id && alarm.id < second,
+            "{first} {} {second}",
+            alarm.id
+        );
+        let log = s.risk_events_since(0, 10).await.expect("log");
+        assert_eq!(log.len(), 3);
+        assert_eq!(
+            log[0],
+            LoggedEvent::Trace(TraceEvent {
+                id: first,
+                trace: trace(1)
+            })
+        );
+        assert_eq!(log[1], LoggedEvent::Alarm(alarm.clone()));
+        assert_eq!(
+            log[2],
+            LoggedEvent::Trace(TraceEvent {
+                id: second,
+                trace: trace(2)
+            })
+        );
+        assert_eq!(
+            s.risk_events_since(first, 1).await.expect("page")[0].id(),
+            alarm.id
+        );
+        assert_eq!(s.cursors().await.expect("cursors").0, second);
+        let audit = s.audit_log(10).await.expect("audit");
+        let published: Vec<&str> = audit
+            .iter()
+            .filter(|e| e.action == "trace_published")
+            .map(|e| e.target.as_str())
+            .collect();
+        assert_eq!(published.len(), 2, "{audit:?}");
+        assert!(published.contains(&format!("risk_events/{first}").as_str()));
+        assert!(audit
+            .iter()
+            .all(|e| e.action != "trace_published" || e.actor == a.name));
     }
 
     pub async fn migrate_twice_is_a_no_op(s: &dyn Store) {

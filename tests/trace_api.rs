@@ -5,12 +5,16 @@
 //! network read from the file (through `ogr2ogr`, not through a store): for many pipes
 //! `POST /trace/isolate` must give exactly its segment, valves, pockets, source and
 //! customers, with and without a broken valve; `POST /trace/connected` likewise; and the
-//! excavation check's "if struck" on every violated pipe. Then the GeoJSON and HTML forms,
-//! the roles (checked before the body), and bad requests.
+//! excavation check's "if struck" on every violated pipe; upstream and downstream likewise,
+//! and downstream holding whatever removing the pipe cuts off (found by components). Then
+//! the GeoJSON and HTML forms, the roles (checked before the body), and bad requests; and
+//! where the trace is wired in: a contractor's ticket, a leak alarm's link, a trace
+//! published on the event stream.
 
 mod app;
 
 use app::{Backend, TestApp};
+use geo::Length;
 use lifeline::model::*;
 use lifeline::trace::{
     from_attributes, Network, NodeKind, NodeRecord, PipeRecord, Position, Scenario, ValveNode,
@@ -148,6 +152,35 @@ fn schutterwald() -> (Dataset, Network) {
     (data, topo.network)
 }
 
+/// The nodes that lose every source when pipe `pipe` is taken out of `net` (and were fed
+/// before), found by components (islands without a source), not by the flow.
+fn cut_off_by_removing(net: &Network, pipe: i64) -> Vec<i64> {
+    let unfed = |n: &Network| -> std::collections::HashSet<i64> {
+        n.islands_without_source()
+            .into_iter()
+            .flat_map(|p| p.nodes)
+            .collect()
+    };
+    let before = unfed(net);
+    let without = Network::new(
+        net.nodes().to_vec(),
+        net.pipes()
+            .iter()
+            .filter(|p| p.id != pipe)
+            .cloned()
+            .collect(),
+        net.valves()
+            .iter()
+            .filter(|v| v.pipe != pipe)
+            .cloned()
+            .collect(),
+    )
+    .unwrap();
+    let mut lost: Vec<i64> = unfed(&without).difference(&before).copied().collect();
+    lost.sort_unstable();
+    lost
+}
+
 fn ids(v: &Value) -> Vec<i64> {
     v.as_array()
         .unwrap_or_else(|| panic!("not an array: {v}"))
@@ -169,6 +202,13 @@ async fn post(app: &TestApp, path: &str, role: Role, body: Value) -> (StatusCode
 
 async fn traces_equal_the_engine(backend: Backend) {
     let (data, net) = schutterwald();
+    // The flow direction as the engine sets it, from the pipes' own lengths.
+    let lengths: HashMap<i64, f64> = data
+        .pipelines
+        .iter()
+        .map(|p| (p.id, geo::Geodesic.length(&p.geometry)))
+        .collect();
+    let flow = net.flow(&Scenario::default(), |id| lengths[&id]);
     let app = TestApp::start_loaded(backend, Some(Role::Viewer), Some(data), |_| {}).await;
     let pipes: Vec<i64> = net.pipes().iter().map(|p| p.id).collect();
     let valves: Vec<i64> = net.valves().iter().map(|v| v.id).collect();
@@ -250,6 +290,39 @@ async fn traces_equal_the_engine(backend: Backend) {
         let want = net.connected(*pipe, &Scenario::default()).unwrap();
         assert_eq!(ids(&got[0]["pipes"]), want.pipes);
         assert_eq!(got[0]["fed"], want.nodes.contains(&(FEED + 1)));
+
+        // Upstream and downstream, as the engine traces them.
+        for (path, up) in [("/trace/upstream", true), ("/trace/downstream", false)] {
+            let (status, got) = post(&app, path, Role::Analyst, json!({"pipes": [pipe]})).await;
+            assert_eq!(status, StatusCode::OK, "{got}");
+            let want = if up {
+                net.upstream(&flow, *pipe)
+            } else {
+                net.downstream(&flow, *pipe)
+            }
+            .unwrap();
+            let g = &got[0];
+            assert_eq!(g["direction"], if up { "upstream" } else { "downstream" });
+            assert_eq!(ids(&g["pipes"]), want.part.pipes, "{path} {pipe}");
+            assert_eq!(ids(&g["nodes"]), want.part.nodes, "{path} {pipe}");
+            assert_eq!(ids(&g["valves"]), want.valves, "{path} {pipe}");
+            assert_eq!(ids(&g["sources"]), want.sources, "{path} {pipe}");
+            assert_eq!(g["customers"]["count"], want.customers.count);
+            assert_eq!(g["fed"], want.fed);
+        }
+        // Whatever only this pipe feeds (what removing it cuts off) lies downstream of it,
+        // and upstream of a fed pipe is the feed.
+        let down = net.downstream(&flow, *pipe).unwrap();
+        for lost in cut_off_by_removing(&net, *pipe) {
+            assert!(
+                down.part.nodes.contains(&lost),
+                "node {lost} below pipe {pipe}"
+            );
+        }
+        let up = net.upstream(&flow, *pipe).unwrap();
+        if up.fed {
+            assert_eq!(up.sources, vec![FEED + 1]);
+        }
     }
     // Isolating the feed's own pipe takes the source out: reported, not refused.
     let feed_pipe = net
@@ -498,4 +571,293 @@ async fn nodes_are_a_layer() {
     assert_eq!(valve["properties"]["node_type"], "valve");
     assert!(valve["properties"].get("code").is_none(), "{valve}");
     app.stop().await;
+}
+
+fn ago(secs: i64) -> String {
+    (app::now() - chrono::Duration::seconds(secs))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+async fn send(req: reqwest::RequestBuilder) -> (StatusCode, Value) {
+    let r = req.send().await.unwrap();
+    let s = r.status();
+    (s, r.json().await.unwrap_or(Value::Null))
+}
+
+/// Where the trace is wired in, on the fixtures (water main 1 from the plant to valve 2,
+/// watched by pressure sensor 3; gas pipe 2 without topology, watched by gas sensor 1):
+/// a contractor traces their own ticket's conflicts and nothing else; an open leak alarm
+/// links to its isolation for the roles that may trace; an operator publishes a trace on
+/// the event stream, which analysts receive (live and replayed) and viewers never do.
+async fn tickets_alarms_and_published_traces(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let (analyst, viewer) = (Role::Analyst, Role::Viewer);
+
+    // A contractor's ticket across mains 1 and 2.
+    let dig = json!({
+        "geometry": {"type": "Polygon", "coordinates": [[[106.5003, 29.4999], [106.5006, 29.4999], [106.5006, 29.5004], [106.5003, 29.5004], [106.5003, 29.4999]]]},
+        "top_depth_m": 0.0, "bottom_depth_m": 2.5, "method": "mechanical", "work_type": "water service connection",
+        "start_date": app::today().to_string(), "end_date": (app::today() + chrono::Duration::days(3)).to_string(),
+        "requester": {"name": "王工", "company": "渝建三公司", "phone": "138 0000 0000"}
+    });
+    let (s, t) = post(&app, "/excavation/tickets", Role::Contractor, dig).await;
+    assert_eq!(s, StatusCode::CREATED, "{t}");
+    let ticket = t["id"].as_i64().unwrap();
+    let on = format!("/trace/isolate?ticket={ticket}");
+    let (s, got) = post(&app, &on, Role::Contractor, json!({"pipes": [1]})).await;
+    assert_eq!(s, StatusCode::OK, "{got}");
+    let (_, whole) = post(&app, "/trace/isolate", analyst, json!({"pipes": [1]})).await;
+    assert_eq!(got, whole, "a ticket's trace is the trace itself");
+    // A point finds the ticket's pipe; the other forms follow the ticket too.
+    let (s, got) = post(
+        &app,
+        &format!("/trace/upstream?ticket={ticket}"),
+        Role::Contractor,
+        json!({"point": [106.5005, 29.50006]}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{got}");
+    assert_eq!(got[0]["start_pipe"], 1);
+    assert_eq!(ids(&got[0]["sources"]), vec![1]);
+    // A pipe that is not a conflict of the ticket is refused before anything is said
+    // about it, existing or not.
+    for pipe in [5, 999] {
+        let (s, got) = post(&app, &on, Role::Contractor, json!({"pipes": [pipe]})).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{got}");
+        let says = got.to_string();
+        assert!(
+            says.contains(&format!(
+                "pipeline {pipe} is not a conflict of excavation ticket {ticket}"
+            )),
+            "{says}"
+        );
+    }
+    // Without a ticket a contractor may not trace; another contractor's ticket is missing;
+    // a viewer may see no ticket at all. Each is decided before the body is read.
+    let rival = lifeline::auth::generate_key();
+    app.store
+        .create_api_key(
+            "rival",
+            Role::Contractor,
+            &lifeline::auth::hash_key(&rival),
+            &Actor::cli(),
+        )
+        .await
+        .unwrap();
+    for (req, status) in [
+        (
+            app.req(Method::POST, "/trace/isolate", Some(Role::Contractor)),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            app.client.post(app.url(&on)).bearer_auth(&rival),
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            app.req(Method::POST, &on, Some(viewer)),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            app.req(
+                Method::POST,
+                "/trace/isolate?ticket=abc",
+                Some(Role::Contractor),
+            ),
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (s, got) = send(
+            req.header("content-type", "application/json")
+                .body("{not json"),
+        )
+        .await;
+        assert_eq!(s, status, "{got}");
+    }
+
+    // Alarms: pressure on main 1 (traceable), gas on pipe 2 (no topology).
+    let (s, v) = send(
+        app.req(Method::POST, "/sensors/readings", Some(Role::Operator))
+            .json(&json!([
+                {"sensor_id": 3, "time": ago(100), "value": 0.6},
+                {"sensor_id": 3, "time": ago(60), "value": 0.6},
+                {"sensor_id": 1, "time": ago(100), "value": 25.0},
+                {"sensor_id": 1, "time": ago(80), "value": 25.0},
+            ])),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["alarm_changes"], 2, "{v}");
+    let alarm_of = |list: &Value, sensor: i64| -> Value {
+        list["alarms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["sensor_id"] == sensor)
+            .unwrap()
+            .clone()
+    };
+    let (_, list) = send(app.req(Method::GET, "/alarms", Some(analyst))).await;
+    let (pressure, gas) = (alarm_of(&list, 3), alarm_of(&list, 1));
+    let pid = pressure["id"].as_i64().unwrap();
+    assert_eq!(pressure["isolation"], format!("/alarms/{pid}/isolation"));
+    assert!(gas.get("isolation").is_none(), "{gas}");
+    let (_, list) = send(app.req(Method::GET, "/alarms", Some(viewer))).await;
+    assert!(
+        alarm_of(&list, 3).get("isolation").is_none(),
+        "viewers get no link"
+    );
+    let (_, one) = send(app.req(Method::GET, &format!("/alarms/{pid}"), Some(analyst))).await;
+    assert_eq!(one["isolation"], pressure["isolation"]);
+    let (s, iso) = send(app.req(
+        Method::GET,
+        &format!("/alarms/{pid}/isolation"),
+        Some(analyst),
+    ))
+    .await;
+    assert_eq!(s, StatusCode::OK, "{iso}");
+    assert_eq!(iso, whole, "the alarm's isolation is its pipe's");
+    let gid = gas["id"].as_i64().unwrap();
+    let (s, why) = send(app.req(
+        Method::GET,
+        &format!("/alarms/{gid}/isolation"),
+        Some(analyst),
+    ))
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{why}");
+    assert!(
+        why.to_string()
+            .contains("pipeline 2, which its sensor watches, has no topology"),
+        "{why}"
+    );
+    let (s, _) = send(app.req(
+        Method::GET,
+        &format!("/alarms/{pid}/isolation"),
+        Some(viewer),
+    ))
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v) = send(
+        app.req(
+            Method::POST,
+            &format!("/alarms/{pid}/transitions"),
+            Some(analyst),
+        )
+        .json(&json!({"to": "false_alarm"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, why) = send(app.req(
+        Method::GET,
+        &format!("/alarms/{pid}/isolation"),
+        Some(analyst),
+    ))
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{why}");
+    assert!(why.to_string().contains("only open alarms"), "{why}");
+
+    // Publishing: analysts (and above) receive it; viewers do not.
+    let base = app.url("");
+    let mut watcher = app::sse::SseClient::connect_with(
+        &base,
+        "?kinds=trace,edit",
+        None,
+        Some(&app.keys[&analyst]),
+    )
+    .await;
+    let mut public = app::sse::SseClient::connect_with(
+        &base,
+        "?kinds=trace,edit",
+        None,
+        Some(&app.keys[&viewer]),
+    )
+    .await;
+    let (s, got) = post(
+        &app,
+        "/trace/isolate?publish=true",
+        Role::Operator,
+        json!({"pipes": [1], "message": "爆管：九龙坡水厂出厂干管"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{got}");
+    let published = got["published"].as_i64().expect("the event's id");
+    let ev = watcher.take(1).await.remove(0);
+    assert_eq!(ev.event, "trace");
+    assert!(ev.id.starts_with(&format!("{published}-")), "{}", ev.id);
+    assert_eq!(ev.data["message"], "爆管：九龙坡水厂出厂干管");
+    assert_eq!(ev.data["role"], "operator");
+    assert!(ev.data.get("actor").is_none() && !ev.data.to_string().contains("test-operator"));
+    let n = &ev.data["networks"][0];
+    assert_eq!(n["kind"], "water_supply");
+    assert_eq!(
+        ids(&n["segment_pipes"]),
+        ids(&whole["networks"][0]["segment"]["pipes"])
+    );
+    assert_eq!(
+        ids(&n["valves_to_close"]),
+        ids(&whole["networks"][0]["valves_to_close"])
+    );
+    assert_eq!(n["customers"], whole["networks"][0]["customers"]["count"]);
+    // An edit after it reaches the viewer first: the trace went by without them.
+    let (s, _) = send(
+        app.req(Method::POST, "/features/pipelines", Some(Role::Operator))
+            .json(&app::fixtures::pipe_feature()),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(public.take(1).await[0].event, "edit");
+    assert_eq!(watcher.take(1).await[0].event, "edit");
+    // A client reconnecting from before it gets the trace again.
+    let mut late = app::sse::SseClient::connect_with(
+        &base,
+        "?kinds=trace",
+        Some("0-0-0"),
+        Some(&app.keys[&analyst]),
+    )
+    .await;
+    let again = late.take(1).await.remove(0);
+    assert_eq!((again.event.as_str(), &again.data), ("trace", &ev.data));
+    // The audit log names who published.
+    let audit = app.store.audit_log(100).await.unwrap();
+    assert!(
+        audit
+            .iter()
+            .any(|e| e.action == "trace_published" && e.actor == "test-operator"),
+        "{audit:?}"
+    );
+    // Publishing needs the operator role, checked before the body; a message goes with a
+    // publication only, and has a limit.
+    let (s, _) = send(
+        app.req(Method::POST, "/trace/isolate?publish=true", Some(analyst))
+            .header("content-type", "application/json")
+            .body("{not json"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    for (path, body, says) in [
+        (
+            "/trace/isolate",
+            json!({"pipes": [1], "message": "x"}),
+            "publish=true",
+        ),
+        (
+            "/trace/isolate?publish=true",
+            json!({"pipes": [1], "message": "长".repeat(501)}),
+            "500 characters",
+        ),
+    ] {
+        let (s, got) = post(&app, path, Role::Operator, body).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{got}");
+        assert!(got.to_string().contains(says), "{got}");
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn tickets_alarms_and_published_traces_on_postgis() {
+    tickets_alarms_and_published_traces(Backend::Postgis).await;
+}
+
+#[tokio::test]
+async fn tickets_alarms_and_published_traces_on_gpkg() {
+    tickets_alarms_and_published_traces(Backend::Gpkg).await;
 }

@@ -1,5 +1,6 @@
 //! `GET /events`: Server-Sent Events of alarm changes (`alarm`), risk-level changes
-//! (`risk_level`) and data edits (`edit`), filterable by bbox and kinds, with `id:` cursors
+//! (`risk_level`), data edits (`edit`) and traces operators publish (`trace`, analysts and
+//! above only), filterable by bbox and kinds, with `id:` cursors
 //! and replay after `Last-Event-ID`. The stream is [`crate::risk::feed`]'s: from the
 //! in-memory ring, else from the store's logs (`sync::replay_from_store`), else a `reset`
 //! event; here each item becomes an SSE event.
@@ -48,17 +49,18 @@ fn sse(item: FeedItem) -> Event {
 /// those cannot cover it either does a `reset` event come first (reload, then follow).
 #[utoipa::path(get, path = "/events", operation_id = "event_stream", tag = "risk",
     params(("bbox" = Option<String>, Query, description = "only events located in minLon,minLat,maxLon,maxLat"),
-        ("kinds" = Option<String>, Query, description = "comma-separated: alarm, risk_level, edit (default all)"),
+        ("kinds" = Option<String>, Query, description = "comma-separated: alarm, risk_level, edit, trace (default all; trace events reach analysts and above only)"),
         ("last_event_id" = Option<String>, Query, description = "same as the Last-Event-ID header")),
-    responses((status = 200, description = "`text/event-stream`. `event: alarm` data = Alarm (see GET /alarms); `event: risk_level` data = `{\"id\", \"registered\", \"previous\"?, \"level\", \"lon\", \"lat\"}`; `event: edit` data = `{\"layer\", \"id\", \"op\", \"version\", \"actor\", \"at\", \"lon\", \"lat\"}`; `event: reset` data = `{\"reason\"}`. Every event has an `id:` to resume from."),
+    responses((status = 200, description = "`text/event-stream`. `event: alarm` data = Alarm (see GET /alarms); `event: risk_level` data = `{\"id\", \"registered\", \"previous\"?, \"level\", \"lon\", \"lat\"}`; `event: edit` data = `{\"layer\", \"id\", \"op\", \"version\", \"actor\", \"at\", \"lon\", \"lat\"}`; `event: trace` (analysts and above) data = `{\"message\", \"published_at\", \"role\", \"lon\", \"lat\", \"broken_valves\", \"closed_valves\", \"networks\": [{\"kind\", \"start_pipes\", \"valves_to_close\", \"segment_pipes\", \"pocket_pipes\", \"customers\", \"length_m\", \"source_inside\"}]}`; `event: reset` data = `{\"reason\"}`. Every event has an `id:` to resume from."),
         (status = 400, description = "Bad bbox, kinds or Last-Event-ID")))]
 pub async fn events(
     State(state): State<AppState>,
-    _caller: Caller,
+    Caller(caller): Caller,
     headers: HeaderMap,
     QueryParams(q): QueryParams<EventsQuery>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
-    let filter = EventFilter::parse(q.bbox.as_deref(), q.kinds.as_deref())?;
+    let filter = EventFilter::parse(q.bbox.as_deref(), q.kinds.as_deref())?
+        .with_traces(caller.has(crate::model::Role::Analyst));
     let header = headers.get("last-event-id").and_then(|v| v.to_str().ok());
     let last = feed::last_seen(header.or(q.last_event_id.as_deref()))?;
     let replay =

@@ -5,8 +5,8 @@
 
 use super::routes::Routes;
 use super::{parse_id, Caller, JsonBody, QueryParams};
-use crate::model::{Actor, Bbox, GridLevel};
-use crate::risk::model::{AlarmFilter, AlarmStatus};
+use crate::model::{Actor, Bbox, GridLevel, Role};
+use crate::risk::model::{Alarm, AlarmFilter, AlarmStatus};
 use crate::risk::service::{self, GridFormat, PointParams};
 use crate::state::AppState;
 use crate::AppError;
@@ -57,11 +57,11 @@ pub struct AlarmQuery {
         ("bbox" = Option<String>, Query, description = "minLon,minLat,maxLon,maxLat"),
         ("sensor_id" = Option<i64>, Query, description = "one sensor"),
         ("limit" = Option<usize>, Query, description = "1..10000, default 1000")),
-    responses((status = 200, description = "`{\"alarms\": [Alarm]}`; Alarm = `{\"id\", \"sensor_id\", \"sensor_kind\", \"risk_point_id\", \"rule\": \"threshold|rate_of_rise|offline\", \"severity\": \"notice|alarm|emergency\", \"status\", \"value\", \"detected_at\", \"updated_at\", \"cleared_at\", \"lon\", \"lat\", \"history\": [{\"from\", \"to\", \"by\", \"role\", \"at\", \"comment\"}]}`"),
+    responses((status = 200, description = "`{\"alarms\": [Alarm]}`; Alarm = `{\"id\", \"sensor_id\", \"sensor_kind\", \"risk_point_id\", \"rule\": \"threshold|rate_of_rise|offline\", \"severity\": \"notice|alarm|emergency\", \"status\", \"value\", \"detected_at\", \"updated_at\", \"cleared_at\", \"lon\", \"lat\", \"history\": [{\"from\", \"to\", \"by\", \"role\", \"at\", \"comment\"}], \"isolation\"?}`; `isolation` (analysts and above): the link to an open leak alarm's isolation (GET /alarms/{id}/isolation), when its sensor watches a pipe with topology"),
         (status = 400, description = "Bad status, bbox or limit")))]
 pub async fn list_alarms(
     State(state): State<AppState>,
-    _caller: Caller,
+    Caller(caller): Caller,
     QueryParams(q): QueryParams<AlarmQuery>,
 ) -> Result<Json<Value>, AppError> {
     let statuses = match q.status.as_deref() {
@@ -80,7 +80,26 @@ pub async fn list_alarms(
         sensor_id: q.sensor_id,
         limit,
     };
-    Ok(Json(json!({"alarms": state.risk.alarms(&filter).await?})))
+    let alarms = state.risk.alarms(&filter).await?;
+    Ok(Json(
+        json!({"alarms": with_isolation(&state, &caller, &alarms)}),
+    ))
+}
+
+/// Alarms as JSON; for callers who may trace, each open leak alarm on a pipe with topology
+/// links to its isolation (`"isolation": "/alarms/{id}/isolation"`).
+fn with_isolation(state: &AppState, caller: &Actor, alarms: &[Alarm]) -> Vec<Value> {
+    let may = caller.has(Role::Analyst);
+    alarms
+        .iter()
+        .map(|a| {
+            let mut v = serde_json::to_value(a).unwrap_or_default();
+            if may && crate::trace::service::alarm_pipe(&state.index, a).is_ok() {
+                v["isolation"] = json!(format!("/alarms/{}/isolation", a.id));
+            }
+            v
+        })
+        .collect()
 }
 
 /// One alarm, with the statuses it may move to next.
@@ -88,12 +107,12 @@ pub async fn list_alarms(
     responses((status = 200, description = "Alarm plus `\"next\": [status]`"), (status = 404, description = "No such alarm")))]
 pub async fn alarm(
     State(state): State<AppState>,
-    _caller: Caller,
+    Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, AppError> {
     let a = state.risk.alarm(parse_id(&id)?).await?;
     let next = crate::risk::alarms::next_statuses(a.status);
-    let mut v = serde_json::to_value(&a).unwrap_or_default();
+    let mut v = with_isolation(&state, &caller, std::slice::from_ref(&a)).remove(0);
     v["next"] = json!(next);
     Ok(Json(v))
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fixtures;
+pub mod sse;
 
 use lifeline::config::Config;
 use lifeline::model::{Actor, Clock, Role};

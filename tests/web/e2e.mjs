@@ -230,8 +230,21 @@ await step('an operator isolates a pipe, sees the valves to close, and recompute
   const wantAgain = again.networks.flatMap((n) => n.valves_to_close);
   assert(JSON.stringify(relisted.sort()) === JSON.stringify([...wantAgain].sort()), `after the failure the panel lists ${relisted}, the service ${wantAgain}`);
   assert(!relisted.includes(failed), 'the failed valve is still listed');
+  // Downstream of the same pipe, with the valve still failed: drawn, and counted as the
+  // service counts it.
+  await page.click('#trace-panel .trace-downstream');
+  await page.waitForFunction(() => document.querySelector('#trace-panel .trace-summary .flow')
+    && document.getElementById('trace-panel').dataset.state === 'ready', null, { timeout: 10000 });
+  await idle();
+  const down = (await http('/trace/downstream', { method: 'POST', body: { pipes: [traceable.id], broken_valves: [failed] }, role: operator })).json;
+  const fed = down.reduce((s, a) => s + a.customers.count, 0);
+  const flowText = await page.$eval('#trace-panel .trace-summary .flow', (e) => e.textContent);
+  assert(flowText.includes(String(fed)), `the panel says "${flowText}", the service ${fed} customers downstream`);
+  const flowDrawn = await rendered(['trace-flow-pipes']);
+  assert(flowDrawn.length > 0, 'the downstream trace is not drawn');
+  await shot('trace-downstream');
   await page.click('#trace-panel .trace-clear');
-  return `pipe ${traceable.id}: ${toClose.length} valve(s), then ${wantAgain.length} with valve ${failed} failed`;
+  return `pipe ${traceable.id}: ${toClose.length} valve(s), then ${wantAgain.length} with valve ${failed} failed; ${fed} customers downstream`;
 });
 
 await step('navigation lists real district/street/community names', async () => {

@@ -35,12 +35,21 @@ const app = {
 };
 window.lifeline = app; // for the end-to-end test and for debugging from the console
 
-function toast(text, kind = '') {
+/** A short notice; with `action` ({label, run}) it carries a button and stays longer. */
+function toast(text, kind = '', action = null) {
   const el = $('toast');
   el.textContent = text;
+  if (action) {
+    const b = document.createElement('button');
+    b.type = 'button';
+    b.className = 'toast-action';
+    b.textContent = action.label;
+    b.addEventListener('click', () => { el.className = 'toast'; action.run(); });
+    el.append(' ', b);
+  }
   el.className = `toast show ${kind}`;
   clearTimeout(toast.timer);
-  toast.timer = setTimeout(() => { el.className = 'toast'; }, 4000);
+  toast.timer = setTimeout(() => { el.className = 'toast'; }, action ? 15000 : 4000);
 }
 
 // ---- session -------------------------------------------------------------------------

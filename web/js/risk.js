@@ -1,7 +1,8 @@
 // The risk one map: risk points coloured by level (from the service's risk style), sensors,
 // a per-grid choropleth of `GET /risk/grid-stats`, the alarm list of `GET /alarms` with
 // lifecycle actions for the roles the service allows, alarms arriving live from
-// `GET /events` (a pulse on the map and a flash in the list), and sensor popups with a
+// `GET /events` (a pulse on the map and a flash in the list; a published trace as a notice
+// that opens it, and an "isolate" action on open leak alarms), and sensor popups with a
 // sparkline of the last 24 hours of `GET /sensors/{id}/readings`.
 
 import { api, ApiError, followEvents, serverNow } from './api.js';
@@ -9,6 +10,9 @@ import { onLang, t, tv } from './i18n.js';
 import { matchPairs } from './network.js';
 import { esc, sparkline } from './util.js';
 import { toDisplay } from './datum.js';
+
+/** Sensor kinds whose alarm may mean a leak (the service's `LEAK_SIGNALS`). */
+const LEAK_SIGNALS = ['gas_lel', 'pressure', 'flow'];
 
 /** The lifecycle (data/rules/alarms.toml): next statuses from each, with the least role. */
 const NEXT = {
@@ -116,7 +120,10 @@ export function initRisk(app) {
         + `${a.value != null ? ` · ${a.value}` : ''} · ${t('layer_sensors')} ${a.sensor_id}`;
       li.append(title, meta);
       const actions = (NEXT[a.status] ?? []).filter(([, role]) => app.can(role));
-      if (actions.length) {
+      // An open leak alarm links to its pipe's isolation (the service says when it has none).
+      const isolate = app.can('analyst') && LEAK_SIGNALS.includes(a.sensor_kind)
+        && a.status !== 'closed' && a.status !== 'false_alarm' && app.has('/alarms/{id}/isolation');
+      if (actions.length || isolate) {
         const div = document.createElement('div');
         div.className = 'btns';
         for (const [to] of actions) {
@@ -125,6 +132,14 @@ export function initRisk(app) {
           b.dataset.to = to;
           b.textContent = (lang() ? ACTION_ZH : ACTION_EN)[to];
           b.addEventListener('click', () => transition(a.id, to));
+          div.append(b);
+        }
+        if (isolate) {
+          const b = document.createElement('button');
+          b.type = 'button';
+          b.className = 'alarm-isolate';
+          b.textContent = t('alarm_isolate');
+          b.addEventListener('click', () => app.traceAlarm?.(a.id));
           div.append(b);
         }
         li.append(div);
@@ -197,6 +212,7 @@ export function initRisk(app) {
       upsert(a, true);
       if (isNew) app.toast(t('new_alarm', { what: `#${a.id} ${sev(a.severity)}` }));
     }
+    if (type === 'trace') app.onTracePublished?.(data);
     if (type === 'risk_level' && data?.id != null) {
       // A risk point's live level changed (alarms raise it): recolour it where it is drawn.
       map.setFeatureState({ source: 'risk', sourceLayer: 'risk_points', id: data.id }, { level: data.level });

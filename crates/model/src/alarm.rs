@@ -1,9 +1,10 @@
 //! The values of the risk one map: sensor readings, alarms with their lifecycle history,
-//! and the risk events every alarm change appends (what instances and live clients follow);
+//! and the risk-event log every alarm change appends to (what instances and live clients
+//! follow), which also carries the network traces operators publish ([`PublishedTrace`]);
 //! the changes to an alarm ([`AlarmOp`]) and what each does to it ([`apply`]), which the
 //! store runs inside the transaction that writes the result.
 
-use crate::{Actor, Role, SensorKind};
+use crate::{Actor, PipeKind, Role, SensorKind};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -126,6 +127,82 @@ pub struct RiskEvent {
     /// Monotonic id assigned by the store (the SSE cursor's first part).
     pub id: i64,
     pub alarm: Alarm,
+}
+
+/// One entry of the risk-event log as it is read back: an alarm change, or a trace an
+/// operator published.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LoggedEvent {
+    Alarm(RiskEvent),
+    Trace(TraceEvent),
+}
+
+impl LoggedEvent {
+    /// The entry's id in the log.
+    pub fn id(&self) -> i64 {
+        match self {
+            LoggedEvent::Alarm(e) => e.id,
+            LoggedEvent::Trace(t) => t.id,
+        }
+    }
+
+    /// When it happened: the alarm's change, or the trace's publication.
+    pub fn at(&self) -> DateTime<Utc> {
+        match self {
+            LoggedEvent::Alarm(e) => e.alarm.updated_at,
+            LoggedEvent::Trace(t) => t.trace.published_at,
+        }
+    }
+}
+
+/// A published trace as a log entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TraceEvent {
+    /// Its id in the risk-event log (the SSE cursor's first part).
+    pub id: i64,
+    pub trace: PublishedTrace,
+}
+
+/// The longest message an operator may attach to a published trace, in characters.
+pub const MAX_TRACE_MESSAGE: usize = 500;
+
+/// An isolation trace an operator published to the event stream (`event: trace`): enough
+/// for a field crew's client to draw it (pipe and valve ids, which the network layers
+/// hold) and count it, without the publisher's key name (the stream reaches every analyst
+/// and operator; the audit log keeps who).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PublishedTrace {
+    /// What the operator says about it, e.g. the incident.
+    pub message: Option<String>,
+    /// When it was published (the service clock).
+    pub published_at: DateTime<Utc>,
+    /// The publisher's role.
+    pub role: Role,
+    /// Where it starts (the first start pipe's first vertex, CGCS2000 lon/lat): for the
+    /// stream's bbox filter and the map.
+    pub lon: f64,
+    pub lat: f64,
+    /// The field's what-if the trace was made under.
+    pub broken_valves: Vec<i64>,
+    pub closed_valves: Vec<i64>,
+    /// One per network traced.
+    pub networks: Vec<PublishedIsolation>,
+}
+
+/// One network's isolation in a [`PublishedTrace`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PublishedIsolation {
+    pub kind: PipeKind,
+    pub start_pipes: Vec<i64>,
+    pub valves_to_close: Vec<i64>,
+    pub segment_pipes: Vec<i64>,
+    /// Pipes of the pockets cut off as a side effect.
+    pub pocket_pipes: Vec<i64>,
+    /// Customers who lose supply.
+    pub customers: u64,
+    /// Length cut off (segment and pockets), metres.
+    pub length_m: f64,
+    pub source_inside: bool,
 }
 
 /// Filter of `GET /alarms`.

@@ -318,6 +318,23 @@ pub enum SavedCheck {
 }
 
 impl SavedCheck {
+    /// The ids of the pipelines in the check's conflicts (any severity), sorted, each once:
+    /// the pipes a contractor may trace from for this ticket.
+    pub fn conflict_pipes(&self) -> Vec<i64> {
+        let mut ids: Vec<i64> = match self {
+            SavedCheck::Live(r) => r.conflicts.iter().map(|c| c.pipeline_id).collect(),
+            SavedCheck::Stored(v) => v["conflicts"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c["pipeline_id"].as_i64())
+                .collect(),
+        };
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
     /// The check as a JSON value (a copy).
     pub fn to_json(&self) -> Result<serde_json::Value, TicketError> {
         match self {
@@ -885,6 +902,17 @@ pub mod fixtures {
 mod tests {
     use super::fixtures::*;
     use super::*;
+
+    #[test]
+    fn conflict_pipes_come_from_a_stored_check_once_each() {
+        let v = serde_json::json!({"conflicts": [
+            {"pipeline_id": 5}, {"pipeline_id": 2}, {"pipeline_id": 5}, {"other": 1}
+        ]});
+        assert_eq!(SavedCheck::Stored(v).conflict_pipes(), vec![2, 5]);
+        assert!(SavedCheck::Stored(serde_json::json!({}))
+            .conflict_pipes()
+            .is_empty());
+    }
 
     fn to(t: TicketState) -> TransitionRequest {
         TransitionRequest { to: t, note: None }

@@ -57,6 +57,7 @@ lifeline_model::string_enum! {
         Alarm = "alarm",
         RiskLevel = "risk_level",
         Edit = "edit",
+        Trace = "trace",
     }
 }
 

@@ -25,11 +25,14 @@ pub const RESET_NOT_KEPT: &str =
 /// The `data:` of the `reset` sent to a client that fell behind the ring while connected.
 pub const RESET_BEHIND: &str = r#"{"reason":"this client fell too far behind; reload the state"}"#;
 
-/// Which events a client wants: located in a box, of some kinds (empty: all).
+/// Which events a client wants: located in a box, of some kinds (empty: all); and which
+/// it may have: `trace` events (the valves, pipes and customers of a published isolation)
+/// only when `traces` says the caller may trace (analysts and above).
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
     pub bbox: Option<Bbox>,
     pub kinds: Vec<EventKind>,
+    pub traces: bool,
 }
 
 impl EventFilter {
@@ -46,11 +49,27 @@ impl EventFilter {
                 .map(|s| s.trim().parse::<EventKind>().map_err(bad))
                 .collect::<Result<_, _>>()?,
         };
-        Ok(EventFilter { bbox, kinds })
+        Ok(EventFilter {
+            bbox,
+            kinds,
+            traces: false,
+        })
+    }
+
+    /// The same filter, letting `trace` events through when `may` (the caller's role
+    /// allows traces).
+    pub fn with_traces(self, may: bool) -> EventFilter {
+        EventFilter {
+            traces: may,
+            ..self
+        }
     }
 
     /// Whether the client wants `e`. Events without a place cannot be inside a box.
     pub fn wants(&self, e: &BusEvent) -> bool {
+        if e.kind == EventKind::Trace && !self.traces {
+            return false;
+        }
         if !self.kinds.is_empty() && !self.kinds.contains(&e.kind) {
             return false;
         }

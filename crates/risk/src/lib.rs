@@ -459,6 +459,26 @@ impl RiskEngine {
         }
     }
 
+    /// Puts a trace on the event stream (operators and above): appended to the store's
+    /// risk-event log with its audit entry, so every instance following the store sends it
+    /// (`event: trace`, to analysts and above) and reconnecting clients get it in their
+    /// replay. Returns once this instance has sent it, with its log id.
+    pub async fn publish_trace(
+        &self,
+        trace: &model::PublishedTrace,
+        actor: &Actor,
+    ) -> Result<i64, RiskError> {
+        if !actor.has(Role::Operator) {
+            return Err(RiskError::Forbidden(format!(
+                "publishing a trace needs the operator role; you are {}",
+                actor.role
+            )));
+        }
+        let id = self.store.publish_trace(trace, actor).await?;
+        self.wait_applied(id).await;
+        Ok(id)
+    }
+
     /// Applies one risk event to the book; returns the level changes of risk points.
     pub fn apply_event(&self, ev: &RiskEvent) -> Vec<LevelChange> {
         let a = &ev.alarm;

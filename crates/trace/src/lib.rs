@@ -18,6 +18,7 @@
 //! | module | owns |
 //! |---|---|
 //! | this one | the [`Network`] and its traces |
+//! | [`flow`] | the flow direction from the sources, and the upstream and downstream traces |
 //! | [`topology`] | building a network from records: from attributes, from geometry by snapping, with a report of what was wrong |
 //! | [`inp`] | reading EPANET `.inp` text, and the mapping of its links to pipes and valves |
 //!
@@ -25,10 +26,12 @@
 //! [`Isolation::source_inside`] and its pockets.
 
 pub mod check;
+pub mod flow;
 pub mod inp;
 pub mod service;
 pub mod topology;
 
+pub use flow::{Directed, Direction, Flow};
 pub use inp::{
     InpError, InpLink, InpLinkKind, InpModel, InpNetwork, InpNetworkError, InpNode, InpNodeKind,
     InpProblem, LayerValve, LinkStatus,

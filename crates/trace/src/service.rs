@@ -1,10 +1,12 @@
-//! The trace use cases the HTTP layer calls (`POST /trace/isolate`, `POST /trace/connected`):
-//! the network of each utility kind is built from the index's nodes and pipes (and kept
-//! until the index changes), a request is parsed into the engine's terms, and the answer is
-//! rendered as JSON, GeoJSON or a printable HTML report.
+//! The trace use cases the HTTP layer calls (`POST /trace/isolate`, `/trace/connected`,
+//! `/trace/upstream`, `/trace/downstream`): the network of each utility kind is built from
+//! the index's nodes and pipes (and kept until the index changes), a request is parsed
+//! into the engine's terms, and the answer is rendered as JSON, GeoJSON or a printable
+//! HTML report.
 //!
-//! Who may trace: analysts and operators (and admins). A trace shows valves, customers and
-//! the network's shape, which the map gives no lower role.
+//! Who may trace ([`Tracer`]): analysts and operators (and admins) from any pipe; a
+//! contractor from the conflicts of their own excavation ticket only. A trace shows
+//! valves, customers and the network's shape, which the map gives no lower role.
 //!
 //! Stored records become the engine's graph through [`from_attributes`]: every node of
 //! the kind, every pipe of the kind that names both end nodes; valve nodes are placed on a
@@ -14,20 +16,23 @@
 use crate::topology::{
     from_attributes, NodeKind, NodeRecord, PipeRecord, Topology, TopologyError, ValveNode,
 };
-use crate::{Isolation, Network, NodeRole, Part, Position, Scenario};
+use crate::{Directed, Direction, Flow, Isolation, Network, NodeRole, Part, Position, Scenario};
 use geo::{ConvexHull, Geodesic, Geometry, Length, MultiPoint, Point};
 use lifeline_index::{IndexError, SpatialIndex};
 use lifeline_model::access::{require, Forbidden};
+use lifeline_model::alarm::{Alarm, PublishedIsolation, PublishedTrace, MAX_TRACE_MESSAGE};
 use lifeline_model::geom::to_geojson;
 use lifeline_model::html::esc;
+use lifeline_model::ticket::Ticket;
 use lifeline_model::{
-    Actor, GridLevel, Layer, NetworkNode, NodeType, PipeKind, Pipeline, Record, Role, ValvePosition,
+    Actor, GridLevel, Layer, NetworkNode, NodeType, PipeKind, Pipeline, Record, Role, SensorKind,
+    ValvePosition,
 };
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Why a trace request was not answered.
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +49,12 @@ pub enum ServiceError {
     Network(#[from] TopologyError),
     #[error("the trace task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    /// Nothing to trace for this alarm (closed, not a leak signal, or no traceable pipe).
+    #[error("{0}")]
+    NoIsolation(String),
+    /// A ticket's trace starting from a pipe that is not one of its conflicts.
+    #[error("pipeline {pipe} is not a conflict of excavation ticket {ticket}: a ticket's trace starts from its own conflicts only")]
+    NotOnTicket { pipe: i64, ticket: i64 },
 }
 
 /// The most pipes one request may start from (a dig across a city block touches a few
@@ -52,18 +63,53 @@ pub const MAX_START_PIPES: usize = 1000;
 /// The farthest a point may be from the pipe it names, metres.
 pub const MAX_SNAP_M: f64 = 500.0;
 
-/// Proof that the caller holds the analyst role or above: the use cases take one, and only
-/// [`Tracer::check`] makes one, so no entry point can skip the check.
-#[derive(Debug, Clone, Copy)]
+/// Proof that the caller may trace: the analyst role or above for any pipe, or a
+/// contractor (or above) for the pipes of one ticket's conflicts. The use cases take one,
+/// and only [`Tracer::check`] and [`Tracer::for_ticket`] make one, so no entry point can
+/// skip the check.
+#[derive(Debug, Clone)]
 pub struct Tracer {
-    _checked: (),
+    /// For a ticket's trace: its id and the pipes of its conflicts, the only pipes the
+    /// trace may start from.
+    only: Option<(i64, Arc<HashSet<i64>>)>,
 }
 
 impl Tracer {
-    /// Checks that `actor` may run traces (analyst, operator, admin).
+    /// Checks that `actor` may run traces from any pipe (analyst, operator, admin).
     pub fn check(actor: &Actor) -> Result<Tracer, ServiceError> {
         require(actor, Role::Analyst)?;
-        Ok(Tracer { _checked: () })
+        Ok(Tracer { only: None })
+    }
+
+    /// A trace limited to the conflicts of `ticket`, for a contractor (or above) the caller
+    /// has already shown may see that ticket (the excavation service's `get` does). Its
+    /// check's "if struck" summary says what a strike costs; this says which valves and
+    /// who in full, for those pipes only.
+    pub fn for_ticket(actor: &Actor, ticket: &Ticket) -> Result<Tracer, ServiceError> {
+        require(actor, Role::Contractor)?;
+        let pipes = ticket.check.conflict_pipes().into_iter().collect();
+        Ok(Tracer {
+            only: Some((ticket.id, Arc::new(pipes))),
+        })
+    }
+
+    /// Whether a trace may start from `pipe`.
+    fn allows(&self, pipe: i64) -> bool {
+        self.only
+            .as_ref()
+            .is_none_or(|(_, pipes)| pipes.contains(&pipe))
+    }
+
+    /// Refuses a start pipe outside the ticket's conflicts, naming it (before anything is
+    /// said about the pipe itself).
+    fn admit(&self, pipe: i64) -> Result<(), ServiceError> {
+        match &self.only {
+            Some((ticket, _)) if !self.allows(pipe) => Err(ServiceError::NotOnTicket {
+                pipe,
+                ticket: *ticket,
+            }),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -96,6 +142,10 @@ pub struct TraceRequest {
     /// operate.
     #[serde(default)]
     pub closed_valves: Vec<i64>,
+    /// With `?publish=true` (operators): what to say with the trace on the event stream,
+    /// e.g. the incident (at most 500 characters).
+    #[serde(default)]
+    pub message: Option<String>,
 }
 
 /// One network as the engine sees it, with what could not be placed.
@@ -108,6 +158,9 @@ pub struct Built {
     /// The sensors watching each pipe of the network, with the risk point each watches:
     /// an isolation's impact then costs what it affects, not a pass over every sensor.
     watchers: HashMap<i64, Vec<(i64, Option<i64>)>>,
+    /// The flow direction as the network stands, made by the first upstream or downstream
+    /// trace (a what-if makes its own).
+    flow: OnceLock<Flow>,
 }
 
 /// The networks built so far, one per kind, dropped when the index moves on.
@@ -150,6 +203,7 @@ impl Networks {
             network,
             problems,
             watchers,
+            flow: OnceLock::new(),
         });
         self.built.lock().insert(kind, b.clone());
         Ok(b)
@@ -244,14 +298,17 @@ pub fn network_of(
 
 /// The start pipes of a request, by kind, each a traceable pipe (one with topology).
 fn start_pipes(
+    who: &Tracer,
     index: &SpatialIndex,
     req: &TraceRequest,
 ) -> Result<BTreeMap<PipeKind, Vec<i64>>, ServiceError> {
+    // A ticket's trace looks among its own conflicts only.
     let traceable = |r: &Record| match r {
-        Record::Pipeline(p) if p.from_node.is_some() && p.to_node.is_some() => req
-            .kind
-            .is_none_or(|k| k == p.kind)
-            .then_some((p.kind, p.id)),
+        Record::Pipeline(p) if p.from_node.is_some() && p.to_node.is_some() && who.allows(p.id) => {
+            req.kind
+                .is_none_or(|k| k == p.kind)
+                .then_some((p.kind, p.id))
+        }
         _ => None,
     };
     let given = [
@@ -273,6 +330,7 @@ fn start_pipes(
             )));
         }
         for id in ids {
+            who.admit(*id)?;
             let rec = index
                 .get(Layer::Pipelines, *id)
                 .ok_or_else(|| ServiceError::Bad(format!("pipeline {id} does not exist")))?;
@@ -339,11 +397,12 @@ type Traced = (PipeKind, Arc<Built>, Vec<i64>);
 /// The networks a request traces, each with its start pipes, once the scenario's valves
 /// are known to be theirs.
 fn traced(
+    who: &Tracer,
     index: &SpatialIndex,
     networks: &Networks,
     req: &TraceRequest,
 ) -> Result<Vec<Traced>, ServiceError> {
-    let nets = start_pipes(index, req)?
+    let nets = start_pipes(who, index, req)?
         .into_iter()
         .map(|(k, start)| Ok((k, networks.get(index, k)?, start)))
         .collect::<Result<Vec<_>, ServiceError>>()?;
@@ -444,24 +503,25 @@ pub struct Totals {
 
 /// The isolation trace of a request (see [`TraceRequest`]).
 pub async fn isolate(
-    _who: &Tracer,
+    who: &Tracer,
     index: &Arc<SpatialIndex>,
     networks: &Arc<Networks>,
     req: TraceRequest,
 ) -> Result<IsolationAnswer, ServiceError> {
-    let (index, networks) = (index.clone(), networks.clone());
-    tokio::task::spawn_blocking(move || isolate_now(&index, &networks, &req)).await?
+    let (who, index, networks) = (who.clone(), index.clone(), networks.clone());
+    tokio::task::spawn_blocking(move || isolate_now(&who, &index, &networks, &req)).await?
 }
 
 /// [`isolate`], on the calling thread.
 pub fn isolate_now(
+    who: &Tracer,
     index: &SpatialIndex,
     networks: &Networks,
     req: &TraceRequest,
 ) -> Result<IsolationAnswer, ServiceError> {
     let mut out = Vec::new();
     let mut totals = Totals::default();
-    for (kind, built, start) in &traced(index, networks, req)? {
+    for (kind, built, start) in &traced(who, index, networks, req)? {
         let net = &built.network;
         let iso = net
             .isolate(start, &scenario_for(net, req))
@@ -615,6 +675,135 @@ pub fn if_struck(
     })
 }
 
+/// Sensor kinds whose alarm can mean a leak on the pipe the sensor watches: combustible
+/// gas (% LEL), a pressure drop, a flow anomaly. An open alarm of one of these, on a sensor
+/// of a pipe with topology, links to that pipe's isolation (`GET /alarms/{id}/isolation`).
+pub const LEAK_SIGNALS: [SensorKind; 3] =
+    [SensorKind::GasLel, SensorKind::Pressure, SensorKind::Flow];
+
+/// The pipe an alarm's isolation starts from: the pipeline its sensor watches, when the
+/// alarm is open, its sensor's kind is a [leak signal](LEAK_SIGNALS), and the pipe has
+/// topology. Otherwise why not, in plain words.
+pub fn alarm_pipe(index: &SpatialIndex, alarm: &Alarm) -> Result<i64, ServiceError> {
+    let none = |why: String| {
+        Err(ServiceError::NoIsolation(format!(
+            "alarm {}: {why}",
+            alarm.id
+        )))
+    };
+    if !alarm.status.is_open() {
+        return none(format!(
+            "it is {}; only open alarms link to an isolation",
+            alarm.status
+        ));
+    }
+    if !LEAK_SIGNALS.contains(&alarm.sensor_kind) {
+        return none(format!(
+            "a {} alarm does not signal a leak (gas_lel, pressure and flow do)",
+            alarm.sensor_kind
+        ));
+    }
+    let pipe = match index.get(Layer::Sensors, alarm.sensor_id).as_deref() {
+        Some(Record::Sensor(s)) => s.pipeline_id,
+        _ => return none(format!("its sensor {} is not in the data", alarm.sensor_id)),
+    };
+    let Some(pipe) = pipe else {
+        return none(format!(
+            "its sensor {} watches no pipeline",
+            alarm.sensor_id
+        ));
+    };
+    match index.get(Layer::Pipelines, pipe).as_deref() {
+        Some(Record::Pipeline(p)) if p.from_node.is_some() && p.to_node.is_some() => Ok(pipe),
+        _ => none(format!(
+            "pipeline {pipe}, which its sensor watches, has no topology"
+        )),
+    }
+}
+
+/// The isolation of an alarm's pipe as the network stands (see [`alarm_pipe`]).
+pub async fn alarm_isolation(
+    who: &Tracer,
+    index: &Arc<SpatialIndex>,
+    networks: &Arc<Networks>,
+    alarm: &Alarm,
+) -> Result<IsolationAnswer, ServiceError> {
+    let pipe = alarm_pipe(index, alarm)?;
+    let req = TraceRequest {
+        pipes: Some(vec![pipe]),
+        ..TraceRequest::default()
+    };
+    isolate(who, index, networks, req).await
+}
+
+/// An isolation as it goes on the event stream when an operator publishes it (see
+/// [`PublishedTrace`]): ids and counts, placed at the first start pipe's first vertex.
+/// Refuses a message that is too long, or one given without publishing.
+pub fn published(
+    index: &SpatialIndex,
+    a: &IsolationAnswer,
+    req: &TraceRequest,
+    publishing: bool,
+    role: Role,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Option<PublishedTrace>, ServiceError> {
+    let message = req
+        .message
+        .as_deref()
+        .map(str::trim)
+        .filter(|m| !m.is_empty());
+    if !publishing {
+        return match message {
+            Some(_) => Err(ServiceError::Bad(
+                "`message` goes with a published trace: add ?publish=true".into(),
+            )),
+            None => Ok(None),
+        };
+    }
+    if message.is_some_and(|m| m.chars().count() > MAX_TRACE_MESSAGE) {
+        return Err(ServiceError::Bad(format!(
+            "`message` is longer than {MAX_TRACE_MESSAGE} characters"
+        )));
+    }
+    let first = a
+        .networks
+        .iter()
+        .flat_map(|n| &n.start_pipes)
+        .find_map(|id| match index.get(Layer::Pipelines, *id).as_deref() {
+            Some(Record::Pipeline(p)) => p.geometry.0.first().copied(),
+            _ => None,
+        });
+    let at = first.ok_or_else(|| ServiceError::Bad("the trace starts from no pipe".into()))?;
+    Ok(Some(PublishedTrace {
+        message: message.map(str::to_string),
+        published_at: now,
+        role,
+        lon: at.x,
+        lat: at.y,
+        broken_valves: req.broken_valves.clone(),
+        closed_valves: req.closed_valves.clone(),
+        networks: a
+            .networks
+            .iter()
+            .map(|n| PublishedIsolation {
+                kind: n.kind,
+                start_pipes: n.start_pipes.clone(),
+                valves_to_close: n.isolation.valves_to_close.clone(),
+                segment_pipes: n.isolation.segment.pipes.clone(),
+                pocket_pipes: n
+                    .isolation
+                    .pockets
+                    .iter()
+                    .flat_map(|p| p.pipes.iter().copied())
+                    .collect(),
+                customers: n.isolation.customers.count,
+                length_m: n.impact.segment_length_m + n.impact.pockets_length_m,
+                source_inside: n.isolation.source_inside,
+            })
+            .collect(),
+    }))
+}
+
 /// The answer of a connectivity trace.
 #[derive(Debug, Clone, Serialize)]
 pub struct ConnectedAnswer {
@@ -629,26 +818,33 @@ pub struct ConnectedAnswer {
 
 /// Everything joined to the start pipe(s) through open valves, per network.
 pub async fn connected(
-    _who: &Tracer,
+    who: &Tracer,
     index: &Arc<SpatialIndex>,
     networks: &Arc<Networks>,
     req: TraceRequest,
 ) -> Result<Vec<ConnectedAnswer>, ServiceError> {
-    let (index, networks) = (index.clone(), networks.clone());
-    tokio::task::spawn_blocking(move || connected_now(&index, &networks, &req)).await?
+    let (who, index, networks) = (who.clone(), index.clone(), networks.clone());
+    tokio::task::spawn_blocking(move || connected_now(&who, &index, &networks, &req)).await?
 }
 
 /// [`connected`], on the calling thread.
 pub fn connected_now(
+    who: &Tracer,
     index: &SpatialIndex,
     networks: &Networks,
     req: &TraceRequest,
 ) -> Result<Vec<ConnectedAnswer>, ServiceError> {
     let mut out = Vec::new();
-    for (kind, built, start) in &traced(index, networks, req)? {
+    for (kind, built, start) in &traced(who, index, networks, req)? {
         let net = &built.network;
         let s = scenario_for(net, req);
         let mut seen: HashSet<i64> = HashSet::new();
+        let sources: HashSet<i64> = net
+            .nodes()
+            .iter()
+            .filter(|n| n.role == NodeRole::Source)
+            .map(|n| n.id)
+            .collect();
         for id in start {
             if seen.contains(id) {
                 continue;
@@ -657,12 +853,6 @@ pub fn connected_now(
                 .connected(*id, &s)
                 .map_err(|e| ServiceError::Bad(e.to_string()))?;
             seen.extend(&part.pipes);
-            let sources: HashSet<i64> = net
-                .nodes()
-                .iter()
-                .filter(|n| n.role == NodeRole::Source)
-                .map(|n| n.id)
-                .collect();
             out.push(ConnectedAnswer {
                 kind: *kind,
                 start_pipe: *id,
@@ -673,6 +863,123 @@ pub fn connected_now(
         }
     }
     Ok(out)
+}
+
+/// The answer of an upstream or downstream trace from one start pipe.
+#[derive(Debug, Clone, Serialize)]
+pub struct DirectedAnswer {
+    pub kind: PipeKind,
+    pub start_pipe: i64,
+    pub direction: Direction,
+    /// `nodes`, `pipes`, `valves` on the way; `sources` reached (upstream); `customers`
+    /// fed (downstream); `fed`: whether any source reaches the start pipe.
+    #[serde(flatten)]
+    pub trace: Directed,
+    /// Length of the trace's pipes, metres (geodesic).
+    pub length_m: f64,
+    /// Plain-language notes: an unfed start, a looped network's approximation.
+    pub notes: Vec<String>,
+}
+
+/// The upstream or downstream trace of a request, one answer per start pipe (see
+/// [`crate::flow`] for the direction's semantics).
+pub async fn directed(
+    who: &Tracer,
+    index: &Arc<SpatialIndex>,
+    networks: &Arc<Networks>,
+    req: TraceRequest,
+    direction: Direction,
+) -> Result<Vec<DirectedAnswer>, ServiceError> {
+    let (who, index, networks) = (who.clone(), index.clone(), networks.clone());
+    tokio::task::spawn_blocking(move || directed_now(&who, &index, &networks, &req, direction))
+        .await?
+}
+
+/// [`directed`], on the calling thread.
+pub fn directed_now(
+    who: &Tracer,
+    index: &SpatialIndex,
+    networks: &Networks,
+    req: &TraceRequest,
+    direction: Direction,
+) -> Result<Vec<DirectedAnswer>, ServiceError> {
+    let mut out = Vec::new();
+    for (kind, built, start) in &traced(who, index, networks, req)? {
+        let net = &built.network;
+        let s = scenario_for(net, req);
+        let length = |id: i64| length_m(index, &[id]);
+        let what_if;
+        let flow = if s.broken.is_empty() && s.closed.is_empty() {
+            built.flow.get_or_init(|| net.flow(&s, length))
+        } else {
+            what_if = net.flow(&s, length);
+            &what_if
+        };
+        for id in start {
+            let trace = match direction {
+                Direction::Upstream => net.upstream(flow, *id),
+                Direction::Downstream => net.downstream(flow, *id),
+            }
+            .map_err(|e| ServiceError::Bad(e.to_string()))?;
+            let mut notes = Vec::new();
+            if !trace.fed {
+                notes.push(format!(
+                    "no source reaches pipeline {id} as the network stands: it has no direction"
+                ));
+            }
+            out.push(DirectedAnswer {
+                kind: *kind,
+                start_pipe: *id,
+                direction,
+                length_m: length_m(index, &trace.part.pipes),
+                trace,
+                notes,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The answers of upstream or downstream traces as a GeoJSON FeatureCollection: each
+/// trace's pipes (`role` = `start`, or the direction: `upstream`, `downstream`), the sources
+/// reached (`source`) and the customer connections fed (`customer`).
+pub fn directed_geojson(index: &SpatialIndex, answers: &[DirectedAnswer]) -> Value {
+    let mut features = Vec::new();
+    for a in answers {
+        for id in &a.trace.part.pipes {
+            if let Some(Record::Pipeline(p)) = index.get(Layer::Pipelines, *id).as_deref() {
+                let role = if *id == a.start_pipe {
+                    "start"
+                } else {
+                    match a.direction {
+                        Direction::Upstream => "upstream",
+                        Direction::Downstream => "downstream",
+                    }
+                };
+                features.push(json!({
+                    "type": "Feature", "id": format!("pipelines.{id}"),
+                    "geometry": to_geojson(&Geometry::LineString(p.geometry.clone())),
+                    "properties": {"role": role, "layer": "pipelines", "id": id, "kind": a.kind, "start_pipe": a.start_pipe},
+                }));
+            }
+        }
+        let points = a
+            .trace
+            .sources
+            .iter()
+            .map(|id| ("source", id))
+            .chain(a.trace.customers.nodes.iter().map(|id| ("customer", id)));
+        for (role, id) in points {
+            if let Some(Record::Node(n)) = index.get(Layer::Nodes, *id).as_deref() {
+                features.push(json!({
+                    "type": "Feature", "id": format!("nodes.{id}"),
+                    "geometry": to_geojson(&Geometry::Point(n.geometry)),
+                    "properties": {"role": role, "layer": "nodes", "id": id, "kind": a.kind, "start_pipe": a.start_pipe},
+                }));
+            }
+        }
+    }
+    json!({"type": "FeatureCollection", "features": features})
 }
 
 /// The answer of an isolation as a GeoJSON FeatureCollection: the segment's and pockets'

@@ -87,6 +87,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         8,
         include_str!("../../../../migrations/gpkg/0008_nodes.sql"),
     ),
+    (
+        9,
+        include_str!("../../../../migrations/gpkg/0009_trace_events.sql"),
+    ),
 ];
 
 /// The spatial reference system of every geometry: CGCS2000 lon/lat.

@@ -90,6 +90,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "nodes",
         sql: include_str!("../../../../migrations/postgis/0008_nodes.sql"),
     },
+    Migration {
+        version: 9,
+        name: "trace_events",
+        sql: include_str!("../../../../migrations/postgis/0009_trace_events.sql"),
+    },
 ];
 
 /// Advisory-lock key serialising migrations between instances ("LIFELN" + 1).

@@ -2,12 +2,14 @@
 //! write one `BEGIN IMMEDIATE` transaction on the writer connection; statements in
 //! `gpkg.sql` beside this file.
 
-use super::{audit_action, event_from_payload, ms, payload, AlarmOp, RiskStore};
+use super::{audit_action, event_from_payload, ms, payload, trace_detail, AlarmOp, RiskStore};
 use crate::gpkg::{begin, GpkgStore, SqlExt};
 use crate::{backend_error, BackendError, StoreError, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
-use lifeline_model::alarm::{Alarm, AlarmFilter, Bucket, Quality, Reading, RiskEvent};
+use lifeline_model::alarm::{
+    Alarm, AlarmFilter, Bucket, LoggedEvent, PublishedTrace, Quality, Reading, RiskEvent,
+};
 use lifeline_model::Actor;
 
 crate::sqlfile::named_sql!(pub(super) fn gp_sql = "readings/gpkg.sql", include_str!("gpkg.sql"));
@@ -322,27 +324,54 @@ impl RiskStore for GpkgStore {
         .await
     }
 
-    async fn risk_events_since(&self, after: i64, limit: usize) -> StoreResult<Vec<RiskEvent>> {
-        let rows: Vec<(i64, String)> = self
+    async fn publish_trace(&self, trace: &PublishedTrace, actor: &Actor) -> StoreResult<i64> {
+        let payload = serde_json::to_string(trace).map_err(backend_error)?;
+        let (trace, actor) = (trace.clone(), actor.clone());
+        self.write(move |c| {
+            let tx = begin(c)?;
+            tx.prepare_cached(gp_sql("trace_event_insert"))
+                .sql()?
+                .execute(rusqlite::params![payload, ms(trace.published_at)])
+                .sql()?;
+            let id = tx.last_insert_rowid();
+            tx.prepare_cached(gp_sql("audit_insert"))
+                .sql()?
+                .execute(rusqlite::params![
+                    gpkg_stamp(trace.published_at),
+                    actor.name,
+                    actor.role.as_str(),
+                    "trace_published",
+                    format!("risk_events/{id}"),
+                    trace_detail(id, &trace).to_string()
+                ])
+                .sql()?;
+            tx.commit().sql()?;
+            Ok(id)
+        })
+        .await
+    }
+
+    async fn risk_events_since(&self, after: i64, limit: usize) -> StoreResult<Vec<LoggedEvent>> {
+        let rows: Vec<(i64, String, String)> = self
             .read(move |c| {
                 let mut stmt = c.prepare_cached(gp_sql("events_since")).sql()?;
                 let rows = stmt
                     .query_map(rusqlite::params![after, limit as i64], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
                     })
                     .sql()?;
                 rows.collect::<rusqlite::Result<_>>().sql()
             })
             .await?;
         rows.into_iter()
-            .map(|(id, p)| {
+            .map(|(id, kind, p)| {
                 let v = serde_json::from_str(&p).map_err(|e| {
                     StoreError::Backend(BackendError::with_source(
                         format!("risk event {id}: {e}"),
                         e,
                     ))
                 })?;
-                event_from_payload(id, v)
+                event_from_payload(id, &kind, v)
             })
             .collect()
     }

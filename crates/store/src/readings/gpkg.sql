@@ -55,8 +55,11 @@ ORDER BY id DESC LIMIT ?7
 -- name: event_insert
 INSERT INTO risk_events (kind, alarm_id, payload, at) VALUES ('alarm', ?1, ?2, ?3)
 
+-- name: trace_event_insert
+INSERT INTO risk_events (kind, alarm_id, payload, at) VALUES ('trace', NULL, ?1, ?2)
+
 -- name: events_since
-SELECT id, payload FROM risk_events WHERE id > ?1 ORDER BY id LIMIT ?2
+SELECT id, kind, payload FROM risk_events WHERE id > ?1 ORDER BY id LIMIT ?2
 
 -- name: event_latest
 SELECT coalesce(max(id), 0) FROM risk_events

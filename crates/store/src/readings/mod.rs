@@ -25,7 +25,9 @@ mod postgis;
 use super::{BackendError, StoreError, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use lifeline_model::alarm::{Alarm, AlarmFilter, Bucket, Reading, RiskEvent};
+use lifeline_model::alarm::{
+    Alarm, AlarmFilter, Bucket, LoggedEvent, PublishedTrace, Reading, RiskEvent, TraceEvent,
+};
 use lifeline_model::Actor;
 
 pub use lifeline_model::alarm::AlarmOp;
@@ -79,8 +81,12 @@ pub trait RiskStore: Send + Sync {
     /// Every open alarm (start-up state of the engine).
     async fn open_alarms(&self) -> StoreResult<Vec<Alarm>>;
 
-    /// Risk events with id > `after`, oldest first, at most `limit`.
-    async fn risk_events_since(&self, after: i64, limit: usize) -> StoreResult<Vec<RiskEvent>>;
+    /// Appends a published trace to the risk-event log, with its audit entry
+    /// (`trace_published`, naming the actor), in one transaction; returns its id.
+    async fn publish_trace(&self, trace: &PublishedTrace, actor: &Actor) -> StoreResult<i64>;
+
+    /// Risk-event log entries with id > `after`, oldest first, at most `limit`.
+    async fn risk_events_since(&self, after: i64, limit: usize) -> StoreResult<Vec<LoggedEvent>>;
 
     /// The newest risk-event id and change-log version (0 when empty): where a follower
     /// starts.
@@ -96,14 +102,35 @@ fn payload(a: &Alarm) -> serde_json::Value {
     serde_json::to_value(a).unwrap_or(serde_json::Value::Null)
 }
 
-fn event_from_payload(id: i64, p: serde_json::Value) -> StoreResult<RiskEvent> {
-    let alarm: Alarm = serde_json::from_value(p).map_err(|e| {
+fn event_from_payload(id: i64, kind: &str, p: serde_json::Value) -> StoreResult<LoggedEvent> {
+    let unreadable = |e: serde_json::Error| {
         StoreError::Backend(BackendError::with_source(
-            format!("risk event {id} unreadable: {e}"),
+            format!("risk event {id} ({kind}) unreadable: {e}"),
             e,
         ))
-    })?;
-    Ok(RiskEvent { id, alarm })
+    };
+    Ok(match kind {
+        "trace" => LoggedEvent::Trace(TraceEvent {
+            id,
+            trace: serde_json::from_value(p).map_err(unreadable)?,
+        }),
+        _ => LoggedEvent::Alarm(RiskEvent {
+            id,
+            alarm: serde_json::from_value(p).map_err(unreadable)?,
+        }),
+    })
+}
+
+/// The audit entry's detail of a published trace: what was published, not the whole of it.
+fn trace_detail(id: i64, t: &PublishedTrace) -> serde_json::Value {
+    serde_json::json!({
+        "event": id,
+        "networks": t.networks.iter().map(|n| serde_json::json!({
+            "kind": n.kind, "start_pipes": n.start_pipes,
+            "valves_to_close": n.valves_to_close, "customers": n.customers,
+        })).collect::<Vec<_>>(),
+        "message": t.message,
+    })
 }
 
 fn audit_action(op: &AlarmOp, before: Option<&Alarm>, after: &Alarm) -> String {
@@ -128,6 +155,7 @@ mod tests {
             "readings_buckets",
             "last_reading",
             "alarm_lock",
+            "trace_event_insert",
             "alarm_open_for",
             "alarm_get",
             "alarm_insert",
@@ -154,6 +182,7 @@ mod tests {
             "alarm_list",
             "alarms_open",
             "event_insert",
+            "trace_event_insert",
             "events_since",
             "event_latest",
             "change_latest",

@@ -1,12 +1,14 @@
 //! [`RiskStore`] on PostGIS: batched `unnest` inserts of readings, alarm changes under a
 //! per-sensor advisory lock; statements in `postgis.sql` beside this file.
 
-use super::{audit_action, event_from_payload, ms, payload, AlarmOp, RiskStore};
+use super::{audit_action, event_from_payload, ms, payload, trace_detail, AlarmOp, RiskStore};
 use crate::postgis::PostgisStore;
 use crate::{backend_error, BackendError, StoreError, StoreResult};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use lifeline_model::alarm::{Alarm, AlarmFilter, Bucket, Reading, RiskEvent};
+use lifeline_model::alarm::{
+    Alarm, AlarmFilter, Bucket, LoggedEvent, PublishedTrace, Reading, RiskEvent,
+};
 use lifeline_model::{Actor, SensorKind};
 use std::collections::HashSet;
 use std::str::FromStr;
@@ -319,7 +321,35 @@ impl RiskStore for PostgisStore {
             .collect()
     }
 
-    async fn risk_events_since(&self, after: i64, limit: usize) -> StoreResult<Vec<RiskEvent>> {
+    async fn publish_trace(&self, trace: &PublishedTrace, actor: &Actor) -> StoreResult<i64> {
+        let payload = serde_json::to_value(trace).map_err(backend_error)?;
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(backend_error)?;
+        let row = tx
+            .query_one(
+                pg_sql("trace_event_insert"),
+                &[&payload, &trace.published_at],
+            )
+            .await
+            .map_err(backend_error)?;
+        let id: i64 = row.try_get(0).map_err(backend_error)?;
+        tx.execute(
+            pg_sql("audit_insert"),
+            &[
+                &actor.name,
+                &actor.role.as_str(),
+                &"trace_published",
+                &format!("risk_events/{id}"),
+                &trace_detail(id, trace),
+            ],
+        )
+        .await
+        .map_err(backend_error)?;
+        tx.commit().await.map_err(backend_error)?;
+        Ok(id)
+    }
+
+    async fn risk_events_since(&self, after: i64, limit: usize) -> StoreResult<Vec<LoggedEvent>> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached(pg_sql("events_since"))
@@ -331,9 +361,11 @@ impl RiskStore for PostgisStore {
             .map_err(backend_error)?
             .iter()
             .map(|r| {
+                let kind: &str = r.try_get(1).map_err(backend_error)?;
                 event_from_payload(
                     r.try_get(0).map_err(backend_error)?,
-                    r.try_get(1).map_err(backend_error)?,
+                    kind,
+                    r.try_get(2).map_err(backend_error)?,
                 )
             })
             .collect()
