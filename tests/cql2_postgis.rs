@@ -1,7 +1,7 @@
 //! CQL2 against PostGIS: each filter of the table, in its cql2-text and cql2-json forms,
 //! selects through the OGC API (evaluated in Rust over the R-tree) exactly the pipelines
 //! that a hand-written PostGIS query with bound parameters selects from the same rows. The
-//! rows are the generated demo district (595 pipelines of every kind, material, age).
+//! rows are the generated demo district (615 pipelines of every kind, material, age).
 //! Every case runs through both query paths, forced with the `X-Ogc-Plan` header: the
 //! index path (Rust over the R-tree) and, for filters without a spatial predicate, the SQL
 //! pushdown path (the filter translated to PostGIS SQL with bound parameters); `auto` must

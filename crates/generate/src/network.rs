@@ -10,8 +10,9 @@
 //! parallel a few metres apart, and are cut manhole to manhole (32–77 m). Service branches
 //! cross the road at right angles and branch pipes cross blocks between parallel roads, so
 //! excavation checks meet real conflicts. A few long-distance oil and gas lines cross each
-//! district (100–250 m between marker posts); heat is rare. Each pipe keeps its polyline in
-//! metres and its network, from which `nodes` builds the traceable networks.
+//! district (100–250 m between marker posts); heat is rare, laid as a supply and return pair
+//! with a pair of services to a building substation every 60–150 m. Each pipe keeps its
+//! polyline in metres and its network, from which `nodes` builds the traceable networks.
 
 use super::geom::{self, Frame, Terrain, Walk};
 use super::nodes::Net;
@@ -93,6 +94,8 @@ pub(super) enum Role {
     Lighting,
     Signal,
     Heat,
+    /// A service pair's one line from a heat main to a building's substation.
+    HeatService,
 }
 
 impl Role {
@@ -103,14 +106,17 @@ impl Role {
             Role::WaterMain | Role::WaterDist | Role::WaterService => Some(Net::Water),
             Role::GasSubHigh => Some(Net::GasSubHigh),
             Role::GasMain | Role::GasLocal | Role::GasService => Some(Net::GasDist),
-            Role::Heat => Some(Net::HeatSupply),
+            Role::Heat | Role::HeatService => Some(Net::HeatSupply),
             _ => None,
         }
     }
 
     /// A service connection: from a main to a building, where a customer is connected.
     pub fn is_service(self) -> bool {
-        matches!(self, Role::WaterService | Role::GasService)
+        matches!(
+            self,
+            Role::WaterService | Role::GasService | Role::HeatService
+        )
     }
 
     fn kind(self) -> PipeKind {
@@ -128,7 +134,7 @@ impl Role {
             Role::Tv => PipeKind::BroadcastTv,
             Role::Lighting => PipeKind::StreetLighting,
             Role::Signal => PipeKind::TrafficSignal,
-            Role::Heat => PipeKind::Heat,
+            Role::Heat | Role::HeatService => PipeKind::Heat,
         }
     }
 }
@@ -465,6 +471,7 @@ pub(super) fn street_network(inp: &NetInput<'_>, rng: &mut impl Rng) -> StreetNe
                 let mark = b.pipes.len();
                 b.emit(&run, &geom::offset(&pts, off - 0.8), SEGMENT_M, rng);
                 b.relabel(mark, Net::HeatReturn);
+                b.heat_services(road, &pts, off, rng);
             }
         }
     }
@@ -778,6 +785,7 @@ impl Builder<'_> {
                 let mark = self.pipes.len();
                 self.emit(&run, &geom::offset(&road.pts, off - 0.8), SEGMENT_M, rng);
                 self.relabel(mark, Net::HeatReturn);
+                self.heat_services(road, &road.pts, off, rng);
                 heat = true;
             }
             present.push((role, off, run.year.unwrap_or(road.year)));
@@ -866,6 +874,41 @@ impl Builder<'_> {
         }
     }
 
+    /// Building substations on a heat pair laid along `pts` (supply at `off`, return
+    /// 0.8 m further out): every 60–150 m a building on the pair's side of the road takes a
+    /// supply and a return service, 1 m apart along the road. The return service is laid
+    /// right after its supply twin, which is how `nodes` pairs their customer counts.
+    fn heat_services(&mut self, road: &Road, pts: &[Coord<f64>], off: f64, rng: &mut impl Rng) {
+        let walk = Walk::new(pts);
+        let total = walk.len();
+        // The building line on the pair's own side: heat lines run on one side of the
+        // street, so their buildings are served without crossing the carriageway.
+        let side = if off <= 0.0 { -1.0 } else { 1.0 };
+        let mut s = rng.gen_range(20.0..60.0);
+        while s < total - 20.0 {
+            let end = side * (road.class.half_width() + rng.gen_range(2.0..5.0));
+            let run = self.run(Role::HeatService, road, false, rng);
+            for (along, lateral, net) in [
+                (s, off, Net::HeatSupply),
+                (s + 1.0, off - 0.8, Net::HeatReturn),
+            ] {
+                let (p, dir) = walk.at(along);
+                let n = Coord {
+                    x: -dir.y,
+                    y: dir.x,
+                };
+                let at = |d: f64| Coord {
+                    x: p.x + n.x * d,
+                    y: p.y + n.y * d,
+                };
+                let mark = self.pipes.len();
+                self.emit(&run, &[at(lateral), at(end)], (1000.0, 1000.0), rng);
+                self.relabel(mark, net);
+            }
+            s += rng.gen_range(60.0..150.0);
+        }
+    }
+
     /// Branch pipes from a road across the block to the next parallel road.
     fn block_branches(&mut self, road: &Road, present: &[(Role, f64, i32)], rng: &mut impl Rng) {
         if road.class == RoadClass::Local {
@@ -940,7 +983,7 @@ impl Builder<'_> {
             Role::Telecom(_) | Role::Tv => 1992,
             Role::Signal | Role::GasSubHigh => 2000,
             Role::PowerHv => 2005,
-            Role::Heat => 2008,
+            Role::Heat | Role::HeatService => 2008,
             _ => 1980,
         };
         let mut year = (road.year + rng.gen_range(-2..=6)).clamp(min_year, 2025);
@@ -1339,6 +1382,14 @@ impl Builder<'_> {
                     ],
                 ));
                 ("steel, pre-insulated", id::HEAT, (1.0, 1.8))
+            }
+            Role::HeatService => {
+                // A building substation's connection: DN 50–150 pre-insulated pipe.
+                diameter = Some(pick(
+                    rng,
+                    &[(50.0, 1.0), (80.0, 2.0), (100.0, 2.0), (150.0, 1.0)],
+                ));
+                ("steel, pre-insulated", id::HEAT, (0.9, 1.5))
             }
         };
         let depth = if tunnel {

@@ -17,11 +17,17 @@
 //!    node where they meet carries the first valve (with `on_pipe_id`, as 3+ pipes meet
 //!    there); the others sit on a stub [`STUB_M`] from it, so every valve is placeable.
 //!    Every source also gets an outlet valve on each pipe leaving it.
-//! 4. **Customers** at the building end of every service, **sources** in every connected
+//! 4. **Customers** at the building end of every service (water, gas, and the supply and
+//!    return services of a building's heat substation), **sources** in every connected
 //!    part (plants and tanks, gate stations and regulators, heat plants), more in larger
 //!    parts, at the ends of mains.
-//! 5. **Valve states**, seeded: a few broken or inaccessible; a few main valves normally
-//!    closed, each only where closing it leaves every part still fed (zone boundaries).
+//! 5. **Interval valves.** Along a run of mains between junctions, a sectionalising valve
+//!    wherever the main since the last valve would grow past the network's spacing
+//!    ([`Net::valve_spacing_m`]): at the joint between two pipes where it is a plain joint,
+//!    else on a stub, so no valve segment holds more than that much main.
+//! 6. **Valve states**, seeded: a few broken or inaccessible; a few junction valves
+//!    normally closed, each only where closing it leaves every part still fed (zone
+//!    boundaries).
 
 use super::geom::{self, Frame, Walk};
 use super::network::{PipeInfo, StreetNet};
@@ -43,6 +49,15 @@ const MERGE_M: f64 = 0.5;
 const STUB_M: f64 = 1.0;
 /// Grid cell of the spatial lookups, m.
 const CELL_M: f64 = 50.0;
+/// Interval (sectionalising) valve spacing along water mains, m: the middle of the
+/// 300–500 m common in urban water distribution (see [`Net::valve_spacing_m`]).
+const WATER_SPACING_M: f64 = 400.0;
+/// Block valve spacing along gas mains of both tiers, m: a common utility practice value
+/// (gas lines are sectionalised more sparsely than water mains).
+const GAS_SPACING_M: f64 = 1000.0;
+/// Sectionalising valve spacing along district heating mains, m: a common utility practice
+/// value for distribution mains.
+const HEAT_SPACING_M: f64 = 1000.0;
 /// Shares of valves broken and inaccessible, and of main valves normally closed.
 const BROKEN: f64 = 0.02;
 const INACCESSIBLE: f64 = 0.03;
@@ -66,6 +81,21 @@ impl Net {
             Net::Water => PipeKind::WaterSupply,
             Net::GasSubHigh | Net::GasDist => PipeKind::Gas,
             Net::HeatSupply | Net::HeatReturn => PipeKind::Heat,
+        }
+    }
+
+    /// The most main a run of it carries between two valves, m: utilities put a
+    /// sectionalising valve every so often along a main even where nothing branches off, so
+    /// that a break shuts off a bounded stretch. These are common urban utility practice
+    /// values, not figures of a standard (the domain reference gives none): water
+    /// distribution mains every 300–500 m, here [`WATER_SPACING_M`]; gas block valves and
+    /// district heating sectionalising valves farther apart, [`GAS_SPACING_M`] and
+    /// [`HEAT_SPACING_M`].
+    pub(super) fn valve_spacing_m(self) -> f64 {
+        match self {
+            Net::Water => WATER_SPACING_M,
+            Net::GasSubHigh | Net::GasDist => GAS_SPACING_M,
+            Net::HeatSupply | Net::HeatReturn => HEAT_SPACING_M,
         }
     }
 
@@ -646,13 +676,25 @@ pub(super) fn build(net: &mut StreetNet, frame: &Frame, rng: &mut impl Rng) -> S
             }
         }
     }
-    // 8. Customers at the building end of services.
+    // 8. Customers at the building end of services. A building's heat substation takes a
+    // supply and a return service (laid one after the other): it is a customer connection
+    // on both lines, with one count, since cutting either stops its heat.
+    let mut count_of_src: HashMap<usize, i32> = HashMap::new();
     for (k, e) in piece_ends.iter().enumerate() {
         if let (Some([_, b]), true) = (e, service_piece(k, &pieces)) {
             let b = *b;
             if deg[b] == 1 && nodes[b].node.node_type == NodeType::Junction {
+                let src = pieces[k].src;
+                let twin = (net.nets[src] == Some(Net::HeatReturn))
+                    .then(|| src.checked_sub(1).and_then(|s| count_of_src.get(&s)))
+                    .flatten();
+                let count = match twin {
+                    Some(&c) => c,
+                    None => customers(rng),
+                };
+                count_of_src.insert(src, count);
                 nodes[b].node.node_type = NodeType::Customer;
-                nodes[b].node.customers = Some(customers(rng));
+                nodes[b].node.customers = Some(count);
             }
         }
     }
@@ -760,7 +802,15 @@ pub(super) fn build(net: &mut StreetNet, frame: &Frame, rng: &mut impl Rng) -> S
             }
         }
     }
-    // 10. Valve states.
+    // 10. Interval valves along runs of mains, so no segment holds more than the spacing.
+    valves.extend(interval_valves(
+        &mut pieces,
+        &mut piece_ends,
+        &mut nodes,
+        &|src| is_service(src),
+        &net.nets,
+    ));
+    // 11. Valve states.
     for &v in &valves {
         let r: f64 = rng.gen();
         nodes[v].node.valve_condition = if r < BROKEN {
@@ -788,7 +838,7 @@ pub(super) fn build(net: &mut StreetNet, frame: &Frame, rng: &mut impl Rng) -> S
         nodes[v].node.valve_position = Some(ValvePosition::Closed);
     }
     let unfed_pipes = unfed(&nodes, &piece_ends, &closed);
-    // 11. Replace the street's pipes.
+    // 12. Replace the street's pipes.
     let mut pipes = Vec::with_capacity(pieces.len());
     let mut info = Vec::with_capacity(pieces.len());
     let mut lines = Vec::with_capacity(pieces.len());
@@ -863,6 +913,100 @@ fn stub(
     Some(v)
 }
 
+/// Places sectionalising valves along the runs of mains: walking each run from a node
+/// where it stops (an end, a junction of three or more mains, a source, a valve on a
+/// main), a valve goes at the joint before the pipe that would take the main since the
+/// last valve past its network's spacing. At a plain joint (two pipes, no service) the
+/// joint itself becomes the valve, on the pipe ahead; anywhere else (a service's tee) the
+/// pipe ahead gets a stub with the valve. Runs that are closed loops are walked from their
+/// first node. `service` says whether a laid pipe is a service; `nets` gives each laid
+/// pipe's network. Returns the new valves.
+fn interval_valves(
+    pieces: &mut Vec<Piece>,
+    piece_ends: &mut Vec<Option<[usize; 2]>>,
+    nodes: &mut Vec<LocalNode>,
+    service: &dyn Fn(usize) -> bool,
+    nets: &[Option<Net>],
+) -> Vec<usize> {
+    let is_main =
+        |pieces: &[Piece], k: usize| !service(pieces[k].src) && nets[pieces[k].src].is_some();
+    // Main pipes at each node, and every pipe's count (a joint with a service is a tee).
+    let mut mains: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+    let mut deg = vec![0usize; nodes.len()];
+    for (k, e) in piece_ends.iter().enumerate() {
+        let Some([a, b]) = *e else { continue };
+        for x in [a, b].into_iter().take(if a == b { 1 } else { 2 }) {
+            deg[x] += 1;
+            if is_main(pieces, k) {
+                mains[x].push(k);
+            }
+        }
+    }
+    let stops = |nodes: &[LocalNode], mains: &[Vec<usize>], pieces: &[Piece], v: usize| {
+        let n = &nodes[v];
+        mains[v].len() != 2
+            || n.node.node_type == NodeType::Source
+            || (n.node.node_type == NodeType::Valve
+                && n.on_pipe.is_some_and(|k| is_main(pieces, k)))
+    };
+    let mut seen = vec![false; pieces.len()];
+    let mut added = Vec::new();
+    let first: Vec<usize> = (0..nodes.len())
+        .filter(|&v| stops(nodes, &mains, pieces, v))
+        .collect();
+    // Stops first; then any node, which only finds runs that are loops without a stop.
+    for start in first.into_iter().chain(0..nodes.len()) {
+        for t in 0..mains[start].len() {
+            let k0 = mains[start][t];
+            if seen[k0] {
+                continue;
+            }
+            let Some(spacing) = nets[pieces[k0].src].map(Net::valve_spacing_m) else {
+                continue;
+            };
+            let (mut at, mut k, mut run) = (start, k0, 0.0);
+            loop {
+                seen[k] = true;
+                run += geom::length(&pieces[k].line);
+                let Some([a, b]) = piece_ends[k] else { break };
+                let next = if a == at { b } else { a };
+                if next == start || stops(nodes, &mains, pieces, next) {
+                    break;
+                }
+                let Some(&ahead) = mains[next].iter().find(|&&x| x != k) else {
+                    break;
+                };
+                if seen[ahead] {
+                    break;
+                }
+                if run + geom::length(&pieces[ahead].line) > spacing {
+                    if deg[next] == 2 && nodes[next].node.node_type == NodeType::Junction {
+                        nodes[next].node.node_type = NodeType::Valve;
+                        nodes[next].on_pipe = Some(ahead);
+                        added.push(next);
+                        run = 0.0;
+                    } else if let Some(v) = stub(pieces, piece_ends, nodes, ahead, next) {
+                        // The 1 m stub stays with this run (its valve is at its far end);
+                        // the pipe ahead now starts at the valve.
+                        let s = pieces.len() - 1;
+                        seen.push(true);
+                        for x in mains[next].iter_mut().filter(|x| **x == ahead) {
+                            *x = s;
+                        }
+                        mains.push(vec![s, ahead]);
+                        deg.push(2);
+                        added.push(v);
+                        (at, k, run) = (v, ahead, 0.0);
+                        continue;
+                    }
+                }
+                (at, k) = (next, ahead);
+            }
+        }
+    }
+    added
+}
+
 /// Pipes in a part with no source when the `closed` valves are shut.
 fn unfed(nodes: &[LocalNode], ends: &[Option<[usize; 2]>], closed: &HashSet<usize>) -> usize {
     // Elements: nodes, then pipes; a closed valve cuts its pipe from its node.
@@ -935,7 +1079,9 @@ mod tests {
     use rand::seq::SliceRandom;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, HashMap};
+
+    use super::Net;
 
     /// The kinds the generator builds as traceable networks.
     const TRACED: [PipeKind; 3] = [PipeKind::WaterSupply, PipeKind::Gas, PipeKind::Heat];
@@ -1003,6 +1149,136 @@ mod tests {
         }
     }
 
+    /// A pipe's length on the ground, m.
+    fn length_m(p: &lifeline_model::Pipeline) -> f64 {
+        use geo::{Distance, Haversine, Point};
+        p.geometry
+            .0
+            .windows(2)
+            .map(|w| Haversine.distance(Point(w[0]), Point(w[1])))
+            .sum()
+    }
+
+    /// Per traced kind, with every valve open and operable (a broken valve joins two
+    /// segments by design): no valve segment holds more pipe than the kind's valve spacing,
+    /// plus the 1 m valve stubs at its ends and 1 % for the district frame's projection.
+    fn assert_segments_bounded(data: &Dataset) {
+        for kind in TRACED {
+            let spacing = [
+                Net::Water,
+                Net::GasSubHigh,
+                Net::GasDist,
+                Net::HeatSupply,
+                Net::HeatReturn,
+            ]
+            .into_iter()
+            .filter(|n| n.kind() == kind)
+            .map(Net::valve_spacing_m)
+            .fold(0.0, f64::max);
+            let nodes: Vec<_> = data
+                .nodes
+                .iter()
+                .filter(|n| n.kind == kind)
+                .map(|n| {
+                    let mut n = n.clone();
+                    if n.node_type == NodeType::Valve {
+                        n.valve_position = None;
+                        n.valve_condition = None;
+                    }
+                    n
+                })
+                .collect();
+            let pipes: Vec<_> = data
+                .pipelines
+                .iter()
+                .filter(|p| p.kind == kind)
+                .cloned()
+                .collect();
+            let (net, _) = network_of(&nodes, &pipes).expect("a network");
+            let len: HashMap<i64, f64> = pipes.iter().map(|p| (p.id, length_m(p))).collect();
+            let segments = net.segments(&Scenario::default());
+            let mut of_segment: HashMap<usize, f64> = HashMap::new();
+            for (pipe, &seg) in net.pipes().iter().zip(&segments.pipes) {
+                *of_segment.entry(seg).or_default() += len[&pipe.id];
+            }
+            let (seg, most) = of_segment
+                .iter()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(s, m)| (*s, *m))
+                .expect("segments");
+            assert!(
+                most <= spacing * 1.01 + 6.0,
+                "{kind}: segment {seg} holds {most:.0} m of pipe, spacing {spacing} m"
+            );
+        }
+    }
+
+    /// Every customer connection, heat included, ends one service with a valve at its tee:
+    /// isolating that service cuts off the customer (fed before: no island) and names a
+    /// valve to close. A heat customer (a building substation) has a twin on the other line
+    /// of its pair, with the same count, in another part of the network.
+    fn assert_customers_served(data: &Dataset) {
+        for kind in TRACED {
+            let nodes: Vec<_> = data
+                .nodes
+                .iter()
+                .filter(|n| n.kind == kind)
+                .cloned()
+                .collect();
+            let pipes: Vec<_> = data
+                .pipelines
+                .iter()
+                .filter(|p| p.kind == kind)
+                .cloned()
+                .collect();
+            let (net, _) = network_of(&nodes, &pipes).expect("a network");
+            let customers: Vec<_> = nodes
+                .iter()
+                .filter(|n| n.node_type == NodeType::Customer)
+                .collect();
+            assert!(!customers.is_empty(), "{kind}: no customer connection");
+            let mut pipe_at: HashMap<i64, Vec<i64>> = HashMap::new();
+            for p in &pipes {
+                for n in [p.from_node, p.to_node].into_iter().flatten() {
+                    pipe_at.entry(n).or_default().push(p.id);
+                }
+            }
+            for c in &customers {
+                let [service] = pipe_at[&c.id][..] else {
+                    panic!("{kind}: customer {} ends {:?}", c.id, pipe_at[&c.id]);
+                };
+                let iso = net
+                    .isolate(&[service], &Scenario::default())
+                    .expect("isolates");
+                assert!(
+                    iso.customers.nodes.contains(&c.id),
+                    "{kind}: customer {} not cut off by its service",
+                    c.id
+                );
+                assert!(
+                    !iso.valves_to_close.is_empty(),
+                    "{kind}: no valve shuts off customer {}",
+                    c.id
+                );
+                if kind == PipeKind::Heat {
+                    use geo::{Distance, Haversine};
+                    let part = net.connected(service, &Scenario::default()).expect("part");
+                    let twin = customers.iter().find(|t| {
+                        t.id != c.id
+                            && t.customers == c.customers
+                            && Haversine.distance(t.geometry, c.geometry) < 2.0
+                    });
+                    let twin = twin.unwrap_or_else(|| panic!("heat customer {} alone", c.id));
+                    assert!(
+                        !part.nodes.contains(&twin.id),
+                        "heat supply and return joined at customer {}",
+                        c.id
+                    );
+                }
+            }
+        }
+    }
+
     /// What `lifeline check` says about nodes and pipe ends: nothing.
     fn assert_checked(data: &Dataset) {
         let catalog = Catalog::builtin();
@@ -1023,6 +1299,8 @@ mod tests {
         let data = preset(Preset::Demo);
         assert_checked(&data);
         assert_traceable(&data, 200);
+        assert_segments_bounded(&data);
+        assert_customers_served(&data);
         let count = |t: NodeType| data.nodes.iter().filter(|n| n.node_type == t).count();
         assert!(
             count(NodeType::Source) >= 5,
@@ -1054,52 +1332,218 @@ mod tests {
         assert!(a.pipelines == b.pipelines, "same seed, same pipes");
     }
 
-    /// Lines laid by hand: heat supply and return of two crossing roads, a water main that
-    /// stops short of another, and a water service on a main.
-    #[test]
-    fn crossings_join_within_a_network_only() {
-        use super::{build, Net};
-        use crate::geom::Frame;
-        use crate::network::{PipeInfo, Role, StreetNet};
-        use geo::Coord;
-        use lifeline_model::Pipeline;
-        use std::collections::BTreeSet;
-
-        let frame = Frame::new(Coord { x: 106.5, y: 29.5 });
-        let mut net = StreetNet {
+    /// An empty street in a frame near Chongqing, for lines laid by hand.
+    fn hand_laid() -> (crate::geom::Frame, crate::network::StreetNet) {
+        let frame = crate::geom::Frame::new(geo::Coord { x: 106.5, y: 29.5 });
+        let net = crate::network::StreetNet {
             pipes: vec![],
             info: vec![],
             lines: vec![],
             nets: vec![],
             roads: vec![],
         };
+        (frame, net)
+    }
+
+    /// Lays a straight run of `role` in network `nt` from `a` to `b` (frame metres), cut
+    /// into `pieces` equal pipes.
+    fn lay(
+        frame: &crate::geom::Frame,
+        net: &mut crate::network::StreetNet,
+        role: crate::network::Role,
+        nt: Net,
+        a: (f64, f64),
+        b: (f64, f64),
+        pieces: usize,
+    ) {
+        use geo::Coord;
+        for k in 0..pieces {
+            let f = |t: f64| Coord {
+                x: a.0 + (b.0 - a.0) * t,
+                y: a.1 + (b.1 - a.1) * t,
+            };
+            let line = vec![
+                f(k as f64 / pieces as f64),
+                f((k + 1) as f64 / pieces as f64),
+            ];
+            let kind = nt.kind();
+            net.pipes.push(lifeline_model::Pipeline::new(
+                0,
+                kind,
+                1,
+                frame.line_to_ll(&line),
+            ));
+            net.info.push(crate::network::PipeInfo {
+                kind,
+                role,
+                owner: 1,
+                a: line[0],
+                b: line[1],
+                year: None,
+                size_mm: 200.0,
+                tunnel: false,
+                len_m: crate::geom::length(&line),
+            });
+            net.lines.push(line);
+            net.nets.push(Some(nt));
+        }
+    }
+
+    /// Long straight mains laid by hand, each a single run with nothing branching off but
+    /// services: a water main with a service at every second joint (so some intervals fall
+    /// on a tee), a gas main, and a heat pair with two building substations. With every
+    /// valve open and operable, no valve segment holds more main than its network's
+    /// spacing (plus a 1 m stub), each long main got interval valves, and each substation
+    /// is a customer on both lines with one count.
+    #[test]
+    fn interval_valves_bound_long_mains() {
+        use super::build;
+        use crate::network::Role;
+        use lifeline_trace::{Network, Node, NodeRole, Pipe, Position, Valve};
+
+        let (frame, mut net) = hand_laid();
         let mut lay = |role: Role, nt: Net, a: (f64, f64), b: (f64, f64), pieces: usize| {
-            for k in 0..pieces {
-                let f = |t: f64| Coord {
-                    x: a.0 + (b.0 - a.0) * t,
-                    y: a.1 + (b.1 - a.1) * t,
-                };
-                let line = vec![
-                    f(k as f64 / pieces as f64),
-                    f((k + 1) as f64 / pieces as f64),
-                ];
-                let kind = nt.kind();
-                net.pipes
-                    .push(Pipeline::new(0, kind, 1, frame.line_to_ll(&line)));
-                net.info.push(PipeInfo {
-                    kind,
-                    role,
-                    owner: 1,
-                    a: line[0],
-                    b: line[1],
-                    year: None,
-                    size_mm: 200.0,
-                    tunnel: false,
-                    len_m: crate::geom::length(&line),
-                });
-                net.lines.push(line);
-                net.nets.push(Some(nt));
-            }
+            lay(&frame, &mut net, role, nt, a, b, pieces)
+        };
+        lay(Role::WaterDist, Net::Water, (0.0, 0.0), (2000.0, 0.0), 40);
+        for k in 1..20 {
+            let x = 100.0 * k as f64;
+            lay(Role::WaterService, Net::Water, (x, 0.0), (x, 15.0), 1);
+        }
+        lay(Role::GasMain, Net::GasDist, (0.0, 20.0), (3000.0, 20.0), 60);
+        lay(
+            Role::Heat,
+            Net::HeatSupply,
+            (0.0, -10.0),
+            (2500.0, -10.0),
+            50,
+        );
+        lay(
+            Role::Heat,
+            Net::HeatReturn,
+            (0.0, -10.8),
+            (2500.0, -10.8),
+            50,
+        );
+        for x in [730.0, 1610.0] {
+            lay(
+                Role::HeatService,
+                Net::HeatSupply,
+                (x, -10.0),
+                (x, -25.0),
+                1,
+            );
+            lay(
+                Role::HeatService,
+                Net::HeatReturn,
+                (x + 1.0, -10.8),
+                (x + 1.0, -25.0),
+                1,
+            );
+        }
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let out = build(&mut net, &frame, &mut rng);
+        assert_eq!(out.unfed_pipes, 0);
+        // The street as the trace engine sees it: ids are indices.
+        let nodes = out
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| Node {
+                id: i as i64,
+                role: match n.node.node_type {
+                    NodeType::Source => NodeRole::Source,
+                    NodeType::Customer => NodeRole::Customer {
+                        customers: n.node.customer_count(),
+                    },
+                    _ => NodeRole::Junction,
+                },
+            })
+            .collect();
+        let pipes = out
+            .ends
+            .iter()
+            .enumerate()
+            .map(|(k, e)| {
+                let [a, b] = e.expect("every pipe has ends");
+                Pipe {
+                    id: k as i64,
+                    from: a as i64,
+                    to: b as i64,
+                }
+            })
+            .collect();
+        let valves = out
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.node.node_type == NodeType::Valve)
+            .map(|(i, n)| Valve {
+                id: i as i64,
+                pipe: n.on_pipe.expect("a valve names its pipe") as i64,
+                node: i as i64,
+                position: Position::Open,
+                operable: true,
+            })
+            .collect();
+        let trace = Network::new(nodes, pipes, valves).expect("a network");
+        let segments = trace.segments(&Scenario::default());
+        let mut held: BTreeMap<usize, (Net, f64)> = BTreeMap::new();
+        for (k, &seg) in segments.pipes.iter().enumerate() {
+            let nt = net.nets[k].expect("a network");
+            let e = held.entry(seg).or_insert((nt, 0.0));
+            assert_eq!(e.0, nt, "a segment spans two networks");
+            e.1 += crate::geom::length(&net.lines[k]);
+        }
+        for (seg, (nt, m)) in &held {
+            assert!(
+                *m <= nt.valve_spacing_m() + 1.0 + 1e-6,
+                "{nt:?}: segment {seg} holds {m:.1} m"
+            );
+        }
+        // Every long main is cut into several segments.
+        for nt in [Net::Water, Net::GasDist, Net::HeatSupply, Net::HeatReturn] {
+            let main_segments = held
+                .values()
+                .filter(|(n, m)| *n == nt && *m > 100.0)
+                .count();
+            assert!(main_segments >= 2, "{nt:?}: {main_segments} segments");
+        }
+        // Each substation: a customer on supply and on return, one count.
+        let heat_customers: Vec<(Net, i32)> = out
+            .nodes
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.node.node_type == NodeType::Customer)
+            .filter_map(|(i, n)| {
+                let k = out
+                    .ends
+                    .iter()
+                    .position(|e| e.is_some_and(|e| e.contains(&i)))?;
+                let nt = net.nets[k]?;
+                matches!(nt, Net::HeatSupply | Net::HeatReturn)
+                    .then(|| (nt, n.node.customers.expect("a count")))
+            })
+            .collect();
+        assert_eq!(heat_customers.len(), 4, "{heat_customers:?}");
+        for pair in heat_customers.chunks(2) {
+            assert_eq!(pair[0].0, Net::HeatSupply);
+            assert_eq!(pair[1].0, Net::HeatReturn);
+            assert_eq!(pair[0].1, pair[1].1, "one building, one count");
+        }
+    }
+
+    /// Lines laid by hand: heat supply and return of two crossing roads, a water main that
+    /// stops short of another, and a water service on a main.
+    #[test]
+    fn crossings_join_within_a_network_only() {
+        use super::build;
+        use crate::network::Role;
+        use std::collections::BTreeSet;
+
+        let (frame, mut net) = hand_laid();
+        let mut lay = |role: Role, nt: Net, a: (f64, f64), b: (f64, f64), pieces: usize| {
+            lay(&frame, &mut net, role, nt, a, b, pieces)
         };
         lay(Role::Heat, Net::HeatSupply, (-100.0, 0.0), (100.0, 0.0), 4);
         lay(
@@ -1193,5 +1637,7 @@ mod tests {
         let data = preset(Preset::Jiulongpo);
         assert_checked(&data);
         assert_traceable(&data, 300);
+        assert_segments_bounded(&data);
+        assert_customers_served(&data);
     }
 }

@@ -94,7 +94,7 @@ fn is_power_feeder(p: &PipeInfo) -> bool {
     matches!(p.role, Role::PowerHv | Role::PowerMv)
 }
 fn is_heat(p: &PipeInfo) -> bool {
-    p.kind == PipeKind::Heat
+    p.kind == PipeKind::Heat && p.role != Role::HeatService
 }
 fn is_corridor(p: &PipeInfo) -> bool {
     p.tunnel && p.role != Role::PowerHv
@@ -102,7 +102,7 @@ fn is_corridor(p: &PipeInfo) -> bool {
 fn is_main(p: &PipeInfo) -> bool {
     !matches!(
         p.role,
-        Role::WaterService | Role::GasService | Role::SewerConnection
+        Role::WaterService | Role::GasService | Role::HeatService | Role::SewerConnection
     )
 }
 
