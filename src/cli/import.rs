@@ -5,13 +5,15 @@
 //! `--infer-mapping` prints a starting mapping file ([`lifeline::io::infer`]) on stdout
 //! (with `--json`, inside a JSON document) and imports nothing.
 
+mod network;
+
 use super::{open_store, Output};
 use anyhow::Result;
 use lifeline::config::StoreArgs;
 use lifeline::io::import::{ImportOptions, Mapping, Report};
 use lifeline::io::infer::{self, NameMatch};
 use lifeline::io::service::{self, ImportOutcome, ImportRequest, Progress};
-use lifeline::model::{Actor, Layer};
+use lifeline::model::{Actor, Layer, PipeKind};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -39,8 +41,9 @@ pub struct ImportArgs {
     /// Validate and report only; write nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Source CRS, overriding the file's: an EPSG code or a PROJ string.
-    #[arg(long)]
+    /// Source CRS, overriding the file's: an EPSG code or a PROJ string. Required for an
+    /// EPANET `.inp` file, which states none.
+    #[arg(long, visible_alias = "source-crs")]
     s_srs: Option<String>,
     /// Source coordinates are GCJ-02; convert them back to WGS84 first.
     #[arg(long)]
@@ -58,6 +61,45 @@ pub struct ImportArgs {
     /// Continue a batch import after its last committed row.
     #[arg(long, requires = "batch_size")]
     resume: bool,
+    /// Build the pipes' end nodes while importing: `geometry` snaps their end points within
+    /// --snap-m metres, splits pipes at points and tees, and writes the nodes with them.
+    #[arg(long, value_enum, conflicts_with_all = ["batch_size", "resume", "infer_mapping"])]
+    topology: Option<TopologyFrom>,
+    /// The snapping tolerance in metres (--topology geometry).
+    #[arg(long, default_value_t = 0.5, requires = "topology")]
+    snap_m: f64,
+    /// Do not split a pipe where another pipe's end lies on it (for lines drawn straight
+    /// between nodes that pass over other nodes; those are reported as crossings).
+    #[arg(long, requires = "topology")]
+    no_tees: bool,
+    /// A point layer of valves (and sources, customers, junctions: a `node_type` column)
+    /// snapped with the pipes; its columns are read by the nodes' field names, in the pipes'
+    /// CRS (--topology geometry).
+    #[arg(long, visible_alias = "valves", requires = "topology")]
+    points: Option<PathBuf>,
+    /// Write what the snapping found (dangles, near-misses, crossings without a node,
+    /// duplicates, points on no pipe, splits) here as GeoJSON.
+    #[arg(long)]
+    topology_report: Option<PathBuf>,
+    /// The network of an EPANET `.inp` file's nodes and pipelines: `water` (water_supply)
+    /// or any pipeline kind.
+    #[arg(long, value_parser = parse_kind)]
+    kind: Option<PipeKind>,
+    /// The owner of an `.inp` file's pipelines (an owner in the store, or the --mapping's
+    /// [owner]).
+    #[arg(long)]
+    owner_id: Option<i64>,
+    /// A valve layer for an `.inp` file: CSV with `link` and `node` columns (WNTR's form),
+    /// each a valve on that link at that end node.
+    #[arg(long)]
+    valve_layer: Option<PathBuf>,
+}
+
+/// Where `--topology` takes the pipes' end nodes from.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum TopologyFrom {
+    /// Snap the pipes' end points (and the --points) within --snap-m metres.
+    Geometry,
 }
 
 /// What `import` prints: the validation report's counts and issues, the rows an earlier
@@ -188,6 +230,15 @@ pub async fn run(store_args: &StoreArgs, a: &ImportArgs, out: Output) -> Result<
         return print_inferred(a, out);
     }
     let mapping = a.mapping.as_deref().map(Mapping::load).transpose()?;
+    if is_inp(&a.file) {
+        return network::run_inp(store_args, a, mapping, out).await;
+    }
+    if a.kind.is_some() || a.owner_id.is_some() || a.valve_layer.is_some() {
+        anyhow::bail!(
+            "--kind, --owner-id and --valve-layer are for EPANET .inp files; {} is not one",
+            a.file.display()
+        );
+    }
     let chosen = service::choose_mapping(&a.file, a.layer, mapping)?;
     if let Some(m) = &chosen.by_name {
         tell_matched(m, out);
@@ -204,23 +255,14 @@ pub async fn run(store_args: &StoreArgs, a: &ImportArgs, out: Output) -> Result<
         batch_size: a.batch_size,
         resume: a.resume,
     };
+    if a.topology.is_some() {
+        return network::run_geometry(store_args, a, request, out).await;
+    }
+    if a.topology_report.is_some() {
+        anyhow::bail!("--topology-report needs --topology geometry (or an .inp file)");
+    }
     let started = Instant::now();
-    let bar = if out.progress() {
-        indicatif::ProgressBar::new(0).with_style(
-            indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} rows")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        )
-    } else {
-        indicatif::ProgressBar::hidden()
-    };
-    bar.set_message("importing");
-    let progress: Progress = {
-        let bar = bar.clone();
-        Box::new(move |done: usize, total: usize| {
-            bar.set_length(total as u64);
-            bar.set_position(done as u64);
-        })
-    };
+    let (bar, progress) = progress_bar(out, "importing");
     let done = if a.dry_run {
         let done = service::validate_file(request, progress).await;
         bar.finish_and_clear();
@@ -263,6 +305,44 @@ pub async fn run(store_args: &StoreArgs, a: &ImportArgs, out: Output) -> Result<
         outcome,
         seconds,
     })
+}
+
+/// Whether the file is an EPANET `.inp` file (by its extension).
+fn is_inp(file: &Path) -> bool {
+    file.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("inp"))
+}
+
+/// A pipeline kind as clap reads it; `water` is water supply, EPANET's network.
+fn parse_kind(s: &str) -> Result<PipeKind, String> {
+    match s {
+        "water" => Ok(PipeKind::WaterSupply),
+        _ => s
+            .parse()
+            .map_err(|e: lifeline::model::ModelError| e.to_string()),
+    }
+}
+
+/// An indicatif bar for an import's rows (hidden with --quiet), and the callback that
+/// moves it.
+fn progress_bar(out: Output, message: &'static str) -> (indicatif::ProgressBar, Progress) {
+    let bar = if out.progress() {
+        indicatif::ProgressBar::new(0).with_style(
+            indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} rows")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        )
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_message(message);
+    let progress: Progress = {
+        let bar = bar.clone();
+        Box::new(move |done: usize, total: usize| {
+            bar.set_length(total as u64);
+            bar.set_position(done as u64);
+        })
+    };
+    (bar, progress)
 }
 
 /// A layer name as clap reads it.

@@ -4,8 +4,10 @@
 //!
 //! Read: `[JUNCTIONS]`, `[RESERVOIRS]`, `[TANKS]`, `[PIPES]` (status `OPEN`, `CLOSED` or
 //! `CV`), `[PUMPS]`, `[VALVES]` (EPANET's control valves: PRV, PSV, PBV, FCV, TCV, GPV, PCV),
-//! `[STATUS]`, `[COORDINATES]` and `[VERTICES]`. Every other section is skipped; hydraulic
-//! values (lengths, diameters, curves, demands) are not read, as no trace uses them.
+//! `[STATUS]`, `[COORDINATES]`, `[VERTICES]` and the flow units of `[OPTIONS]`. Every other
+//! section is skipped. Of the hydraulic values only a link's length and diameter are kept
+//! (as written, in the file's units: [`InpModel::units`] says which), for the importer to
+//! store the diameter; curves, demands and the rest are not read, as no trace uses them.
 //! Sections may come in any order, as EPANET allows. Names are case-sensitive, as in EPANET.
 //! An error names the line number and the section.
 //!
@@ -89,6 +91,40 @@ pub struct InpLink {
     pub status: LinkStatus,
     /// From `[VERTICES]`, in order, between its end nodes.
     pub vertices: Vec<RawXy>,
+    /// A pipe's length as written (feet or metres, see [`Units`]); none for pumps and
+    /// valves.
+    pub length: Option<f64>,
+    /// A pipe's or valve's diameter as written (inches or millimetres, see [`Units`]);
+    /// none for pumps.
+    pub diameter: Option<f64>,
+}
+
+/// The unit system of a file, from the flow units of `[OPTIONS] Units`: CFS, GPM (the
+/// default), MGD, IMGD and AFD are US customary (lengths in feet, diameters in inches);
+/// LPS, LPM, MLD, CMH and CMD are SI (metres, millimetres).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Units {
+    Us,
+    Si,
+}
+
+impl Units {
+    /// A diameter as written in the file, in millimetres.
+    pub fn diameter_mm(self, d: f64) -> f64 {
+        match self {
+            Units::Us => d * 25.4,
+            Units::Si => d,
+        }
+    }
+
+    /// A length as written in the file, in metres.
+    pub fn length_m(self, l: f64) -> f64 {
+        match self {
+            Units::Us => l * 0.3048,
+            Units::Si => l,
+        }
+    }
 }
 
 /// The topology of an `.inp` file.
@@ -100,6 +136,8 @@ pub struct InpModel {
     pub nodes: Vec<InpNode>,
     /// Pipes, pumps, valves, each in file order.
     pub links: Vec<InpLink>,
+    /// The unit system of lengths and diameters (`[OPTIONS] Units`).
+    pub units: Units,
 }
 
 /// Why an `.inp` text cannot be read.
@@ -132,6 +170,8 @@ pub enum InpProblem {
     PipeStatus(String),
     #[error("valve type {0:?} is not one of PRV, PSV, PBV, FCV, TCV, GPV, PCV")]
     ValveType(String),
+    #[error("flow units {0:?} are not one of CFS, GPM, MGD, IMGD, AFD, LPS, LPM, MLD, CMH, CMD")]
+    Units(String),
 }
 
 /// A valve of a valve layer on an `.inp` network (WNTR's form): on `link`, at its end `node`.
@@ -169,7 +209,8 @@ pub struct InpNetwork {
 
 /// The sections read, in the order they are processed (nodes before the links that name
 /// them, links before `[STATUS]` and `[VERTICES]`).
-const SECTIONS: [&str; 9] = [
+const SECTIONS: [&str; 10] = [
+    "OPTIONS",
     "JUNCTIONS",
     "RESERVOIRS",
     "TANKS",
@@ -254,6 +295,19 @@ impl InpModel {
         }
         let lines = |s: &str| by_section.get(s).map_or(&[][..], Vec::as_slice);
 
+        let mut units = Units::Us;
+        for l in lines("OPTIONS") {
+            if !l.field(0, "option")?.eq_ignore_ascii_case("UNITS") {
+                continue;
+            }
+            let u = l.field(1, "flow units")?.to_uppercase();
+            units = match u.as_str() {
+                "CFS" | "GPM" | "MGD" | "IMGD" | "AFD" => Units::Us,
+                "LPS" | "LPM" | "MLD" | "CMH" | "CMD" => Units::Si,
+                _ => return Err(l.error(InpProblem::Units(u))),
+            };
+        }
+
         let mut nodes: Vec<InpNode> = Vec::new();
         let mut node_ix: HashMap<String, usize> = HashMap::new();
         for (section, kind) in [
@@ -291,8 +345,11 @@ impl InpModel {
                     }
                 };
                 let (from, to) = (end(1, "start node")?, end(2, "end node")?);
+                let (mut length, mut diameter) = (None, None);
                 let (kind, status) = match section {
                     "PIPES" => {
+                        length = Some(l.number(3, "length")?);
+                        diameter = Some(l.number(4, "diameter")?);
                         // Length, diameter, roughness, minor loss, then the status.
                         // The minor loss may be left out, so the status can come 7th.
                         let status = match (l.fields.get(7), l.fields.get(6)) {
@@ -311,7 +368,7 @@ impl InpModel {
                     }
                     "PUMPS" => (InpLinkKind::Pump, LinkStatus::Open),
                     _ => {
-                        l.number(3, "valve diameter")?;
+                        diameter = Some(l.number(3, "valve diameter")?);
                         let t = l.field(4, "valve type")?.to_uppercase();
                         if !VALVE_TYPES.contains(&t.as_str()) {
                             return Err(l.error(InpProblem::ValveType(t)));
@@ -332,6 +389,8 @@ impl InpModel {
                     to,
                     status,
                     vertices: Vec::new(),
+                    length,
+                    diameter,
                 });
             }
         }
@@ -363,6 +422,7 @@ impl InpModel {
             crs: crs.to_string(),
             nodes,
             links,
+            units,
         })
     }
 
@@ -552,6 +612,28 @@ a small net ; with a comment
             }
         );
         assert_eq!(m.links[3].vertices, [[7.0, 8.0], [9.0, 10.0]]);
+    }
+
+    #[test]
+    fn lengths_and_diameters_in_the_units_of_the_file() {
+        let m = InpModel::parse(SMALL, "").unwrap();
+        // No [OPTIONS]: EPANET's default flow units are GPM, so inches and feet.
+        assert_eq!(m.units, Units::Us);
+        assert_eq!(
+            (m.links[0].length, m.links[0].diameter),
+            (Some(100.0), Some(300.0))
+        );
+        assert_eq!(m.links[4].diameter, None, "a pump has no diameter");
+        assert_eq!(m.links[5].diameter, Some(300.0), "a valve has one");
+        assert!((Units::Us.diameter_mm(12.0) - 304.8).abs() < 1e-9);
+        assert!((Units::Us.length_m(100.0) - 30.48).abs() < 1e-12);
+        let si = format!("[OPTIONS]\n Units  lps\n Headloss D-W\n{SMALL}");
+        let m = InpModel::parse(&si, "").unwrap();
+        assert_eq!(m.units, Units::Si);
+        assert_eq!(Units::Si.diameter_mm(300.0), 300.0);
+        let e = InpModel::parse("[OPTIONS]\nUNITS furlongs\n", "").unwrap_err();
+        assert_eq!((e.line, e.section.as_str()), (2, "OPTIONS"));
+        assert_eq!(e.problem, InpProblem::Units("FURLONGS".into()));
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub mod topology;
 pub use flow::{Directed, Direction, Flow};
 pub use inp::{
     InpError, InpLink, InpLinkKind, InpModel, InpNetwork, InpNetworkError, InpNode, InpNodeKind,
-    InpProblem, LayerValve, LinkStatus,
+    InpProblem, LayerValve, LinkStatus, Units,
 };
 pub use topology::{
     from_attributes, from_geometry, AttributeReport, GeometryReport, GeometryTopology, LinePipe,
