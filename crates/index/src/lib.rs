@@ -13,13 +13,23 @@
 //! The trees are in metres so that "within distance" and "k nearest" are exact Euclidean
 //! queries in a projected CRS, as the design requires; lon/lat bounding boxes are turned into
 //! metric envelopes by projecting a densified outline.
+//!
+//! **What changed, for caches built on the index.** Besides the store's change-log
+//! [`version`](SpatialIndex::version), the index numbers its own mutations
+//! ([`generation`](SpatialIndex::generation)) and keeps a bounded log of the records each
+//! one touched ([`changed_since`](SpatialIndex::changed_since)). Every mutation goes
+//! through [`SpatialIndex::upsert`], [`SpatialIndex::remove`] or [`SpatialIndex::load`],
+//! whoever calls them (a local write or the change follower applying another instance's
+//! write), so a cache keyed by the generation stays consistent with what this index holds
+//! on every instance, and a cache that knows which records changed can update only what
+//! they touch (the trace networks' precomputed segments do).
 
 use geo::{BoundingRect, Distance, Euclidean, Geometry};
 use lifeline_model::crs::{CrsError, MetricCrs};
 use lifeline_model::{Bbox, Dataset, Layer, Record};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use rstar::{PointDistance, RStarInsertionStrategy, RTree, RTreeObject, RTreeParams, AABB};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
@@ -125,11 +135,41 @@ pub struct LayerStats {
 /// Gives a record's lowest drawn zoom (see [`SpatialIndex::with_min_zoom`]).
 pub type MinZoomFn = Box<dyn Fn(&Record) -> u8 + Send + Sync>;
 
+/// How many record changes the index remembers for [`SpatialIndex::changed_since`]. A
+/// cache further behind than this rebuilds whole, which at that size it would nearly have
+/// to anyway. 64 Ki entries are 1.5 MiB.
+pub const CHANGE_LOG_LEN: usize = 1 << 16;
+
+/// The mutations of the index, numbered, with the records the latest ones touched.
+#[derive(Debug, Default)]
+struct ChangeLog {
+    /// The number of the latest mutation (0: none yet).
+    generation: u64,
+    /// `(generation, layer, id)` of the latest record changes, oldest first.
+    entries: VecDeque<(u64, Layer, i64)>,
+    /// The log answers for every generation from this one on: what changed after it is all
+    /// in `entries`. Raised by a reload (which changes everything) and by dropping the
+    /// oldest entry.
+    floor: u64,
+}
+
+/// The records changed after a generation ([`SpatialIndex::changed_since`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Changed {
+    /// Each changed record once, as (layer, id), in the order of their latest change.
+    pub records: Vec<(Layer, i64)>,
+    /// The generation these changes bring a cache up to.
+    pub generation: u64,
+}
+
 /// The whole in-memory index. Cheap to share behind an `Arc`.
 pub struct SpatialIndex {
     crs: MetricCrs,
     layers: [RwLock<LayerIndex>; 6],
     version: AtomicI64,
+    /// Logged after each mutation is in the layer, so that a reader who reads the
+    /// generation first and the records after sees at least that generation's content.
+    log: Mutex<ChangeLog>,
     min_zoom: Option<MinZoomFn>,
     /// Names the rules `min_zoom` applies (see [`SpatialIndex::with_min_zoom_tagged`]).
     min_zoom_tag: Option<&'static str>,
@@ -153,6 +193,7 @@ impl SpatialIndex {
             crs,
             layers: Default::default(),
             version: AtomicI64::new(0),
+            log: Mutex::new(ChangeLog::default()),
             min_zoom: None,
             min_zoom_tag: None,
         }
@@ -195,6 +236,58 @@ impl SpatialIndex {
     /// Records that the index now reflects the store up to `version`.
     pub fn set_version(&self, version: i64) {
         self.version.fetch_max(version, Ordering::AcqRel);
+    }
+
+    /// The number of the latest mutation of the index (upsert, remove or load), counted by
+    /// this index from 0. Unlike [`SpatialIndex::version`], which is the store's and is set
+    /// by whoever applies a write, it moves with every change to what the index holds, on
+    /// every instance. Read it before reading records to key a cache on them.
+    pub fn generation(&self) -> u64 {
+        self.log.lock().generation
+    }
+
+    /// The records changed after `generation` (each once), or `None` when the log cannot
+    /// say: the index was reloaded since, or more than [`CHANGE_LOG_LEN`] changes ago.
+    /// A cache built at `generation` that applies these records' current state is
+    /// consistent with the index up to the returned generation.
+    pub fn changed_since(&self, generation: u64) -> Option<Changed> {
+        let log = self.log.lock();
+        if generation < log.floor || generation > log.generation {
+            return None;
+        }
+        // Entries are in generation order: the ones after `generation` are a suffix.
+        let start = log.entries.partition_point(|e| e.0 <= generation);
+        let mut seen = std::collections::HashSet::new();
+        let mut records: Vec<(Layer, i64)> = Vec::new();
+        for &(_, layer, id) in log.entries.range(start..).rev() {
+            if seen.insert((layer, id)) {
+                records.push((layer, id));
+            }
+        }
+        records.reverse();
+        Some(Changed {
+            records,
+            generation: log.generation,
+        })
+    }
+
+    fn logged(&self, layer: Layer, id: i64) {
+        let mut log = self.log.lock();
+        log.generation += 1;
+        let g = log.generation;
+        log.entries.push_back((g, layer, id));
+        if log.entries.len() > CHANGE_LOG_LEN {
+            if let Some((dropped, _, _)) = log.entries.pop_front() {
+                log.floor = dropped;
+            }
+        }
+    }
+
+    fn reset_log(&self) {
+        let mut log = self.log.lock();
+        log.generation += 1;
+        log.entries.clear();
+        log.floor = log.generation;
     }
 
     fn entry_for(&self, record: &Arc<Record>) -> Result<Option<Entry>, CrsError> {
@@ -247,9 +340,17 @@ impl SpatialIndex {
             (Layer::Nodes, nodes.into_iter().map(Record::Node).collect()),
         ];
         for (layer, records) in batches {
-            let built = self.build_layer(records)?;
+            // Even a load that fails halfway has replaced layers: caches must start over.
+            let built = match self.build_layer(records) {
+                Ok(b) => b,
+                Err(e) => {
+                    self.reset_log();
+                    return Err(e);
+                }
+            };
             *self.layers[slot(layer)].write() = built;
         }
+        self.reset_log();
         Ok(())
     }
 
@@ -325,7 +426,10 @@ impl SpatialIndex {
             li.tree.insert(e.clone());
         }
         li.bbox = merge(li.bbox, bbox);
-        li.records.insert(rec.id(), (rec, entry));
+        let id = rec.id();
+        li.records.insert(id, (rec, entry));
+        drop(li);
+        self.logged(layer, id);
         Ok(())
     }
 
@@ -337,6 +441,8 @@ impl SpatialIndex {
                 if let Some(e) = entry {
                     li.tree.remove(&e);
                 }
+                drop(li);
+                self.logged(layer, id);
                 true
             }
             None => false,

@@ -280,3 +280,84 @@ fn distance_queries_far_away_or_larger_than_the_zone() {
         brute_within(&idx, &beside, 400.0)
     );
 }
+
+#[test]
+fn the_change_log_names_what_changed_after_a_generation() {
+    let idx = index_with(random_pipes(10, 12));
+    let loaded = idx.generation();
+    assert!(loaded > 0, "a load is a mutation");
+    // Nothing changed since the load.
+    let none = idx.changed_since(loaded).unwrap();
+    assert!(none.records.is_empty());
+    assert_eq!(none.generation, loaded);
+    // A reload since: the log cannot say what changed before it.
+    assert_eq!(idx.changed_since(loaded - 1), None);
+    // A generation from the future is not one of this index's.
+    assert_eq!(idx.changed_since(loaded + 1), None);
+
+    idx.upsert(Record::Pipeline(pipe(3, 106.5, 29.5, 0.001, 0.0)))
+        .unwrap();
+    let after_3 = idx.generation();
+    idx.upsert(Record::Pipeline(pipe(11, 106.5, 29.5, 0.001, 0.0)))
+        .unwrap();
+    assert!(idx.remove(Layer::Pipelines, 4));
+    // Removing what is not there changes nothing, and is not logged.
+    let before_noop = idx.generation();
+    assert!(!idx.remove(Layer::Pipelines, 4));
+    assert_eq!(idx.generation(), before_noop);
+    idx.upsert(Record::Pipeline(pipe(3, 106.6, 29.5, 0.001, 0.0)))
+        .unwrap();
+    let all = idx.changed_since(loaded).unwrap();
+    assert_eq!(all.generation, idx.generation());
+    // Each record once, in the order of its latest change.
+    assert_eq!(
+        all.records,
+        vec![
+            (Layer::Pipelines, 11),
+            (Layer::Pipelines, 4),
+            (Layer::Pipelines, 3)
+        ]
+    );
+    let later = idx.changed_since(after_3).unwrap();
+    assert_eq!(
+        later.records,
+        vec![
+            (Layer::Pipelines, 11),
+            (Layer::Pipelines, 4),
+            (Layer::Pipelines, 3)
+        ]
+    );
+    let last = idx.changed_since(before_noop).unwrap();
+    assert_eq!(last.records, vec![(Layer::Pipelines, 3)]);
+}
+
+#[test]
+fn the_change_log_is_bounded_and_says_when_it_cannot_answer() {
+    let idx = index_with(random_pipes(10, 13));
+    let start = idx.generation();
+    for i in 0..CHANGE_LOG_LEN + 5 {
+        idx.upsert(Record::Pipeline(pipe(
+            1 + (i % 7) as i64,
+            106.5,
+            29.5,
+            0.001,
+            0.0,
+        )))
+        .unwrap();
+    }
+    // The first changes have been dropped: a cache at `start` must rebuild.
+    assert_eq!(idx.changed_since(start), None);
+    // A cache a few changes behind is still answered.
+    let near = idx.generation() - 3;
+    let c = idx.changed_since(near).unwrap();
+    assert_eq!(c.records.len(), 3);
+    // A reload makes every earlier generation unanswerable.
+    let before = idx.generation();
+    idx.load(Dataset::default()).unwrap();
+    assert_eq!(idx.changed_since(before), None);
+    assert!(idx
+        .changed_since(idx.generation())
+        .unwrap()
+        .records
+        .is_empty());
+}

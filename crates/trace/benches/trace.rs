@@ -3,7 +3,9 @@
 //! The network is the seeded street grid of `tests/common/grid.rs` (mains with loops and
 //! dead ends, three sources, an N-1 valve layer, customers on service pipes), the one the
 //! pgRouting oracle also judges at a smaller size. Run with
-//! `cargo bench -p lifeline-trace --bench trace`.
+//! `cargo bench -p lifeline-trace --bench trace`. Isolations are measured walking the
+//! network and on precomputed segments (`Network::precompute_segments`, what the service
+//! keeps); "precompute every segment" includes cloning the network.
 
 #[path = "../tests/common/grid.rs"]
 mod grid;
@@ -65,6 +67,34 @@ fn traces(c: &mut Criterion) {
             i = (i + 1) % recompute.len();
             let (p, s) = &recompute[i];
             black_box(net.isolate(&[*p], s).expect("isolate"))
+        })
+    });
+    // The same with every segment precomputed, as the service keeps its networks.
+    let mut tabled = net.clone();
+    tabled.precompute_segments();
+    let mut i = 0;
+    g.bench_function("isolate one pipe, precomputed segments", |b| {
+        b.iter(|| {
+            i = (i + 1) % sample.len();
+            black_box(tabled.isolate(&[sample[i]], &none).expect("isolate"))
+        })
+    });
+    let mut i = 0;
+    g.bench_function(
+        "isolate again with a broken valve, precomputed segments",
+        |b| {
+            b.iter(|| {
+                i = (i + 1) % recompute.len();
+                let (p, s) = &recompute[i];
+                black_box(tabled.isolate(&[*p], s).expect("isolate"))
+            })
+        },
+    );
+    g.bench_function("precompute every segment", |b| {
+        b.iter(|| {
+            let mut n = net.clone();
+            n.precompute_segments();
+            black_box(n)
         })
     });
     g.bench_function("segments of the whole network", |b| {

@@ -45,7 +45,7 @@ pub struct Flow {
 impl Flow {
     /// A node's distance from the nearest source, metres (`None`: no source reaches it).
     pub fn distance(&self, net: &Network, node: Id) -> Option<f64> {
-        let n = net.nodes.iter().position(|n| n.id == node)?;
+        let n = *net.node_ix.get(&node)?;
         Some(self.dist[n]).filter(|d| d.is_finite())
     }
 }
@@ -107,7 +107,7 @@ impl Network {
             if d > dist[n] {
                 continue;
             }
-            for &(pi, side) in &self.adj[self.adj_start[n]..self.adj_start[n + 1]] {
+            for &(pi, side) in &self.adj[n] {
                 let other = 1 - side;
                 if !self.conducts(&acts, pi, side) || !self.conducts(&acts, pi, other) {
                     continue;
@@ -181,7 +181,7 @@ impl Network {
             order.push(n);
         }
         while let Some(n) = stack.pop() {
-            for &(pi, side) in &self.adj[self.adj_start[n]..self.adj_start[n + 1]] {
+            for &(pi, side) in &self.adj[n] {
                 if seen[nodes + pi] || !self.conducts(&flow.acts, pi, side) {
                     continue;
                 }

@@ -26,8 +26,10 @@
 //! [`Isolation::source_inside`] and its pockets.
 
 pub mod check;
+mod edit;
 pub mod flow;
 pub mod inp;
+mod segments;
 pub mod service;
 pub mod topology;
 
@@ -36,9 +38,11 @@ pub use inp::{
     InpError, InpLink, InpLinkKind, InpModel, InpNetwork, InpNetworkError, InpNode, InpNodeKind,
     InpProblem, LayerValve, LinkStatus, Units,
 };
+pub use segments::SegmentInfo;
 pub use topology::{
     from_attributes, from_geometry, AttributeReport, GeometryReport, GeometryTopology, LinePipe,
-    NodeKind, NodeRecord, PipeRecord, PointNode, Snapping, Topology, TopologyError, ValveNode,
+    LiveTopology, NodeKind, NodeRecord, PipeRecord, PointNode, Snapping, Topology, TopologyError,
+    ValveNode,
 };
 
 use serde::Serialize;
@@ -117,6 +121,10 @@ pub enum TraceError {
     NoPipe(Id),
     #[error("no valve {0} in the network")]
     NoValve(Id),
+    #[error("no node {0} in the network")]
+    NoNode(Id),
+    #[error("node {node} cannot be removed: {pipes} pipe(s) still end at it")]
+    NodeInUse { node: Id, pipes: usize },
 }
 
 /// What the field says about valves, on top of their stored state.
@@ -130,13 +138,24 @@ pub struct Scenario {
 
 /// How a valve acts in a trace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Act {
+pub(crate) enum Act {
     /// Closed: always a barrier.
     Barrier,
     /// Open and operable: a segment boundary that may be closed.
     Operable,
     /// Broken or inaccessible while open: water passes.
     Pass,
+}
+
+impl Valve {
+    /// How the valve acts as it stands (no what-if).
+    pub(crate) fn act(&self) -> Act {
+        match (self.position, self.operable) {
+            (Position::Closed, _) => Act::Barrier,
+            (Position::Open, false) => Act::Pass,
+            (Position::Open, true) => Act::Operable,
+        }
+    }
 }
 
 /// A utility network with its valves, indexed for traces.
@@ -149,13 +168,16 @@ pub struct Network {
     ends: Vec<[usize; 2]>,
     /// The valve at each pipe end, if any, by valve index.
     valve_at: Vec<[Option<usize>; 2]>,
-    /// The pipe ends at each node, as (pipe index, side), node `n`'s at
-    /// `adj[adj_start[n]..adj_start[n + 1]]`: isolation walks the graph from the pipes
-    /// instead of building components of the whole network.
-    adj: Vec<(usize, usize)>,
-    adj_start: Vec<usize>,
+    /// The pipe ends at each node, as (pipe index, side): isolation walks the graph from
+    /// the pipes instead of building components of the whole network. A list per node
+    /// (not one flat array) so that an edit changes only the nodes it touches.
+    adj: Vec<Vec<(usize, usize)>>,
+    node_ix: HashMap<Id, usize>,
     pipe_ix: HashMap<Id, usize>,
     valve_ix: HashMap<Id, usize>,
+    /// The valve segments of the network as it stands (no what-if), when precomputed
+    /// ([`Network::precompute_segments`]); kept up to date by edits.
+    table: Option<segments::SegmentTable>,
 }
 
 /// An element of the network graph: nodes first, then pipes.
@@ -208,19 +230,10 @@ impl Network {
             }
             valve_at[pi][side] = Some(vi);
         }
-        let mut adj_start = vec![0; nodes.len() + 1];
-        for &n in ends.iter().flatten() {
-            adj_start[n + 1] += 1;
-        }
-        for n in 0..nodes.len() {
-            adj_start[n + 1] += adj_start[n];
-        }
-        let mut fill = adj_start.clone();
-        let mut adj = vec![(0, 0); 2 * pipes.len()];
+        let mut adj: Vec<Vec<(usize, usize)>> = vec![Vec::new(); nodes.len()];
         for (pi, pipe_ends) in ends.iter().enumerate() {
             for (side, &n) in pipe_ends.iter().enumerate() {
-                adj[fill[n]] = (pi, side);
-                fill[n] += 1;
+                adj[n].push((pi, side));
             }
         }
         Ok(Network {
@@ -230,9 +243,10 @@ impl Network {
             ends,
             valve_at,
             adj,
-            adj_start,
+            node_ix,
             pipe_ix,
             valve_ix,
+            table: None,
         })
     }
 
@@ -251,19 +265,16 @@ impl Network {
         &self.valves
     }
 
+    /// Whether a valve of this id is in the network (a lookup, not a pass over the valves).
+    pub fn has_valve(&self, id: Id) -> bool {
+        self.valve_ix.contains_key(&id)
+    }
+
     /// Each valve's act under a scenario, by valve index. The scenario's sets are looked up
     /// by their own ids, not once per valve: hashing every valve's id on every trace showed
     /// in the profile of the 15,000-pipe bench.
     fn acts(&self, s: &Scenario) -> Vec<Act> {
-        let mut acts: Vec<Act> = self
-            .valves
-            .iter()
-            .map(|v| match (v.position, v.operable) {
-                (Position::Closed, _) => Act::Barrier,
-                (Position::Open, false) => Act::Pass,
-                (Position::Open, true) => Act::Operable,
-            })
-            .collect();
+        let mut acts: Vec<Act> = self.valves.iter().map(Valve::act).collect();
         // Unknown ids are refused by `isolate`; elsewhere they change nothing.
         for v in s.broken.iter().filter_map(|id| self.valve_ix.get(id)) {
             if acts[*v] == Act::Operable {
@@ -328,6 +339,11 @@ impl Network {
 
     /// The isolation trace of `pipes` (ids): their valve segments, the valves to close, the
     /// pockets cut off as a side effect, and the customers who lose supply.
+    ///
+    /// With precomputed segments ([`Network::precompute_segments`]) it walks segments
+    /// instead of pipes and nodes, and costs what it touches; the answer is the same. The
+    /// one what-if the table cannot answer, closing a valve that is open but inoperable
+    /// (which splits a precomputed segment), is walked pipe by pipe.
     pub fn isolate(&self, pipes: &[Id], s: &Scenario) -> Result<Isolation, TraceError> {
         for v in s.broken.iter().chain(&s.closed) {
             if !self.valve_ix.contains_key(v) {
@@ -338,6 +354,35 @@ impl Network {
             .iter()
             .map(|id| self.pipe_ix.get(id).copied().ok_or(TraceError::NoPipe(*id)))
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(table) = &self.table {
+            if let Some(iso) = self.isolate_on_segments(table, &starts, s) {
+                return Ok(iso);
+            }
+        }
+        Ok(self.isolate_walking(&starts, s))
+    }
+
+    /// [`Network::isolate`] walking pipes and nodes, without the precomputed segments
+    /// (the reference the segment walk is tested against).
+    #[doc(hidden)]
+    pub fn isolate_without_table(
+        &self,
+        pipes: &[Id],
+        s: &Scenario,
+    ) -> Result<Isolation, TraceError> {
+        for v in s.broken.iter().chain(&s.closed) {
+            if !self.valve_ix.contains_key(v) {
+                return Err(TraceError::NoValve(*v));
+            }
+        }
+        let starts = pipes
+            .iter()
+            .map(|id| self.pipe_ix.get(id).copied().ok_or(TraceError::NoPipe(*id)))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(self.isolate_walking(&starts, s))
+    }
+
+    fn isolate_walking(&self, starts: &[usize], s: &Scenario) -> Isolation {
         // Each valve's act under the scenario, once: the walks below ask per pipe end.
         let acts = self.acts(s);
         let total = self.nodes.len() + self.pipes.len();
@@ -350,7 +395,7 @@ impl Network {
         let mut piece = vec![NONE; total];
         let mut stack = Vec::new();
         let mut pieces = 0;
-        for &p in &starts {
+        for &p in starts {
             let pe = self.pipe_element(p);
             if piece[pe] != NONE {
                 continue;
@@ -383,12 +428,18 @@ impl Network {
         let mut part_fed: Vec<bool> = Vec::new();
         let mut walked: Vec<Element> = Vec::new();
         let mut boundary = Vec::new(); // (pipe index, side, valve, near element, far element)
+        let mut piece_links = Vec::new();
         for (pi, ends) in self.ends.iter().enumerate() {
             let pe = self.pipe_element(pi);
             for (side, &n) in ends.iter().enumerate() {
                 let Some(v) = self.valve_at[pi][side] else {
                     continue;
                 };
+                if in_seg[pe] && in_seg[n] && acts[v] == Act::Operable && piece[pe] != piece[n] {
+                    // Two pieces joined by an open valve were one part before the
+                    // isolation, though the valve is not on the boundary.
+                    piece_links.push((piece[pe], piece[n]));
+                }
                 if acts[v] == Act::Pass || in_seg[pe] == in_seg[n] {
                     continue;
                 }
@@ -425,6 +476,9 @@ impl Network {
         // through open valves (a small union-find: pieces first, then parts). It had a
         // source if any of its members did.
         let mut before = Dsu::new(pieces + parts.len());
+        for &(a, b) in &piece_links {
+            before.union(a, b);
+        }
         let mut joined = vec![false; parts.len()];
         for &(pi, side, v, near, far) in &boundary {
             let far_fed = part_fed[label[far]];
@@ -491,14 +545,14 @@ impl Network {
         }
         let segment = segment.sorted();
         customers.nodes.sort_unstable();
-        Ok(Isolation {
+        Isolation {
             segment,
             valves_to_close,
             boundary_valves,
             pockets,
             source_inside: seg_source,
             customers,
-        })
+        }
     }
 
     /// Everything connected to pipe `pipe` as the network stands: open valves (broken or
@@ -553,7 +607,7 @@ impl Network {
         let lets = |pi: usize, side: usize| joins(self.valve_at[pi][side].map(|v| acts[v]));
         while let Some(e) = stack.pop() {
             if e < nodes {
-                for &(pi, side) in &self.adj[self.adj_start[e]..self.adj_start[e + 1]] {
+                for &(pi, side) in &self.adj[e] {
                     if lets(pi, side) && enter(nodes + pi) {
                         stack.push(nodes + pi);
                     }

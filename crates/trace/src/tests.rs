@@ -215,3 +215,207 @@ fn a_bad_network_is_refused_with_its_reason() {
         TraceError::NoPipe(99)
     );
 }
+
+/// Two start pipes in adjacent segments, joined by an open valve: the part beyond the second
+/// was fed through the first before the isolation, so it is a pocket afterwards.
+///
+/// ```text
+///   S1 --p10-- a2 --p11-- b3 --p12-- c4 --p13-- C5(7)
+/// ```
+/// Valves: v20 on p10 at a2, v21 on p11 at b3, v22 on p12 at c4.
+#[test]
+fn a_part_fed_through_another_start_pipe_is_a_pocket() {
+    let mut net = Network::new(
+        vec![
+            node(1, NodeRole::Source),
+            node(2, NodeRole::Junction),
+            node(3, NodeRole::Junction),
+            node(4, NodeRole::Junction),
+            node(5, NodeRole::Customer { customers: 7 }),
+        ],
+        vec![
+            pipe(10, 1, 2),
+            pipe(11, 2, 3),
+            pipe(12, 3, 4),
+            pipe(13, 4, 5),
+        ],
+        vec![valve(20, 10, 2), valve(21, 11, 3), valve(22, 12, 4)],
+    )
+    .unwrap();
+    let walked = net.isolate(&[11, 12], &Scenario::default()).unwrap();
+    assert_eq!(walked.segment.pipes, vec![11, 12]);
+    // v21 lies between the two pieces: not on the boundary, and not to close.
+    let ids: Vec<Id> = walked.boundary_valves.iter().map(|b| b.id).collect();
+    assert_eq!(ids, vec![20, 22]);
+    // Only v20 needs closing: beyond v22 nothing is fed once the segment is cut off.
+    assert_eq!(walked.valves_to_close, vec![20]);
+    assert_eq!(
+        walked.pockets,
+        vec![Part {
+            nodes: vec![4, 5],
+            pipes: vec![13]
+        }]
+    );
+    assert_eq!(walked.customers.count, 7);
+    // The precomputed segments give the same answer.
+    net.precompute_segments();
+    assert_eq!(
+        net.isolate(&[11, 12], &Scenario::default()).unwrap(),
+        walked
+    );
+}
+
+/// The precomputed segments answer what the walk answers on the main network, for every
+/// pipe and every single broken or closed valve.
+#[test]
+fn precomputed_segments_answer_as_the_walk_does() {
+    let mut net = main_network(valves());
+    net.precompute_segments();
+    net.check_precomputed_segments().unwrap();
+    assert_eq!(net.segment_count(), Some(5));
+    let seg = net.precomputed_segment(3).unwrap();
+    assert_eq!(seg.pipes, vec![3]);
+    assert_eq!(seg.boundary_valves, vec![4]);
+    assert_eq!(seg.customers.count, 10);
+    let mut scenarios = vec![Scenario::default()];
+    for v in 1..=4 {
+        scenarios.push(Scenario {
+            broken: [v].into(),
+            ..Scenario::default()
+        });
+        scenarios.push(Scenario {
+            closed: [v].into(),
+            ..Scenario::default()
+        });
+    }
+    for s in &scenarios {
+        for p in 1..=5 {
+            assert_eq!(
+                net.isolate(&[p], s).unwrap(),
+                net.isolate_without_table(&[p], s).unwrap(),
+                "pipe {p}, {s:?}"
+            );
+        }
+    }
+}
+
+/// The edits themselves, one at a time and without the records' bookkeeping (which
+/// re-derives whole neighbourhoods): after each random edit and `settle_segments`, the
+/// precomputed segments equal a fresh computation, and isolations on them equal the walk.
+#[test]
+fn single_edits_keep_the_precomputed_segments_exact() {
+    use rand::seq::SliceRandom;
+    use rand::{Rng, SeedableRng};
+    for seed in 0..30u64 {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+        let n: Id = 60;
+        let nodes = (1..=n)
+            .map(|id| {
+                let role = match rng.gen_range(0..8) {
+                    0 => NodeRole::Source,
+                    1 | 2 => NodeRole::Customer {
+                        customers: rng.gen_range(1..9),
+                    },
+                    _ => NodeRole::Junction,
+                };
+                node(id, role)
+            })
+            .collect();
+        let pipes: Vec<Pipe> = (1..=n)
+            .map(|a| pipe(100 + a, a, (a + rng.gen_range(0..4)).min(n)))
+            .collect();
+        let mut net = Network::new(nodes, pipes, Vec::new()).unwrap();
+        net.precompute_segments();
+        let mut next: Id = 1000;
+        for step in 0..150 {
+            let node_ids: Vec<Id> = net.nodes().iter().map(|n| n.id).collect();
+            let pipe_ids: Vec<Id> = net.pipes().iter().map(|p| p.id).collect();
+            next += 1;
+            let done = match rng.gen_range(0..8) {
+                0 => net.add_node(node(next, NodeRole::Junction)),
+                1 => {
+                    // Only a node no pipe ends at can go.
+                    let free: Vec<Id> = node_ids
+                        .iter()
+                        .copied()
+                        .filter(|id| !net.pipes().iter().any(|p| p.from == *id || p.to == *id))
+                        .collect();
+                    match free.choose(&mut rng) {
+                        Some(&id) => net.remove_node(id),
+                        None => Ok(()),
+                    }
+                }
+                2 => {
+                    let id = *node_ids.choose(&mut rng).unwrap();
+                    let role = if rng.gen_bool(0.5) {
+                        NodeRole::Source
+                    } else {
+                        NodeRole::Customer { customers: 3 }
+                    };
+                    net.set_node_role(id, role)
+                }
+                3 | 4 => net.add_pipe(pipe(
+                    next,
+                    *node_ids.choose(&mut rng).unwrap(),
+                    *node_ids.choose(&mut rng).unwrap(),
+                )),
+                5 => match pipe_ids.choose(&mut rng) {
+                    Some(&id) => net.remove_pipe(id),
+                    None => Ok(()),
+                },
+                6 => match net.pipes().choose(&mut rng).cloned() {
+                    Some(p) => {
+                        let at = if rng.gen_bool(0.5) { p.from } else { p.to };
+                        let v = Valve {
+                            id: next,
+                            pipe: p.id,
+                            node: at,
+                            position: if rng.gen_bool(0.2) {
+                                Position::Closed
+                            } else {
+                                Position::Open
+                            },
+                            operable: rng.gen_bool(0.8),
+                        };
+                        // Refused when that end has a valve already: nothing changes then.
+                        match net.add_valve(v) {
+                            Err(TraceError::TwoValves { .. }) => Ok(()),
+                            other => other,
+                        }
+                    }
+                    None => Ok(()),
+                },
+                _ => match net.valves().choose(&mut rng).map(|v| v.id) {
+                    Some(id) => net.remove_valve(id),
+                    None => Ok(()),
+                },
+            };
+            done.unwrap_or_else(|e| panic!("seed {seed}, step {step}: {e}"));
+            net.settle_segments();
+            if let Err(e) = net.check_precomputed_segments() {
+                panic!("seed {seed}, step {step}: {e}");
+            }
+            // The edited network is one `new` would build from its parts.
+            let again = Network::new(
+                net.nodes().to_vec(),
+                net.pipes().to_vec(),
+                net.valves().to_vec(),
+            )
+            .unwrap();
+            let valves: Vec<Id> = net.valves().iter().map(|v| v.id).collect();
+            for p in net.pipes().choose_multiple(&mut rng, 3) {
+                let mut s = Scenario::default();
+                if let Some(&v) = valves.choose(&mut rng) {
+                    if rng.gen_bool(0.5) {
+                        s.broken.insert(v);
+                    } else {
+                        s.closed.insert(v);
+                    }
+                }
+                let on_table = net.isolate(&[p.id], &s).unwrap();
+                assert_eq!(on_table, net.isolate_without_table(&[p.id], &s).unwrap());
+                assert_eq!(on_table, again.isolate(&[p.id], &s).unwrap());
+            }
+        }
+    }
+}

@@ -267,6 +267,14 @@ fn trial(g: &Graph, pipes: &[Id], s: &Scenario, seen: &mut Seen) {
     let net = g.net;
     let what = format!("isolating {pipes:?} with {s:?}");
     let iso: Isolation = net.isolate(pipes, s).expect("isolate");
+    // The precomputed segments give the same answer, so pgRouting judges both paths.
+    let mut on_table = net.clone();
+    on_table.precompute_segments();
+    assert_eq!(
+        on_table.isolate(pipes, s).expect("isolate"),
+        iso,
+        "{what}: on precomputed segments"
+    );
     let closed: BTreeSet<Id> = net
         .valves()
         .iter()

@@ -42,8 +42,12 @@ fn numbering(o: &Value, key: &str, part: &str) -> Vec<usize> {
 
 fn compare(network_name: &str, seed: u32, n: u32, broken: &str) {
     let o = oracle(network_name, seed, n, broken);
-    let net = network(&o);
+    let mut net = network(&o);
     let all = net.segments(&Scenario::default());
+    // WNTR judges the precomputed segments too: the same partition, and the isolations
+    // below run on them.
+    net.precompute_segments();
+    assert_eq!(net.precomputed_segments().as_ref(), Some(&all));
     let wntr_nodes = numbering(&o, "segments", "nodes");
     let wntr_links = numbering(&o, "segments", "links");
     let ours: Vec<usize> = all.nodes.iter().chain(&all.pipes).copied().collect();

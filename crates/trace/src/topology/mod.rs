@@ -21,6 +21,9 @@
 //!   the pipe it acts on (`on_pipe`), and that pipe ends at the valve node.
 
 mod geometry;
+mod live;
+
+pub use live::LiveTopology;
 
 pub use geometry::{
     from_geometry, Crossing, Dangle, DuplicateNode, GeometryReport, GeometryTopology, LinePipe,
@@ -134,6 +137,28 @@ pub enum TopologyError {
     Network(#[from] TraceError),
 }
 
+/// What a node record is in a trace: a valve node is a junction (its valve acts on a pipe).
+pub(crate) fn role_of(kind: &NodeKind) -> NodeRole {
+    match kind {
+        NodeKind::Junction | NodeKind::Valve(_) => NodeRole::Junction,
+        NodeKind::Source => NodeRole::Source,
+        NodeKind::Customer { customers } => NodeRole::Customer {
+            customers: *customers,
+        },
+    }
+}
+
+/// The pipe a valve node acts on, given the pipes ending at it (each once), as the module
+/// documentation says; `None`: misplaced.
+pub(crate) fn place_valve(v: &ValveNode, at: &[Id]) -> Option<Id> {
+    match v.on_pipe {
+        Some(named) if at.contains(&named) => Some(named),
+        Some(_) => None,
+        None if matches!(at.len(), 1 | 2) => at.iter().min().copied(),
+        None => None,
+    }
+}
+
 /// Builds a network from pipes that name their end nodes, and nodes with their kinds.
 /// Valve nodes become valves as the module documentation says; problems go into the report.
 pub fn from_attributes(
@@ -195,25 +220,15 @@ pub fn from_attributes(
     let mut valves = Vec::new();
     let mut net_nodes = Vec::with_capacity(kept_nodes.len());
     for n in kept_nodes {
-        let role = match &n.kind {
-            NodeKind::Junction | NodeKind::Valve(_) => NodeRole::Junction,
-            NodeKind::Source => NodeRole::Source,
-            NodeKind::Customer { customers } => NodeRole::Customer {
-                customers: *customers,
-            },
-        };
-        net_nodes.push(Node { id: n.id, role });
+        net_nodes.push(Node {
+            id: n.id,
+            role: role_of(&n.kind),
+        });
         let NodeKind::Valve(v) = &n.kind else {
             continue;
         };
         let at: &[Id] = incident.get(&n.id).map_or(&[], Vec::as_slice);
-        let pipe = match v.on_pipe {
-            Some(named) if at.contains(&named) => Some(named),
-            Some(_) => None,
-            None if matches!(at.len(), 1 | 2) => at.iter().min().copied(),
-            None => None,
-        };
-        match pipe {
+        match place_valve(v, at) {
             Some(pipe) => valves.push(Valve {
                 id: n.id,
                 pipe,
