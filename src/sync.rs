@@ -404,6 +404,7 @@ async fn apply_change(
             // Always (a local write already updated the index, and reported it; applying
             // it again is harmless): after the index, so the statistics see the change.
             state.risk.index_changed(ch.layer, ch.record_id);
+            state.index.set_version(ch.version);
             Ok(at)
         }
         None => {
@@ -413,6 +414,8 @@ async fn apply_change(
                 state.tiles.record_changed(old.as_deref(), None);
             }
             state.risk.index_changed(ch.layer, ch.record_id);
+            // The index now reflects the log up to here, on this instance too (`/ready`).
+            state.index.set_version(ch.version);
             Ok(at)
         }
     }

@@ -433,6 +433,40 @@ async fn two_postgis_instances_stay_consistent() {
         StatusCode::OK,
         "B's index has the pipeline written through A"
     );
+    // B's index says it reflects the log up to that edit.
+    let ready: Value = c
+        .get(format!("{b}/ready"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["index"]["version"], edit.data["version"], "{ready}");
+    // A trace published through A reaches B's analysts (never its anonymous stream).
+    let mut b_analyst =
+        SseClient::connect_with(&b, "?kinds=trace", None, Some(&key(Role::Analyst))).await;
+    let (s, published) = send(
+        a.req(
+            Method::POST,
+            "/trace/isolate?publish=true",
+            Some(Role::Operator),
+        )
+        .json(&json!({"pipes": [1], "message": "main 1"})),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{published}");
+    let trace = b_analyst.take(1).await.remove(0);
+    assert_eq!(
+        (trace.event.as_str(), &trace.data["message"]),
+        ("trace", &json!("main 1"))
+    );
+    assert!(trace
+        .id
+        .starts_with(&format!("{}-", published["published"])));
+    while let Some(e) = b_events.next(StdDuration::from_millis(500)).await {
+        assert_ne!(e.event, "trace", "an anonymous stream carried a trace");
+    }
     drop(b_events);
     let _ = b_stop.send(());
     let _ = b_handle.await;
