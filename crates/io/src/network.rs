@@ -27,10 +27,8 @@ use lifeline_model::node::{NetworkNode, NodeType, SourceKind, ValveCondition, Va
 use lifeline_model::{Actor, Bbox, Catalog, Dataset, Layer, Owner, PipeKind, Pipeline};
 use lifeline_store::{Store, StoreError};
 use lifeline_trace::inp::{InpError, InpLinkKind, InpModel, InpNodeKind, LayerValve, LinkStatus};
-use lifeline_trace::topology::{
-    GeometryReport, LinePipe, NodeKind, PointNode, Snapping, TopologyError, ValveNode,
-};
-use lifeline_trace::{Id, Position};
+use lifeline_trace::topology::{GeometryReport, LinePipe, PointNode, Snapping, TopologyError};
+use lifeline_trace::Id;
 use serde::Serialize;
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, HashMap};
@@ -190,24 +188,6 @@ fn metres_per_degree(lat: f64) -> (f64, f64) {
     (111_320.0 * lat.to_radians().cos(), 110_574.0)
 }
 
-/// A node record's kind as the trace builders see it.
-fn node_kind(n: &NetworkNode) -> NodeKind {
-    match n.node_type {
-        NodeType::Junction => NodeKind::Junction,
-        NodeType::Source => NodeKind::Source,
-        NodeType::Customer => NodeKind::Customer {
-            customers: n.customer_count(),
-        },
-        NodeType::Valve => NodeKind::Valve(ValveNode {
-            position: match n.position() {
-                ValvePosition::Open => Position::Open,
-                ValvePosition::Closed => Position::Closed,
-            },
-            operable: n.operable(),
-            on_pipe: n.on_pipe_id,
-        }),
-    }
-}
 
 /// The point layer's mapping: its columns named like the nodes' fields, in the pipes'
 /// CRS (one delivery, one CRS), with `node_type` `valve` and the pipes' `kind` where it
@@ -430,7 +410,7 @@ fn snap(
         pts.push(PointNode {
             id: n.id,
             at: [x, y],
-            kind: node_kind(n),
+            kind: lifeline_trace::service::node_record(n).kind,
         });
     }
     let built = lifeline_trace::from_geometry(&lines, &pts, snapping)?;

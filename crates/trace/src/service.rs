@@ -591,8 +591,8 @@ fn describe(report: &AttributeReport) -> Vec<String> {
     problems
 }
 
-/// A stored node in the engine's terms.
-fn node_record(n: &NetworkNode) -> NodeRecord {
+/// A stored node in the engine's terms (as `/trace` and the importer build networks).
+pub fn node_record(n: &NetworkNode) -> NodeRecord {
     NodeRecord {
         id: n.id,
         kind: match n.node_type {
