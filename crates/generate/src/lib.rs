@@ -6,11 +6,14 @@
 //!
 //! This module owns the presets (`demo`, `jiulongpo`, `city`) and their targets (taken
 //! from the domain reference), the orchestration (districts, then streets in parallel,
-//! then id assignment), and the report. Submodules own the parts:
+//! then id assignment, then the join across streets), and the report. Submodules own the
+//! parts:
 //! `source` the embedded inputs, `split` polygon splitting, `cells` the hierarchy,
 //! `network` roads and pipes, `nodes` the traceable water, gas and heat networks laid on
-//! them (junctions, valves, sources, customer connections), `risk` risk points and
-//! sensors, `owners` companies and people, `geom` the metric frame and polyline helpers.
+//! them (junctions, valves, sources, customer connections), `ties` joining the streets'
+//! networks into one per utility (ties, trunk mains, a few sources), `risk` risk points
+//! and sensors, `owners` companies and people, `geom` the metric frame and polyline
+//! helpers.
 //!
 //! Determinism: every district and street draws from its own ChaCha8 stream derived from
 //! the seed and its statistical code, results are merged in a fixed order and ids are
@@ -31,6 +34,7 @@ mod owners;
 mod risk;
 mod source;
 mod split;
+mod ties;
 
 use geo::Coord;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -161,6 +165,17 @@ pub struct GenerateReport {
     pub inoperable_valves: usize,
     /// Pipes of the traceable networks in a part no source feeds, as the valves stand.
     pub unfed_pipes: usize,
+    /// Ties where the streets' mains meet (module `ties`).
+    pub ties: usize,
+    /// Trunk mains between the streets' built-up areas, second feeds included.
+    pub trunk_mains: usize,
+    /// Pipes the ties and trunk mains add (stubs included).
+    pub link_pipes: usize,
+    /// Sources the streets' networks had before they were joined (one per street part).
+    pub street_sources: usize,
+    /// Normally closed valves opened once the streets were joined, because a part would
+    /// otherwise have lost every source.
+    pub reopened_valves: usize,
     /// Total pipeline length, km.
     pub pipeline_km: f64,
     /// Length per kind, km.
@@ -201,7 +216,8 @@ impl fmt::Display for GenerateReport {
             f,
             "{} (seed {}): {} district(s) ({}), {} street(s); {} owners; {} grid cells ({}); \
              {} pipeline segments, {:.1} km; {} network nodes ({}; {} valves closed, {} \
-             inoperable; {} unfed pipes); {} risk points ({} unmonitored); {} sensors; {:.2} s",
+             inoperable; {} unfed pipes; {} ties and {} trunk mains between streets, {} pipes, \
+             sources {} before); {} risk points ({} unmonitored); {} sensors; {:.2} s",
             self.preset,
             self.seed,
             self.districts.len(),
@@ -225,6 +241,10 @@ impl fmt::Display for GenerateReport {
             self.closed_valves,
             self.inoperable_valves,
             self.unfed_pipes,
+            self.ties,
+            self.trunk_mains,
+            self.link_pipes,
+            self.street_sources,
             self.risk_points,
             self.unmonitored_risk_points,
             self.sensors,
@@ -337,6 +357,9 @@ struct StreetOut {
     km_by_kind: Vec<f64>,
     risks: Vec<risk::LocalRisk>,
     sensors: Vec<risk::LocalSensor>,
+    /// Each pipe's traceable network, and whether it is a service (for `ties`).
+    nets: Vec<Option<nodes::Net>>,
+    services: Vec<bool>,
 }
 
 /// A ChaCha8 stream for one purpose and one place, derived from the seed.
@@ -408,6 +431,16 @@ fn generate_plan(
     seed: u64,
     progress: bool,
 ) -> Result<(Dataset, GenerateReport), GenerateError> {
+    generate_joined(plan, seed, progress).map(|(data, report, _)| (data, report))
+}
+
+/// [`generate_plan`], also returning what joining the streets' networks did (the tests
+/// judge the links by it).
+fn generate_joined(
+    plan: &Plan,
+    seed: u64,
+    progress: bool,
+) -> Result<(Dataset, GenerateReport, ties::Joined), GenerateError> {
     let started = Instant::now();
     let districts = source::load_districts(&plan.adcodes)?;
     if let Some(only) = &plan.only_streets {
@@ -463,8 +496,8 @@ fn generate_plan(
     let (mut next_cell, mut next_pipe, mut next_risk, mut next_sensor) =
         (ctxs.len() as i64 + 1, 1i64, 1i64, 1i64);
     let mut next_node = 1i64;
-    let mut unfed_pipes = 0;
-    for (job, slot) in jobs.iter().zip(slots) {
+    let mut topo = ties::Topo::default();
+    for (si, (job, slot)) in jobs.iter().zip(slots).enumerate() {
         let out = match slot {
             Some(Ok(out)) => out,
             Some(Err(e)) => return Err(e),
@@ -489,8 +522,15 @@ fn generate_plan(
             next_cell += 1;
         }
         let nbase = next_node;
-        unfed_pipes += out.nodes.unfed_pipes;
+        // Each street's networks are fed on their own before they are joined.
+        debug_assert_eq!(out.nodes.unfed_pipes, 0);
+        topo.pipe_net
+            .extend((0..out.pipes.len()).map(|k| out.nets.get(k).copied().flatten()));
+        topo.pipe_service
+            .extend((0..out.pipes.len()).map(|k| out.services.get(k).copied().unwrap_or(false)));
         for n in out.nodes.nodes {
+            topo.node_street.push(si);
+            topo.node_district.push(job.district);
             data.nodes.push(NetworkNode {
                 id: next_node,
                 on_pipe_id: n.on_pipe.map(|p| pbase + p as i64),
@@ -536,6 +576,19 @@ fn generate_plan(
         pb.inc(1);
     }
     pb.finish();
+    // Phase 4: one network per utility across the streets.
+    let joined = ties::join(
+        &mut data,
+        &topo,
+        geom::Frame::new(CITY_CENTRE),
+        &mut stream(seed, "ties", plan.preset.as_str()),
+    );
+    for &(d, kind, km) in &joined.km {
+        if let Some(k) = PipeKind::ALL.iter().position(|x| *x == kind) {
+            km_by_kind[k] += km;
+        }
+        district_out_km[d] += km;
+    }
 
     let mut watched = vec![false; data.risk_points.len()];
     for s in &data.sensors {
@@ -584,7 +637,12 @@ fn generate_plan(
             .iter()
             .filter(|n| n.node_type == NodeType::Valve && !n.operable())
             .count(),
-        unfed_pipes,
+        unfed_pipes: joined.unfed_pipes,
+        ties: joined.ties,
+        trunk_mains: joined.trunks,
+        link_pipes: joined.link_pipes.len(),
+        street_sources: joined.sources_before,
+        reopened_valves: joined.reopened,
         pipeline_km: km_by_kind.iter().sum(),
         km_by_kind: PipeKind::ALL.iter().copied().zip(km_by_kind).collect(),
         risk_points: data.risk_points.len(),
@@ -592,7 +650,7 @@ fn generate_plan(
         unmonitored_risk_points: watched.iter().filter(|w| !**w).count(),
         elapsed: started.elapsed(),
     };
-    Ok((data, report))
+    Ok((data, report, joined))
 }
 
 /// Pipeline km and risk points per district: pinned districts keep their figure, the
@@ -889,8 +947,11 @@ fn run_street(
             km_by_kind[k] += p.len_m / 1000.0;
         }
     }
+    let services = net.info.iter().map(|i| i.role.is_service()).collect();
     Ok(StreetOut {
         cells: tree,
+        nets: net.nets,
+        services,
         pipes: net.pipes,
         nodes: street_nodes,
         km_by_kind,
@@ -1240,5 +1301,17 @@ mod tests {
         );
         let errors = check::run(&data, Catalog::builtin()).errors();
         assert_eq!(errors, 0);
+        assert_eq!(report.unfed_pipes, 0);
+        let mut sources: BTreeMap<String, usize> = BTreeMap::new();
+        for n in data
+            .nodes
+            .iter()
+            .filter(|n| n.node_type == NodeType::Source)
+        {
+            *sources
+                .entry(format!("{} {:?}", n.kind, n.source_kind))
+                .or_default() += 1;
+        }
+        println!("sources: {sources:?}");
     }
 }

@@ -20,7 +20,8 @@
 //! 4. **Customers** at the building end of every service (water, gas, and the supply and
 //!    return services of a building's heat substation), **sources** in every connected
 //!    part (plants and tanks, gate stations and regulators, heat plants), more in larger
-//!    parts, at the ends of mains.
+//!    parts, at the ends of mains. Once the streets are joined (`ties`), a few of them
+//!    are kept for the whole network.
 //! 5. **Interval valves.** Along a run of mains between junctions, a sectionalising valve
 //!    wherever the main since the last valve would grow past the network's spacing
 //!    ([`Net::valve_spacing_m`]): at the joint between two pipes where it is a plain joint,
@@ -46,7 +47,7 @@ const ON_MAIN_M: f64 = 1.5;
 /// Cuts closer than this to a pipe's end, or to each other, are one node, m.
 const MERGE_M: f64 = 0.5;
 /// How far from the junction a valve on a stub sits, m.
-const STUB_M: f64 = 1.0;
+pub(super) const STUB_M: f64 = 1.0;
 /// Grid cell of the spatial lookups, m.
 const CELL_M: f64 = 50.0;
 /// Interval (sectionalising) valve spacing along water mains, m: the middle of the
@@ -59,8 +60,8 @@ const GAS_SPACING_M: f64 = 1000.0;
 /// value for distribution mains.
 const HEAT_SPACING_M: f64 = 1000.0;
 /// Shares of valves broken and inaccessible, and of main valves normally closed.
-const BROKEN: f64 = 0.02;
-const INACCESSIBLE: f64 = 0.03;
+pub(super) const BROKEN: f64 = 0.02;
+pub(super) const INACCESSIBLE: f64 = 0.03;
 const CLOSED: f64 = 0.02;
 
 /// One traceable network of a street. Gas is split by pressure tier (the sub-high ring
@@ -76,7 +77,7 @@ pub(super) enum Net {
 }
 
 impl Net {
-    fn kind(self) -> PipeKind {
+    pub(super) fn kind(self) -> PipeKind {
         match self {
             Net::Water => PipeKind::WaterSupply,
             Net::GasSubHigh | Net::GasDist => PipeKind::Gas,
@@ -1074,14 +1075,15 @@ fn piece_pipe(src: &Pipeline, info: &PipeInfo, pc: &Piece, frame: &Frame) -> (Pi
 #[cfg(test)]
 mod tests {
     use crate::{generate, GenerateOptions, Preset};
-    use lifeline_model::{check, Catalog, Dataset, Layer, NodeType, PipeKind};
+    use lifeline_model::{check, Catalog, Dataset, GasPressure, Layer, NodeType, PipeKind};
     use lifeline_trace::{service::network_of, Scenario};
     use rand::seq::SliceRandom;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
-    use std::collections::{BTreeMap, HashMap};
+    use std::collections::{BTreeMap, HashMap, HashSet};
 
     use super::Net;
+    use crate::ties::MAX_CUSTOMERS_ONE_FEED;
 
     /// The kinds the generator builds as traceable networks.
     const TRACED: [PipeKind; 3] = [PipeKind::WaterSupply, PipeKind::Gas, PipeKind::Heat];
@@ -1629,6 +1631,148 @@ mod tests {
         assert_eq!(tee_node.on_pipe, Some(service));
         assert_eq!(out.nodes[building].node.node_type, NodeType::Customer);
         assert!(out.nodes.iter().all(|n| n.node.validate().is_ok()));
+    }
+
+    /// The parts of a kind's network with every valve open: for each, its pipes' total
+    /// length (m), its sources and its pipes' pressure classes.
+    fn parts_of(data: &Dataset, kind: PipeKind) -> Vec<(f64, usize, Vec<Option<GasPressure>>)> {
+        let nodes: Vec<_> = data
+            .nodes
+            .iter()
+            .filter(|n| n.kind == kind)
+            .map(|n| {
+                let mut n = n.clone();
+                n.valve_position = None;
+                n
+            })
+            .collect();
+        let pipes: HashMap<i64, &lifeline_model::Pipeline> = data
+            .pipelines
+            .iter()
+            .filter(|p| p.kind == kind && p.from_node.is_some())
+            .map(|p| (p.id, p))
+            .collect();
+        let list: Vec<_> = pipes.values().map(|p| (*p).clone()).collect();
+        let (net, _) = network_of(&nodes, &list).expect("a network");
+        let source: HashSet<i64> = nodes
+            .iter()
+            .filter(|n| n.node_type == NodeType::Source)
+            .map(|n| n.id)
+            .collect();
+        let mut ids: Vec<i64> = pipes.keys().copied().collect();
+        ids.sort_unstable();
+        let mut seen: HashSet<i64> = HashSet::new();
+        let mut out = Vec::new();
+        for id in ids {
+            if seen.contains(&id) {
+                continue;
+            }
+            let part = net.connected(id, &Scenario::default()).expect("a part");
+            seen.extend(part.pipes.iter().copied());
+            let m = part.pipes.iter().map(|p| length_m(pipes[p])).sum();
+            let sources = part.nodes.iter().filter(|n| source.contains(n)).count();
+            let mut classes: Vec<_> = part.pipes.iter().map(|p| pipes[p].pressure_class).collect();
+            classes.sort_unstable();
+            classes.dedup();
+            out.push((m, sources, classes));
+        }
+        out
+    }
+
+    /// The streets' networks joined (`ties`), for a preset:
+    /// - water is one network per district; gas two, the sub-high tier and the
+    ///   distribution (they meet only through regulators); heat schemes stay local, each
+    ///   with one plant;
+    /// - each network has at least one source; water and gas have at most one for every
+    ///   two streets, so most streets get their supply through the links, and fewer
+    ///   sources than the streets had;
+    /// - with every valve operable, isolating any pipe of a tie or trunk main cuts off at
+    ///   most [`MAX_CUSTOMERS_ONE_FEED`] customers (no link alone feeds a large area);
+    /// - the links add less than 5 % to the pipes.
+    fn assert_joined(preset: Preset) {
+        let plan = crate::Plan::for_preset(preset);
+        let (data, report, joined) = crate::generate_joined(&plan, 42, false).expect("generates");
+        let districts = report.districts.len();
+        assert_eq!(report.unfed_pipes, 0);
+        assert!(
+            joined.link_pipes.len() * 20 < data.pipelines.len(),
+            "{} link pipes of {}",
+            joined.link_pipes.len(),
+            data.pipelines.len()
+        );
+        for kind in TRACED {
+            let parts = parts_of(&data, kind);
+            let sources: usize = parts.iter().map(|p| p.1).sum();
+            println!(
+                "{kind}: {} parts, {sources} sources, {} streets",
+                parts.len(),
+                report.streets
+            );
+            assert!(
+                parts.iter().all(|p| p.1 >= 1),
+                "{kind}: a part without a source"
+            );
+            match kind {
+                PipeKind::WaterSupply => {
+                    assert!(parts.len() <= districts, "{kind}: {}", parts.len())
+                }
+                // The sub-high tier and the distribution meet only through regulators.
+                PipeKind::Gas => assert!(parts.len() <= 2 * districts, "{kind}: {}", parts.len()),
+                _ => assert!(
+                    parts.iter().all(|p| p.1 == 1),
+                    "{kind}: one plant per scheme"
+                ),
+            }
+            // Most streets are fed through the links: at most half of them hold a source.
+            if kind != PipeKind::Heat && report.streets > 1 {
+                assert!(2 * sources <= report.streets, "{kind}: {sources} sources");
+            }
+        }
+        let sources = data
+            .nodes
+            .iter()
+            .filter(|n| n.node_type == NodeType::Source)
+            .count();
+        assert!(sources < report.street_sources || report.streets == 1);
+        assert_eq!(joined.link_pipes.len(), report.link_pipes);
+        // No link alone feeds more than a district metered area.
+        let mut nodes: Vec<_> = data.nodes.clone();
+        for n in &mut nodes {
+            n.valve_condition = None;
+        }
+        for kind in TRACED {
+            let nodes: Vec<_> = nodes.iter().filter(|n| n.kind == kind).cloned().collect();
+            let pipes: Vec<_> = data
+                .pipelines
+                .iter()
+                .filter(|p| p.kind == kind)
+                .cloned()
+                .collect();
+            let (net, _) = network_of(&nodes, &pipes).expect("a network");
+            let links: HashSet<i64> = joined.link_pipes.iter().copied().collect();
+            for p in pipes.iter().filter(|p| links.contains(&p.id)) {
+                let iso = net
+                    .isolate(&[p.id], &Scenario::default())
+                    .expect("isolates");
+                assert!(
+                    iso.customers.count <= MAX_CUSTOMERS_ONE_FEED,
+                    "{kind}: link pipe {} alone feeds {} customers",
+                    p.id,
+                    iso.customers.count
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn demo_networks_are_joined() {
+        assert_joined(Preset::Demo);
+    }
+
+    /// The whole district: a few seconds in a debug build.
+    #[test]
+    fn jiulongpo_networks_are_joined() {
+        assert_joined(Preset::Jiulongpo);
     }
 
     /// The whole district: a few seconds in a debug build.
