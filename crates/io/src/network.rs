@@ -188,7 +188,6 @@ fn metres_per_degree(lat: f64) -> (f64, f64) {
     (111_320.0 * lat.to_radians().cos(), 110_574.0)
 }
 
-
 /// The point layer's mapping: its columns named like the nodes' fields, in the pipes'
 /// CRS (one delivery, one CRS), with `node_type` `valve` and the pipes' `kind` where it
 /// has no such column.
