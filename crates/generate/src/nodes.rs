@@ -1075,7 +1075,9 @@ fn piece_pipe(src: &Pipeline, info: &PipeInfo, pc: &Piece, frame: &Frame) -> (Pi
 #[cfg(test)]
 mod tests {
     use crate::{generate, GenerateOptions, Preset};
-    use lifeline_model::{check, Catalog, Dataset, GasPressure, Layer, NodeType, PipeKind};
+    use lifeline_model::{
+        check, Catalog, Dataset, GasPressure, Layer, NetworkNode, NodeType, PipeKind, Pipeline,
+    };
     use lifeline_trace::{service::network_of, Scenario};
     use rand::seq::SliceRandom;
     use rand::SeedableRng;
@@ -1098,24 +1100,30 @@ mod tests {
         .0
     }
 
+    /// The nodes and pipelines of one network kind.
+    fn of_kind(data: &Dataset, kind: PipeKind) -> (Vec<NetworkNode>, Vec<Pipeline>) {
+        let nodes = data
+            .nodes
+            .iter()
+            .filter(|n| n.kind == kind)
+            .cloned()
+            .collect();
+        let pipes = data
+            .pipelines
+            .iter()
+            .filter(|p| p.kind == kind)
+            .cloned()
+            .collect();
+        (nodes, pipes)
+    }
+
     /// Per traced kind, as `/trace` builds it: no problem, every part fed, every pipe with
     /// both ends; isolating a sample of pipes cuts off less than the network and names a
     /// valve to close (or takes a source out of service, for the stub at a plant).
     fn assert_traceable(data: &Dataset, sample: usize) {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         for kind in TRACED {
-            let nodes: Vec<_> = data
-                .nodes
-                .iter()
-                .filter(|n| n.kind == kind)
-                .cloned()
-                .collect();
-            let pipes: Vec<_> = data
-                .pipelines
-                .iter()
-                .filter(|p| p.kind == kind)
-                .cloned()
-                .collect();
+            let (nodes, pipes) = of_kind(data, kind);
             assert!(!pipes.is_empty(), "{kind}: no pipes");
             assert!(
                 pipes
@@ -1221,18 +1229,7 @@ mod tests {
     /// of its pair, with the same count, in another part of the network.
     fn assert_customers_served(data: &Dataset) {
         for kind in TRACED {
-            let nodes: Vec<_> = data
-                .nodes
-                .iter()
-                .filter(|n| n.kind == kind)
-                .cloned()
-                .collect();
-            let pipes: Vec<_> = data
-                .pipelines
-                .iter()
-                .filter(|p| p.kind == kind)
-                .cloned()
-                .collect();
+            let (nodes, pipes) = of_kind(data, kind);
             let (net, _) = network_of(&nodes, &pipes).expect("a network");
             let customers: Vec<_> = nodes
                 .iter()
