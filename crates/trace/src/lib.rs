@@ -345,21 +345,27 @@ impl Network {
     /// one what-if the table cannot answer, closing a valve that is open but inoperable
     /// (which splits a precomputed segment), is walked pipe by pipe.
     pub fn isolate(&self, pipes: &[Id], s: &Scenario) -> Result<Isolation, TraceError> {
-        for v in s.broken.iter().chain(&s.closed) {
-            if !self.valve_ix.contains_key(v) {
-                return Err(TraceError::NoValve(*v));
-            }
-        }
-        let starts = pipes
-            .iter()
-            .map(|id| self.pipe_ix.get(id).copied().ok_or(TraceError::NoPipe(*id)))
-            .collect::<Result<Vec<_>, _>>()?;
+        let starts = self.starts(pipes, s)?;
         if let Some(table) = &self.table {
             if let Some(iso) = self.isolate_on_segments(table, &starts, s) {
                 return Ok(iso);
             }
         }
         Ok(self.isolate_walking(&starts, s))
+    }
+
+    /// The start pipes' indices, once every pipe and every valve of the scenario is known
+    /// to be in the network.
+    fn starts(&self, pipes: &[Id], s: &Scenario) -> Result<Vec<usize>, TraceError> {
+        for v in s.broken.iter().chain(&s.closed) {
+            if !self.valve_ix.contains_key(v) {
+                return Err(TraceError::NoValve(*v));
+            }
+        }
+        pipes
+            .iter()
+            .map(|id| self.pipe_ix.get(id).copied().ok_or(TraceError::NoPipe(*id)))
+            .collect()
     }
 
     /// [`Network::isolate`] walking pipes and nodes, without the precomputed segments
@@ -370,15 +376,7 @@ impl Network {
         pipes: &[Id],
         s: &Scenario,
     ) -> Result<Isolation, TraceError> {
-        for v in s.broken.iter().chain(&s.closed) {
-            if !self.valve_ix.contains_key(v) {
-                return Err(TraceError::NoValve(*v));
-            }
-        }
-        let starts = pipes
-            .iter()
-            .map(|id| self.pipe_ix.get(id).copied().ok_or(TraceError::NoPipe(*id)))
-            .collect::<Result<Vec<_>, _>>()?;
+        let starts = self.starts(pipes, s)?;
         Ok(self.isolate_walking(&starts, s))
     }
 
