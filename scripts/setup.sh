@@ -8,7 +8,7 @@
 #   bash scripts/setup.sh --tests  that, plus what only the tests use: Debian's chromium for
 #                                  the browser test, playwright-core, pgRouting, and the
 #                                  Python clients that judge our output (pmtiles, OWSLib,
-#                                  ogctests, wntr)
+#                                  ogctests, wntr), and Citus built from vendor/citus/
 set -euo pipefail
 TESTS=0
 [ "${1:-}" = "--tests" ] && TESTS=1
@@ -17,6 +17,9 @@ PKGS=(pkg-config libclang-dev libsqlite3-dev libgdal-dev libproj-dev gdal-bin pr
       postgresql-15 postgresql-15-postgis-3)
 # pgRouting's connected components judge the network traces (issue 15); only tests use it.
 ((TESTS)) && PKGS+=(postgresql-15-pgrouting)
+# Citus (issue 16) is built from vendor/citus/ for the tests' three-node cluster: the server
+# headers and the libraries its build links.
+((TESTS)) && PKGS+=(postgresql-server-dev-15 libcurl4-openssl-dev liblz4-dev libzstd-dev libkrb5-dev)
 
 missing=()
 for p in "${PKGS[@]}"; do
@@ -44,6 +47,33 @@ if ((TESTS)); then
     || pip install -q pmtiles OWSLib ogctests geopandas "openapi-spec-validator>=0.7,<0.8" \
          "openapi-schema-validator>=0.6.2,<0.7" openapi-python-client wntr six >/dev/null 2>&1 \
     || echo "setup: pip install of the Python test clients failed" >&2
+fi
+
+# --- Citus 13.2.2 (issue 16) ------------------------------------------------------------------
+# Debian has no Citus package; its upstream source and a one-line patch for PostgreSQL 15.20's
+# headers are vendored in vendor/citus/ (see its README). Built and installed once (about five
+# minutes on two cores); skipped when the extension is already installed. Citus runs as a
+# PostgreSQL extension in its own server processes: Lifeline links none of it.
+if ((TESTS)); then
+  PGLIB="$(/usr/lib/postgresql/15/bin/pg_config --pkglibdir)"
+  if [ ! -f "$PGLIB/citus.so" ]; then
+    echo "setup: building Citus 13.2.2 from vendor/citus (once)" >&2
+    CITUS_BUILD="$(mktemp -d)"
+    VENDOR="$(cd "$(dirname "$0")/.." && pwd)/vendor/citus"
+    (
+      cd "$CITUS_BUILD"
+      tar xzf "$VENDOR/citus-13.2.2-src.tar.gz"
+      cd citus-13.2.2
+      patch -p1 -s < "$VENDOR/citus-13.2.2-pg15-minor.patch"
+      ./configure -q PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config >/dev/null
+      make -s -j"$(nproc)" >/dev/null 2>&1 || make -j1
+      SUDO=""
+      [ "$(id -u)" = 0 ] || SUDO="sudo"
+      $SUDO make -s install >/dev/null
+    )
+    rm -rf "$CITUS_BUILD"
+    [ -f "$PGLIB/citus.so" ] || { echo "setup: Citus build failed" >&2; exit 1; }
+  fi
 fi
 
 command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found; install Rust with rustup first" >&2; exit 1; }

@@ -139,7 +139,7 @@ async fn reconnect_with_last_event_id_loses_nothing(backend: Backend) {
     drop((control, x, q, boxed, old, alien));
     app.stop().await;
 }
-both_backends!(reconnect_with_last_event_id_loses_nothing);
+every_backend!(reconnect_with_last_event_id_loses_nothing);
 
 /// Posts readings and transitions through `base` with an admin key.
 struct Writer {
@@ -266,7 +266,7 @@ async fn replay_after_restart_comes_from_the_store(backend: Backend) {
     let _ = stop.send(());
     let _ = handle.await;
 }
-both_backends!(replay_after_restart_comes_from_the_store);
+every_backend!(replay_after_restart_comes_from_the_store);
 
 /// Another alarm (on the level sensor, away from the box of the caller).
 async fn move_raise_more(app: &TestApp) {

@@ -192,7 +192,7 @@ async fn check_answers_in_three_formats(backend: Backend) {
     );
     app.stop().await;
 }
-both_backends!(check_answers_in_three_formats);
+every_backend!(check_answers_in_three_formats);
 
 async fn bad_digs_are_4xx_naming_the_problem(backend: Backend) {
     let app = TestApp::start(backend).await;
@@ -256,7 +256,7 @@ async fn bad_digs_are_4xx_naming_the_problem(backend: Backend) {
     assert_error(s, &v, StatusCode::BAD_REQUEST, "pdf");
     app.stop().await;
 }
-both_backends!(bad_digs_are_4xx_naming_the_problem);
+every_backend!(bad_digs_are_4xx_naming_the_problem);
 
 async fn add_pipe(app: &TestApp, props: Value, coords: Vec<[f64; 2]>) -> i64 {
     let f = json!({"type": "Feature", "geometry": {"type": "LineString", "coordinates": coords}, "properties": props});
@@ -381,7 +381,7 @@ async fn edge_cases(backend: Backend) {
     assert_eq!(v["dig"]["geometry"]["type"], "MultiPolygon");
     app.stop().await;
 }
-both_backends!(edge_cases);
+every_backend!(edge_cases);
 
 async fn tickets_follow_the_dig(backend: Backend) {
     let app = TestApp::start(backend).await;
@@ -614,7 +614,7 @@ async fn tickets_follow_the_dig(backend: Backend) {
     assert_eq!(s, StatusCode::OK, "{v}");
     app.stop().await;
 }
-both_backends!(tickets_follow_the_dig);
+every_backend!(tickets_follow_the_dig);
 
 async fn body_of(resp: reqwest::Response) -> (StatusCode, Value) {
     body(resp).await
@@ -868,7 +868,7 @@ async fn stored_ticket_renders_like_a_check(backend: Backend) {
     assert!(doc["paths"]["/excavation/owners/{id}/channels"]["put"].is_object());
     app.stop().await;
 }
-both_backends!(stored_ticket_renders_like_a_check);
+every_backend!(stored_ticket_renders_like_a_check);
 
 /// What a test webhook receiver saw: path, Idempotency-Key header, body.
 type Received = std::sync::Arc<std::sync::Mutex<Vec<(String, String, Value)>>>;
@@ -1177,7 +1177,7 @@ async fn owners_are_notified(backend: Backend) {
     receiver.abort();
     app.stop().await;
 }
-both_backends!(owners_are_notified);
+every_backend!(owners_are_notified);
 
 /// The clock is an input: the service's time, set here near the end of the holiday lists,
 /// decides the start-date limits, the ticket's calendar warning and what `/ready` and
@@ -1285,4 +1285,4 @@ async fn the_service_clock_decides_dates_and_calendar_warnings(backend: Backend)
     assert!(html.contains(want), "the HTML report carries the warning");
     app.stop().await;
 }
-both_backends!(the_service_clock_decides_dates_and_calendar_warnings);
+every_backend!(the_service_clock_decides_dates_and_calendar_warnings);

@@ -366,6 +366,6 @@ async fn real_networks(backend: Backend) {
     assert!(gas_near > 0);
     let _ = server.tx.send(());
 }
-both_backends!(real_networks);
+every_backend!(real_networks);
 
 use geo::Length;

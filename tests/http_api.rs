@@ -82,7 +82,7 @@ async fn health_and_ready(backend: Backend) {
     );
     app.stop().await;
 }
-both_backends!(health_and_ready);
+every_backend!(health_and_ready);
 
 async fn roles_filter_attributes(backend: Backend) {
     let app = TestApp::start(backend).await;
@@ -170,7 +170,7 @@ async fn roles_filter_attributes(backend: Backend) {
     assert_eq!(s, StatusCode::OK);
     app.stop().await;
 }
-both_backends!(roles_filter_attributes);
+every_backend!(roles_filter_attributes);
 
 async fn crud_reaches_store_and_index(backend: Backend) {
     let app = TestApp::start(backend).await;
@@ -327,7 +327,7 @@ async fn crud_reaches_store_and_index(backend: Backend) {
     );
     app.stop().await;
 }
-both_backends!(crud_reaches_store_and_index);
+every_backend!(crud_reaches_store_and_index);
 
 async fn bad_input_is_a_clear_4xx_and_writes_nothing(backend: Backend) {
     let app = TestApp::start(backend).await;
@@ -501,7 +501,7 @@ async fn bad_input_is_a_clear_4xx_and_writes_nothing(backend: Backend) {
     assert_eq!(counts(&app).await, before);
     app.stop().await;
 }
-both_backends!(bad_input_is_a_clear_4xx_and_writes_nothing);
+every_backend!(bad_input_is_a_clear_4xx_and_writes_nothing);
 
 async fn bulk_load_is_all_or_nothing(backend: Backend) {
     let app = TestApp::start_with(backend, Some(Role::Viewer), false).await;
@@ -551,7 +551,7 @@ async fn bulk_load_is_all_or_nothing(backend: Backend) {
     assert_eq!(v["index"]["counts"]["sensors"], 3);
     app.stop().await;
 }
-both_backends!(bulk_load_is_all_or_nothing);
+every_backend!(bulk_load_is_all_or_nothing);
 
 /// The GeoPackage the service writes is a GeoPackage GDAL reads, with the right counts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -229,7 +229,7 @@ async fn core_resources(backend: Backend) {
     assert_eq!(s, StatusCode::NOT_FOUND);
     app.stop().await;
 }
-both_backends!(core_resources);
+every_backend!(core_resources);
 
 async fn access_control(backend: Backend) {
     let app = TestApp::start(backend).await;
@@ -271,7 +271,7 @@ async fn access_control(backend: Backend) {
     assert_eq!(s, StatusCode::FORBIDDEN);
     app.stop().await;
 }
-both_backends!(access_control);
+every_backend!(access_control);
 
 /// Owners are a collection without geometry for contractors and above, with the same
 /// fields as `/features/owners`; a viewer sees neither the collection nor its items.
@@ -324,7 +324,7 @@ async fn owners_collection(backend: Backend) {
     assert_eq!(ids(&plain).len(), fixtures::dataset().owners.len());
     app.stop().await;
 }
-both_backends!(owners_collection);
+every_backend!(owners_collection);
 
 /// HTML views for browsers: `f=html` or an `Accept: text/html` header; JSON otherwise.
 async fn html_views(backend: Backend) {
@@ -383,7 +383,7 @@ async fn html_views(backend: Backend) {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     app.stop().await;
 }
-both_backends!(html_views);
+every_backend!(html_views);
 
 /// The analysis endpoints are in the service's `/openapi.json` as well as `/ogc/api`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -473,7 +473,7 @@ async fn hostile_filters(backend: Backend) {
     );
     app.stop().await;
 }
-both_backends!(hostile_filters);
+every_backend!(hostile_filters);
 
 /// Runs `cs2cs` (PROJ's command line) on one position given in the source CRS's axis order.
 fn cs2cs(from: &str, to: &str, a: f64, b: f64) -> (f64, f64) {
@@ -552,7 +552,7 @@ async fn crs_output(backend: Backend) {
     assert_eq!(ids(&v), vec![3]);
     app.stop().await;
 }
-both_backends!(crs_output);
+every_backend!(crs_output);
 
 async fn flatgeobuf_output(backend: Backend) {
     let app = TestApp::start(backend).await;
@@ -582,7 +582,7 @@ async fn flatgeobuf_output(backend: Backend) {
     assert!(text.contains("diameter_mm: Real"), "{text}");
     app.stop().await;
 }
-both_backends!(flatgeobuf_output);
+every_backend!(flatgeobuf_output);
 
 /// GDAL's OAPIF driver lists every collection and copies a filtered, box-limited layer
 /// with ogr2ogr; the copy equals what the API itself selects.
@@ -987,7 +987,7 @@ async fn analysis_endpoints(backend: Backend) {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     app.stop().await;
 }
-both_backends!(analysis_endpoints);
+every_backend!(analysis_endpoints);
 
 /// Any valid lon/lat window gives the exact answer on every endpoint that takes one: the
 /// world, windows larger than the metric CRS's zone, touching ±180°, or outside the data.
@@ -1166,7 +1166,7 @@ async fn any_window(backend: Backend) {
     }
     app.stop().await;
 }
-both_backends!(any_window);
+every_backend!(any_window);
 
 /// One rule, everywhere: what a literal or parameter does not say exactly is refused with
 /// a 400 naming it, never repaired; counts clamp however large; a method a resource does
@@ -1284,4 +1284,4 @@ async fn strict_rules(backend: Backend) {
     }
     app.stop().await;
 }
-both_backends!(strict_rules);
+every_backend!(strict_rules);

@@ -174,7 +174,7 @@ async fn router_and_documents_agree(backend: Backend) {
     assert!(!answered && status == StatusCode::NOT_FOUND);
     app.stop().await;
 }
-both_backends!(router_and_documents_agree);
+every_backend!(router_and_documents_agree);
 
 /// A client generated from `/openapi.json` by openapi-python-client (PyPI) scripts what an
 /// analyst or an integrator would: a check, a ticket (submitted, listed, read), readings

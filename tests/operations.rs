@@ -215,7 +215,7 @@ fn dashboard_queries_exist(m: &HashMap<String, f64>) {
     }
     assert!(queried >= 10, "{queried}");
 }
-both_backends!(metrics_count_what_happened);
+every_backend!(metrics_count_what_happened);
 
 /// Opens a connection and sends a request head without its end, as a slow or hostile
 /// client would.

@@ -18,7 +18,11 @@ use std::time::{Duration, Instant};
 async fn the_server_and_its_change_follower_connect_over_verified_tls() {
     let ca = TestCa::generate("lifeline test CA").expect("CA");
     let server = ca.issue_server(&["localhost"]).expect("server certificate");
-    let cluster = TempCluster::start_with(Options { tls: Some(server) }).expect("TLS cluster");
+    let cluster = TempCluster::start_with(Options {
+        tls: Some(server),
+        ..Options::default()
+    })
+    .expect("TLS cluster");
     let dir = tempfile::tempdir().expect("tempdir");
     let ca_path = dir.path().join("ca.pem");
     std::fs::write(&ca_path, ca.cert_pem()).expect("write CA");

@@ -304,7 +304,7 @@ async fn thresholds_hysteresis_and_live_levels(backend: Backend) {
     assert_eq!(s, StatusCode::BAD_REQUEST);
     app.stop().await;
 }
-both_backends!(thresholds_hysteresis_and_live_levels);
+every_backend!(thresholds_hysteresis_and_live_levels);
 
 async fn bad_input_is_reported_item_by_item(backend: Backend) {
     let app = TestApp::start(backend).await;
@@ -488,7 +488,7 @@ async fn bad_input_is_reported_item_by_item(backend: Backend) {
     assert_eq!(s, StatusCode::BAD_REQUEST, "too many buckets");
     app.stop().await;
 }
-both_backends!(bad_input_is_reported_item_by_item);
+every_backend!(bad_input_is_reported_item_by_item);
 
 async fn downsampling_gives_min_mean_max_per_bucket(backend: Backend) {
     let app = TestApp::start(backend).await;
@@ -537,7 +537,7 @@ async fn downsampling_gives_min_mean_max_per_bucket(backend: Backend) {
     }
     app.stop().await;
 }
-both_backends!(downsampling_gives_min_mean_max_per_bucket);
+every_backend!(downsampling_gives_min_mean_max_per_bucket);
 
 fn urlenc(s: &str) -> String {
     s.replace('+', "%2B").replace(':', "%3A")
@@ -668,7 +668,7 @@ async fn lifecycle_permissions_and_audit(backend: Backend) {
     assert_eq!(s, StatusCode::OK, "{v}");
     app.stop().await;
 }
-both_backends!(lifecycle_permissions_and_audit);
+every_backend!(lifecycle_permissions_and_audit);
 
 async fn offline_sensors_raise_and_clear(backend: Backend) {
     let app = TestApp::start(backend).await;
@@ -767,7 +767,7 @@ async fn offline_sensors_raise_and_clear(backend: Backend) {
     assert_eq!(c["by_grid_cell"][0]["unlinked_offline"], 0, "{c}");
     app.stop().await;
 }
-both_backends!(offline_sensors_raise_and_clear);
+every_backend!(offline_sensors_raise_and_clear);
 
 async fn coverage_and_suggested_sensors(backend: Backend) {
     let app = TestApp::start(backend).await;
@@ -888,7 +888,7 @@ async fn coverage_and_suggested_sensors(backend: Backend) {
     assert_eq!(c["working"], 2, "{c}");
     app.stop().await;
 }
-both_backends!(coverage_and_suggested_sensors);
+every_backend!(coverage_and_suggested_sensors);
 
 /// `/ready` reports the grid statistics built once the server is up (it waits for the
 /// start-up build), and a bulk load rebuilds them in the background: the instance stays
@@ -952,4 +952,4 @@ async fn ready_waits_for_statistics_and_bulk_loads_rebuild_them(backend: Backend
     assert_eq!(v["risk_statistics"]["building"], false, "{v}");
     app.stop().await;
 }
-both_backends!(ready_waits_for_statistics_and_bulk_loads_rebuild_them);
+every_backend!(ready_waits_for_statistics_and_bulk_loads_rebuild_them);

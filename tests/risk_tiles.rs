@@ -301,4 +301,4 @@ async fn derived_tiles_follow_the_statistics(backend: Backend) {
     assert_eq!(kinds, ["fill", "heatmap"]);
     app.stop().await;
 }
-both_backends!(derived_tiles_follow_the_statistics);
+every_backend!(derived_tiles_follow_the_statistics);

@@ -1,9 +1,10 @@
 //! The store conformance suite: the contract of `lifeline::store::Store`, written once
-//! against `&dyn Store` and run against both implementations — PostGIS (a fresh database of
-//! the throwaway cluster per test) and GeoPackage (a fresh file per test).
+//! against `&dyn Store` and run against every engine — PostGIS (a fresh database of the
+//! throwaway cluster per test), Citus (a fresh database laid out over the throwaway
+//! coordinator and two workers, issue 16) and GeoPackage (a fresh file per test).
 //!
-//! `conformance!(case, …)` instantiates every case as `postgis::case` and `gpkg::case`, so
-//! `cargo test --test store_conformance postgis::` runs one backend.
+//! `conformance!(case, …)` instantiates every case as `postgis::case`, `citus::case` and
+//! `gpkg::case`, so `cargo test --test store_conformance citus::` runs one engine.
 //!
 //! The ignored `postgis_scale` test bulk-loads and reads back a synthetic 200,000-pipeline
 //! network and prints how long each took (`-- --ignored --nocapture`).
@@ -21,6 +22,15 @@ macro_rules! conformance {
                 #[tokio::test]
                 async fn $case() {
                     let s = super::common::postgis().await;
+                    super::cases::$case(&*s).await;
+                }
+            )+
+        }
+        mod citus {
+            $(
+                #[tokio::test]
+                async fn $case() {
+                    let s = super::common::citus().await;
                     super::cases::$case(&*s).await;
                 }
             )+

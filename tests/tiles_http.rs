@@ -201,7 +201,7 @@ async fn tiles_http_behaviour(backend: Backend) {
     }
     app.stop().await;
 }
-both_backends!(tiles_http_behaviour);
+every_backend!(tiles_http_behaviour);
 
 async fn raw_request(app: &TestApp, target: &str) -> (u16, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -318,7 +318,7 @@ async fn tiles_bad_paths(backend: Backend) {
     assert!(!text.contains("root:"), "{text}");
     app.stop().await;
 }
-both_backends!(tiles_bad_paths);
+every_backend!(tiles_bad_paths);
 
 async fn tiles_roles(backend: Backend) {
     let app = TestApp::start(backend).await;
@@ -369,7 +369,7 @@ async fn tiles_roles(backend: Backend) {
     assert_eq!(v["vector_layers"][0]["fields"]["diameter_mm"], "Number");
     app.stop().await;
 }
-both_backends!(tiles_roles);
+every_backend!(tiles_roles);
 
 async fn tiles_follow_writes(backend: Backend) {
     let app = TestApp::start(backend).await;
@@ -501,7 +501,7 @@ async fn tiles_follow_writes(backend: Backend) {
     );
     app.stop().await;
 }
-both_backends!(tiles_follow_writes);
+every_backend!(tiles_follow_writes);
 
 fn tool(name: &str, arg: &str) -> bool {
     Command::new(name)
@@ -642,7 +642,7 @@ async fn tilejson_styles_and_outside_validators(backend: Backend) {
     }
     app.stop().await;
 }
-both_backends!(tilejson_styles_and_outside_validators);
+every_backend!(tilejson_styles_and_outside_validators);
 
 /// `ogrinfo -ro -al -so MVT:http://…/tiles/{layers}/14 -oo TILE_EXTENSION=mvt …`.
 ///

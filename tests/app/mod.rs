@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Postgis,
+    /// PostGIS on a Citus cluster (a coordinator and two workers), laid out by `migrate`.
+    Citus,
     Gpkg,
 }
 
@@ -76,6 +78,13 @@ pub async fn fresh_store(backend: Backend) -> (SharedStore, String, Option<tempf
             let store = store::open(&url, 4).await.expect("open postgis store");
             (store, url, None)
         }
+        Backend::Citus => {
+            let url = lifeline_pgcluster::shared_citus()
+                .fresh_database("http")
+                .expect("create test database on the Citus cluster");
+            let store = store::open(&url, 4).await.expect("open the Citus store");
+            (store, url, None)
+        }
         Backend::Gpkg => {
             let dir = tempfile::tempdir().expect("tempdir");
             let path = dir.path().join("test.gpkg");
@@ -116,6 +125,18 @@ impl TestApp {
         configure: impl FnOnce(&mut Config),
     ) -> TestApp {
         let (store, store_url, dir) = fresh_store(backend).await;
+        Self::start_over(store, store_url, dir, anonymous, data, configure).await
+    }
+
+    /// Starts a server over a given store (opened from `store_url`), loaded with `data`.
+    pub async fn start_over(
+        store: SharedStore,
+        store_url: String,
+        dir: Option<tempfile::TempDir>,
+        anonymous: Option<Role>,
+        data: Option<lifeline::model::Dataset>,
+        configure: impl FnOnce(&mut Config),
+    ) -> TestApp {
         if let Some(data) = data {
             store
                 .bulk_load(&data, &Actor::cli())
@@ -219,7 +240,31 @@ pub async fn serve(
     (addr, tx, handle)
 }
 
-/// Instantiates an async test body `fn(Backend)` once per backend.
+/// Instantiates an async test body `fn(Backend)` once per store engine: PostGIS, Citus
+/// and GeoPackage.
+#[macro_export]
+macro_rules! every_backend {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgis() {
+                super::$name(super::app::Backend::Postgis).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn citus() {
+                super::$name(super::app::Backend::Citus).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn gpkg() {
+                super::$name(super::app::Backend::Gpkg).await
+            }
+        }
+    };
+}
+
+/// Like [`every_backend!`] for PostGIS and GeoPackage only: for the tests whose subject is
+/// not the store (the browser test, the server's crash safety), where a third engine adds
+/// minutes and no coverage.
 #[macro_export]
 macro_rules! both_backends {
     ($name:ident) => {

@@ -36,6 +36,21 @@ pub async fn postgis() -> TestStore {
     }
 }
 
+/// A PostGIS store on a fresh database of the process-wide throwaway Citus cluster (a
+/// coordinator and two workers); `connect` migrates it, which lays it out for Citus.
+pub async fn citus() -> TestStore {
+    let url = lifeline_pgcluster::shared_citus()
+        .fresh_database("conformance")
+        .expect("create a test database on the Citus cluster");
+    let store = lifeline::store::postgis::PostgisStore::connect(&url, 4)
+        .await
+        .expect("connect to the Citus coordinator");
+    TestStore {
+        store: Arc::new(store),
+        _dir: None,
+    }
+}
+
 /// A GeoPackage store on a new file in a temp dir.
 pub async fn gpkg() -> TestStore {
     let dir = tempfile::tempdir().expect("temp dir");

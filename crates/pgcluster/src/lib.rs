@@ -35,6 +35,10 @@
 //! assert!(url.starts_with("postgres://"));
 //! ```
 
+mod citus;
+
+pub use citus::{shared_citus, CitusCluster};
+
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -147,6 +151,13 @@ fn cert_err(e: rcgen::Error) -> ClusterError {
 pub struct Options {
     /// Serve TLS with this certificate and accept TCP connections only over TLS.
     pub tls: Option<ServerTls>,
+    /// Extra server settings (`name`, `value`), passed as `-c name=value` on every start
+    /// (e.g. `shared_preload_libraries=citus` for the nodes of a [`CitusCluster`]).
+    pub settings: Vec<(String, String)>,
+    /// Replaces `pg_hba.conf` with this text (ignored with [`Options::tls`]).
+    pub hba: Option<String>,
+    /// Extensions created in the template database after PostGIS (e.g. `citus`).
+    pub extensions: Vec<String>,
 }
 
 /// A running throwaway PostgreSQL cluster; see the module docs.
@@ -166,6 +177,8 @@ pub struct TempCluster {
     counter: AtomicU64,
     /// Whether the server was set up with TLS (certificate files in the data directory).
     tls: bool,
+    /// Extra `-c` settings of every start ([`Options::settings`]).
+    settings: Vec<(String, String)>,
 }
 
 impl TempCluster {
@@ -192,10 +205,13 @@ impl TempCluster {
             watchdog: None,
             counter: AtomicU64::new(0),
             tls: options.tls.is_some(),
+            settings: options.settings.clone(),
         };
         cluster.init()?;
         if let Some(tls) = &options.tls {
             cluster.set_up_tls(tls)?;
+        } else if let Some(hba) = &options.hba {
+            std::fs::write(cluster.data_dir().join("pg_hba.conf"), hba)?;
         }
         cluster.watchdog = cluster.spawn_watchdog().ok();
         // The port is probed free and then released before the server binds it, so another
@@ -214,7 +230,7 @@ impl TempCluster {
         if let Some(e) = last {
             return Err(e);
         }
-        cluster.make_template()?;
+        cluster.make_template(&options.extensions)?;
         Ok(cluster)
     }
 
@@ -245,6 +261,27 @@ impl TempCluster {
         )
     }
 
+    /// Runs one SQL command in database `db` through `psql` on the unix socket (as the
+    /// superuser) and returns what it printed, unaligned and without headers. For test
+    /// set-up and inspection; the SQL is the caller's own text, never user input.
+    pub fn psql(&self, db: &str, sql: &str) -> Result<String, ClusterError> {
+        let out = self
+            .client_tool("psql")
+            .args([
+                "--dbname",
+                db,
+                "--no-psqlrc",
+                "--quiet",
+                "--tuples-only",
+                "--no-align",
+            ])
+            .args(["--set", "ON_ERROR_STOP=1"])
+            .args(["--command", sql])
+            .output()?;
+        check_output("psql", &out)?;
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
     /// A database name no other call in this process has returned: `<prefix>_<pid>_<n>`.
     pub fn unique_db_name(&self, prefix: &str) -> String {
         let n = self.counter.fetch_add(1, Ordering::Relaxed);
@@ -271,7 +308,7 @@ impl TempCluster {
         self.create_database(&self.unique_db_name(prefix))
     }
 
-    fn data_dir(&self) -> PathBuf {
+    pub(crate) fn data_dir(&self) -> PathBuf {
         self.dir.join("data")
     }
 
@@ -290,7 +327,7 @@ impl TempCluster {
     }
 
     /// A command for a client tool, connecting through the unix socket as the superuser.
-    fn client_tool(&self, name: &str) -> Command {
+    pub(crate) fn client_tool(&self, name: &str) -> Command {
         let mut cmd = Command::new(self.bin.join(name));
         cmd.arg("--host")
             .arg(&self.dir)
@@ -347,7 +384,7 @@ impl TempCluster {
         Ok(())
     }
 
-    fn start_server(&self) -> Result<(), ClusterError> {
+    pub(crate) fn start_server(&self) -> Result<(), ClusterError> {
         let mut options = format!(
             "-c listen_addresses=127.0.0.1 -c port={} -c unix_socket_directories={} \
              -c fsync=off -c synchronous_commit=off -c full_page_writes=off \
@@ -358,6 +395,9 @@ impl TempCluster {
         if self.tls {
             // Relative paths are taken from the data directory.
             options.push_str(" -c ssl=on -c ssl_cert_file=server.crt -c ssl_key_file=server.key");
+        }
+        for (name, value) in &self.settings {
+            options.push_str(&format!(" -c {name}={value}"));
         }
         let out = self
             .server_tool("pg_ctl")
@@ -388,9 +428,13 @@ impl TempCluster {
         }
     }
 
-    fn make_template(&self) -> Result<(), ClusterError> {
+    fn make_template(&self, extensions: &[String]) -> Result<(), ClusterError> {
         let out = self.client_tool("createdb").arg(TEMPLATE_DB).output()?;
         check_output("createdb (template)", &out)?;
+        for ext in extensions {
+            check_db_name(ext)?;
+            self.psql(TEMPLATE_DB, &format!("CREATE EXTENSION {ext}"))?;
+        }
         // No connections to the template once it is ready: CREATE DATABASE refuses to copy a
         // database somebody is connected to.
         let out = self

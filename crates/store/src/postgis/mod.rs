@@ -53,6 +53,14 @@ pub(crate) struct Migration {
     pub(crate) sql: &'static str,
 }
 
+/// The Citus layout steps (`migrations/citus/`), applied after [`MIGRATIONS`] on a
+/// coordinator with the `citus` extension. Append only, like the migrations.
+pub(crate) const CITUS_LAYOUT: &[Migration] = &[Migration {
+    version: 1,
+    name: "layout",
+    sql: include_str!("../../../../migrations/citus/0001_layout.sql"),
+}];
+
 /// Every migration, in order. Append only: an applied migration is never edited.
 pub(crate) const MIGRATIONS: &[Migration] = &[
     Migration {
@@ -218,6 +226,10 @@ pub(crate) struct Sql {
     pub(crate) migrations_table: &'static str,
     pub(crate) migrations_applied: &'static str,
     pub(crate) migration_record: &'static str,
+    pub(crate) citus_installed: &'static str,
+    pub(crate) citus_layout_table: &'static str,
+    pub(crate) citus_layout_applied: &'static str,
+    pub(crate) citus_layout_record: &'static str,
     pub(crate) geometry_type: &'static str,
     /// Indexed by [`layer_index`].
     pub(crate) layers: [LayerSql; 6],
@@ -274,6 +286,10 @@ impl Sql {
             migrations_table: get("migrations_table")?,
             migrations_applied: get("migrations_applied")?,
             migration_record: get("migration_record")?,
+            citus_installed: get("citus_installed")?,
+            citus_layout_table: get("citus_layout_table")?,
+            citus_layout_applied: get("citus_layout_applied")?,
+            citus_layout_record: get("citus_layout_record")?,
             geometry_type: get("geometry_type")?,
             layers: [
                 layer(Layer::Pipelines)?,
@@ -337,6 +353,24 @@ pub(crate) fn fk_value(rec: &Record, constraint: &str) -> Option<i64> {
     }
 }
 
+/// The text between `marker` (ending in a quote) and the next `"` in `message`.
+fn quoted_after<'m>(message: &'m str, marker: &str) -> Option<&'m str> {
+    let start = message.rfind(marker)? + marker.len();
+    let len = message[start..].find('"')?;
+    Some(&message[start..start + len])
+}
+
+/// A table or constraint name without the shard id Citus appends when the error comes from
+/// a shard (`sensors_pipeline_id_fkey_102011` → `sensors_pipeline_id_fkey`), so errors on
+/// Citus name records as on PostGIS. Citus' shard ids start at 102008; no name of ours ends
+/// in `_` and six or more digits.
+pub(crate) fn without_shard_id(name: &str) -> &str {
+    match name.rsplit_once('_') {
+        Some((base, id)) if id.len() >= 6 && id.bytes().all(|b| b.is_ascii_digit()) => base,
+        _ => name,
+    }
+}
+
 /// The key value of a constraint error's detail, `Key (owner_id)=(99) is not present…`.
 /// Only a fallback: the detail text is localised by the server's `lc_messages`.
 pub(crate) fn detail_key_value(detail: &str) -> Option<i64> {
@@ -365,7 +399,14 @@ pub(crate) fn map_pg(e: tokio_postgres::Error, ctx: Ctx<'_>) -> StoreError {
         // Connection refused or closed, protocol errors, conversion errors.
         return backend_error(e);
     };
-    let constraint = db.constraint().unwrap_or("");
+    // Citus relays a worker's error without its constraint field: the name is then only in
+    // the message (a fallback, since messages follow the server's `lc_messages`).
+    let constraint = without_shard_id(
+        db.constraint()
+            .or_else(|| quoted_after(db.message(), "constraint \""))
+            .unwrap_or(""),
+    );
+    let table = db.table().map(without_shard_id);
     let code = db.code();
     if *code == SqlState::UNIQUE_VIOLATION {
         return StoreError::Conflict(match ctx {
@@ -373,7 +414,7 @@ pub(crate) fn map_pg(e: tokio_postgres::Error, ctx: Ctx<'_>) -> StoreError {
                 "an API key with this hash already exists".to_string()
             }
             Ctx::Write(r) => format!("{} {} already exists", r.layer(), r.id()),
-            _ => match (db.table(), db.detail().and_then(detail_key_value)) {
+            _ => match (table, db.detail().and_then(detail_key_value)) {
                 (Some(t), Some(id)) => format!("{t} {id} already exists"),
                 _ => db.message().to_string(),
             },
@@ -470,7 +511,68 @@ impl std::fmt::Debug for PostgisStore {
     }
 }
 
+/// Runs a migration script in `tx`. On Citus one statement per command: it refuses DDL on
+/// distributed tables sent as several commands in one query string.
+async fn run_script(
+    tx: &tokio_postgres::Transaction<'_>,
+    script: &str,
+    citus: bool,
+) -> Result<(), String> {
+    if !citus {
+        return tx.batch_execute(script).await.map_err(|e| pg_detail(&e));
+    }
+    for st in crate::sqlfile::statements(script)? {
+        tx.batch_execute(st)
+            .await
+            .map_err(|e| format!("{}: {st}", pg_detail(&e)))?;
+    }
+    Ok(())
+}
+
+/// A PostgreSQL error with the server's message, not only "db error".
+fn pg_detail(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{}: {}", db.code().code(), db.message()),
+        None => e.to_string(),
+    }
+}
+
 impl PostgisStore {
+    /// Lays the schema out on a Citus cluster ([`CITUS_LAYOUT`], `migrations/citus/`): each
+    /// step once, in its own transaction under the migration lock, recorded in
+    /// `citus_layout`. Runs after the ordinary migrations, so their tables exist.
+    async fn lay_out_for_citus(&self, client: &mut deadpool_postgres::Client) -> StoreResult<()> {
+        let e = |e| map_pg(e, Ctx::Other);
+        for step in CITUS_LAYOUT {
+            let tx = client.transaction().await.map_err(e)?;
+            tx.execute(self.sql.write_lock, &[&MIGRATION_LOCK])
+                .await
+                .map_err(e)?;
+            tx.batch_execute(self.sql.citus_layout_table)
+                .await
+                .map_err(e)?;
+            let done = tx
+                .query_opt(self.sql.citus_layout_applied, &[&step.version])
+                .await
+                .map_err(e)?
+                .is_some();
+            if done {
+                continue;
+            }
+            run_script(&tx, step.sql, true).await.map_err(|err| {
+                StoreError::Backend(BackendError::new(format!(
+                    "Citus layout {:04}_{}: {err}",
+                    step.version, step.name
+                )))
+            })?;
+            tx.execute(self.sql.citus_layout_record, &[&step.version, &step.name])
+                .await
+                .map_err(e)?;
+            tx.commit().await.map_err(e)?;
+        }
+        Ok(())
+    }
+
     /// Connects a pool of at most `pool_size` connections to the database `url` names
     /// (`postgres://user:password@host:port/db`, with `?sslmode=…&sslrootcert=…` as in
     /// [`tls`]) and applies pending migrations.
@@ -630,6 +732,12 @@ impl StoreInfo for PostgisStore {
         tx.batch_execute(self.sql.migrations_table)
             .await
             .map_err(e)?;
+        let citus: bool = tx
+            .query_one(self.sql.citus_installed, &[])
+            .await
+            .map_err(e)?
+            .try_get(0)
+            .map_err(e)?;
         let applied: Vec<i64> = tx
             .query(self.sql.migrations_applied, &[])
             .await
@@ -642,17 +750,21 @@ impl StoreInfo for PostgisStore {
             if applied.contains(&m.version) {
                 continue;
             }
-            tx.batch_execute(m.sql).await.map_err(|err| {
+            let failed = |err: String| {
                 StoreError::Backend(BackendError::new(format!(
                     "migration {:04}_{}: {err}",
                     m.version, m.name
                 )))
-            })?;
+            };
+            run_script(&tx, m.sql, citus).await.map_err(failed)?;
             tx.execute(self.sql.migration_record, &[&m.version, &m.name])
                 .await
                 .map_err(e)?;
         }
         tx.commit().await.map_err(e)?;
+        if citus {
+            self.lay_out_for_citus(&mut client).await?;
+        }
         let known = MIGRATIONS.iter().map(|m| m.version).max().unwrap_or(0);
         Ok(applied.into_iter().max().unwrap_or(0).max(known))
     }
@@ -680,6 +792,29 @@ impl StoreInfo for PostgisStore {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn citus_shard_ids_are_stripped_from_names() {
+        assert_eq!(
+            without_shard_id("sensors_pipeline_id_fkey_102011"),
+            "sensors_pipeline_id_fkey"
+        );
+        assert_eq!(without_shard_id("sensors_102011"), "sensors");
+        assert_eq!(
+            without_shard_id("pipelines_owner_id_fkey"),
+            "pipelines_owner_id_fkey"
+        );
+        assert_eq!(without_shard_id("alarms_one_open"), "alarms_one_open");
+        assert_eq!(without_shard_id("t_12"), "t_12");
+        assert_eq!(
+            quoted_after(
+                "insert or update on table \"pipelines_102009\" violates foreign key constraint \"pipelines_owner_id_fkey_102009\"",
+                "constraint \""
+            ),
+            Some("pipelines_owner_id_fkey_102009")
+        );
+    }
+
     use super::*;
     use crate::records::postgis::Columns;
     use geo_types::Geometry;

@@ -68,6 +68,24 @@ SELECT version FROM schema_migrations ORDER BY version
 -- name: migration_record
 INSERT INTO schema_migrations (version, name) VALUES ($1, $2)
 
+-- name: citus_installed
+-- Whether this server is a Citus coordinator (issue 16): the schema is then laid out over
+-- the cluster after the migrations (migrations/citus/).
+SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')
+
+-- name: citus_layout_table
+CREATE TABLE IF NOT EXISTS citus_layout (
+  version bigint PRIMARY KEY,
+  name text NOT NULL,
+  applied_at timestamptz NOT NULL DEFAULT now()
+)
+
+-- name: citus_layout_applied
+SELECT 1 FROM citus_layout WHERE version = $1
+
+-- name: citus_layout_record
+INSERT INTO citus_layout (version, name) VALUES ($1, $2)
+
 -- name: geometry_type
 -- Only to learn the type oid of `geometry` in this database, for binary COPY.
 SELECT NULL::geometry
