@@ -45,10 +45,11 @@ async fn health_and_ready(backend: Backend) {
     assert_eq!(v["index"]["counts"]["owners"], data.owners.len());
     assert_eq!(
         v["store"],
-        if backend == Backend::Postgis {
-            "postgis"
-        } else {
+        // Citus is PostGIS to the service: the same store over the coordinator.
+        if backend == Backend::Gpkg {
             "geopackage"
+        } else {
+            "postgis"
         }
     );
     let (s, v) = body(app.req(Method::GET, "/layers", None).send().await.unwrap()).await;
