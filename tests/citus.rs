@@ -235,6 +235,39 @@ async fn killing_a_worker_during_ingest_gives_503s_and_loses_nothing() {
         n += 1;
     }
     assert!(refused_while_down > 0, "a dead worker refuses ingest");
+    // The excavation check and the tiles read the in-memory index, never the store: with a
+    // worker down they still answer, so Citus cannot slow them down.
+    let t = lifeline_tiles::TileCoord::from_lonlat(106.5005, 29.50005, 16).expect("tile");
+    let tile = app
+        .req(
+            Method::GET,
+            &format!("/tiles/pipelines/{}/{}/{}.mvt", t.z(), t.x(), t.y()),
+            Some(Role::Analyst),
+        )
+        .send()
+        .await
+        .expect("tile");
+    assert_eq!(tile.status(), StatusCode::OK);
+    assert!(!tile.bytes().await.expect("tile body").is_empty());
+    let today = app::today();
+    let check = app
+        .req(Method::POST, "/excavation/check", Some(Role::Contractor))
+        .json(&json!({
+            "geometry": {"type": "Polygon", "coordinates": [[[106.5003, 29.4999], [106.5006, 29.4999],
+                [106.5006, 29.5004], [106.5003, 29.5004], [106.5003, 29.4999]]]},
+            "top_depth_m": 0.0, "bottom_depth_m": 2.5, "method": "mechanical",
+            "work_type": "water service connection", "start_date": today.to_string(),
+            "end_date": (today + Duration::days(3)).to_string()
+        }))
+        .send()
+        .await
+        .expect("check");
+    assert_eq!(check.status(), StatusCode::OK);
+    let check: Value = check.json().await.expect("check body");
+    assert!(
+        !check["conflicts"].as_array().expect("conflicts").is_empty(),
+        "{check}"
+    );
     // No half-committed batch: what is stored is exactly what was acknowledged. Counted on
     // the live worker's shards too, by reading through the coordinator after the restart.
     cluster.restart_worker(0).expect("restart worker 0");
