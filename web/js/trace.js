@@ -10,7 +10,8 @@
 
 import { api } from './api.js';
 import { t, onLang } from './i18n.js';
-import { esc } from './util.js';
+import { esc, featureBounds } from './util.js';
+import { geoToDisplay } from './datum.js';
 
 const EMPTY = { type: 'FeatureCollection', features: [] };
 
@@ -119,6 +120,7 @@ export function initTrace(app) {
       state.pipes = answer.networks.flatMap((n) => n.start_pipes);
       state.answer = answer;
       map.getSource('trace')?.setData(fc);
+      state.fc = fc;
       render();
       panel.dataset.state = 'ready';
     } catch (e) {
@@ -192,6 +194,11 @@ export function initTrace(app) {
     });
   };
 
+  // The isolated segment and its surroundings in 3D (the trace stays drawn on the ground).
+  panel.querySelector('.trace-3d').addEventListener('click', () => {
+    const b = state.fc && featureBounds({ type: 'GeometryCollection', geometries: state.fc.features.map((f) => geoToDisplay(f.geometry)) });
+    if (b) app.view3d.open({ bounds: b, what: t('trace_title') }).catch((e) => app.toast?.(e.message, 'error'));
+  });
   panel.querySelector('.trace-clear').addEventListener('click', () => {
     state.answer = null;
     state.flow = null;
