@@ -331,6 +331,14 @@ await step('an operator isolates a pipe, sees the valves to close, and recompute
   const flowDrawn = await rendered(['trace-flow-pipes']);
   assert(flowDrawn.length > 0, 'the downstream trace is not drawn');
   await shot('trace-downstream');
+  // The same trace in 3D: the isolated pipe's tube is drawn, with the segment's halo.
+  await page.click('#trace-panel .trace-3d');
+  await page.waitForFunction(() => document.body.dataset.view3d === 'ready', null, { timeout: 30000 });
+  await idle();
+  const t3 = await page.evaluate((id) => { const s = window.lifeline.view3d.state; return { role: s.trace.get(id), drawn: s.pipes.some((p) => p.id === id), halos: s.trace.size }; }, traceable.id);
+  assert(t3.role === 'segment' && t3.drawn, `3D trace: pipe ${traceable.id} is ${t3.role ?? 'not in the trace'}, drawn ${t3.drawn}`);
+  await shot('view3d-trace');
+  await page.click('#view3d-close');
   await page.click('#trace-panel .trace-clear');
   return `pipe ${traceable.id}: ${toClose.length} valve(s), then ${wantAgain.length} with valve ${failed} failed; ${fed} customers downstream`;
 });
@@ -609,9 +617,14 @@ await step('3D: the tubes of a checked dig are drawn at their depth (pixels at t
     const coords = f.geometry.coordinates;
     const fr = vertexFractions(coords);
     let hits = 0; let samples = 0; const notes = []; let firstHit = null;
-    for (let i = 1; i < coords.length && samples < 6; i += 1) {
-      const at = [(coords[i - 1][0] + coords[i][0]) / 2, (coords[i - 1][1] + coords[i][1]) / 2];
-      const frac = (fr[i - 1] + fr[i]) / 2;
+    const points = [];
+    for (let i = 1; i < coords.length; i += 1) {
+      for (const k of [0.2, 0.35, 0.5, 0.65, 0.8]) points.push([i, k]);
+    }
+    for (const [i, k] of points) {
+      if (samples >= 6) break;
+      const at = [coords[i - 1][0] + (coords[i][0] - coords[i - 1][0]) * k, coords[i - 1][1] + (coords[i][1] - coords[i - 1][1]) * k];
+      const frac = fr[i - 1] + (fr[i] - fr[i - 1]) * k;
       const depth = topDepth(p, frac) + sizeOf(p) / 2; // the tube's axis
       const q = await page.evaluate(([ll, d]) => ({ under: window.lifeline.view3d.project(ll, d), ground: window.lifeline.view3d.project(ll, 0) }), [at, depth]);
       const box = await page.$eval('#map', (e) => { const r = e.getBoundingClientRect(); return [r.x, r.y, r.width, r.height]; });
@@ -625,12 +638,12 @@ await step('3D: the tubes of a checked dig are drawn at their depth (pixels at t
       const rgb = await pixel(page, Math.round(box[0] + q.under[0]), Math.round(box[1] + q.under[1]));
       const want = colours[p.kind].match(/[0-9a-f]{2}/gi).map((h) => parseInt(h, 16));
       const near = rgb.every((v, k) => Math.abs(v - want[k]) <= 60);
-      if (picked === c.id && near) { hits += 1; firstHit ??= i; }
+      if (picked === c.id && near) { hits += 1; firstHit ??= { seg: i, at }; }
       notes.push(`${picked}@${q.under.map((x) => x.toFixed(0))} ${rgb} (${(q.under[1] - q.ground[1]).toFixed(0)} px below ground)`);
     }
     tried.push(`pipe ${c.id} ${p.kind} ${hits}/${samples}: ${notes.slice(0, 2).join('; ')}`);
     if (samples >= 2 && hits >= Math.ceil(samples / 2)) {
-      view3dPipe = { id: c.id, coords, props: p, seg: firstHit };
+      view3dPipe = { id: c.id, coords, props: p, seg: firstHit.seg, at: firstHit.at };
       break;
     }
   }
@@ -644,8 +657,7 @@ await step('3D: the tubes of a checked dig are drawn at their depth (pixels at t
 
 await step('3D: the exaggeration control moves the tubes deeper on screen', async () => {
   if (!view3dPipe) return { skip: 'no 3D view open' };
-  const c = view3dPipe.coords.slice(view3dPipe.seg - 1, view3dPipe.seg + 1);
-  const at = [(c[0][0] + c[1][0]) / 2, (c[0][1] + c[1][1]) / 2];
+  const { at } = view3dPipe;
   const y = () => page.evaluate((ll) => window.lifeline.view3d.project(ll, 1.5)[1] - window.lifeline.view3d.project(ll, 0)[1], at);
   const before = await y();
   await page.fill('#view3d-ex', '10');
@@ -661,7 +673,7 @@ await step('cross-section: the SVG lists the pipes crossing the line in order, w
   if (!view3dPipe) return { skip: 'no 3D view open' };
   // A line across the tested pipe, 12 m each side of the tested point (on the ground).
   const c = view3dPipe.coords.slice(view3dPipe.seg - 1, view3dPipe.seg + 1);
-  const mid = [(c[0][0] + c[1][0]) / 2, (c[0][1] + c[1][1]) / 2];
+  const mid = view3dPipe.at;
   const kx = 111320 * Math.cos((mid[1] * Math.PI) / 180); const ky = 110570;
   const dx = (c[1][0] - c[0][0]) * kx; const dy = (c[1][1] - c[0][1]) * ky; const l = Math.hypot(dx, dy) || 1;
   const ends = [-1, 1].map((s) => [mid[0] + (s * -dy / l * 12) / kx, mid[1] + (s * dx / l * 12) / ky]);
@@ -1019,7 +1031,9 @@ await step('3D and cross-section for a viewer: no depth anywhere', async () => {
   const picked = await p.evaluate(([x, y]) => window.lifeline.view3d.pick(x, y)?.id ?? null, xy);
   assert(picked != null, `no tube at the projected nominal depth ${xy}`);
   await p.mouse.click(box[0] + xy[0], box[1] + xy[1]);
-  await p.waitForSelector(`.maplibregl-popup dl[data-layer=pipelines][data-id="${picked}"]`, { timeout: 10000 });
+  await p.waitForSelector('.maplibregl-popup dl[data-layer=pipelines]', { timeout: 10000 });
+  const opened = Number(await p.getAttribute('.maplibregl-popup dl[data-layer=pipelines]', 'data-id'));
+  assert(st.some((x) => x.id === opened), `the popup is for pipe ${opened}, not one of the 3D window's`);
   const text = await p.textContent('.maplibregl-popup');
   assert(!text.includes('埋深') && !text.includes('管径'), `depth or diameter in a viewer's popup: ${text}`);
   await ctx.close();

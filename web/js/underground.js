@@ -4,7 +4,8 @@
 // depth_end_m along its length, plus half its size, sized by diameter or section, coloured
 // by kind as the served style colours it), with a vertical exaggeration control; the dig is
 // a translucent prism over its depth range; each violation's clearance envelope is a wide
-// translucent band around its pipe; pipes whose depth the caller cannot see, or nobody
+// translucent band around its pipe; a trace's isolated segment and cut-off pockets are
+// red and orange halos around their tubes; pipes whose depth the caller cannot see, or nobody
 // recorded, are ghosted at a nominal depth and labelled. Clicking a tube opens the record
 // as the caller's role may read it (GET /features/pipelines/{id}).
 //
@@ -82,14 +83,14 @@ export function initUnderground(app) {
     section: null, // {a, b (data datum), rows, svg}
     drawing: null, // points of the section being drawn
     saved: null, // the camera before the view opened
+    trace: new Map(), // pipe id → 'segment' | 'pocket' of a trace shown in 3D
     fadedPaint: null,
   };
 
   // ---- data ------------------------------------------------------------------------------
 
-  /** The window as display bounds, cut to MAX_WINDOW_M around its centre. */
-  function clampWindow(b) {
-    const c = [(b[0][0] + b[1][0]) / 2, (b[0][1] + b[1][1]) / 2];
+  /** The window as display bounds, cut to MAX_WINDOW_M around `c` (by default its centre). */
+  function clampWindow(b, c = [(b[0][0] + b[1][0]) / 2, (b[0][1] + b[1][1]) / 2]) {
     const { xy, lonlat } = plane(c);
     const lo = xy(b[0]);
     const hi = xy(b[1]);
@@ -185,6 +186,15 @@ export function initUnderground(app) {
         billboard: true, updateTriggers: { getPosition: ex, getText: document.documentElement.lang },
       }),
     ];
+    // A trace's isolated segment (red) and the pockets it cuts off (orange), as halos.
+    if (state.trace.size) {
+      out.push(new d.PathLayer({
+        id: 'u3d-trace', data: state.pipes.filter((p) => state.trace.has(p.id)), getPath: path3d, billboard: true,
+        widthUnits: 'meters', getWidth: (p) => (p.size ?? DEFAULT_SIZE_M) + 1.2, widthMinPixels: 6,
+        getColor: (p) => (state.trace.get(p.id) === 'segment' ? [215, 25, 28, 110] : [255, 140, 0, 110]),
+        capRounded: true, jointRounded: true, updateTriggers: trig, parameters: { depthWriteEnabled: false },
+      }));
+    }
     if (state.showEnvelopes) {
       out.push(new d.PathLayer({
         id: 'u3d-envelopes', data: state.pipes.filter((p) => p.conflict?.severity === 'violation'),
@@ -192,6 +202,14 @@ export function initUnderground(app) {
         getWidth: (p) => (p.size ?? DEFAULT_SIZE_M) + 2 * (p.conflict.required_clearance_m ?? 0),
         getColor: [208, 0, 0, 60], capRounded: true, jointRounded: true, updateTriggers: trig,
         parameters: { depthWriteEnabled: false },
+      }));
+    }
+    // The section line on the ground (the map's own line is under the prism and tubes).
+    if (state.section) {
+      const ends = [state.section.a, state.section.b].map(toDisplay);
+      out.push(new d.PathLayer({
+        id: 'u3d-section', data: [ends], getPath: (e) => e.map((c) => [c[0], c[1], 0]), getColor: [19, 40, 63, 230],
+        getWidth: 3, widthUnits: 'pixels',
       }));
     }
     if (state.dig && state.showDig) {
@@ -215,15 +233,16 @@ export function initUnderground(app) {
 
   // ---- opening and closing ---------------------------------------------------------------
 
-  /** Opens the view over `bounds` (display [[w,s],[e,n]]), with a check's GeoJSON (and its
-   * trench width) when it is for a dig or a ticket. */
-  async function open({ bounds, geo = null, widthM = null, what = '' }) {
+  /** Opens the view over `bounds` (display [[w,s],[e,n]]; cut to 500 m around `centre`),
+   * with a check's GeoJSON (and its trench width) when it is for a dig or a ticket, or a
+   * trace's GeoJSON. */
+  async function open({ bounds, centre = undefined, geo = null, widthM = null, what = '', trace = null }) {
     const status = $('view3d-status');
     $('view3d').hidden = false;
     status.textContent = t('view3d_loading');
     try {
       state.deck = await loadDeck();
-      const win = clampWindow(bounds);
+      const win = clampWindow(bounds, centre);
       const conflicts = new Map((geo?.features ?? []).filter((f) => f.properties?.role === 'pipe')
         .map((f) => [Number(f.properties.pipeline_id), f.properties]));
       const features = await fetchPipes(win);
@@ -231,10 +250,20 @@ export function initUnderground(app) {
       state.pipes = features.map((f) => pipeRecord(f, conflicts.get(Number(f.id ?? f.properties?.id))));
       state.dig = digFrom(geo, widthM);
       state.what = what;
+      state.trace = new Map((trace?.features ?? [])
+        .filter((f) => f.properties?.layer === 'pipelines' && ['segment', 'pocket'].includes(f.properties.role))
+        .map((f) => [Number(f.properties.id), f.properties.role]));
       clearSection();
+      if (!state.active) state.saved = { center: map.getCenter(), zoom: map.getZoom(), pitch: map.getPitch(), bearing: map.getBearing() };
+      // The camera first: the overlay takes the map's view when it is added, and follows
+      // the map's moves only once deck.gl has initialised (picking reads that view).
+      // Keep the window clear of the card (right) when the map is wide enough.
+      const card = $('view3d').getBoundingClientRect().width;
+      const wide = map.getCanvas().clientWidth >= card + 420;
+      const cam = map.cameraForBounds(win, { padding: { top: 40, bottom: 40, left: 40, right: wide ? card + 60 : 40 } });
+      map.jumpTo({ ...cam, pitch: PITCH, bearing: map.getBearing() });
       if (!state.active) {
         transformShim(map);
-        state.saved = { center: map.getCenter(), zoom: map.getZoom(), pitch: map.getPitch(), bearing: map.getBearing() };
         state.overlay = new state.deck.MapboxOverlay({
           interleaved: true,
           layers: [],
@@ -252,11 +281,6 @@ export function initUnderground(app) {
         app.view3dActive = true;
       }
       redraw();
-      // Keep the window clear of the card (right) when the map is wide enough.
-      const card = $('view3d').getBoundingClientRect().width;
-      const wide = map.getCanvas().clientWidth > 2 * card + 160;
-      const cam = map.cameraForBounds(win, { padding: { top: 40, bottom: 40, left: 40, right: wide ? card + 60 : 40 } });
-      map.jumpTo({ ...cam, pitch: PITCH, bearing: map.getBearing() });
       renderStatus();
       document.body.dataset.view3d = 'ready';
       return state;
@@ -307,6 +331,7 @@ export function initUnderground(app) {
 
   function clearSection() {
     state.section = null;
+    redraw();
     $('section').hidden = true;
     map.getSource('section-line')?.setData(empty);
   }
@@ -322,6 +347,7 @@ export function initUnderground(app) {
     clearSection();
     state.drawing = [];
     app.drawing = true;
+    map.doubleClickZoom.disable(); // two quick clicks are the line's ends, not a zoom
     $('section-draw').setAttribute('aria-pressed', 'true');
     $('view3d-status').textContent = t('section_help');
     map.getCanvas().style.cursor = 'crosshair';
@@ -332,6 +358,7 @@ export function initUnderground(app) {
     if (!state.drawing) return;
     state.drawing = null;
     app.drawing = false;
+    setTimeout(() => map.doubleClickZoom.enable(), 0); // after this click's dblclick, if any
     $('section-draw').setAttribute('aria-pressed', 'false');
     map.getCanvas().style.cursor = '';
     renderStatus();
@@ -373,6 +400,7 @@ export function initUnderground(app) {
     state.section = { a: da, b: db, length, rows, digs };
     drawLine([a, b]);
     renderSection();
+    redraw();
     return state.section;
   }
 
@@ -438,13 +466,20 @@ export function initUnderground(app) {
   app.view3d = {
     state, open, close, openHere, openCheck, section, startDrawing,
     /** Screen position (CSS px in the map canvas) of [lon, lat] (display) at `depthM` below
-     * ground, as drawn now (with the exaggeration), by deck.gl's own viewport. */
+     * ground, as drawn now (with the exaggeration): deck.gl's Web Mercator viewport of the
+     * map's current camera (MapLibre's default field of view is deck.gl's, 36.87°). */
     project: (lonlat, depthM) => {
-      const vp = state.overlay?._deck?.getViewports?.()[0];
-      if (!vp) return null;
+      if (!state.deck) return null;
+      const c = map.getCenter();
+      const canvas = map.getCanvas();
+      const vp = new state.deck.WebMercatorViewport({
+        width: canvas.clientWidth, height: canvas.clientHeight, longitude: c.lng, latitude: c.lat,
+        zoom: map.getZoom(), pitch: map.getPitch(), bearing: map.getBearing(),
+      });
       return vp.project([lonlat[0], lonlat[1], -depthM * state.exaggeration]);
     },
-    pick: (x, y) => state.overlay?.pickObject({ x, y, radius: 2 })?.object ?? null,
+    /** The tube drawn at canvas pixel (x, y), as a click there picks it. */
+    pick: (x, y) => state.overlay?.pickObject({ x, y })?.object ?? null,
     zOf: (p, fraction) => z(p, fraction),
   };
 }
