@@ -381,6 +381,7 @@ async fn web_client_end_to_end_in_chromium() {
         "ok   3D: the tubes of a checked dig are drawn at their depth (pixels at the projected positions)",
         "ok   cross-section: the SVG lists the pipes crossing the line in order, with the depths of the API",
         "ok   3D and cross-section for a viewer: no depth anywhere",
+        "ok   a contractor sees the excavation view but no analyst attributes or alarm actions, and their dig in 3D at the check's depths only",
         "ok   frame times while orbiting the 3D view over the densest 500 m",
         "ok   nothing fetched from outside the service",
     ] {
