@@ -185,7 +185,12 @@ fn densest_window(data: &Dataset) -> Option<Value> {
     let lat0 = data.pipelines.first()?.geometry.0.first()?.y;
     let ky = 110_574.0;
     let kx = 111_320.0 * lat0.to_radians().cos();
-    let cell = |x: f64, y: f64| ((x * kx / 500.0).floor() as i64, (y * ky / 500.0).floor() as i64);
+    let cell = |x: f64, y: f64| {
+        (
+            (x * kx / 500.0).floor() as i64,
+            (y * ky / 500.0).floor() as i64,
+        )
+    };
     let mut length: HashMap<(i64, i64), f64> = HashMap::new();
     for p in &data.pipelines {
         for w in p.geometry.0.windows(2) {
