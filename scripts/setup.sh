@@ -80,9 +80,10 @@ command -v cargo >/dev/null 2>&1 || { echo "setup: cargo not found; install Rust
 
 # --- web client (issue 7) ------------------------------------------------------------------
 # Debian's chromium (the end-to-end test drives it with playwright-core; no browser
-# download) and a CJK font; node/npm from Debian when the machine has none. MapLibre GL JS
-# comes from npm, pinned in web/package-lock.json, and `npm run build` copies it into
-# web/vendor/ (gitignored), which the service serves: the web client needs nothing else.
+# download) and a CJK font; node/npm from Debian when the machine has none. MapLibre GL JS and
+# deck.gl (the 3D view, issue 18) come from npm, pinned in web/package-lock.json, and
+# `npm run build` copies them into web/vendor/ (gitignored), which the service serves: the
+# web client needs nothing else.
 web_missing=()
 web_pkgs=()
 ((TESTS)) && web_pkgs=(chromium fonts-noto-cjk)
@@ -101,7 +102,7 @@ if ((${#web_missing[@]})); then
 fi
 (
   cd "$(dirname "$0")/.."
-  if [ ! -f web/vendor/maplibre-gl/VERSION ] || [ web/package-lock.json -nt web/vendor/maplibre-gl/VERSION ]; then
+  if [ ! -f web/vendor/maplibre-gl/VERSION ] || [ ! -f web/vendor/deck.gl/VERSION ] || [ web/package-lock.json -nt web/vendor/maplibre-gl/VERSION ]; then
     (cd web && npm ci --no-audit --no-fund --loglevel=error && npm run build)
   fi
   if ((TESTS)); then

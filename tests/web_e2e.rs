@@ -3,7 +3,11 @@
 //! Debian's headless chromium through it with playwright-core (no browser download).
 //! The script checks rendering (queryRenderedFeatures), login and roles, navigation,
 //! the excavation check and owner responses, live alarms (from the ingest API and from
-//! `lifeline simulate`, the real binary) and frame times while panning; then, against a
+//! `lifeline simulate`, the real binary), frame times while panning, and (issue 18) the
+//! first view holding the whole network, the 3D underground view of a checked dig (tubes
+//! at their projected depth, by pixels), the cross-section against the API's depths, a
+//! viewer's depth-free 3D view, and frame times while orbiting the densest 500 m in 3D;
+//! then, against a
 //! second server over the same store configured with a raster basemap in GCJ-02 (served
 //! by a local tile listener here — nothing comes from the internet), that the basemap is
 //! drawn under our layers and that features are drawn at their GCJ-02 position. It writes
@@ -174,6 +178,36 @@ fn gcj_probe(data: &Dataset) -> Option<Value> {
     Some(json!({"id": r.id, "cgcs": [p.x(), p.y()], "gcj": [gx, gy]}))
 }
 
+/// The centre of the densest 500 m × 500 m window of the data set (`LIFELINE_E2E_DENSE`):
+/// pipe length per cell of a 500 m grid (each segment counted in the cell of its middle),
+/// for the 3D view's frame-time measurement.
+fn densest_window(data: &Dataset) -> Option<Value> {
+    let lat0 = data.pipelines.first()?.geometry.0.first()?.y;
+    let ky = 110_574.0;
+    let kx = 111_320.0 * lat0.to_radians().cos();
+    let cell = |x: f64, y: f64| {
+        (
+            (x * kx / 500.0).floor() as i64,
+            (y * ky / 500.0).floor() as i64,
+        )
+    };
+    let mut length: HashMap<(i64, i64), f64> = HashMap::new();
+    for p in &data.pipelines {
+        for w in p.geometry.0.windows(2) {
+            let (a, b) = (w[0], w[1]);
+            let key = cell((a.x + b.x) / 2.0, (a.y + b.y) / 2.0);
+            *length.entry(key).or_default() += ((b.x - a.x) * kx).hypot((b.y - a.y) * ky);
+        }
+    }
+    let ((cx, cy), _) = length
+        .into_iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1).then(b.0.cmp(&a.0)))?;
+    Some(json!([
+        (cx as f64 + 0.5) * 500.0 / kx,
+        (cy as f64 + 0.5) * 500.0 / ky
+    ]))
+}
+
 /// `GET /me`, which the client's login uses: the role of a key, 401 for a bad one, the
 /// anonymous role without one (or 401 when anonymous access is off).
 async fn me_tells_the_client_its_role(backend: app::Backend) {
@@ -229,7 +263,7 @@ async fn web_client_end_to_end_in_chromium() {
     );
     ensure_npm(
         &root().join("web"),
-        "node_modules/maplibre-gl/package.json",
+        "node_modules/@deck.gl/mapbox/package.json",
         true,
     );
     ensure_npm(
@@ -295,6 +329,7 @@ async fn web_client_end_to_end_in_chromium() {
     let alarm = alarm_push(&data);
     let leak = leak_sensor(&data);
     let probe = gcj_probe(&data);
+    let dense = densest_window(&data);
     let script = root().join("tests/web/e2e.mjs");
     let out = tokio::task::spawn_blocking(move || {
         let mut cmd = Command::new("node");
@@ -313,6 +348,7 @@ async fn web_client_end_to_end_in_chromium() {
             ("LIFELINE_E2E_ALARM", alarm),
             ("LIFELINE_E2E_LEAK", leak),
             ("LIFELINE_E2E_GCJ", probe),
+            ("LIFELINE_E2E_DENSE", dense),
         ] {
             if let Some(v) = v {
                 cmd.env(name, v.to_string());
@@ -345,6 +381,14 @@ async fn web_client_end_to_end_in_chromium() {
         "ok   basemap: a configured raster basemap is drawn under our layers",
         "ok   GCJ-02: features are drawn at their GCJ-02 position",
         "ok   frame times while panning",
+        "ok   first view: the whole network is on screen (map bounds and pixels)",
+        "ok   the last view is kept per browser",
+        "ok   3D: the tubes of a checked dig are drawn at their depth (pixels at the projected positions)",
+        "ok   cross-section: the SVG lists the pipes crossing the line in order, with the depths of the API",
+        "ok   3D and cross-section for a viewer: no depth anywhere",
+        "ok   a contractor sees the excavation view but no analyst attributes or alarm actions, and their dig in 3D at the check's depths only",
+        "ok   frame times while orbiting the 3D view over the densest 500 m",
+        "ok   nothing fetched from outside the service",
     ] {
         assert!(stdout.contains(check), "missing: {check}\n{stdout}");
     }

@@ -228,6 +228,23 @@ export function initExcavation(app) {
   }
   $('dl-html').addEventListener('click', () => report('html', 'excavation-report.html', 'text/html'));
   $('dl-geojson').addEventListener('click', () => report('geojson', 'excavation.geojson', 'application/geo+json'));
+  // The checked dig in 3D: its prism, the pipes around it at their depths, the check's
+  // conflicts with their clearances (underground.js).
+  $('dig-3d').addEventListener('click', () => {
+    if (result) app.view3d.openCheck(result.geo, result.body.width_m, t('view3d_dig_what')).catch((e) => app.toast(e.message, 'error'));
+  });
+  // A ticket's dig as submitted (its stored check as GeoJSON).
+  $('ticket-3d').addEventListener('click', async () => {
+    const id = $('ticket-view').dataset.ticketId;
+    if (!id) return;
+    try {
+      const [tk, geo] = await Promise.all([api(`/excavation/tickets/${id}`), api(`/excavation/tickets/${id}?f=geojson`)]);
+      const width = tk.width_m ?? tk.dig?.width_m ?? tk.check?.dig?.width_m ?? null;
+      await app.view3d.openCheck(geo, width, t('view3d_ticket_what', { id }));
+    } catch (e) {
+      app.toast(e.message, 'error');
+    }
+  });
 
   // ---- tickets ----
   const when = (v) => (v ? new Date(v).toLocaleString(document.documentElement.lang) : null);

@@ -73,6 +73,22 @@ const zh = {
   quality_level: '质量等级', grid_cell_id: '所属网格', responsible_unit: '责任单位', responsible_person: '责任人',
   responsible_phone: '责任人电话', emergency_plan: '应急预案', last_review: '上次核查', next_review: '下次核查',
   parent_id: '上级网格', pipeline_id: '管线编号', risk_point_id: '风险点编号', installed: '安装日期', valid_until: '有效期至',
+  // 3D underground view and cross-section (issue 18)
+  view3d_title: '地下三维视图', view3d_open: '三维地下视图', view3d_here: '三维查看此处地下管线（范围不超过 500 m）',
+  view3d_window: '当前窗口', view3d_dig_what: '开挖范围', view3d_ticket_what: '作业单 {id}',
+  view3d_loading: '正在读取管线…', view3d_summary: '{n} 条管线：{k} 条按埋深绘制，{u} 条埋深未知（按 {d} m 示意）',
+  exaggeration: '竖向夸大', view3d_dig: '开挖体', view3d_envelopes: '违规净距包络', view3d_close: '关闭三维',
+  view3d_legend_dig: '开挖范围与深度', view3d_legend_envelope: '违规管线的要求净距', view3d_legend_ghost: '半透明：埋深未知（示意深度）',
+  depth_unknown: '埋深未知', depth_top: '管顶埋深', size: '管径/断面',
+  section_draw: '画横断面线', section_help: '在地图上点两点画出横断面线（Esc 取消，空格在地图中心加点）',
+  section_title: '横断面', section_download: '下载 SVG', section_summary: '{n} 条管线穿过 {m} m 长的断面线',
+  section_none: '没有管线穿过这条 {m} m 长的断面线', section_dig: '开挖深度 {top}–{bottom} m',
+  distance_along_m: '沿断面线距离 (m)', depth_m: '埋深 (m)',
+  // Legend (issue 18): the standard's colour names, width by diameter, dashes by status
+  legend_colour_note: '颜色按 CJJ 61-2017 附录 B', legend_width: '线宽：管径（分析员及以上可见管径）',
+  width_small: '≤ DN200', width_medium: 'DN300–DN600', width_large: '≥ DN800',
+  colour_00ffff: '天蓝', colour_4c3926: '褐', colour_ff00ff: '粉红', colour_ff8000: '橙黄', colour_ff0000: '红',
+  colour_00ff00: '绿', colour_000000: '黑', colour_6600cc: '紫（不明管线）',
 };
 
 const en = {
@@ -140,6 +156,20 @@ const en = {
   quality_level: 'Quality level', grid_cell_id: 'Grid cell', responsible_unit: 'Responsible unit', responsible_person: 'Responsible person',
   responsible_phone: 'Responsible phone', emergency_plan: 'Emergency plan', last_review: 'Last review', next_review: 'Next review',
   parent_id: 'Parent cell', pipeline_id: 'Pipeline id', risk_point_id: 'Risk point id', installed: 'Installed', valid_until: 'Valid until',
+  view3d_title: 'Underground 3D view', view3d_open: '3D underground view', view3d_here: 'Pipes under this place in 3D (up to 500 m across)',
+  view3d_window: 'Current window', view3d_dig_what: 'Dig area', view3d_ticket_what: 'Ticket {id}',
+  view3d_loading: 'Loading pipes…', view3d_summary: '{n} pipes: {k} drawn at their depth, {u} of unknown depth (shown at {d} m)',
+  exaggeration: 'Vertical exaggeration', view3d_dig: 'Dig prism', view3d_envelopes: 'Violation clearances', view3d_close: 'Close 3D',
+  view3d_legend_dig: 'Dig area and depth range', view3d_legend_envelope: 'Required clearance of a violating pipe', view3d_legend_ghost: 'Translucent: depth unknown (nominal depth)',
+  depth_unknown: 'depth unknown', depth_top: 'Top of pipe', size: 'Size',
+  section_draw: 'Draw a cross-section', section_help: 'Click two points on the map (Esc cancels, Space adds the map centre)',
+  section_title: 'Cross-section', section_download: 'Download SVG', section_summary: '{n} pipes cross the {m} m line',
+  section_none: 'No pipe crosses this {m} m line', section_dig: 'Dig depth {top}–{bottom} m',
+  distance_along_m: 'Distance along the line (m)', depth_m: 'Depth (m)',
+  legend_colour_note: 'Colours after CJJ 61-2017 Appendix B', legend_width: 'Line width: diameter (diameters are shown to analysts and up)',
+  width_small: '≤ DN200', width_medium: 'DN300–DN600', width_large: '≥ DN800',
+  colour_00ffff: 'sky blue', colour_4c3926: 'brown', colour_ff00ff: 'pink', colour_ff8000: 'orange', colour_ff0000: 'red',
+  colour_00ff00: 'green', colour_000000: 'black', colour_6600cc: 'purple (unknown)',
 };
 
 const dicts = { zh, en };

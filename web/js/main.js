@@ -10,6 +10,7 @@ import { initNetwork } from './network.js';
 import { initRisk } from './risk.js';
 import { initExcavation } from './excavation.js';
 import { initTrace } from './trace.js';
+import { initUnderground } from './underground.js';
 import { esc, featureBounds, popupHtml } from './util.js';
 import * as datum from './datum.js';
 
@@ -209,8 +210,10 @@ async function startMap() {
   map.addControl(new maplibregl.ScaleControl({ unit: 'metric' }), 'bottom-left');
   map.getCanvas().setAttribute('aria-label', t('map_label'));
   await new Promise((r) => map.once('load', r));
-  // Start where the data is, unless the URL says where.
-  {
+  // Start where this browser left off; the first time, on the whole network.
+  const saved = savedView();
+  if (saved) map.jumpTo(saved);
+  else {
     try {
       const { layers } = await api('/layers');
       const b = layers.find((l) => l.id === 'pipelines')?.bbox ?? layers.find((l) => l.bbox)?.bbox;
@@ -219,6 +222,31 @@ async function startMap() {
   }
   return map;
 }
+
+// The last view, per browser (localStorage), per service origin and display datum; the 3D
+// view's tilted camera is not kept (it is left by closing the view).
+const VIEW_KEY = () => `lifeline.view.${datum.datum()}`;
+function savedView() {
+  try {
+    const v = JSON.parse(localStorage.getItem(VIEW_KEY()) ?? 'null');
+    const ok = v && Array.isArray(v.center) && v.center.every(Number.isFinite) && Number.isFinite(v.zoom);
+    return ok ? { center: v.center, zoom: v.zoom, bearing: Number(v.bearing) || 0, pitch: 0 } : null;
+  } catch { return null; }
+}
+function keepView(map) {
+  let timer = null;
+  map.on('moveend', () => {
+    clearTimeout(timer);
+    timer = setTimeout(() => {
+      if (app.view3dActive) return;
+      const c = map.getCenter();
+      try {
+        localStorage.setItem(VIEW_KEY(), JSON.stringify({ center: [c.lng, c.lat], zoom: map.getZoom(), bearing: map.getBearing() }));
+      } catch { /* storage full or disabled: nothing to keep */ }
+    }, 500);
+  });
+}
+app.forgetView = () => localStorage.removeItem(VIEW_KEY());
 
 // ---- popups and search -----------------------------------------------------------------
 
@@ -291,7 +319,8 @@ function wireClicks(map) {
       }
     }
   };
-  map.on('click', (e) => { if (!app.drawing) handle(e.point, e.lngLat); });
+  // In the 3D view a click picks a tube (deck.gl's own picking, underground.js).
+  map.on('click', (e) => { if (!app.drawing && !app.view3dActive) handle(e.point, e.lngLat); });
   // Keyboard: Enter on the focused map opens what is at its centre.
   map.getCanvas().addEventListener('keydown', (e) => {
     if (e.key !== 'Enter' || app.drawing || e.defaultPrevented) return;
@@ -427,7 +456,9 @@ async function main() {
   initRisk(app);
   initExcavation(app);
   initTrace(app);
+  initUnderground(app);
   wireClicks(map);
+  keepView(map);
   wireNavigation();
   const initial = location.hash.replace(/^#/, '').split('&')[0];
   setView(['network', 'risk', 'excavation'].includes(initial) ? initial : 'network');

@@ -46,6 +46,22 @@ export function initNetwork(app) {
     paint: { 'text-color': '#333', 'text-halo-color': '#fff', 'text-halo-width': 1.5 },
   });
 
+  // Grid names where they can be read: districts from z10, streets from z13, communities
+  // from z14.5 (finer cells are not named), never more than one level's worth at a time.
+  const namesId = served ? served.id : 'grid-cells-names';
+  map.setFilter(namesId, ['step', ['zoom'],
+    false,
+    10, ['==', ['get', 'level'], 'district'],
+    13, ['match', ['get', 'level'], ['district', 'street'], true, false],
+    14.5, ['match', ['get', 'level'], ['district', 'street', 'community'], true, false]]);
+  // Line width by diameter where the tiles carry it (analysts and up, from z12): DN200 and
+  // under thin, DN800 and over about twice the default; without a diameter the default.
+  const byDiameter = (w) => ['*', w, ['interpolate', ['linear'], ['coalesce', ['get', 'diameter_mm'], 400],
+    100, 0.6, 300, 0.9, 600, 1.3, 1000, 2, 2000, 2.6]];
+  for (const id of pipeLayers) {
+    map.setPaintProperty(id, 'line-width', ['interpolate', ['linear'], ['zoom'], 10, byDiameter(0.6), 14, byDiameter(1.5), 18, byDiameter(4)]);
+  }
+
   const networkLayers = [...gridLayers, ...pipeLayers, ...nodeLayers, served ? served.id : 'grid-cells-names', 'highlight-line', 'highlight-point'];
   app.viewLayers.network = networkLayers;
   app.pipeLayers = pipeLayers;
@@ -77,9 +93,32 @@ export function initNetwork(app) {
       sw.className = 'swatch';
       sw.style.background = colour;
       sw.setAttribute('aria-hidden', 'true');
-      label.append(box, sw, document.createTextNode(tv('kind', kind)));
+      // The standard's name of the colour, so the legend reads without the swatch.
+      const cname = document.createElement('span');
+      cname.className = 'cname';
+      const key = `colour_${String(colour).replace('#', '').toLowerCase()}`;
+      const named = t(key);
+      cname.textContent = named === key ? String(colour) : named;
+      label.append(box, sw, document.createTextNode(tv('kind', kind)), cname);
       fs.append(label);
     }
+    // Line width by diameter, dashes by status.
+    const row = (cls, text) => {
+      const li = document.createElement('li');
+      const sw = document.createElement('span');
+      sw.className = `swatch ${cls}`;
+      sw.style.background = '#5b6673';
+      sw.setAttribute('aria-hidden', 'true');
+      li.append(sw, document.createTextNode(text));
+      return li;
+    };
+    const note = document.createElement('li');
+    note.className = 'muted';
+    note.textContent = t('legend_width');
+    document.getElementById('line-legend').replaceChildren(
+      note, row('w1', t('width_small')), row('w2', t('width_medium')), row('w3', t('width_large')),
+      row('dashed', t('legend_dashed')),
+    );
     const outline = net.layers.find((l) => l.id === gridLayers[0]);
     const { pairs } = matchPairs(outline?.paint?.['line-color']);
     const ul = document.getElementById('grid-legend');

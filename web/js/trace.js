@@ -10,7 +10,8 @@
 
 import { api } from './api.js';
 import { t, onLang } from './i18n.js';
-import { esc } from './util.js';
+import { esc, featureBounds } from './util.js';
+import { geoToDisplay } from './datum.js';
 
 const EMPTY = { type: 'FeatureCollection', features: [] };
 
@@ -119,6 +120,7 @@ export function initTrace(app) {
       state.pipes = answer.networks.flatMap((n) => n.start_pipes);
       state.answer = answer;
       map.getSource('trace')?.setData(fc);
+      state.fc = fc;
       render();
       panel.dataset.state = 'ready';
     } catch (e) {
@@ -192,6 +194,15 @@ export function initTrace(app) {
     });
   };
 
+  // The isolated segment and its surroundings in 3D (the trace stays drawn on the ground).
+  panel.querySelector('.trace-3d').addEventListener('click', () => {
+    const within = (fs) => featureBounds({ type: 'GeometryCollection', geometries: fs.map((f) => geoToDisplay(f.geometry)) });
+    const b = state.fc && within(state.fc.features);
+    // Centred on the isolated pipes when the segment is wider than the 3D window.
+    const s = state.fc && within(state.fc.features.filter((f) => f.properties?.layer === 'pipelines' && state.pipes.includes(Number(f.properties.id))));
+    const centre = s ? [(s[0][0] + s[1][0]) / 2, (s[0][1] + s[1][1]) / 2] : undefined;
+    if (b) app.view3d.open({ bounds: b, centre, what: t('trace_title'), trace: state.fc }).catch((e) => app.toast?.(e.message, 'error'));
+  });
   panel.querySelector('.trace-clear').addEventListener('click', () => {
     state.answer = null;
     state.flow = null;
