@@ -3,6 +3,7 @@
 //! declared together (clap's `env`), so a flag always wins over its variable.
 
 use crate::auth::oidc::{ClaimPath, JwksSource};
+use crate::model::history::RetentionPolicy;
 use crate::model::Role;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -378,6 +379,14 @@ impl HttpLimits {
     }
 }
 
+/// `[readings]` of the file: the readings history (issue 16, docs/risk.md).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileReadings {
+    /// Days raw readings are kept; the hourly and daily rollups are kept for good.
+    retention_days: Option<u32>,
+}
+
 /// The file form: every key optional.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -396,6 +405,7 @@ struct FileConfig {
     web: Option<FileWeb>,
     http: Option<FileHttp>,
     oidc: Option<FileOidc>,
+    readings: Option<FileReadings>,
 }
 
 /// The resolved configuration.
@@ -423,6 +433,8 @@ pub struct Config {
     pub http: HttpLimits,
     /// Single sign-on; `None`: API keys only.
     pub oidc: Option<OidcConfig>,
+    /// How long raw readings are kept (`[readings] retention_days`, default 90 days).
+    pub retention: RetentionPolicy,
 }
 
 impl Default for Config {
@@ -441,6 +453,7 @@ impl Default for Config {
             basemap: None,
             http: HttpLimits::default(),
             oidc: None,
+            retention: RetentionPolicy::default(),
         }
     }
 }
@@ -490,6 +503,13 @@ impl Config {
         }
         let basemap = Basemap::resolve(serve, file.web.unwrap_or_default())?;
         let oidc = OidcConfig::resolve(serve, file.oidc.unwrap_or_default())?;
+        let retention = match file.readings.and_then(|r| r.retention_days) {
+            Some(days) => RetentionPolicy::new(days).map_err(|e| ConfigError::Invalid {
+                key: "readings.retention_days",
+                message: e.to_string(),
+            })?,
+            None => d.retention,
+        };
         Ok(Config {
             store_url,
             listen: serve.listen.or(file.listen).unwrap_or(d.listen),
@@ -504,6 +524,7 @@ impl Config {
             basemap,
             http: HttpLimits::resolve(file.http.unwrap_or_default())?,
             oidc,
+            retention,
         })
     }
 }
@@ -575,6 +596,34 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("king"), "{e}");
+    }
+
+    #[test]
+    fn readings_retention_from_file_with_named_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.toml");
+        let store = StoreArgs {
+            config: Some(path.clone()),
+            ..Default::default()
+        };
+        let d = Config::resolve(&StoreArgs::default(), &ServeArgs::default()).unwrap();
+        assert_eq!(d.retention.raw_days(), RetentionPolicy::DEFAULT_RAW_DAYS);
+        std::fs::write(&path, "[readings]\nretention_days = 14\n").unwrap();
+        let c = Config::resolve(&store, &ServeArgs::default()).unwrap();
+        assert_eq!(c.retention.raw_days(), 14);
+        for (text, key) in [
+            (
+                "[readings]\nretention_days = 0\n",
+                "readings.retention_days",
+            ),
+            ("[readings]\nkeep = 3\n", "keep"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let e = Config::resolve(&store, &ServeArgs::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(key), "{e}");
+        }
     }
 
     #[test]

@@ -13,10 +13,18 @@ pub async fn run(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    // Issue 16: the readings history is maintained before ingest is served (partitions from
+    // the retention horizon to a few days ahead, expired raw readings removed), then
+    // hourly. A failed round does not stop the start: ingest makes a missing partition
+    // itself, and the next round tries again.
+    if let Err(e) = state.risk.maintain_readings().await {
+        tracing::warn!(error = %e, "readings maintenance at start failed; retrying hourly");
+    }
     // Issue 5: the change follower and the offline rule live as long as the server.
     let background = [
         crate::sync::spawn(state.clone()),
         crate::risk::spawn_offline_checker(state.risk.clone()),
+        crate::risk::spawn_readings_maintenance(state.risk.clone()),
         // Issue 4: delivers owners' webhook notifications from the outbox.
         crate::excavation::notify::spawn(
             state.store.clone(),

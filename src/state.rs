@@ -118,8 +118,13 @@ impl AppState {
             crate::excavation::Excavation::from_path(config.excavation_config.as_deref())
                 .map_err(|e| StartError::Excavation(e.to_string()))?,
         );
-        let risk =
-            crate::risk::RiskEngine::open(store.clone(), index.clone(), clock.clone()).await?;
+        let risk = crate::risk::RiskEngine::open_with_retention(
+            store.clone(),
+            index.clone(),
+            clock.clone(),
+            config.retention,
+        )
+        .await?;
         let rate_limits = Arc::new(crate::limits::RateLimits::new(&config.http));
         let networks = excavation.networks.clone();
         Ok(AppState {

@@ -539,6 +539,134 @@ async fn downsampling_gives_min_mean_max_per_bucket(backend: Backend) {
 }
 every_backend!(downsampling_gives_min_mean_max_per_bucket);
 
+/// `GET /sensors/3/readings` with `query` appended: status and body.
+async fn history(app: &TestApp, query: &str) -> (StatusCode, Value) {
+    let url = format!("/sensors/3/readings?{query}");
+    body(app.req(Method::GET, &url, None).send().await.unwrap()).await
+}
+
+fn stamp(t: chrono::DateTime<chrono::Utc>) -> String {
+    urlenc(&t.to_rfc3339_opts(SecondsFormat::Secs, true))
+}
+
+/// Buckets of two answers are equal: count, min, max exactly, mean to floating tolerance.
+fn same_buckets(a: &Value, b: &Value) {
+    let (a, b) = (
+        a["buckets"].as_array().unwrap(),
+        b["buckets"].as_array().unwrap(),
+    );
+    assert!(!a.is_empty());
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(b) {
+        for k in ["t", "count", "min", "max"] {
+            assert_eq!(x[k], y[k], "{x} {y}");
+        }
+        let (m, n) = (x["mean"].as_f64().unwrap(), y["mean"].as_f64().unwrap());
+        assert!((m - n).abs() <= 1e-9 * m.abs().max(1.0), "{x} {y}");
+    }
+}
+
+/// Issue 16: `every=` answers from the coarsest rollup that fits and says so; a range off
+/// the rollup's boundaries falls back to the raw rows; every answer equals `source=raw`'s.
+/// The readings are sent twice (the second time as duplicates), which must not count.
+async fn history_answers_from_the_coarsest_rollup_that_fits(backend: Backend) {
+    let app = TestApp::start(backend).await;
+    let day = lifeline::model::history::DAY_MS;
+    let day0_ms = (app::now() - Duration::days(3))
+        .timestamp_millis()
+        .div_euclid(day)
+        * day;
+    let day0 = chrono::DateTime::from_timestamp_millis(day0_ms).unwrap();
+    // Three days, one reading every 7 minutes, every 11th of bad quality.
+    let items: Vec<Value> = (0..3 * 24 * 60 / 7)
+        .map(|i: i64| {
+            json!({"sensor_id": 3, "time": day0_ms + i * 7 * 60_000,
+                   "value": 0.3 + (i * 37 % 100) as f64 * 0.001,
+                   "quality": if i % 11 == 0 { "bad" } else { "good" }})
+        })
+        .collect();
+    let n = items.len();
+    let (s, v) = post_readings(&app, Value::Array(items.clone())).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["stored"], n);
+    let (s, v) = post_readings(&app, Value::Array(items)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["duplicates"], n);
+    let end = day0 + Duration::days(3);
+    let hour = Duration::hours(1);
+    for (from, to, every, want) in [
+        (day0, end, "1h", "hourly"),
+        (day0, end, "6h", "hourly"),
+        (day0, end, "1d", "daily"),
+        (day0 + hour, end - Duration::hours(2), "1d", "hourly"),
+        (day0 + Duration::minutes(30), end, "1h", "raw"),
+        (day0, end, "90m", "raw"),
+    ] {
+        let q = format!("from={}&to={}&every={every}", stamp(from), stamp(to));
+        let (s, auto) = history(&app, &q).await;
+        assert_eq!(s, StatusCode::OK, "{auto}");
+        assert_eq!(auto["source"], want, "{q}");
+        let (s, raw) = history(&app, &format!("{q}&source=raw")).await;
+        assert_eq!(s, StatusCode::OK, "{raw}");
+        assert_eq!(raw["source"], "raw");
+        same_buckets(&auto, &raw);
+        if want == "daily" {
+            // Every good reading counted once, despite the second sending.
+            let total: i64 = auto["buckets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["count"].as_i64().unwrap())
+                .sum();
+            assert_eq!(total as usize, n - n.div_ceil(11));
+        }
+    }
+    // A named rollup that does not fit, an unknown source, a source without every.
+    let q = format!("from={}&to={}&every=1h", stamp(day0), stamp(end));
+    for (extra, says) in [
+        ("&source=daily", "source=daily"),
+        ("&source=weekly", "'weekly'"),
+    ] {
+        let (s, v) = history(&app, &format!("{q}{extra}")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+        assert!(v.to_string().contains(says), "{v}");
+    }
+    let (s, v) = history(&app, "source=hourly").await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v.to_string().contains("every"), "{v}");
+    app.stop().await;
+}
+both_backends!(history_answers_from_the_coarsest_rollup_that_fits);
+
+/// Issue 16: with raw retention shorter than ingest's late window, a reading older than the
+/// horizon is refused in the batch's report as expired (never a 500), and the others of the
+/// batch are stored.
+async fn readings_older_than_retention_are_refused_as_expired(backend: Backend) {
+    let app = TestApp::start_configured(backend, Some(Role::Viewer), true, |c| {
+        c.retention = lifeline::model::history::RetentionPolicy::new(7).unwrap();
+    })
+    .await;
+    let items = json!([
+        {"sensor_id": 3, "time": ago(12 * 86_400), "value": 0.31},
+        {"sensor_id": 3, "time": ago(2 * 86_400), "value": 0.32},
+        {"sensor_id": 3, "time": ago(60), "value": 0.33},
+    ]);
+    let (s, v) = post_readings(&app, items).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["stored"].as_u64(), v["rejected"].as_u64()),
+        (Some(2), Some(1)),
+        "{v}"
+    );
+    let item = &v["items"][0];
+    assert_eq!(item["index"], 0);
+    assert_eq!(item["status"], "rejected");
+    let e = item["error"].as_str().unwrap();
+    assert!(e.contains("expired") && e.contains("7 days"), "{e}");
+    app.stop().await;
+}
+both_backends!(readings_older_than_retention_are_refused_as_expired);
+
 fn urlenc(s: &str) -> String {
     s.replace('+', "%2B").replace(':', "%3A")
 }

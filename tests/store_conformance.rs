@@ -64,6 +64,8 @@ conformance!(
     migrate_twice_is_a_no_op,
     load_all_equals_what_was_written,
     risk_event_log_keeps_alarms_and_traces_in_order,
+    rollups_equal_raw_after_random_batches_with_resends,
+    maintenance_expires_raw_readings_and_keeps_rollups,
 );
 
 /// Counts as a map, for readable comparisons.
@@ -702,6 +704,182 @@ mod cases {
         assert!(audit
             .iter()
             .all(|e| e.action != "trace_published" || e.actor == a.name));
+    }
+
+    /// Issue 16: random batches of readings over two days and three sensors (some of bad
+    /// quality, some keys repeated within a batch), with earlier readings sent again in
+    /// later batches (some with another value, which must change nothing): the hourly and
+    /// daily rollups then give the same buckets as the raw rows, for every width they fit.
+    pub async fn rollups_equal_raw_after_random_batches_with_resends(s: &dyn Store) {
+        use lifeline::model::alarm::{Quality, Reading};
+        use lifeline::model::history::{Rollup, DAY_MS, HOUR_MS};
+        let day0 = chrono::DateTime::parse_from_rfc3339("2026-11-29T00:00:00Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            rng % n
+        };
+        let mut sent: Vec<Reading> = Vec::new();
+        // The first reading of each key is the stored one.
+        let mut stored: std::collections::HashMap<(i64, i64), Reading> = Default::default();
+        let mut new_total = 0;
+        for _ in 0..40 {
+            let mut batch: Vec<Reading> = (0..next(120) + 1)
+                .map(|_| Reading {
+                    sensor_id: 1 + next(3) as i64,
+                    // Whole seconds over two days: keys repeat now and then.
+                    t: day0 + chrono::Duration::seconds(next(2 * 86_400) as i64),
+                    value: next(10_000) as f64 / 100.0 - 50.0,
+                    quality: match next(10) {
+                        0 => Quality::Bad,
+                        1 => Quality::Uncertain,
+                        _ => Quality::Good,
+                    },
+                })
+                .collect();
+            for _ in 0..next(30) {
+                if sent.is_empty() {
+                    break;
+                }
+                let mut again = sent[next(sent.len() as u64) as usize];
+                if next(2) == 0 {
+                    again.value += 1.0;
+                }
+                batch.push(again);
+            }
+            let fresh = s.insert_readings(&batch).await.expect("insert");
+            for (r, is_new) in batch.iter().zip(&fresh) {
+                let key = (r.sensor_id, r.t.timestamp_millis());
+                assert_eq!(*is_new, !stored.contains_key(&key), "{r:?}");
+                if *is_new {
+                    stored.insert(key, *r);
+                    new_total += 1;
+                }
+            }
+            sent.extend(batch);
+        }
+        assert_eq!(new_total, stored.len());
+        let (from, to) = (day0, day0 + chrono::Duration::days(2));
+        let mut counted = 0;
+        for sensor in 1..=3 {
+            for (every, rollup) in [
+                (HOUR_MS, Rollup::Hourly),
+                (2 * HOUR_MS, Rollup::Hourly),
+                (DAY_MS, Rollup::Hourly),
+                (DAY_MS, Rollup::Daily),
+                (2 * DAY_MS, Rollup::Daily),
+            ] {
+                let raw = s
+                    .reading_buckets(sensor, from, to, every)
+                    .await
+                    .expect("raw buckets");
+                let rolled = s
+                    .rollup_buckets(sensor, from, to, every, rollup)
+                    .await
+                    .expect("rollup buckets");
+                assert_eq!(raw.len(), rolled.len(), "sensor {sensor}, {every} ms");
+                for (a, b) in raw.iter().zip(&rolled) {
+                    assert_eq!(
+                        (a.t, a.count, a.min, a.max),
+                        (b.t, b.count, b.min, b.max),
+                        "sensor {sensor}, {every} ms, {rollup}"
+                    );
+                    assert!(
+                        (a.mean - b.mean).abs() <= 1e-9 * a.mean.abs().max(1.0),
+                        "{a:?} {b:?}"
+                    );
+                }
+                if every == DAY_MS && rollup == Rollup::Daily {
+                    counted += rolled.iter().map(|b| b.count).sum::<i64>();
+                }
+            }
+        }
+        let good = stored
+            .values()
+            .filter(|r| r.quality != Quality::Bad)
+            .count();
+        assert_eq!(counted as usize, good, "every new reading counted once");
+    }
+
+    /// Issue 16: a maintenance round removes raw readings older than the horizon (whole
+    /// daily partitions on PostGIS, rows on GeoPackage), makes partitions ahead, keeps the
+    /// rollups of the removed days, and a second round at the same time does nothing.
+    pub async fn maintenance_expires_raw_readings_and_keeps_rollups(s: &dyn Store) {
+        use lifeline::model::alarm::{Quality, Reading};
+        use lifeline::model::history::{RetentionPolicy, Rollup, DAY_MS};
+        use lifeline::store::Backend;
+        let at = |v: &str| {
+            chrono::DateTime::parse_from_rfc3339(v)
+                .unwrap()
+                .with_timezone(&chrono::Utc)
+        };
+        let start = at("2026-11-20T00:00:00Z");
+        // Four readings a day from 11-20 to 12-07.
+        let rows: Vec<Reading> = (0..18 * 4)
+            .map(|i| Reading {
+                sensor_id: 7,
+                t: start + chrono::Duration::hours(6 * i),
+                value: i as f64,
+                quality: Quality::Good,
+            })
+            .collect();
+        s.insert_readings(&rows).await.expect("insert");
+        let (from, to) = (start, at("2026-12-08T00:00:00Z"));
+        let before = s
+            .rollup_buckets(7, from, to, DAY_MS, Rollup::Daily)
+            .await
+            .expect("daily");
+        assert_eq!(before.len(), 18);
+        let now = at("2026-12-07T15:00:00Z");
+        let policy = RetentionPolicy::new(10).expect("policy");
+        let horizon = at("2026-11-27T00:00:00Z");
+        let report = s.maintain_readings(now, &policy).await.expect("maintain");
+        assert_eq!(report.horizon, Some(horizon));
+        let expired = rows.iter().filter(|r| r.t < horizon).count();
+        match s.backend() {
+            Backend::Postgis => {
+                let dropped: Vec<String> = (20..=26)
+                    .map(|d| format!("readings_p2026_11_{d}"))
+                    .collect();
+                assert_eq!(report.partitions_dropped, dropped);
+                // The days with readings have partitions already (made by ingest); the
+                // three ahead of today are new.
+                assert_eq!(
+                    report.partitions_created,
+                    [
+                        "readings_p2026_12_08",
+                        "readings_p2026_12_09",
+                        "readings_p2026_12_10"
+                    ]
+                );
+                assert_eq!(report.rows_deleted, 0);
+            }
+            _ => {
+                assert_eq!(report.rows_deleted as usize, expired);
+                assert!(report.partitions_created.is_empty());
+            }
+        }
+        assert!(report.partitions_to_columnar.is_empty());
+        let old = s
+            .readings(7, start, horizon, 10_000)
+            .await
+            .expect("old raw");
+        assert!(old.is_empty(), "{old:?}");
+        let kept = s.readings(7, horizon, to, 10_000).await.expect("raw");
+        assert_eq!(kept.len(), rows.len() - expired);
+        let after = s
+            .rollup_buckets(7, from, to, DAY_MS, Rollup::Daily)
+            .await
+            .expect("daily");
+        assert_eq!(after, before, "rollups outlive retention");
+        let again = s.maintain_readings(now, &policy).await.expect("again");
+        assert!(again.partitions_created.is_empty());
+        assert!(again.partitions_dropped.is_empty());
+        assert_eq!(again.rows_deleted, 0);
     }
 
     pub async fn migrate_twice_is_a_no_op(s: &dyn Store) {

@@ -97,6 +97,7 @@ pub struct ReadingsQuery {
     from: Option<String>,
     to: Option<String>,
     every: Option<String>,
+    source: Option<String>,
     #[serde(default, deserialize_with = "super::limit")]
     limit: Option<usize>,
 }
@@ -107,9 +108,10 @@ pub struct ReadingsQuery {
         ("from" = Option<String>, Query, description = "RFC 3339, default `to` - 24 h"),
         ("to" = Option<String>, Query, description = "RFC 3339, exclusive, default now"),
         ("every" = Option<String>, Query, description = "bucket width (`30s`, `5m`, `1h`, `1d`); without it, raw readings"),
+        ("source" = Option<String>, Query, description = "with `every`: `auto` (default) answers from the coarsest rollup that fits — `daily` when `every` is a whole number of days and `from`/`to` are on UTC day boundaries, else `hourly` when a whole number of hours on hour boundaries, else `raw`; or name `raw`, `hourly` or `daily` (a rollup that does not fit is a 400). Rollups outlive raw retention"),
         ("limit" = Option<usize>, Query, description = "raw readings: 1..10000, default 10000")),
-    responses((status = 200, description = "Raw: `{\"sensor_id\", \"unit\", \"readings\": [{\"t\",\"value\",\"quality\"}]}`; downsampled: `{\"sensor_id\", \"unit\", \"every_ms\", \"buckets\": [{\"t\",\"min\",\"mean\",\"max\",\"count\"}]}` (bad-quality readings left out)"),
-        (status = 400, description = "Bad time, bucket width, or more than 10000 buckets"), (status = 404, description = "No such sensor")))]
+    responses((status = 200, description = "Raw: `{\"sensor_id\", \"unit\", \"readings\": [{\"t\",\"value\",\"quality\"}]}`; downsampled: `{\"sensor_id\", \"unit\", \"every_ms\", \"source\": \"daily\"|\"hourly\"|\"raw\", \"buckets\": [{\"t\",\"min\",\"mean\",\"max\",\"count\"}]}` (bad-quality readings left out; `source` says which table answered, the results are equal)"),
+        (status = 400, description = "Bad time, bucket width, source, or more than 10000 buckets"), (status = 404, description = "No such sensor")))]
 pub async fn readings(
     State(state): State<AppState>,
     _caller: Caller,
@@ -122,6 +124,7 @@ pub async fn readings(
         to: q.to.as_deref(),
         every: q.every.as_deref(),
         limit: q.limit,
+        source: q.source.as_deref(),
     };
     Ok(Json(state.risk.sensor_readings(id, q).await?))
 }

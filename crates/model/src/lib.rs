@@ -17,6 +17,7 @@ pub mod datum;
 pub mod feature;
 pub mod geom;
 pub mod grid;
+pub mod history;
 pub mod html;
 pub mod import_job;
 pub mod node;

@@ -35,6 +35,7 @@ use chrono::{DateTime, Utc};
 use events::EventBus;
 use lifeline_index::SpatialIndex;
 use lifeline_model::alarm::AlarmOp;
+use lifeline_model::history::{MaintenanceReport, RetentionPolicy};
 use lifeline_model::{Actor, Clock, Layer, Record, RiskLevel, Role};
 use lifeline_store::readings::RiskStore;
 use lifeline_store::{AuditLog, SharedStore, StoreError};
@@ -147,6 +148,9 @@ pub struct RiskEngine {
     pub(crate) stats: structure::Statistics,
     /// Readings this instance ingested, by outcome.
     pub totals: IngestTotals,
+    /// How long raw readings are kept (`[readings]` of the config): ingest refuses older
+    /// ones, maintenance removes them.
+    pub retention: RetentionPolicy,
 }
 
 const SHARDS: usize = 64;
@@ -165,11 +169,22 @@ pub fn anchor(r: &Record) -> Option<(f64, f64)> {
 }
 
 impl RiskEngine {
-    /// Loads the open alarms and notes where the follower starts.
+    /// Loads the open alarms and notes where the follower starts; raw readings kept as
+    /// long as [`RetentionPolicy::default`] says.
     pub async fn open(
         store: SharedStore,
         index: Arc<SpatialIndex>,
         clock: Clock,
+    ) -> Result<Arc<RiskEngine>, StoreError> {
+        Self::open_with_retention(store, index, clock, RetentionPolicy::default()).await
+    }
+
+    /// [`RiskEngine::open`] with the raw readings' retention of the configuration.
+    pub async fn open_with_retention(
+        store: SharedStore,
+        index: Arc<SpatialIndex>,
+        clock: Clock,
+        retention: RetentionPolicy,
     ) -> Result<Arc<RiskEngine>, StoreError> {
         let start = store.cursors().await?;
         let open = store.open_alarms().await?;
@@ -193,6 +208,7 @@ impl RiskEngine {
             closing: tokio_util::sync::CancellationToken::new(),
             stats,
             totals: IngestTotals::default(),
+            retention,
         };
         engine.bus.start_at(start.0, start.1);
         {
@@ -280,9 +296,11 @@ impl RiskEngine {
             items: Vec::new(),
         };
         let mut ok = Vec::with_capacity(items.len());
+        let horizon = self.retention.horizon(now);
         for (i, item) in items.iter().enumerate() {
             let checked = match item {
-                Ok(v) => readings::check_item(i, v, &self.index, self.rules, now),
+                Ok(v) => readings::check_item(i, v, &self.index, self.rules, now)
+                    .and_then(|c| readings::check_retention(c, horizon, &self.retention)),
                 Err(e) => Err(ItemReport {
                     index: i,
                     status: "rejected",
@@ -362,6 +380,24 @@ impl RiskEngine {
             self.wait_applied(newest).await;
         }
         self.totals.add(&report);
+        Ok(report)
+    }
+
+    /// One maintenance round of the readings history at the clock's "now" (partitions
+    /// ahead, raw readings past retention removed; see `RiskStore::maintain_readings`).
+    pub async fn maintain_readings(&self) -> Result<MaintenanceReport, RiskError> {
+        let report = self
+            .store
+            .maintain_readings(self.clock.now(), &self.retention)
+            .await?;
+        tracing::info!(
+            horizon = ?report.horizon,
+            created = report.partitions_created.len(),
+            dropped = report.partitions_dropped.len(),
+            to_columnar = report.partitions_to_columnar.len(),
+            rows_deleted = report.rows_deleted,
+            "readings history maintained"
+        );
         Ok(report)
     }
 
@@ -715,6 +751,32 @@ impl RiskEngine {
 }
 
 /// Spawns the offline rule; it runs every `check_every_s` until the handle is aborted.
+/// How often the readings history is maintained while the server runs.
+pub const MAINTENANCE_EVERY: Duration = Duration::from_secs(3600);
+
+/// Maintains the readings history every [`MAINTENANCE_EVERY`] (the first round one period
+/// after start: the server runs one before it serves). The server aborts the task when it
+/// shuts down; a failed round is logged and tried again next period (partitions are made
+/// [`RetentionPolicy::AHEAD_DAYS`] ahead, and ingest makes a missing one itself).
+pub fn spawn_readings_maintenance(engine: Arc<RiskEngine>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(
+            tokio::time::Instant::now() + MAINTENANCE_EVERY,
+            MAINTENANCE_EVERY,
+        );
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = engine.closing.cancelled() => break,
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = engine.maintain_readings().await {
+                tracing::warn!(error = %e, "readings maintenance failed; retrying next round");
+            }
+        }
+    })
+}
+
 pub fn spawn_offline_checker(engine: Arc<RiskEngine>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let every = Duration::from_millis(engine.rules.offline_check_ms);

@@ -7,6 +7,7 @@ use super::model::{Quality, Reading};
 use super::rules::Rules;
 use chrono::{DateTime, Duration, SubsecRound, TimeZone, Utc};
 use lifeline_index::SpatialIndex;
+use lifeline_model::history::RetentionPolicy;
 use lifeline_model::{Layer, Record, SensorKind};
 use serde::Serialize;
 use serde_json::Value;
@@ -217,6 +218,29 @@ pub fn check_item(
         risk_point_id: sensor.risk_point_id,
         lon: sensor.location.x(),
         lat: sensor.location.y(),
+    })
+}
+
+/// Refuses a checked reading older than the raw readings' retention `horizon`: it would be
+/// removed at once (and its day's partition is gone), so it is reported as expired rather
+/// than stored. Only bites when retention is shorter than ingest's `max_past_days`.
+pub fn check_retention(
+    c: Checked,
+    horizon: DateTime<Utc>,
+    policy: &RetentionPolicy,
+) -> Result<Checked, ItemReport> {
+    if c.reading.t >= horizon {
+        return Ok(c);
+    }
+    Err(ItemReport {
+        index: c.index,
+        status: "rejected",
+        sensor_id: Some(c.reading.sensor_id),
+        error: Some(format!(
+            "time {} is expired: raw readings are kept {} days, nothing before {horizon} is stored",
+            c.reading.t,
+            policy.raw_days()
+        )),
     })
 }
 

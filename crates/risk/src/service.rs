@@ -1,12 +1,14 @@
 //! The parameters of the risk endpoints parsed once into the engine's types (vocabulary
 //! lists, boxes, grid levels, the risk-point filter, the grid statistics' format), and the
 //! use case of a sensor's readings ([`RiskEngine::sensor_readings`]: raw, or downsampled
-//! into min/mean/max buckets by the store). Every refusal is a [`RiskError::BadRequest`]
+//! into min/mean/max buckets by the store, from the coarsest rollup that fits
+//! ([`choose_source`]) or the raw rows). Every refusal is a [`RiskError::BadRequest`]
 //! or [`RiskError::NotFound`] naming the parameter.
 
 use super::stats::PointFilter;
 use super::{RiskEngine, RiskError};
 use chrono::{DateTime, Duration, Utc};
+use lifeline_model::history::{BucketSource, Rollup};
 use lifeline_model::{Bbox, Catalog, GridLevel, Layer, ModelError, Record, RiskLevel, RiskStatus};
 use serde_json::{json, Value};
 use std::str::FromStr;
@@ -149,13 +151,74 @@ pub struct ReadingsQuery<'q> {
     pub every: Option<&'q str>,
     /// Raw readings: 1..=10000, default 10000.
     pub limit: Option<usize>,
+    /// Where buckets come from ([`parse_source`]): `auto` (default), `raw`, `hourly`,
+    /// `daily`.
+    pub source: Option<&'q str>,
+}
+
+/// The `source=` of a bucketed readings query: let the service pick (`auto`), or name one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceChoice {
+    /// The coarsest rollup that fits, else raw.
+    Auto,
+    Named(BucketSource),
+}
+
+/// Parses `source=`: `auto`, `raw`, `hourly` or `daily`.
+pub fn parse_source(s: Option<&str>) -> Result<SourceChoice, RiskError> {
+    match s.map(str::trim) {
+        None | Some("auto") => Ok(SourceChoice::Auto),
+        Some(v) => v
+            .parse::<BucketSource>()
+            .map(SourceChoice::Named)
+            .map_err(|_| {
+                RiskError::BadRequest(format!(
+                    "source '{}' is not auto, {}",
+                    v.chars().take(20).collect::<String>(),
+                    BucketSource::allowed()
+                ))
+            }),
+    }
+}
+
+/// The source that answers buckets of `every_ms` over `[from, to)`: with `auto` the
+/// coarsest rollup that fits ([`Rollup::fits`]: `every` a multiple of its width, both ends
+/// on its boundaries, UTC), else the raw readings; a named rollup that does not fit is a
+/// 400 saying why.
+pub fn choose_source(
+    choice: SourceChoice,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    every_ms: i64,
+) -> Result<BucketSource, RiskError> {
+    match choice {
+        SourceChoice::Auto => Ok(Rollup::coarsest_fitting(from, to, every_ms)
+            .map(BucketSource::from)
+            .unwrap_or(BucketSource::Raw)),
+        SourceChoice::Named(BucketSource::Raw) => Ok(BucketSource::Raw),
+        SourceChoice::Named(named) => {
+            let r = named.rollup().unwrap_or(Rollup::Hourly);
+            if r.fits(from, to, every_ms) {
+                Ok(named)
+            } else {
+                let unit = match r {
+                    Rollup::Hourly => "hour",
+                    Rollup::Daily => "day (UTC)",
+                };
+                Err(RiskError::BadRequest(format!(
+                    "source={named} needs every to be a whole number of {unit}s and from and to on {unit} boundaries"
+                )))
+            }
+        }
+    }
 }
 
 impl RiskEngine {
     /// Readings of sensor `id` between `from` and `to`: raw
     /// (`{sensor_id, unit, from, to, readings: [{t, value, quality}]}`), or with `every`
-    /// min/mean/max buckets (`{sensor_id, unit, from, to, every_ms, buckets}`, at most
-    /// 10000, bad-quality readings left out).
+    /// min/mean/max buckets (`{sensor_id, unit, from, to, every_ms, source, buckets}`, at
+    /// most 10000, bad-quality readings left out), from the source [`choose_source`] picks
+    /// (`source`: `daily`, `hourly` or `raw`).
     pub async fn sensor_readings(&self, id: i64, q: ReadingsQuery<'_>) -> Result<Value, RiskError> {
         let rec = self.index.get(Layer::Sensors, id);
         let Some(Record::Sensor(s)) = rec.as_deref() else {
@@ -174,6 +237,11 @@ impl RiskEngine {
             return Err(RiskError::BadRequest("from must be before to".into()));
         }
         let Some(every) = q.every else {
+            if q.source.is_some() {
+                return Err(RiskError::BadRequest(
+                    "source applies to buckets: give every as well".into(),
+                ));
+            }
             let limit = lifeline_model::page_limit(q.limit, 10_000, 10_000)
                 .map_err(|e| RiskError::BadRequest(e.to_string()))?;
             let rows = self.store.readings(id, from, to, limit).await?;
@@ -192,10 +260,15 @@ impl RiskEngine {
                 "{n} buckets requested; at most 10000 (widen every or narrow from..to)"
             )));
         }
-        let buckets = self.store.reading_buckets(id, from, to, every).await?;
-        Ok(
-            json!({"sensor_id": id, "unit": unit, "from": from, "to": to, "every_ms": every, "buckets": buckets}),
-        )
+        let source = choose_source(parse_source(q.source)?, from, to, every)?;
+        let buckets = match source.rollup() {
+            Some(r) => self.store.rollup_buckets(id, from, to, every, r).await?,
+            None => self.store.reading_buckets(id, from, to, every).await?,
+        };
+        Ok(json!({
+            "sensor_id": id, "unit": unit, "from": from, "to": to, "every_ms": every,
+            "source": source, "buckets": buckets,
+        }))
     }
 }
 
@@ -211,6 +284,37 @@ mod tests {
         assert!(parse_every("0s").is_err());
         assert!(parse_every("5x").is_err());
         assert!(parse_every("500ms").is_err());
+    }
+
+    #[test]
+    fn sources_are_chosen_by_alignment_and_named_ones_checked() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let (d0, d1) = (t("2026-12-01T00:00:00Z"), t("2026-12-08T00:00:00Z"));
+        let auto = parse_source(None).unwrap();
+        assert_eq!(auto, SourceChoice::Auto);
+        assert_eq!(
+            choose_source(auto, d0, d1, 86_400_000).unwrap(),
+            BucketSource::Daily
+        );
+        assert_eq!(
+            choose_source(auto, d0, d1, 3_600_000).unwrap(),
+            BucketSource::Hourly
+        );
+        let odd = t("2026-12-01T00:00:30Z");
+        assert_eq!(
+            choose_source(auto, odd, d1, 3_600_000).unwrap(),
+            BucketSource::Raw
+        );
+        let raw = parse_source(Some("raw")).unwrap();
+        assert_eq!(
+            choose_source(raw, d0, d1, 86_400_000).unwrap(),
+            BucketSource::Raw
+        );
+        let daily = parse_source(Some("daily")).unwrap();
+        let e = choose_source(daily, d0, d1, 3_600_000).unwrap_err();
+        assert!(e.to_string().contains("source=daily"), "{e}");
+        let e = parse_source(Some("weekly")).unwrap_err();
+        assert!(e.to_string().contains("'weekly'"), "{e}");
     }
 
     #[test]

@@ -91,6 +91,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         9,
         include_str!("../../../../migrations/gpkg/0009_trace_events.sql"),
     ),
+    (
+        10,
+        include_str!("../../../../migrations/gpkg/0010_readings_history.sql"),
+    ),
 ];
 
 /// The spatial reference system of every geometry: CGCS2000 lon/lat.

@@ -103,6 +103,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "trace_events",
         sql: include_str!("../../../../migrations/postgis/0009_trace_events.sql"),
     },
+    Migration {
+        version: 10,
+        name: "readings_history",
+        sql: include_str!("../../../../migrations/postgis/0010_readings_history.sql"),
+    },
 ];
 
 /// Advisory-lock key serialising migrations between instances ("LIFELN" + 1).

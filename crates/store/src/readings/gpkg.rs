@@ -1,6 +1,7 @@
 //! [`RiskStore`] on the GeoPackage: plain SQLite tables, times as Unix milliseconds, every
-//! write one `BEGIN IMMEDIATE` transaction on the writer connection; statements in
-//! `gpkg.sql` beside this file.
+//! write one `BEGIN IMMEDIATE` transaction on the writer connection (an ingest batch and
+//! its rollup rows together); retention deletes expired raw rows sensor by sensor in short
+//! transactions, as there are no partitions; statements in `gpkg.sql` beside this file.
 
 use super::{audit_action, event_from_payload, ms, payload, trace_detail, AlarmOp, RiskStore};
 use crate::gpkg::{begin, GpkgStore, SqlExt};
@@ -10,7 +11,9 @@ use chrono::{DateTime, TimeZone, Utc};
 use lifeline_model::alarm::{
     Alarm, AlarmFilter, Bucket, LoggedEvent, PublishedTrace, Quality, Reading, RiskEvent,
 };
+use lifeline_model::history::{MaintenanceReport, RetentionPolicy, Rollup, DAY_MS, HOUR_MS};
 use lifeline_model::Actor;
+use std::collections::HashMap;
 
 crate::sqlfile::named_sql!(pub(super) fn gp_sql = "readings/gpkg.sql", include_str!("gpkg.sql"));
 
@@ -65,6 +68,54 @@ fn gp_alarm(r: &rusqlite::Row<'_>) -> rusqlite::Result<Alarm> {
             rusqlite::Error::FromSqlConversionFailure(13, rusqlite::types::Type::Text, e.into())
         })?,
     })
+}
+
+/// A bucket row: start (ms), min, mean, max, count.
+fn gp_bucket(r: &rusqlite::Row<'_>) -> rusqlite::Result<Bucket> {
+    Ok(Bucket {
+        t: from_ms(r.get(0)?),
+        min: r.get(1)?,
+        mean: r.get(2)?,
+        max: r.get(3)?,
+        count: r.get(4)?,
+    })
+}
+
+/// Sensors whose expired rows one retention transaction deletes at most.
+const EXPIRY_SENSORS_PER_TX: usize = 500;
+/// Rows after which a retention transaction commits (then the next one goes on).
+const EXPIRY_ROWS_PER_TX: u64 = 20_000;
+
+/// A batch's new readings added up per (sensor, bucket) before they reach a rollup table:
+/// one upsert per row of the rollup instead of one per reading.
+#[derive(Default)]
+struct RollupRows(HashMap<(i64, i64), (i64, f64, f64, f64)>);
+
+impl RollupRows {
+    fn add(&mut self, r: &Reading, width_ms: i64) {
+        let bucket = ms(r.t).div_euclid(width_ms) * width_ms;
+        let e = self.0.entry((r.sensor_id, bucket)).or_insert((
+            0,
+            0.0,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ));
+        e.0 += 1;
+        e.1 += r.value;
+        e.2 = e.2.min(r.value);
+        e.3 = e.3.max(r.value);
+    }
+
+    fn write(self, tx: &rusqlite::Transaction<'_>, statement: &str) -> StoreResult<()> {
+        let mut stmt = tx.prepare_cached(gp_sql(statement)).sql()?;
+        let mut rows: Vec<_> = self.0.into_iter().collect();
+        rows.sort_by_key(|(k, _)| *k);
+        for ((sensor, bucket), (n, sum, min, max)) in rows {
+            stmt.execute(rusqlite::params![sensor, bucket, n, sum, min, max])
+                .sql()?;
+        }
+        Ok(())
+    }
 }
 
 fn gp_reading(sensor_id: i64, r: &rusqlite::Row<'_>) -> rusqlite::Result<Reading> {
@@ -191,6 +242,8 @@ impl RiskStore for GpkgStore {
         self.write(move |c| {
             let tx = begin(c)?;
             let mut out = Vec::with_capacity(batch.len());
+            let mut hourly = RollupRows::default();
+            let mut daily = RollupRows::default();
             {
                 let mut stmt = tx.prepare_cached(gp_sql("insert_reading")).sql()?;
                 for r in &batch {
@@ -202,13 +255,99 @@ impl RiskStore for GpkgStore {
                             r.quality.as_str()
                         ])
                         .sql()?;
+                    // Only rows that were new count in the rollups: a reading sent again
+                    // is ignored by the insert and must not be added twice.
+                    if n == 1 && r.quality != Quality::Bad {
+                        hourly.add(r, HOUR_MS);
+                        daily.add(r, DAY_MS);
+                    }
                     out.push(n == 1);
                 }
             }
+            hourly.write(&tx, "rollup_hourly_add")?;
+            daily.write(&tx, "rollup_daily_add")?;
             tx.commit().sql()?;
             Ok(out)
         })
         .await
+    }
+
+    async fn rollup_buckets(
+        &self,
+        sensor_id: i64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        every_ms: i64,
+        rollup: Rollup,
+    ) -> StoreResult<Vec<Bucket>> {
+        let name = match rollup {
+            Rollup::Hourly => "readings_rollup_hourly",
+            Rollup::Daily => "readings_rollup_daily",
+        };
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(gp_sql(name)).sql()?;
+            let rows = stmt
+                .query_map(
+                    rusqlite::params![sensor_id, ms(from), ms(to), every_ms],
+                    gp_bucket,
+                )
+                .sql()?;
+            rows.collect::<rusqlite::Result<_>>().sql()
+        })
+        .await
+    }
+
+    async fn maintain_readings(
+        &self,
+        now: DateTime<Utc>,
+        policy: &RetentionPolicy,
+    ) -> StoreResult<MaintenanceReport> {
+        let horizon = ms(policy.horizon(now));
+        let mut deleted = 0u64;
+        let mut after = i64::MIN;
+        // Short transactions of a few hundred sensors each, so ingest batches interleave
+        // with a large expiry instead of waiting for all of it.
+        loop {
+            let (done, n, last) = self
+                .write(move |c| {
+                    use rusqlite::OptionalExtension;
+                    let tx = begin(c)?;
+                    let (mut n, mut last, mut done) = (0u64, after, false);
+                    {
+                        let mut next = tx.prepare_cached(gp_sql("readings_next_sensor")).sql()?;
+                        let mut expire =
+                            tx.prepare_cached(gp_sql("readings_expire_sensor")).sql()?;
+                        for _ in 0..EXPIRY_SENSORS_PER_TX {
+                            let Some(id) = next
+                                .query_row([last], |r| r.get::<_, i64>(0))
+                                .optional()
+                                .sql()?
+                            else {
+                                done = true;
+                                break;
+                            };
+                            n += expire.execute(rusqlite::params![id, horizon]).sql()? as u64;
+                            last = id;
+                            if n >= EXPIRY_ROWS_PER_TX {
+                                break;
+                            }
+                        }
+                    }
+                    tx.commit().sql()?;
+                    Ok((done, n, last))
+                })
+                .await?;
+            deleted += n;
+            after = last;
+            if done {
+                break;
+            }
+        }
+        Ok(MaintenanceReport {
+            horizon: Some(from_ms(horizon)),
+            rows_deleted: deleted,
+            ..MaintenanceReport::default()
+        })
     }
 
     async fn readings(
@@ -243,15 +382,7 @@ impl RiskStore for GpkgStore {
             let rows = stmt
                 .query_map(
                     rusqlite::params![sensor_id, ms(from), ms(to), every_ms],
-                    |r| {
-                        Ok(Bucket {
-                            t: from_ms(r.get(0)?),
-                            min: r.get(1)?,
-                            mean: r.get(2)?,
-                            max: r.get(3)?,
-                            count: r.get(4)?,
-                        })
-                    },
+                    gp_bucket,
                 )
                 .sql()?;
             rows.collect::<rusqlite::Result<_>>().sql()

@@ -5,6 +5,40 @@
 -- name: insert_reading
 INSERT OR IGNORE INTO readings (sensor_id, t, value, quality) VALUES (?1, ?2, ?3, ?4)
 
+-- The rollups of a batch's new rows, added up per (sensor, hour) and (sensor, day) first.
+-- name: rollup_hourly_add
+INSERT INTO readings_hourly (sensor_id, bucket, n, sum, min, max) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+ON CONFLICT (sensor_id, bucket) DO UPDATE
+SET n = n + excluded.n, sum = sum + excluded.sum, min = min(min, excluded.min),
+    max = max(max, excluded.max)
+
+-- name: rollup_daily_add
+INSERT INTO readings_daily (sensor_id, bucket, n, sum, min, max) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+ON CONFLICT (sensor_id, bucket) DO UPDATE
+SET n = n + excluded.n, sum = sum + excluded.sum, min = min(min, excluded.min),
+    max = max(max, excluded.max)
+
+-- Buckets of ?4 ms re-aggregated from a rollup (aligned by the caller).
+-- name: readings_rollup_hourly
+SELECT (bucket / ?4) * ?4 AS b, min(min), sum(sum) / sum(n), max(max), sum(n)
+FROM readings_hourly
+WHERE sensor_id = ?1 AND bucket >= ?2 AND bucket < ?3
+GROUP BY b ORDER BY b
+
+-- name: readings_rollup_daily
+SELECT (bucket / ?4) * ?4 AS b, min(min), sum(sum) / sum(n), max(max), sum(n)
+FROM readings_daily
+WHERE sensor_id = ?1 AND bucket >= ?2 AND bucket < ?3
+GROUP BY b ORDER BY b
+
+-- Retention without partitions: walk the sensors along the primary key and delete each
+-- one's expired rows by key range (no index on t alone, no full scans per batch).
+-- name: readings_next_sensor
+SELECT sensor_id FROM readings WHERE sensor_id > ?1 ORDER BY sensor_id LIMIT 1
+
+-- name: readings_expire_sensor
+DELETE FROM readings WHERE sensor_id = ?1 AND t < ?2
+
 -- name: readings_raw
 SELECT t, value, quality FROM readings
 WHERE sensor_id = ?1 AND t >= ?2 AND t < ?3 ORDER BY t LIMIT ?4

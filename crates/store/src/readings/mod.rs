@@ -4,11 +4,14 @@
 //!
 //! * PostGIS: readings go in with one `INSERT … SELECT unnest(…) ON CONFLICT DO NOTHING`
 //!   per batch (the primary key `(sensor_id, t)` decides duplicates; `RETURNING` says which
-//!   rows were new). Alarm changes run in one transaction holding a per-sensor advisory
+//!   rows were new), in a statement whose other parts add those new rows to the hourly and
+//!   daily rollups. `readings` is partitioned by day (migration 0010); retention drops
+//!   whole partitions. Alarm changes run in one transaction holding a per-sensor advisory
 //!   lock, so two instances never raise the same alarm twice, and append a `risk_events`
 //!   row whose trigger notifies `lifeline_risk`.
 //! * GeoPackage: the same tables as plain SQLite tables, times as Unix milliseconds, every
-//!   batch one `BEGIN IMMEDIATE` transaction on the writer connection.
+//!   batch (readings and their rollups) one `BEGIN IMMEDIATE` transaction on the writer
+//!   connection; retention deletes expired rows sensor by sensor in short transactions.
 //!
 //! What an alarm change does to an alarm is decided once, in [`lifeline_model::alarm::apply`];
 //! the stores only read the current row, call it, and write the result with its event and
@@ -28,6 +31,7 @@ use chrono::{DateTime, Utc};
 use lifeline_model::alarm::{
     Alarm, AlarmFilter, Bucket, LoggedEvent, PublishedTrace, Reading, RiskEvent, TraceEvent,
 };
+use lifeline_model::history::{MaintenanceReport, RetentionPolicy, Rollup};
 use lifeline_model::Actor;
 
 pub use lifeline_model::alarm::AlarmOp;
@@ -37,8 +41,35 @@ pub use lifeline_model::alarm::AlarmOp;
 #[async_trait]
 pub trait RiskStore: Send + Sync {
     /// Stores a batch of checked readings; returns, per reading, whether it was new
-    /// (`false`: a reading of that sensor at that time was already stored).
+    /// (`false`: a reading of that sensor at that time was already stored). The hourly and
+    /// daily rollups take in the new rows (not of bad quality) in the same transaction, so a
+    /// reading sent again never counts twice. A reading whose day has no partition yet
+    /// (PostGIS) gets one made on the spot: the batch never fails for that.
     async fn insert_readings(&self, readings: &[Reading]) -> StoreResult<Vec<bool>>;
+
+    /// min/mean/max per bucket of `every_ms` re-aggregated from a rollup's rows (count and
+    /// sum added up, min of mins, max of maxes), oldest first. The caller has checked that
+    /// the rollup fits ([`Rollup::fits`]): the result then equals [`Self::reading_buckets`]
+    /// over the raw rows still kept.
+    async fn rollup_buckets(
+        &self,
+        sensor_id: i64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        every_ms: i64,
+        rollup: Rollup,
+    ) -> StoreResult<Vec<Bucket>>;
+
+    /// One maintenance round of the readings history at `now` (the service clock's time):
+    /// makes sure time partitions exist from the retention horizon to a few days ahead,
+    /// removes raw readings older than the horizon (PostGIS: drops whole daily partitions;
+    /// GeoPackage: deletes rows in batches), never touches the rollups, and reports what it
+    /// did.
+    async fn maintain_readings(
+        &self,
+        now: DateTime<Utc>,
+        policy: &RetentionPolicy,
+    ) -> StoreResult<MaintenanceReport>;
 
     /// Raw readings of a sensor with `from <= t < to`, oldest first, at most `limit`.
     async fn readings(
@@ -151,6 +182,11 @@ mod tests {
     fn every_statement_is_present() {
         for n in [
             "insert_readings",
+            "readings_rollup_hourly",
+            "readings_rollup_daily",
+            "readings_create_partitions",
+            "readings_drop_partitions",
+            "readings_columnar_partitions",
             "readings_raw",
             "readings_buckets",
             "last_reading",
@@ -172,6 +208,12 @@ mod tests {
         }
         for n in [
             "insert_reading",
+            "rollup_hourly_add",
+            "rollup_daily_add",
+            "readings_rollup_hourly",
+            "readings_rollup_daily",
+            "readings_next_sensor",
+            "readings_expire_sensor",
             "readings_raw",
             "readings_buckets",
             "last_reading",

@@ -1,5 +1,7 @@
-//! [`RiskStore`] on PostGIS: batched `unnest` inserts of readings, alarm changes under a
-//! per-sensor advisory lock; statements in `postgis.sql` beside this file.
+//! [`RiskStore`] on PostGIS: batched `unnest` inserts of readings that also keep the hourly
+//! and daily rollups, daily time partitions made ahead and dropped past retention (by the
+//! functions of migration 0010), alarm changes under a per-sensor advisory lock; statements
+//! in `postgis.sql` beside this file.
 
 use super::{audit_action, event_from_payload, ms, payload, trace_detail, AlarmOp, RiskStore};
 use crate::postgis::PostgisStore;
@@ -9,6 +11,7 @@ use chrono::{DateTime, Utc};
 use lifeline_model::alarm::{
     Alarm, AlarmFilter, Bucket, LoggedEvent, PublishedTrace, Reading, RiskEvent,
 };
+use lifeline_model::history::{floor, MaintenanceReport, RetentionPolicy, Rollup, DAY_MS};
 use lifeline_model::{Actor, SensorKind};
 use std::collections::HashSet;
 use std::str::FromStr;
@@ -50,6 +53,25 @@ fn pg_alarm(r: &tokio_postgres::Row) -> StoreResult<Alarm> {
     })
 }
 
+/// A bucket row: start, min, mean, max, count.
+fn pg_bucket(r: &tokio_postgres::Row) -> StoreResult<Bucket> {
+    Ok(Bucket {
+        t: r.try_get(0).map_err(backend_error)?,
+        min: r.try_get(1).map_err(backend_error)?,
+        mean: r.try_get(2).map_err(backend_error)?,
+        max: r.try_get(3).map_err(backend_error)?,
+        count: r.try_get(4).map_err(backend_error)?,
+    })
+}
+
+/// Whether an insert failed because no partition of `readings` takes a row's time.
+fn no_partition(e: &tokio_postgres::Error) -> bool {
+    e.as_db_error().is_some_and(|d| {
+        *d.code() == tokio_postgres::error::SqlState::CHECK_VIOLATION
+            && d.message().starts_with("no partition of relation")
+    })
+}
+
 fn pg_reading(sensor_id: i64, r: &tokio_postgres::Row) -> StoreResult<Reading> {
     Ok(Reading {
         sensor_id,
@@ -74,10 +96,34 @@ impl RiskStore for PostgisStore {
         let ts: Vec<DateTime<Utc>> = readings.iter().map(|r| r.t).collect();
         let vs: Vec<f64> = readings.iter().map(|r| r.value).collect();
         let qs: Vec<&str> = readings.iter().map(|r| r.quality.as_str()).collect();
-        let rows = client
-            .query(&stmt, &[&ids, &ts, &vs, &qs])
-            .await
-            .map_err(backend_error)?;
+        let rows = match client.query(&stmt, &[&ids, &ts, &vs, &qs]).await {
+            Err(e) if no_partition(&e) => {
+                // A day maintenance has not prepared (a clock jump, a backfill, a store
+                // used without the server): make the batch's days, then insert again.
+                // The failed statement changed nothing, rollups included.
+                // Only the batch's own days, not the span between them.
+                let days: std::collections::BTreeSet<DateTime<Utc>> =
+                    ts.iter().map(|t| floor(*t, DAY_MS)).collect();
+                let mut made = 0;
+                for day in days {
+                    let end = day + chrono::Duration::days(1);
+                    made += client
+                        .query(pg_sql("readings_create_partitions"), &[&day, &end])
+                        .await
+                        .map_err(backend_error)?
+                        .len();
+                }
+                tracing::info!(
+                    partitions = made,
+                    "readings partitions created on demand by ingest"
+                );
+                client
+                    .query(&stmt, &[&ids, &ts, &vs, &qs])
+                    .await
+                    .map_err(backend_error)?
+            }
+            other => other.map_err(backend_error)?,
+        };
         let mut new: HashSet<(i64, i64)> = HashSet::with_capacity(rows.len());
         for r in &rows {
             let t: DateTime<Utc> = r.try_get(1).map_err(backend_error)?;
@@ -88,6 +134,72 @@ impl RiskStore for PostgisStore {
             .iter()
             .map(|r| new.remove(&(r.sensor_id, ms(r.t))))
             .collect())
+    }
+
+    async fn rollup_buckets(
+        &self,
+        sensor_id: i64,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        every_ms: i64,
+        rollup: Rollup,
+    ) -> StoreResult<Vec<Bucket>> {
+        let client = self.client().await?;
+        let name = match rollup {
+            Rollup::Hourly => "readings_rollup_hourly",
+            Rollup::Daily => "readings_rollup_daily",
+        };
+        let stmt = client
+            .prepare_cached(pg_sql(name))
+            .await
+            .map_err(backend_error)?;
+        let every_s = every_ms as f64 / 1000.0;
+        client
+            .query(&stmt, &[&sensor_id, &from, &to, &every_s])
+            .await
+            .map_err(backend_error)?
+            .iter()
+            .map(pg_bucket)
+            .collect()
+    }
+
+    async fn maintain_readings(
+        &self,
+        now: DateTime<Utc>,
+        policy: &RetentionPolicy,
+    ) -> StoreResult<MaintenanceReport> {
+        let client = self.client().await?;
+        let horizon = policy.horizon(now);
+        // Each statement commits on its own: the locks a partition's creation or drop takes
+        // on `readings` are held for that one step only, never across the round.
+        let names = |rows: Vec<tokio_postgres::Row>| -> StoreResult<Vec<String>> {
+            rows.iter()
+                .filter_map(|r| r.try_get::<_, Option<String>>(0).transpose())
+                .collect::<Result<_, _>>()
+                .map_err(backend_error)
+        };
+        let created = client
+            .query(
+                pg_sql("readings_create_partitions"),
+                &[&horizon, &policy.ahead(now)],
+            )
+            .await
+            .map_err(backend_error)?;
+        let dropped = client
+            .query(pg_sql("readings_drop_partitions"), &[&horizon])
+            .await
+            .map_err(backend_error)?;
+        let columnar = client
+            .query(pg_sql("readings_columnar_partitions"), &[&horizon])
+            .await
+            .map_err(backend_error)?;
+        Ok(MaintenanceReport {
+            horizon: Some(horizon),
+            partitions_created: names(created)?,
+            partitions_dropped: names(dropped)?,
+            partitions_to_columnar: names(columnar)?,
+            rows_deleted: 0,
+        })
     }
 
     async fn readings(
@@ -129,15 +241,7 @@ impl RiskStore for PostgisStore {
             .await
             .map_err(backend_error)?
             .iter()
-            .map(|r| {
-                Ok(Bucket {
-                    t: r.try_get(0).map_err(backend_error)?,
-                    min: r.try_get(1).map_err(backend_error)?,
-                    mean: r.try_get(2).map_err(backend_error)?,
-                    max: r.try_get(3).map_err(backend_error)?,
-                    count: r.try_get(4).map_err(backend_error)?,
-                })
-            })
+            .map(pg_bucket)
             .collect()
     }
 

@@ -2,11 +2,67 @@
 -- section, bound parameters only. Alarm rows are always read with the column list of
 -- `alarm_cols` (kept in step with `pg_alarm`).
 
+-- One round trip per batch: the readings go in (the key (sensor_id, t) refuses repeats),
+-- and only the rows that were new (`RETURNING` of `ON CONFLICT DO NOTHING`) are added to
+-- the hourly and daily rollups, bad quality left out. The rollup rows are upserted in key
+-- order, so two concurrent batches lock them in the same order.
 -- name: insert_readings
-INSERT INTO readings (sensor_id, t, value, quality)
-SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::float8[], $4::text[])
-ON CONFLICT DO NOTHING
-RETURNING sensor_id, t
+WITH ins AS (
+  INSERT INTO readings (sensor_id, t, value, quality)
+  SELECT * FROM unnest($1::bigint[], $2::timestamptz[], $3::float8[], $4::text[])
+  ON CONFLICT DO NOTHING
+  RETURNING sensor_id, t, value, quality
+), hourly AS (
+  INSERT INTO readings_hourly AS r (sensor_id, bucket, n, sum, min, max)
+  SELECT sensor_id, date_trunc('hour', t, 'UTC'), count(*), sum(value), min(value), max(value)
+  FROM ins WHERE quality <> 'bad'
+  GROUP BY 1, 2 ORDER BY 1, 2
+  ON CONFLICT (sensor_id, bucket) DO UPDATE
+  SET n = r.n + excluded.n, sum = r.sum + excluded.sum,
+      min = least(r.min, excluded.min), max = greatest(r.max, excluded.max)
+), daily AS (
+  INSERT INTO readings_daily AS r (sensor_id, bucket, n, sum, min, max)
+  SELECT sensor_id, date_trunc('day', t, 'UTC'), count(*), sum(value), min(value), max(value)
+  FROM ins WHERE quality <> 'bad'
+  GROUP BY 1, 2 ORDER BY 1, 2
+  ON CONFLICT (sensor_id, bucket) DO UPDATE
+  SET n = r.n + excluded.n, sum = r.sum + excluded.sum,
+      min = least(r.min, excluded.min), max = greatest(r.max, excluded.max)
+)
+SELECT sensor_id, t FROM ins
+
+-- Buckets of `$4` seconds re-aggregated from the rollups (the caller checked that `$4` is a
+-- multiple of the rollup's width and `$2`, `$3` sit on its boundaries).
+-- name: readings_rollup_hourly
+SELECT to_timestamp(floor(extract(epoch FROM bucket)::float8 / $4::float8) * $4::float8) AS b,
+       min(min), sum(sum) / sum(n)::float8, max(max), sum(n)::bigint
+FROM readings_hourly
+WHERE sensor_id = $1 AND bucket >= $2 AND bucket < $3
+GROUP BY 1 ORDER BY 1
+
+-- name: readings_rollup_daily
+SELECT to_timestamp(floor(extract(epoch FROM bucket)::float8 / $4::float8) * $4::float8) AS b,
+       min(min), sum(sum) / sum(n)::float8, max(max), sum(n)::bigint
+FROM readings_daily
+WHERE sensor_id = $1 AND bucket >= $2 AND bucket < $3
+GROUP BY 1 ORDER BY 1
+
+-- History maintenance (`maintain_readings`). The three statements below are what differs by
+-- engine: on Citus they become `create_time_partitions`, `drop_old_time_partitions` and
+-- `alter_old_partitions_set_access_method`; each returns the names of the partitions it
+-- touched.
+-- Daily partitions covering [$1, $2) that are missing (names `readings_pYYYY_MM_DD`).
+-- name: readings_create_partitions
+SELECT lifeline_readings_partitions($1, $2)
+
+-- Partitions ending at or before the retention horizon $1, dropped whole.
+-- name: readings_drop_partitions
+SELECT lifeline_readings_drop_partitions($1)
+
+-- Partitions older than $1 moved to the columnar access method: plain PostgreSQL has none,
+-- so no rows (Citus: `alter_old_partitions_set_access_method('readings', $1, 'columnar')`).
+-- name: readings_columnar_partitions
+SELECT NULL::text WHERE $1::timestamptz IS NULL AND false
 
 -- name: readings_raw
 SELECT t, value, quality FROM readings
