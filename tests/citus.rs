@@ -54,7 +54,7 @@ async fn migrate_lays_every_table_out_as_designed() {
     ] {
         assert_eq!(placement(t), "reference", "{t}");
     }
-    for t in ["readings", "alarms"] {
+    for t in ["readings", "readings_hourly", "readings_daily", "alarms"] {
         assert_eq!(placement(t), "hash:sensor_id", "{t}");
     }
     for t in [
@@ -73,7 +73,8 @@ async fn migrate_lays_every_table_out_as_designed() {
         co,
         &db,
         "SELECT count(DISTINCT colocationid) FROM pg_dist_partition \
-         WHERE logicalrelid IN ('readings'::regclass, 'alarms'::regclass)",
+         WHERE logicalrelid IN ('readings'::regclass, 'readings_hourly'::regclass, \
+         'readings_daily'::regclass, 'alarms'::regclass)",
     );
     assert_eq!(groups, "1");
     // Every unique key of a distributed table includes its distribution column.
@@ -108,7 +109,7 @@ async fn migrate_lays_every_table_out_as_designed() {
         co,
         &db,
         "SELECT count(DISTINCT s.nodeport) FROM citus_shards s \
-         WHERE s.table_name = 'readings'::regclass AND s.shard_size > 8192",
+         WHERE s.table_name::text LIKE 'readings_p%' AND s.shard_size > 8192",
     );
     assert!(
         nodes_with_rows.parse::<i64>().unwrap_or(0) >= 1,
@@ -317,4 +318,106 @@ async fn killing_a_worker_during_ingest_gives_503s_and_loses_nothing() {
         .expect("count");
     assert_eq!(stored, n * 120, "every reading of {n} batches stored once");
     app.stop().await;
+}
+
+/// Maintenance on Citus moves the partitions older than the late-reading window to the
+/// columnar access method; such a partition still answers reads and still finds
+/// duplicates. Columnar has no speculative insertion, so a new reading there is refused:
+/// the service never sends one, as conversion waits past ingest's late window
+/// (`RetentionPolicy::with_late_window`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_partitions_go_columnar_and_still_take_late_readings() {
+    use lifeline::model::alarm::{Quality, Reading};
+    use lifeline::model::history::RetentionPolicy;
+    let cluster = lifeline_pgcluster::shared_citus();
+    let url = cluster.fresh_database("columnar").expect("database");
+    let store = lifeline::store::open(&url, 4).await.expect("open");
+    let now = app::now();
+    let day = |days_ago: i64| {
+        (now - Duration::days(days_ago))
+            .date_naive()
+            .and_time(chrono::NaiveTime::MIN)
+            .and_utc()
+    };
+    let reading = |t: chrono::DateTime<chrono::Utc>, sensor_id: i64| Reading {
+        sensor_id,
+        t,
+        value: 1.5,
+        quality: Quality::Good,
+    };
+    let old: Vec<Reading> = (0..48)
+        .flat_map(|i| [1, 2, 3].map(|s| reading(day(40) + Duration::minutes(30 * i), s)))
+        .collect();
+    let recent: Vec<Reading> = (0..10)
+        .map(|i| reading(day(2) + Duration::minutes(i), 1))
+        .collect();
+    let new = store.insert_readings(&old).await.expect("old readings");
+    assert!(new.iter().all(|n| *n));
+    store
+        .insert_readings(&recent)
+        .await
+        .expect("recent readings");
+
+    let report = store
+        .maintain_readings(now, &RetentionPolicy::default())
+        .await
+        .expect("maintain");
+    let old_part = format!("readings_p{}", day(40).format("%Y_%m_%d"));
+    assert_eq!(
+        report.partitions_to_columnar,
+        [old_part.clone()],
+        "{report:?}"
+    );
+    let db = db_of(&url);
+    let co = cluster.coordinator();
+    let method = |part: &str| {
+        one(
+            co,
+            &db,
+            &format!(
+                "SELECT access_method FROM time_partitions WHERE partition = '{part}'::regclass"
+            ),
+        )
+    };
+    assert_eq!(method(&old_part), "columnar");
+    assert_eq!(
+        method(&format!("readings_p{}", day(2).format("%Y_%m_%d"))),
+        "heap"
+    );
+
+    // Reads, duplicates and a late reading on the columnar partition.
+    let back = store
+        .readings(2, day(40), day(39), 10_000)
+        .await
+        .expect("read columnar");
+    assert_eq!(back.len(), 48);
+    let again = store.insert_readings(&old).await.expect("re-send");
+    assert!(
+        again.iter().all(|n| !*n),
+        "duplicates are found in columnar"
+    );
+    let late = [reading(day(40) + Duration::minutes(7), 9)];
+    let refused = store
+        .insert_readings(&late)
+        .await
+        .expect_err("no insert into columnar");
+    assert!(
+        format!("{refused:?}").contains("speculative"),
+        "{refused:?}"
+    );
+    // Ingest's window (30 days by default) ends before the first columnar day.
+    let policy = RetentionPolicy::default().with_late_window(30);
+    assert!(policy.columnar_before(now) < now - Duration::days(30));
+    assert!(
+        RetentionPolicy::default()
+            .with_late_window(45)
+            .columnar_before(now)
+            < now - Duration::days(45)
+    );
+    // A second round converts nothing more.
+    let again = store
+        .maintain_readings(now, &RetentionPolicy::default())
+        .await
+        .expect("maintain again");
+    assert!(again.partitions_to_columnar.is_empty(), "{again:?}");
 }

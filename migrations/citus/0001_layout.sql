@@ -34,7 +34,16 @@ SELECT create_reference_table('sensors');
 SELECT create_reference_table('api_keys');
 SELECT create_reference_table('owner_channels');
 
+-- `readings` is partitioned by day (migration 0010): distributing the parent distributes
+-- every partition, and each partition made later (`lifeline_readings_partitions`) is
+-- distributed as it is attached. The rollups live beside their readings.
 SELECT create_distributed_table('readings', 'sensor_id');
+-- The BRIN index on `t` goes: daily partitions already prune time ranges, and Citus' move
+-- of an old partition to columnar cannot drop an index that belongs to a partitioned one
+-- (the primary key, a constraint, it re-creates).
+DROP INDEX readings_t_brin;
+SELECT create_distributed_table('readings_hourly', 'sensor_id', colocate_with => 'readings');
+SELECT create_distributed_table('readings_daily', 'sensor_id', colocate_with => 'readings');
 
 ALTER TABLE alarms DROP CONSTRAINT alarms_pkey;
 ALTER TABLE alarms ADD CONSTRAINT alarms_pkey PRIMARY KEY (sensor_id, id);

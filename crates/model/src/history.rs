@@ -25,6 +25,8 @@ pub struct RetentionError(pub String);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetentionPolicy {
     raw_days: u32,
+    /// Days after which raw partitions go columnar on Citus ([`Self::columnar_before`]).
+    columnar_after_days: i64,
 }
 
 impl RetentionPolicy {
@@ -48,7 +50,10 @@ impl RetentionPolicy {
                 Self::MAX_RAW_DAYS
             )));
         }
-        Ok(RetentionPolicy { raw_days })
+        Ok(RetentionPolicy {
+            raw_days,
+            columnar_after_days: Self::COLUMNAR_AFTER_DAYS,
+        })
     }
 
     /// Days raw readings are kept.
@@ -67,12 +72,33 @@ impl RetentionPolicy {
     pub fn ahead(&self, now: DateTime<Utc>) -> DateTime<Utc> {
         floor(now, DAY_MS) + Duration::days(Self::AHEAD_DAYS + 1)
     }
+
+    /// Days after which a day's raw readings move to Citus' columnar access method, by
+    /// default: past ingest's default late-reading window (30 days). Citus' columnar
+    /// tables cannot take `INSERT … ON CONFLICT` of new rows (no speculative insertion),
+    /// so no day ingest still accepts may be columnar: see [`Self::with_late_window`].
+    pub const COLUMNAR_AFTER_DAYS: i64 = 31;
+
+    /// This policy with columnar conversion held back until after ingest's late-reading
+    /// window (`max_past_days`), so ingest never writes into a columnar partition.
+    pub fn with_late_window(self, max_past_days: i64) -> RetentionPolicy {
+        RetentionPolicy {
+            columnar_after_days: Self::COLUMNAR_AFTER_DAYS.max(max_past_days.saturating_add(1)),
+            ..self
+        }
+    }
+
+    /// Partitions ending at or before this time go columnar (Citus only).
+    pub fn columnar_before(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        floor(now, DAY_MS) - Duration::days(self.columnar_after_days.min(100_000))
+    }
 }
 
 impl Default for RetentionPolicy {
     fn default() -> Self {
         RetentionPolicy {
             raw_days: Self::DEFAULT_RAW_DAYS,
+            columnar_after_days: Self::COLUMNAR_AFTER_DAYS,
         }
     }
 }

@@ -388,7 +388,12 @@ impl RiskEngine {
     pub async fn maintain_readings(&self) -> Result<MaintenanceReport, RiskError> {
         let report = self
             .store
-            .maintain_readings(self.clock.now(), &self.retention)
+            .maintain_readings(
+                self.clock.now(),
+                &self
+                    .retention
+                    .with_late_window(self.rules.ingest.max_past_days),
+            )
             .await?;
         tracing::info!(
             horizon = ?report.horizon,

@@ -506,6 +506,9 @@ pub struct PostgisStore {
     pub(crate) large_load_rows: u64,
     pub(crate) sql: &'static Sql,
     pub(crate) describe: String,
+    /// Whether the server is a Citus coordinator (learnt by [`Store::migrate`]): the few
+    /// statements that differ by engine (old readings partitions to columnar) pick by it.
+    pub(crate) citus: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for PostgisStore {
@@ -615,6 +618,7 @@ impl PostgisStore {
             large_load_rows: LARGE_LOAD_ROWS,
             sql,
             describe,
+            citus: std::sync::atomic::AtomicBool::new(false),
         };
         store.migrate().await?;
         Ok(store)
@@ -767,6 +771,8 @@ impl StoreInfo for PostgisStore {
                 .map_err(e)?;
         }
         tx.commit().await.map_err(e)?;
+        self.citus
+            .store(citus, std::sync::atomic::Ordering::Relaxed);
         if citus {
             self.lay_out_for_citus(&mut client).await?;
         }

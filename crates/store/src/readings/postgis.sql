@@ -64,6 +64,17 @@ SELECT lifeline_readings_drop_partitions($1)
 -- name: readings_columnar_partitions
 SELECT NULL::text WHERE $1::timestamptz IS NULL AND false
 
+-- Citus only: the heap partitions of readings that end at or before $1 (what
+-- `readings_to_columnar_citus` is about to convert).
+-- name: readings_heap_partitions_before
+SELECT partition::text FROM time_partitions
+WHERE parent_table = 'readings'::regclass AND access_method <> 'columnar' AND to_value::timestamptz <= $1
+ORDER BY 1
+
+-- Citus only: moves the partitions of readings that end at or before $1 to columnar.
+-- name: readings_to_columnar_citus
+CALL alter_old_partitions_set_access_method('readings', $1, 'columnar')
+
 -- name: readings_raw
 SELECT t, value, quality FROM readings
 WHERE sensor_id = $1 AND t >= $2 AND t < $3 ORDER BY t LIMIT $4
