@@ -365,7 +365,7 @@ async fn old_partitions_go_columnar_and_still_take_late_readings() {
     let old_part = format!("readings_p{}", day(40).format("%Y_%m_%d"));
     assert_eq!(
         report.partitions_to_columnar,
-        [old_part.clone()],
+        std::slice::from_ref(&old_part),
         "{report:?}"
     );
     let db = db_of(&url);

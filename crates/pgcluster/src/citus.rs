@@ -3,7 +3,9 @@
 //!
 //! Citus keeps its node list per database, so [`CitusCluster::fresh_database`] creates the
 //! database on every node (from the template that holds PostGIS), creates `citus` and
-//! `citus_columnar` in it, then registers the nodes in it on the coordinator
+//! `citus_columnar` in it (not in the template: Citus' maintenance daemon connects to every
+//! database holding the extension, and a template in use cannot be copied), then registers
+//! the nodes in it on the coordinator
 //! (`citus_set_coordinator_host`, `citus_add_node`). The returned URL points at the
 //! coordinator: that is all a Citus client ever talks to.
 //!
@@ -161,9 +163,6 @@ fn node_options() -> Options {
              host all all ::1/128 trust\n"
                 .into(),
         ),
-        // Not in the template: Citus' maintenance daemon connects to every database holding
-        // the extension, and a template somebody is connected to cannot be copied.
-        extensions: Vec::new(),
     }
 }
 

@@ -156,8 +156,6 @@ pub struct Options {
     pub settings: Vec<(String, String)>,
     /// Replaces `pg_hba.conf` with this text (ignored with [`Options::tls`]).
     pub hba: Option<String>,
-    /// Extensions created in the template database after PostGIS (e.g. `citus`).
-    pub extensions: Vec<String>,
 }
 
 /// A running throwaway PostgreSQL cluster; see the module docs.
@@ -230,7 +228,7 @@ impl TempCluster {
         if let Some(e) = last {
             return Err(e);
         }
-        cluster.make_template(&options.extensions)?;
+        cluster.make_template()?;
         Ok(cluster)
     }
 
@@ -428,13 +426,9 @@ impl TempCluster {
         }
     }
 
-    fn make_template(&self, extensions: &[String]) -> Result<(), ClusterError> {
+    fn make_template(&self) -> Result<(), ClusterError> {
         let out = self.client_tool("createdb").arg(TEMPLATE_DB).output()?;
         check_output("createdb (template)", &out)?;
-        for ext in extensions {
-            check_db_name(ext)?;
-            self.psql(TEMPLATE_DB, &format!("CREATE EXTENSION {ext}"))?;
-        }
         // No connections to the template once it is ready: CREATE DATABASE refuses to copy a
         // database somebody is connected to.
         let out = self

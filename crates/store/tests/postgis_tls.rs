@@ -25,8 +25,11 @@ fn tls() -> &'static Tls {
         let ca = TestCa::generate("lifeline test CA").expect("CA");
         let other = TestCa::generate("someone else's CA").expect("other CA");
         let server = ca.issue_server(&["localhost"]).expect("server certificate");
-        let cluster =
-            TempCluster::start_with(Options { tls: Some(server) }).expect("start a TLS cluster");
+        let cluster = TempCluster::start_with(Options {
+            tls: Some(server),
+            ..Options::default()
+        })
+        .expect("start a TLS cluster");
         let dir = tempfile::tempdir().expect("tempdir");
         let ca_path = dir.path().join("ca.pem");
         let other_path = dir.path().join("other-ca.pem");
