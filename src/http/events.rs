@@ -7,6 +7,8 @@
 
 use super::routes::Routes;
 use super::{Caller, QueryParams};
+use crate::model::{access, Role};
+use crate::risk::events::EventKind;
 use crate::risk::feed::{self, EventFilter, FeedItem};
 use crate::state::AppState;
 use crate::AppError;
@@ -33,15 +35,31 @@ pub struct EventsQuery {
     last_event_id: Option<String>,
 }
 
-/// An item of the feed as an SSE event: `id:` (events only), `event:` and `data:`.
-fn sse(item: FeedItem) -> Event {
+/// An item of the feed as an SSE event: `id:` (events only), `event:` and `data:`, as the
+/// caller's role may see it (no key names below operator: [`crate::model::access`]).
+fn sse(item: FeedItem, role: Role) -> Event {
     match item {
         FeedItem::Event(e) => Event::default()
             .id(e.cursor.to_string())
             .event(e.kind.as_str())
-            .data(e.data.clone()),
+            .data(shown(&e.kind, &e.data, role)),
         FeedItem::Reset(reason) => Event::default().event("reset").data(reason),
     }
+}
+
+/// An event's data as `role` may see it.
+fn shown(kind: &EventKind, data: &str, role: Role) -> String {
+    if access::sees_actors(role) || !matches!(kind, EventKind::Edit | EventKind::Alarm) {
+        return data.to_string();
+    }
+    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(data) else {
+        return data.to_string();
+    };
+    match kind {
+        EventKind::Edit => access::redact_edit(&mut v, role),
+        _ => access::redact_alarm(&mut v, role),
+    }
+    v.to_string()
 }
 
 /// Live events. Reconnecting with `Last-Event-ID` replays what was missed: from memory, or
@@ -66,5 +84,6 @@ pub async fn events(
     let replay =
         |seen, head| crate::sync::replay_from_store(&state.risk, &*state.store, seen, head);
     let items = feed::subscribe(state.risk.clone(), filter, last, replay).await;
-    Ok(Sse::new(items.map(|i| Ok(sse(i)))).keep_alive(KeepAlive::default()))
+    let role = caller.role;
+    Ok(Sse::new(items.map(move |i| Ok(sse(i, role)))).keep_alive(KeepAlive::default()))
 }
