@@ -83,8 +83,13 @@ impl AuditLog for GpkgStore {
     async fn search_audit(&self, f: &AuditFilter) -> StoreResult<Vec<AuditEntry>> {
         let f = f.clone();
         self.read(move |c| {
-            let from = f.from.map_or_else(|| "0000".to_string(), text_time);
-            let to = f.to.map_or_else(|| "9999".to_string(), text_time);
+            // Full stamps: a bound text that looks like a number would take the column's
+            // NUMERIC affinity and compare as a number.
+            let from = f
+                .from
+                .map_or_else(|| "0000-01-01T00:00:00.000Z".to_string(), text_time);
+            let to =
+                f.to.map_or_else(|| "9999-12-31T23:59:59.999Z".to_string(), text_time);
             let actions = f.actions().map(|a| serde_json::json!(a).to_string());
             let layer = f.layer.map(|l| l.as_str());
             let limit = lim(f.limit);
