@@ -1143,7 +1143,10 @@ mod tests {
         let trigger_sql = |store: &GpkgStore| -> Vec<(String, String)> {
             let c = store.reader.lock();
             let mut stmt = c
-                .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name")
+                .prepare(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' \
+                     AND tbl_name <> 'audit_log' ORDER BY name",
+                )
                 .unwrap();
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
             rows.collect::<rusqlite::Result<_>>().unwrap()
