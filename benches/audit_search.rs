@@ -46,7 +46,12 @@ fn year(days: i64, end: DateTime<Utc>) -> Vec<Row> {
                 ),
                 9..=26 => {
                     let a = ["features", "ogc_items", "trace", "analysis"][i % 4];
-                    (a, "analyst", r#"["pipelines"]"#, rng.gen_range(100.0..3000.0))
+                    (
+                        a,
+                        "analyst",
+                        r#"["pipelines"]"#,
+                        rng.gen_range(100.0..3000.0),
+                    )
                 }
                 _ => (
                     "tiles",
@@ -104,12 +109,16 @@ async fn load_postgis(url: &str, rows: &[Row]) {
             .await
             .expect("insert");
     }
-    client.batch_execute("ANALYZE audit_log").await.expect("analyze");
+    client
+        .batch_execute("ANALYZE audit_log")
+        .await
+        .expect("analyze");
 }
 
 fn load_gpkg(path: &str, rows: &[Row]) {
     let mut c = rusqlite::Connection::open(path).expect("open");
-    c.execute_batch("DROP TRIGGER audit_log_chain").expect("drop");
+    c.execute_batch("DROP TRIGGER audit_log_chain")
+        .expect("drop");
     let tx = c.transaction().expect("tx");
     {
         let mut ins = tx
@@ -126,7 +135,16 @@ fn load_gpkg(path: &str, rows: &[Row]) {
             let detail = format!(r#"{{"layers":{},"features":12}}"#, r.layers);
             let b = r.bbox;
             ins.execute(rusqlite::params![
-                at, r.actor, r.role, r.action, detail, b[0], b[1], b[2], b[3], i as i64 + 1
+                at,
+                r.actor,
+                r.role,
+                r.action,
+                detail,
+                b[0],
+                b[1],
+                b[2],
+                b[3],
+                i as i64 + 1
             ])
             .expect("insert");
             rt.execute(rusqlite::params![b[0], b[2], b[1], b[3]])
@@ -156,7 +174,10 @@ async fn measure(name: &str, store: &SharedStore, end: DateTime<Utc>, n: usize) 
         limit: 100_000,
         ..Default::default()
     };
-    for (what, f) in [("area + last month", &filter), ("one key, last month", &by_actor)] {
+    for (what, f) in [
+        ("area + last month", &filter),
+        ("one key, last month", &by_actor),
+    ] {
         let mut times = Vec::new();
         let mut found = 0;
         for _ in 0..11 {
