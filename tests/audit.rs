@@ -633,3 +633,71 @@ async fn cors_follows_the_policy_per_route_group(backend: Backend) {
     app.stop().await;
 }
 both_backends!(cors_follows_the_policy_per_route_group);
+
+/// `lifeline export` is audited (as `cli`) and its files name who exported them, when and
+/// how they were cut: a GeoPackage metadata item, a GeoJSON top-level member, a CSV
+/// header comment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exports_are_audited_and_carry_their_provenance() {
+    use gdal::Metadata;
+    let (store, url, dir) = app::fresh_store(Backend::Gpkg).await;
+    store
+        .bulk_load(&app::fixtures::dataset(), &Actor::cli())
+        .await
+        .unwrap();
+    drop(store);
+    let dir = dir.expect("a temp dir");
+    let export = |format: &str| {
+        let out = dir.path().join(format!("pipes.{format}"));
+        let status = std::process::Command::new(env!("CARGO_BIN_EXE_lifeline"))
+            .args(["--gpkg", &url, "--quiet", "export", "--layer", "pipelines"])
+            .args(["--format", format, "--bbox", "106.4,29.4,106.6,29.6", "-o"])
+            .arg(&out)
+            .status()
+            .unwrap();
+        assert!(status.success(), "{format}");
+        out
+    };
+    let geojson: Value =
+        serde_json::from_str(&std::fs::read_to_string(export("geojson")).unwrap()).unwrap();
+    let p = &geojson["lifeline:provenance"];
+    assert_eq!(p["exported_by"], "cli", "{geojson}");
+    assert_eq!(p["layer"], "pipelines");
+    assert_eq!(p["filter"]["bbox"], json!([106.4, 29.4, 106.6, 29.6]));
+    assert_eq!(p["filter"]["crs"], "EPSG:4490");
+    assert!(p["exported_at"].is_string());
+    assert_eq!(geojson["features"].as_array().unwrap().len(), 5);
+
+    let csv = std::fs::read_to_string(export("csv")).unwrap();
+    let first = csv.lines().next().unwrap();
+    assert!(
+        first.starts_with("# lifeline export of pipelines by cli at "),
+        "{first}"
+    );
+    assert!(first.contains("106.4"), "{first}");
+
+    let gpkg = export("gpkg");
+    let ds = gdal::Dataset::open(&gpkg).unwrap();
+    let item = ds
+        .metadata_item("lifeline_provenance", "")
+        .expect("the GeoPackage's metadata item");
+    let item: Value = serde_json::from_str(&item).unwrap();
+    assert_eq!(item["exported_by"], "cli");
+
+    // Three exports, three audit entries with their counts and cuts.
+    let store = lifeline::store::open(&url, 1).await.unwrap();
+    let e = store
+        .search_audit(&AuditFilter {
+            action: Some("export".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(e.len(), 3);
+    assert!(e
+        .iter()
+        .all(|e| e.actor == "cli" && e.detail["features"] == 5));
+    assert_eq!(e[0].bbox, Some([106.4, 29.4, 106.6, 29.6]));
+    assert_eq!(e[0].detail["format"], "gpkg");
+}

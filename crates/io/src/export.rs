@@ -67,8 +67,12 @@ impl Provenance {
     }
 }
 
-/// The GeoPackage metadata item, and GeoJSON top-level member, that holds the provenance.
+/// The GeoJSON top-level member that holds the provenance.
 pub const PROVENANCE_KEY: &str = "lifeline:provenance";
+
+/// The GeoPackage metadata item that holds it (GDAL reads a ':' in a metadata name as the
+/// separator of name and value, hence the underscore).
+pub const PROVENANCE_ITEM: &str = "lifeline_provenance";
 
 /// Writes the provenance into an exported file: a GeoPackage metadata item (in
 /// `gpkg_metadata`, as GDAL writes dataset metadata), a GeoJSON top-level member, a CSV
@@ -83,7 +87,7 @@ pub fn stamp(path: &Path, format: OutFormat, p: &Provenance) -> Result<(), Expor
     match format {
         OutFormat::GeoPackage => Ok(super::gdal::set_dataset_metadata(
             path,
-            PROVENANCE_KEY,
+            PROVENANCE_ITEM,
             &json,
         )?),
         OutFormat::GeoJson => {
