@@ -406,6 +406,165 @@ struct FileConfig {
     http: Option<FileHttp>,
     oidc: Option<FileOidc>,
     readings: Option<FileReadings>,
+    audit: Option<FileAudit>,
+    cors: Option<FileCors>,
+    quotas: Option<BTreeMap<String, FileQuota>>,
+}
+
+/// One role's `[quotas.<role>]` in the file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileQuota {
+    features_per_day: Option<u64>,
+    area_km2_per_day: Option<f64>,
+}
+
+/// One role's daily quota of full-attribute reads and exports, per key.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Quota {
+    /// Features returned per day.
+    pub features: Option<u64>,
+    /// Area read per day, km² (the boxes of the reads, summed).
+    pub area_km2: Option<f64>,
+}
+
+/// The quotas by role; a role without one has none.
+pub type QuotaConfig = BTreeMap<Role, Quota>;
+
+fn resolve_quotas(file: BTreeMap<String, FileQuota>) -> Result<QuotaConfig, ConfigError> {
+    file.into_iter()
+        .map(|(role, q)| {
+            let role: Role = role.parse().map_err(|e| ConfigError::Invalid {
+                key: "quotas",
+                message: format!("{e}"),
+            })?;
+            if q.area_km2_per_day
+                .is_some_and(|a| !a.is_finite() || a < 0.0)
+            {
+                return Err(ConfigError::Invalid {
+                    key: "quotas",
+                    message: format!("area_km2_per_day of {role} must be a number >= 0"),
+                });
+            }
+            Ok((
+                role,
+                Quota {
+                    features: q.features_per_day,
+                    area_km2: q.area_km2_per_day,
+                },
+            ))
+        })
+        .collect()
+}
+
+/// `[audit]` in the file (issue 21).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileAudit {
+    tile_flush_secs: Option<u64>,
+    retention_days: Option<u32>,
+    segment_entries: Option<u32>,
+}
+
+/// The access audit's settings (docs/operations.md).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AuditConfig {
+    /// How often the tile read groups are written (and at shutdown).
+    pub tile_flush: std::time::Duration,
+    /// Entries older than this many days may be cut (`lifeline audit cut`); none: kept.
+    pub retention_days: Option<u32>,
+    /// Entries per chained segment: a cut removes whole segments only.
+    pub segment_entries: u32,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            tile_flush: std::time::Duration::from_secs(300),
+            retention_days: None,
+            segment_entries: 10_000,
+        }
+    }
+}
+
+impl AuditConfig {
+    fn resolve(file: FileAudit) -> Result<AuditConfig, ConfigError> {
+        let d = AuditConfig::default();
+        let nonzero = |key: &'static str, v: Option<u64>| match v {
+            Some(0) => Err(ConfigError::Invalid {
+                key,
+                message: "must be at least 1".into(),
+            }),
+            other => Ok(other),
+        };
+        Ok(AuditConfig {
+            tile_flush: nonzero("audit.tile_flush_secs", file.tile_flush_secs)?
+                .map_or(d.tile_flush, std::time::Duration::from_secs),
+            retention_days: nonzero("audit.retention_days", file.retention_days.map(u64::from))?
+                .map(|n| n as u32),
+            segment_entries: nonzero("audit.segment_entries", file.segment_entries.map(u64::from))?
+                .map_or(d.segment_entries, |n| n as u32),
+        })
+    }
+}
+
+/// `[cors]` in the file (issue 21): allowed origins per route group.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileCors {
+    tiles: Option<Vec<String>>,
+    read: Option<Vec<String>>,
+    write: Option<Vec<String>>,
+}
+
+/// Which other origins a browser may call each group of routes from. Empty (the
+/// default): same origin only, and no CORS header is sent.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CorsConfig {
+    /// Tiles, styles, TileJSON and tile metadata.
+    pub tiles: Vec<axum::http::HeaderValue>,
+    /// Every other GET (and the read-only POSTs: the check, traces).
+    pub read: Vec<axum::http::HeaderValue>,
+    /// Requests that change data.
+    pub write: Vec<axum::http::HeaderValue>,
+}
+
+impl CorsConfig {
+    fn resolve(file: FileCors) -> Result<CorsConfig, ConfigError> {
+        fn origins(
+            key: &'static str,
+            v: Option<Vec<String>>,
+        ) -> Result<Vec<axum::http::HeaderValue>, ConfigError> {
+            v.unwrap_or_default()
+                .into_iter()
+                .map(|o| {
+                    let ok = (o.starts_with("http://") || o.starts_with("https://"))
+                        && !o.ends_with('/')
+                        && o.len() <= 255
+                        && o[o.find("//").map_or(0, |i| i + 2)..].chars().all(|c| {
+                            c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']')
+                        });
+                    if !ok {
+                        return Err(ConfigError::Invalid {
+                            key,
+                            message: format!(
+                                "'{o}' is not an origin (scheme://host[:port], no path, no '*')"
+                            ),
+                        });
+                    }
+                    axum::http::HeaderValue::from_str(&o).map_err(|e| ConfigError::Invalid {
+                        key,
+                        message: e.to_string(),
+                    })
+                })
+                .collect()
+        }
+        Ok(CorsConfig {
+            tiles: origins("cors.tiles", file.tiles)?,
+            read: origins("cors.read", file.read)?,
+            write: origins("cors.write", file.write)?,
+        })
+    }
 }
 
 /// The resolved configuration.
@@ -435,6 +594,12 @@ pub struct Config {
     pub oidc: Option<OidcConfig>,
     /// How long raw readings are kept (`[readings] retention_days`, default 90 days).
     pub retention: RetentionPolicy,
+    /// The access audit (issue 21).
+    pub audit: AuditConfig,
+    /// Cross-origin policy per route group (issue 21).
+    pub cors: CorsConfig,
+    /// Daily quotas of full-attribute reads per key, by role (issue 21).
+    pub quotas: QuotaConfig,
 }
 
 impl Default for Config {
@@ -454,6 +619,9 @@ impl Default for Config {
             http: HttpLimits::default(),
             oidc: None,
             retention: RetentionPolicy::default(),
+            audit: AuditConfig::default(),
+            cors: CorsConfig::default(),
+            quotas: QuotaConfig::default(),
         }
     }
 }
@@ -525,6 +693,9 @@ impl Config {
             http: HttpLimits::resolve(file.http.unwrap_or_default())?,
             oidc,
             retention,
+            audit: AuditConfig::resolve(file.audit.unwrap_or_default())?,
+            cors: CorsConfig::resolve(file.cors.unwrap_or_default())?,
+            quotas: resolve_quotas(file.quotas.unwrap_or_default())?,
         })
     }
 }

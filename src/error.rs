@@ -35,6 +35,10 @@ pub enum AppError {
     /// body's status always agrees with the response's.
     #[error("{1}")]
     Client(StatusCode, String),
+    /// Too many requests, or a quota used up: try again after this many seconds
+    /// (`Retry-After`).
+    #[error("{0}")]
+    TooMany(String, u64),
     /// The store is unreachable: try again later.
     #[error("the service is temporarily unavailable")]
     Unavailable(String),
@@ -55,6 +59,7 @@ impl AppError {
             AppError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Client(status, _) => *status,
+            AppError::TooMany(..) => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -80,6 +85,7 @@ impl AppError {
                 431 => "header_fields_too_large",
                 _ => "bad_request",
             },
+            AppError::TooMany(..) => "too_many_requests",
             AppError::Unavailable(_) => "unavailable",
             AppError::Internal(_) => "internal",
         }
@@ -111,7 +117,25 @@ impl IntoResponse for AppError {
             other => tracing::debug!(error = %other, "client error"),
         }
         let body = json!({"error": {"status": status.as_u16(), "code": self.code(), "message": self.to_string()}});
-        (status, axum::Json(body)).into_response()
+        let mut response = (status, axum::Json(body)).into_response();
+        if let AppError::TooMany(_, secs) = &self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from((*secs).max(1)),
+            );
+        }
+        response
+    }
+}
+
+impl From<crate::audit::AuditError> for AppError {
+    fn from(e: crate::audit::AuditError) -> Self {
+        match e {
+            crate::audit::AuditError::Store(e) => e.into(),
+            q @ crate::audit::AuditError::Quota { retry_after, .. } => {
+                AppError::TooMany(q.to_string(), retry_after)
+            }
+        }
     }
 }
 

@@ -17,9 +17,11 @@
 //! A lower tier never imports a higher one; Cargo enforces it. `docs/architecture.md` is
 //! the map. See `README.md` for how to run it and `DEVELOPERS.md` for the design rules.
 
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod connections;
+pub mod cors;
 pub mod error;
 pub mod http;
 pub mod limits;

@@ -29,5 +29,6 @@ async fn main() -> anyhow::Result<()> {
         Command::Keys { action } => cli::keys::run(&store, action, out).await,
         Command::Import(args) => cli::import::run(&store, args, out).await,
         Command::Export(args) => cli::export::run(&store, args, out).await,
+        Command::Audit { action } => cli::audit::run(&store, action, out).await,
     }
 }

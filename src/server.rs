@@ -31,7 +31,10 @@ pub async fn run(
             state.excavation.clone(),
             state.clock.clone(),
         ),
+        // Issue 21: tile read groups written to the audit log every few minutes.
+        crate::audit::spawn_tile_flush(state.audit.clone(), state.config.audit.tile_flush),
     ];
+    let audit = state.audit.clone();
     // Live event streams never end on their own: end them when shutdown starts, so the
     // graceful shutdown below does not wait for them forever.
     let closing = state.risk.closing.clone();
@@ -45,6 +48,11 @@ pub async fn run(
     let served = crate::connections::serve(listener, app, &limits, shutdown).await;
     for task in background {
         task.abort();
+    }
+    // The open tile groups are written before the process ends.
+    match audit.flush_tiles().await {
+        Ok(n) => tracing::info!(entries = n, "tile reads written to the audit log"),
+        Err(e) => tracing::error!(error = %e, "tile reads could not be written to the audit log"),
     }
     served
 }

@@ -56,6 +56,8 @@ pub struct AppState {
     /// The utility networks as traces see them, rebuilt when the index changes (issue 15);
     /// the same as the excavation check's, for its "if struck".
     pub networks: Arc<crate::trace::service::Networks>,
+    /// The read audit (issue 21): reads that return more than a viewer may see.
+    pub audit: Arc<crate::audit::ReadAudit>,
 }
 
 impl AppState {
@@ -127,6 +129,9 @@ impl AppState {
         .await?;
         let rate_limits = Arc::new(crate::limits::RateLimits::new(&config.http));
         let networks = excavation.networks.clone();
+        let (store_audit, clock_audit): (Arc<dyn crate::store::AuditLog>, _) =
+            (store.clone(), clock.clone());
+        let quotas = config.quotas.clone();
         Ok(AppState {
             store,
             index,
@@ -142,6 +147,11 @@ impl AppState {
             rate_limits,
             follower: Arc::default(),
             networks,
+            audit: Arc::new(crate::audit::ReadAudit::new(
+                store_audit,
+                clock_audit,
+                quotas,
+            )),
         })
     }
 

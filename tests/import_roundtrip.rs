@@ -266,6 +266,7 @@ async fn export_import_round_trips() {
             crs: crs.into(),
             bbox: None,
             filter: None,
+            provenance: None,
         };
         let n = export(&index, &opts, &path).unwrap();
         assert_eq!(n, originals.len(), "{fmt:?}");
@@ -322,6 +323,7 @@ async fn export_import_round_trips() {
         crs: "EPSG:4490".into(),
         bbox: Some(bbox),
         filter: Some(format!("diameter_mm > {t}")),
+        provenance: None,
     };
     let n = export(&index, &opts, &dir.path().join("big.geojson")).unwrap();
     let rect = bbox.to_rect();

@@ -704,8 +704,26 @@ async fn lifecycle_permissions_and_audit(backend: Backend) {
         let (s, v) = transition(&app, id, to, role).await;
         assert_eq!(s, StatusCode::OK, "{to}: {v}");
     }
-    let (_, a) = body(
+    // Who moved it, by key name, for operators and admins (issue 21: below them, the role).
+    let (_, anon) = body(
         app.req(Method::GET, &format!("/alarms/{id}"), None)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let shown: Vec<&str> = anon["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["by"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        shown,
+        ["system", "analyst", "operator", "operator", "operator"]
+    );
+    let (_, a) = body(
+        app.req(Method::GET, &format!("/alarms/{id}"), Some(Role::Operator))
             .send()
             .await
             .unwrap(),

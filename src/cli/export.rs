@@ -5,10 +5,12 @@
 use super::{open_store, Output};
 use anyhow::Result;
 use lifeline::config::StoreArgs;
-use lifeline::io::export::ExportOptions;
+use lifeline::io::export::{ExportOptions, Provenance};
 use lifeline::io::gdal::OutFormat;
 use lifeline::io::service;
-use lifeline::model::{Bbox, Layer};
+use lifeline::model::audit::{ReadEntry, ReadKind};
+use lifeline::model::{Actor, Bbox, Clock, Layer};
+use serde_json::json;
 use std::path::{Path, PathBuf};
 
 /// Arguments of `lifeline export`.
@@ -70,15 +72,32 @@ pub async fn run(store_args: &StoreArgs, a: &ExportArgs, out: Output) -> Result<
         .transpose()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let (store, config) = open_store(store_args).await?;
-    let opts = ExportOptions {
+    let mut opts = ExportOptions {
         layer,
         format,
         crs: a.crs.clone(),
         bbox,
         filter: a.filter.clone(),
+        provenance: None,
     };
+    // Issue 21: the file names who exported it, when, and how it was cut.
+    let who = Actor::cli().name;
+    opts.provenance = Some(Provenance::of(&opts, &who, Clock::system().now()));
     let written =
         service::export_layer(store.as_ref(), config.metric_crs.as_deref(), opts, &a.out).await?;
+    // Issue 21: an export of full attributes is a read to audit, as the CLI's actor (with
+    // the operating-system account that ran it).
+    let entry = ReadEntry::new(ReadKind::Export, format!("export/{layer}"))
+        .within(bbox)
+        .read(&[layer], written as u64)
+        .with("format", json!(a.format))
+        .with("crs", json!(a.crs))
+        .with("filter", json!(a.filter))
+        .with("file", json!(a.out.display().to_string()))
+        .with("os_user", json!(std::env::var("USER").ok()));
+    store
+        .append_audit(&Actor::cli(), &entry.into_record(None))
+        .await?;
     out.result(&Exported {
         layer,
         written,

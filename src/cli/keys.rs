@@ -15,7 +15,7 @@ pub enum KeysAction {
     Create {
         #[arg(long)]
         name: String,
-        /// viewer, contractor, analyst, operator or admin.
+        /// auditor (reads the audit log only), viewer, contractor, analyst, operator or admin.
         #[arg(long)]
         role: String,
     },

@@ -13,6 +13,7 @@
 //! hands it to [`Output::result`], which prints it as JSON (`--json`) or as the text its
 //! `Display` renders, so both forms come from the same facts.
 
+pub mod audit;
 pub mod check;
 pub mod export;
 pub mod generate;
@@ -139,6 +140,11 @@ pub enum Command {
     Import(import::ImportArgs),
     /// Export one layer to gpkg, geojson, fgb, csv or shp in any EPSG CRS.
     Export(export::ExportArgs),
+    /// The audit log: verify its hash chain, cut expired segments.
+    Audit {
+        #[command(subcommand)]
+        action: audit::AuditAction,
+    },
 }
 
 /// Logs to stderr (stdout is the command's result, for pipes and scripts) at `info`,

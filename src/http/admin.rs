@@ -2,13 +2,14 @@
 //! the command line on the store directly.)
 
 use super::routes::Routes;
-use super::{parse_id, roles, AtLeast, Caller, JsonBody, QueryParams};
+use super::{parse_id, roles, AtLeast, Caller, JsonBody, QueryParams, ReqId};
 use crate::auth::{generate_key, hash_key, require};
 use crate::model::Role;
 use crate::state::AppState;
 use crate::AppError;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -20,6 +21,46 @@ pub fn router() -> Routes {
         .routes(routes!(list_keys, create_key))
         .routes(routes!(revoke_key))
         .routes(routes!(audit))
+        .routes(routes!(grant_quota))
+}
+
+/// A one-off allowance to grant (issue 21).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grant {
+    /// The key name (or OIDC subject) it is for.
+    pub actor: String,
+    #[serde(default)]
+    pub features: u64,
+    #[serde(default)]
+    pub area_km2: f64,
+}
+
+/// Grants a key a one-off allowance on top of its role's daily quota, for today (admins;
+/// audited as `quota_grant`).
+#[utoipa::path(post, path = "/admin/quota-grants", operation_id = "grant_quota", tag = "admin",
+    request_body(content = Object, description = "`{\"actor\": \"key name\", \"features\"?: n, \"area_km2\"?: x}`", content_type = "application/json"),
+    responses((status = 200, description = "The key's usage today after the grant: `{day, features, area_km2, extra_features, extra_area_km2}`"),
+        (status = 403, description = "Below the admin role"),
+        (status = 422, description = "An empty actor, or a negative or non-finite area")))]
+pub async fn grant_quota(
+    State(state): State<AppState>,
+    AtLeast(admin, _): AtLeast<roles::Admin>,
+    rid: ReqId,
+    JsonBody(g): JsonBody<Grant>,
+) -> Result<Json<Value>, AppError> {
+    crate::model::check_name("actor", &g.actor)?;
+    if !g.area_km2.is_finite() || g.area_km2 < 0.0 {
+        return Err(AppError::Unprocessable(
+            "area_km2 must be a number >= 0".into(),
+        ));
+    }
+    let (f, a) = (g.features, g.area_km2);
+    let usage = state
+        .audit
+        .grant(&admin, rid.as_deref(), &g.actor, f, a)
+        .await?;
+    Ok(Json(json!(usage)))
 }
 
 /// A key to create.
@@ -32,7 +73,7 @@ pub struct NewKey {
 
 /// Creates a key; the key itself is in this response only.
 #[utoipa::path(post, path = "/admin/keys", operation_id = "create_key", tag = "admin",
-    request_body(content = Object, description = "{\"name\": \"…\", \"role\": \"viewer|contractor|analyst|operator|admin\"}", content_type = "application/json"),
+    request_body(content = Object, description = "{\"name\": \"…\", \"role\": \"auditor|viewer|contractor|analyst|operator|admin\"}", content_type = "application/json"),
     responses((status = 201, description = "The key (shown once) and its record"), (status = 403, description = "Not an admin")))]
 pub async fn create_key(
     State(state): State<AppState>,
@@ -78,25 +119,57 @@ pub async fn revoke_key(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// Audit query.
+/// Audit search query (issue 21).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub bbox: Option<String>,
+    pub layer: Option<String>,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub f: Option<String>,
     #[serde(default, deserialize_with = "super::limit")]
     pub limit: Option<usize>,
 }
 
-/// The newest audit entries.
-#[utoipa::path(get, path = "/admin/audit", operation_id = "audit_log", tag = "admin", params(("limit" = Option<usize>, Query, description = "1..10000, default 100")),
-    responses((status = 200, description = "Audit entries, newest first")))]
+/// Searches the audit log (admins and auditors): who did or read what, where and when.
+#[utoipa::path(get, path = "/admin/audit", operation_id = "audit_log", tag = "admin",
+    params(("actor" = Option<String>, Query, description = "exactly this key name, OIDC subject or `cli`"),
+        ("action" = Option<String>, Query, description = "exactly this action (insert, key_create, excavation_check, ticket_view, trace, ogc_items, ogc_feature, features, analysis, export, tiles, quota_exceeded, quota_grant, …), or `read` for every read"),
+        ("bbox" = Option<String>, Query, description = "minLon,minLat,maxLon,maxLat: entries whose area intersects it (entries without an area never match)"),
+        ("layer" = Option<String>, Query, description = "entries that read this layer"),
+        ("from" = Option<String>, Query, description = "at or after: RFC 3339 time or YYYY-MM-DD (UTC midnight)"),
+        ("to" = Option<String>, Query, description = "before: RFC 3339 time or YYYY-MM-DD"),
+        ("f" = Option<String>, Query, description = "json (default) or csv"),
+        ("limit" = Option<usize>, Query, description = "1..100000, default 100")),
+    responses((status = 200, description = "`{\"entries\": [...]}` newest first (id, seq, at, actor, role, action, target, detail, request_id, bbox, hash), or the same as CSV"),
+        (status = 400, description = "A malformed bbox, time, layer or f"),
+        (status = 403, description = "Neither admin nor auditor")))]
 pub async fn audit(
     State(state): State<AppState>,
     caller: Caller,
     QueryParams(q): QueryParams<AuditQuery>,
-) -> Result<Json<Value>, AppError> {
-    require(&caller.0, Role::Admin)?;
-    let limit = q.limit.unwrap_or(100).clamp(1, 10_000);
-    Ok(Json(
-        json!({"entries": state.store.audit_log(limit).await?}),
-    ))
+) -> Result<Response, AppError> {
+    crate::model::audit::may_read_audit(&caller.0).map_err(crate::auth::AuthError::from)?;
+    let (filter, format) = crate::audit::search_request(crate::audit::SearchParams {
+        actor: q.actor,
+        action: q.action,
+        bbox: q.bbox.as_deref(),
+        layer: q.layer.as_deref(),
+        from: q.from.as_deref(),
+        to: q.to.as_deref(),
+        f: q.f.as_deref(),
+        limit: q.limit,
+    })?;
+    let entries = state.store.search_audit(&filter).await?;
+    Ok(match format {
+        crate::audit::SearchFormat::Json => Json(json!({"entries": entries})).into_response(),
+        crate::audit::SearchFormat::Csv => (
+            [(header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            crate::audit::entries_csv(&entries),
+        )
+            .into_response(),
+    })
 }

@@ -5,9 +5,11 @@
 //! or WKT, the latter read by GDAL in [`crate::io`]) is parsed here.
 
 use super::routes::Routes;
-use super::{Caller, QueryParams};
+use super::{Caller, QueryParams, ReqId};
 use crate::analysis::service::{self, Analyst, AuditFormat, AuditRequest, NearestRequest};
+use crate::model::audit::{ReadEntry, ReadKind};
 use crate::model::Bbox;
+use crate::model::Layer;
 use crate::state::AppState;
 use crate::AppError;
 use axum::extract::State;
@@ -71,13 +73,19 @@ pub struct WithinQuery {
 pub async fn pipelines_within(
     State(state): State<AppState>,
     caller: Caller,
+    rid: ReqId,
     QueryParams(q): QueryParams<WithinQuery>,
 ) -> Result<Json<Value>, AppError> {
     let analyst = Analyst::check(&caller.0)?;
     let g = parse_geometry(&q.geometry)?;
+    let area = Bbox::of(&g).map(|b| b.grown_by_metres(q.distance));
     let (kind, features) = (q.kind.as_deref(), q.features.unwrap_or(true));
     let v =
         service::pipelines_within(&analyst, &state.index, g, q.distance, kind, features).await?;
+    let n = v["count"].as_u64().unwrap_or(0);
+    let entry = ReadEntry::new(ReadKind::Analysis, "ogc/analysis/pipelines-within");
+    let entry = entry.within(area).read(&[Layer::Pipelines], n);
+    state.audit.record(&caller.0, rid.as_deref(), entry).await?;
     Ok(Json(v))
 }
 
@@ -106,9 +114,11 @@ pub struct AuditQuery {
 pub async fn clearance_audit(
     State(state): State<AppState>,
     caller: Caller,
+    rid: ReqId,
     QueryParams(q): QueryParams<AuditQuery>,
 ) -> Result<Response, AppError> {
     let analyst = Analyst::check(&caller.0)?;
+    let area = q.bbox.as_deref().and_then(|b| Bbox::parse(b).ok());
     let req = AuditRequest {
         kind: &q.kind,
         other: &q.other,
@@ -118,6 +128,9 @@ pub async fn clearance_audit(
     };
     let audit = service::clearance_audit(&analyst, &state.index, req).await?;
     let f = &audit.findings;
+    let entry = ReadEntry::new(ReadKind::Analysis, "ogc/analysis/clearance-audit");
+    let entry = entry.within(area).read(&[Layer::Pipelines], f.len() as u64);
+    state.audit.record(&caller.0, rid.as_deref(), entry).await?;
     Ok(match audit.format {
         AuditFormat::Csv => (
             content_type("text/csv; charset=utf-8"),
@@ -154,12 +167,20 @@ pub struct GridQuery {
 pub async fn grid_stats(
     State(state): State<AppState>,
     caller: Caller,
+    rid: ReqId,
     QueryParams(q): QueryParams<GridQuery>,
 ) -> Result<Json<Value>, AppError> {
     let analyst = Analyst::check(&caller.0)?;
     let year = chrono::Datelike::year(&state.clock.now());
     let (level, bbox) = (q.level.as_deref(), q.bbox.as_deref());
     let v = service::grid_stats(&analyst, &state.index, level, bbox, year).await?;
+    let n = v["features"].as_array().map_or(0, |a| a.len() as u64);
+    let area = bbox.and_then(|b| Bbox::parse(b).ok());
+    let entry = ReadEntry::new(ReadKind::Analysis, "ogc/analysis/grid-stats");
+    let entry = entry
+        .within(area)
+        .read(&[Layer::Pipelines, Layer::GridCells], n);
+    state.audit.record(&caller.0, rid.as_deref(), entry).await?;
     Ok(Json(v))
 }
 

@@ -7,6 +7,8 @@
 
 use super::routes::Routes;
 use super::{Caller, QueryParams};
+use crate::model::{access, Role};
+use crate::risk::events::EventKind;
 use crate::risk::feed::{self, EventFilter, FeedItem};
 use crate::state::AppState;
 use crate::AppError;
@@ -33,15 +35,31 @@ pub struct EventsQuery {
     last_event_id: Option<String>,
 }
 
-/// An item of the feed as an SSE event: `id:` (events only), `event:` and `data:`.
-fn sse(item: FeedItem) -> Event {
+/// An item of the feed as an SSE event: `id:` (events only), `event:` and `data:`, as the
+/// caller's role may see it (no key names below operator: [`crate::model::access`]).
+fn sse(item: FeedItem, role: Role) -> Event {
     match item {
         FeedItem::Event(e) => Event::default()
             .id(e.cursor.to_string())
             .event(e.kind.as_str())
-            .data(e.data.clone()),
+            .data(shown(&e.kind, &e.data, role)),
         FeedItem::Reset(reason) => Event::default().event("reset").data(reason),
     }
+}
+
+/// An event's data as `role` may see it.
+fn shown(kind: &EventKind, data: &str, role: Role) -> String {
+    if access::sees_actors(role) || !matches!(kind, EventKind::Edit | EventKind::Alarm) {
+        return data.to_string();
+    }
+    let Ok(mut v) = serde_json::from_str::<serde_json::Value>(data) else {
+        return data.to_string();
+    };
+    match kind {
+        EventKind::Edit => access::redact_edit(&mut v, role),
+        _ => access::redact_alarm(&mut v, role),
+    }
+    v.to_string()
 }
 
 /// Live events. Reconnecting with `Last-Event-ID` replays what was missed: from memory, or
@@ -51,7 +69,7 @@ fn sse(item: FeedItem) -> Event {
     params(("bbox" = Option<String>, Query, description = "only events located in minLon,minLat,maxLon,maxLat"),
         ("kinds" = Option<String>, Query, description = "comma-separated: alarm, risk_level, edit, trace (default all; trace events reach analysts and above only)"),
         ("last_event_id" = Option<String>, Query, description = "same as the Last-Event-ID header")),
-    responses((status = 200, description = "`text/event-stream`. `event: alarm` data = Alarm (see GET /alarms); `event: risk_level` data = `{\"id\", \"registered\", \"previous\"?, \"level\", \"lon\", \"lat\"}`; `event: edit` data = `{\"layer\", \"id\", \"op\", \"version\", \"actor\", \"at\", \"lon\", \"lat\"}`; `event: trace` (analysts and above) data = `{\"message\", \"published_at\", \"role\", \"lon\", \"lat\", \"broken_valves\", \"closed_valves\", \"networks\": [{\"kind\", \"start_pipes\", \"valves_to_close\", \"segment_pipes\", \"pocket_pipes\", \"customers\", \"length_m\", \"source_inside\"}]}`; `event: reset` data = `{\"reason\"}`. Every event has an `id:` to resume from."),
+    responses((status = 200, description = "`text/event-stream`. `event: alarm` data = Alarm (see GET /alarms); `event: risk_level` data = `{\"id\", \"registered\", \"previous\"?, \"level\", \"lon\", \"lat\"}`; `event: edit` data = `{\"layer\", \"id\", \"op\", \"version\", \"actor\" (operators and admins only), \"at\", \"lon\", \"lat\"}`; below operator, an alarm's history names the role that acted (`by`), not the key; `event: trace` (analysts and above) data = `{\"message\", \"published_at\", \"role\", \"lon\", \"lat\", \"broken_valves\", \"closed_valves\", \"networks\": [{\"kind\", \"start_pipes\", \"valves_to_close\", \"segment_pipes\", \"pocket_pipes\", \"customers\", \"length_m\", \"source_inside\"}]}`; `event: reset` data = `{\"reason\"}`. Every event has an `id:` to resume from."),
         (status = 400, description = "Bad bbox, kinds or Last-Event-ID")))]
 pub async fn events(
     State(state): State<AppState>,
@@ -66,5 +84,6 @@ pub async fn events(
     let replay =
         |seen, head| crate::sync::replay_from_store(&state.risk, &*state.store, seen, head);
     let items = feed::subscribe(state.risk.clone(), filter, last, replay).await;
-    Ok(Sse::new(items.map(|i| Ok(sse(i)))).keep_alive(KeepAlive::default()))
+    let role = caller.role;
+    Ok(Sse::new(items.map(move |i| Ok(sse(i, role)))).keep_alive(KeepAlive::default()))
 }

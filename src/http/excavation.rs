@@ -5,7 +5,7 @@
 //! [`crate::excavation::service`], and map the result.
 
 use super::routes::Routes;
-use super::{parse_id, roles, AtLeast, Caller, JsonBody, QueryParams};
+use super::{parse_id, roles, AtLeast, Caller, JsonBody, QueryParams, ReqId};
 use crate::excavation::service::{DeliveryReport, TicketView};
 use crate::excavation::{report, service, ticket_view, Rules};
 use crate::model::check_result::{CheckRequest, CheckResult};
@@ -115,18 +115,24 @@ pub async fn check(
     AtLeast(actor, _): AtLeast<roles::Contractor>,
     QueryParams(q): QueryParams<FormatQuery>,
     headers: HeaderMap,
+    rid: ReqId,
     JsonBody(req): JsonBody<CheckRequest>,
 ) -> Result<Response, AppError> {
     let f = negotiate(&q, &headers)?;
-    let index = state.index.clone();
-    let ex = state.excavation.clone();
-    let clock = state.clock.clone();
+    let (index, ex, clock) = (
+        state.index.clone(),
+        state.excavation.clone(),
+        state.clock.clone(),
+    );
+    let who = actor.clone();
     // Projection and distance work for a 1 km² dig take milliseconds: keep them off the
     // async workers.
     let r =
-        tokio::task::spawn_blocking(move || service::run_check(&index, &ex, &clock, &actor, &req))
+        tokio::task::spawn_blocking(move || service::run_check(&index, &ex, &clock, &who, &req))
             .await
             .map_err(|e| AppError::Internal(e.to_string()))??;
+    let entry = crate::audit::of_check(&r);
+    state.audit.record(&actor, rid.as_deref(), entry).await?;
     Ok(render(&state, &r, f, "Excavation check"))
 }
 
@@ -236,10 +242,13 @@ pub async fn read(
     Path(id): Path<String>,
     QueryParams(q): QueryParams<FormatQuery>,
     headers: HeaderMap,
+    rid: ReqId,
 ) -> Result<Response, AppError> {
     let id = parse_id(&id)?;
     let f = negotiate(&q, &headers)?;
     let v = service::view(&*state.store, &state.clock, &caller.0, id).await?;
+    let entry = crate::audit::of_ticket(&v.ticket);
+    state.audit.record(&caller.0, rid.as_deref(), entry).await?;
     render_ticket(&state, &v, f)
 }
 

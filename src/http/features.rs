@@ -4,8 +4,10 @@
 //! the commit ([`crate::records::write`]).
 
 use super::routes::Routes;
-use super::{parse_id, parse_layer, roles, AtLeast, Caller, JsonBody, QueryParams};
+use super::{parse_id, parse_layer, roles, AtLeast, Caller, JsonBody, QueryParams, ReqId};
+use crate::audit;
 use crate::config::Config;
+use crate::model::audit::ReadKind;
 use crate::model::feature::to_feature;
 use crate::model::{Dataset, Record, Role};
 use crate::records;
@@ -51,11 +53,15 @@ fn collection(records: &[Arc<Record>], role: Role, extra: Value) -> Value {
 pub async fn read(
     State(state): State<AppState>,
     caller: Caller,
+    rid: ReqId,
     Path((layer, id)): Path<(String, String)>,
 ) -> Result<Json<Value>, AppError> {
     let layer = parse_layer(&layer)?;
     let id = parse_id(&id)?;
     let record = records::get(&state.index, &caller.0, layer, id)?;
+    let target = format!("features/{layer}/{id}");
+    let entry = audit::of_records(ReadKind::Features, target, layer, std::iter::once(&*record));
+    state.audit.record(&caller.0, rid.as_deref(), entry).await?;
     Ok(Json(to_feature(&record, caller.0.role)))
 }
 
@@ -81,12 +87,16 @@ pub struct LayerQuery {
 pub async fn query(
     State(state): State<AppState>,
     caller: Caller,
+    rid: ReqId,
     Path(layer): Path<String>,
     QueryParams(q): QueryParams<LayerQuery>,
 ) -> Result<Json<Value>, AppError> {
     let layer = parse_layer(&layer)?;
     let bbox = q.bbox.as_deref();
     let page = records::query(&state.index, &caller.0, layer, bbox, q.limit, q.offset)?;
+    let recs = page.records.iter().map(|r| &**r);
+    let entry = audit::of_records(ReadKind::Features, format!("features/{layer}"), layer, recs);
+    state.audit.record(&caller.0, rid.as_deref(), entry).await?;
     Ok(Json(collection(
         &page.records,
         caller.0.role,
@@ -114,12 +124,17 @@ pub struct NearestQuery {
 pub async fn nearest(
     State(state): State<AppState>,
     caller: Caller,
+    rid: ReqId,
     Path(layer): Path<String>,
     QueryParams(q): QueryParams<NearestQuery>,
 ) -> Result<Json<Value>, AppError> {
     let layer = parse_layer(&layer)?;
     let at = (q.lon, q.lat);
     let hits = records::nearest(&state.index, &caller.0, layer, at, q.k, q.max_distance_m)?;
+    let recs = hits.iter().map(|h| &*h.record);
+    let target = format!("features/{layer}/nearest");
+    let entry = audit::of_records(ReadKind::Features, target, layer, recs);
+    state.audit.record(&caller.0, rid.as_deref(), entry).await?;
     let features: Vec<Value> = hits
         .iter()
         .map(|h| {

@@ -26,9 +26,11 @@ pub async fn me(caller: Caller) -> Json<Value> {
 }
 
 fn describe(actor: &crate::model::Actor) -> Value {
+    // The auditor role sits outside the hierarchy (it reads the audit log only): listed
+    // for an auditor alone.
     let roles: Vec<&str> = Role::ALL
         .iter()
-        .filter(|r| actor.has(**r))
+        .filter(|r| actor.has(**r) && (**r != Role::Auditor || actor.role == Role::Auditor))
         .map(|r| r.as_str())
         .collect();
     json!({

@@ -65,6 +65,7 @@ pub fn router(state: AppState) -> Router {
     // Installed before the first request is counted.
     crate::metrics::handle();
     let gate = crate::limits::Gate::of(&state);
+    let cors = std::sync::Arc::new(crate::cors::Policy::of(&state.config.cors));
     let web = ServeDir::new(&state.config.web_dir)
         .append_index_html_on_directories(true)
         .fallback(axum::routing::any(not_found).with_state(()));
@@ -84,11 +85,17 @@ pub fn router(state: AppState) -> Router {
             },
         ))
         .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn(request_id))
         .layer(axum::middleware::from_fn(
             move |req: Request, next: Next| {
                 let gate = gate.clone();
                 edge(gate, req, next)
             },
+        ))
+        // Outermost, so refusals (401, 429, 503) carry the CORS headers too and a
+        // cross-origin client can read them.
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| crate::cors::apply(cors.clone(), req, next),
         ))
 }
 
@@ -108,6 +115,61 @@ async fn edge(
     };
     crate::metrics::record(started, &method, &response);
     response
+}
+
+/// The request id header: taken from the request when it is a plain token (a proxy's),
+/// else made here; echoed on the response and recorded in audit entries ([`ReqId`]).
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// Gives every request an id (`X-Request-Id`), echoed on its response.
+async fn request_id(mut req: Request, next: Next) -> axum::response::Response {
+    use tower_http::request_id::{MakeRequestId, MakeRequestUuid};
+    let given = req
+        .headers()
+        .get(REQUEST_ID)
+        .filter(|v| {
+            let b = v.as_bytes();
+            !b.is_empty()
+                && b.len() <= 64
+                && b.iter()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        })
+        .cloned();
+    let id = match given {
+        Some(v) => v,
+        None => match MakeRequestUuid.make_request_id(&req) {
+            Some(id) => id.into_header_value(),
+            None => return next.run(req).await,
+        },
+    };
+    req.headers_mut().insert(REQUEST_ID, id.clone());
+    let mut response = next.run(req).await;
+    response.headers_mut().insert(REQUEST_ID, id);
+    response
+}
+
+/// The request's id ([`REQUEST_ID`]), for audit entries.
+pub struct ReqId(pub Option<String>);
+
+impl ReqId {
+    /// The id as the audit takes it.
+    pub fn as_deref(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ReqId {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ReqId(
+            parts
+                .headers
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        ))
+    }
 }
 
 async fn not_found(method: Method, uri: Uri) -> AppError {

@@ -6,7 +6,8 @@
 //! [`crate::io`] (GDAL), which the OGC capability does not see.
 
 use super::routes::Routes;
-use super::{Caller, QueryParams};
+use super::{Caller, QueryParams, ReqId};
+use crate::model::audit::ReadKind;
 use crate::ogc::service::{self, FeatureAnswer, Items, ItemsRequest, MetaFormat, MetaQuery};
 use crate::ogc::{self, Format};
 use crate::state::AppState;
@@ -183,9 +184,15 @@ pub async fn items(
     State(state): State<AppState>,
     headers: HeaderMap,
     caller: Caller,
+    rid: ReqId,
     Path(id): Path<String>,
     QueryParams(p): QueryParams<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
+    let query = json!(p
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>());
+    let target = format!("ogc/collections/{id}/items");
     let req = ItemsRequest {
         collection: id,
         role: caller.0.role,
@@ -197,6 +204,10 @@ pub async fn items(
     };
     let items =
         service::list_items(&*state.store, state.store.backend(), &state.index, req).await?;
+    let recs = items.page.records.iter().map(|r| &**r);
+    let entry = crate::audit::of_records(ReadKind::OgcItems, target, items.layer, recs);
+    let entry = entry.with("query", query);
+    state.audit.record(&caller.0, rid.as_deref(), entry).await?;
     let b = base(&headers);
     match items.query.output(service::accepts_html(&headers)) {
         Format::FlatGeobuf => flatgeobuf_response(&b, items).await,
@@ -262,12 +273,24 @@ pub async fn feature(
     State(state): State<AppState>,
     headers: HeaderMap,
     caller: Caller,
+    rid: ReqId,
     Path((id, fid)): Path<(String, String)>,
     QueryParams(p): QueryParams<Vec<(String, String)>>,
 ) -> Result<Response, AppError> {
     let b = base(&headers);
     let html = service::accepts_html(&headers);
     let answer = service::feature(&state.index, &b, &id, &fid, caller.0.role, &p, html)?;
+    // Found, so the collection and the id parse.
+    let layer = ogc::collection(&id)?;
+    let record = fid.parse().ok().and_then(|n| state.index.get(layer, n));
+    let target = format!("ogc/collections/{id}/items/{fid}");
+    let entry = crate::audit::of_records(
+        ReadKind::OgcFeature,
+        target,
+        layer,
+        record.as_deref().into_iter(),
+    );
+    state.audit.record(&caller.0, rid.as_deref(), entry).await?;
     Ok(match answer {
         FeatureAnswer::Html(page) => html_response(page),
         FeatureAnswer::GeoJson {

@@ -94,6 +94,7 @@ fn with_isolation(state: &AppState, caller: &Actor, alarms: &[Alarm]) -> Vec<Val
         .iter()
         .map(|a| {
             let mut v = serde_json::to_value(a).unwrap_or_default();
+            crate::model::access::redact_alarm(&mut v, caller.role);
             if may && crate::trace::service::alarm_pipe(&state.index, a).is_ok() {
                 v["isolation"] = json!(format!("/alarms/{}/isolation", a.id));
             }
@@ -143,7 +144,9 @@ pub async fn transition(
         .risk
         .transition(id, body.to, body.comment, &actor)
         .await?;
-    Ok(Json(serde_json::to_value(a).unwrap_or_default()))
+    let mut v = serde_json::to_value(a).unwrap_or_default();
+    crate::model::access::redact_alarm(&mut v, actor.role);
+    Ok(Json(v))
 }
 
 /// A caller whose role may make at least one alarm move (the lifecycle's roles are data),
@@ -213,10 +216,16 @@ pub async fn points(
         (status = 404, description = "No such risk point")))]
 pub async fn point(
     State(state): State<AppState>,
-    _caller: Caller,
+    Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, AppError> {
-    Ok(Json(state.risk.risk_point(parse_id(&id)?).await?))
+    let mut v = state.risk.risk_point(parse_id(&id)?).await?;
+    if let Some(alarms) = v["alarms"].as_array_mut() {
+        alarms
+            .iter_mut()
+            .for_each(|a| crate::model::access::redact_alarm(a, caller.role));
+    }
+    Ok(Json(v))
 }
 
 /// Sensors near a risk point that could watch it, nearest first.

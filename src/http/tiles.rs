@@ -6,7 +6,7 @@
 //! malformed part); here the encoding is negotiated and the HTTP caching headers set.
 
 use super::routes::Routes;
-use super::Caller;
+use super::{Caller, ReqId};
 use crate::state::AppState;
 use crate::tileserver::service::{self, Layers, TileAnswer, TilePath};
 use crate::tileserver::{style, Datum, Encoding, LayerSet};
@@ -81,6 +81,7 @@ pub async fn tile(
     State(state): State<AppState>,
     path: Result<Path<(String, String, String, String)>, PathRejection>,
     caller: Caller,
+    rid: ReqId,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, AppError> {
@@ -99,6 +100,9 @@ pub async fn tile(
         .tiles
         .serve(risk, path, datum, caller.0.role, encoding)
         .await?;
+    if let Some(read) = &answer.read {
+        state.audit.tile(&caller.0, rid.as_deref(), read);
+    }
     Ok(tile_response(answer, &headers))
 }
 

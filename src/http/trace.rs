@@ -10,7 +10,7 @@
 
 use super::excavation::{negotiate, Format, FormatQuery};
 use super::routes::Routes;
-use super::{parse_id, Caller, JsonBody, QueryParams};
+use super::{parse_id, Caller, JsonBody, QueryParams, ReqId};
 use crate::model::{Actor, Role};
 use crate::state::AppState;
 use crate::trace::flow::Direction;
@@ -56,6 +56,21 @@ pub struct TraceCaller {
     who: Tracer,
     actor: Actor,
     query: TraceQuery,
+    rid: ReqId,
+}
+
+impl TraceCaller {
+    /// Records the pipes a trace showed (the ticket, when it is a ticket's, as purpose).
+    async fn audit(&self, state: &AppState, target: &str, pipes: &[i64]) -> Result<(), AppError> {
+        let purpose = self.who.ticket().map(|t| format!("ticket {t}"));
+        let (actor, rid) = (&self.actor, self.rid.as_deref());
+        let index = &state.index;
+        state
+            .audit
+            .pipes(actor, rid, index, target, pipes, purpose)
+            .await?;
+        Ok(())
+    }
 }
 
 impl FromRequestParts<AppState> for TraceCaller {
@@ -78,7 +93,13 @@ impl FromRequestParts<AppState> for TraceCaller {
                 Tracer::for_ticket(&actor, &ticket)?
             }
         };
-        Ok(TraceCaller { who, actor, query })
+        let Ok(rid) = ReqId::from_request_parts(parts, state).await;
+        Ok(TraceCaller {
+            who,
+            actor,
+            query,
+            rid,
+        })
     }
 }
 
@@ -121,6 +142,7 @@ pub async fn isolate(
         &headers,
     )?;
     let a = service::isolate(&c.who, &state.index, &state.networks, req.clone()).await?;
+    c.audit(&state, "trace/isolate", &a.pipes_read()).await?;
     let now = state.clock.now();
     let publish = service::published(&state.index, &a, &req, c.query.publish, c.actor.role, now)?;
     let Some(p) = publish else {
@@ -151,6 +173,8 @@ pub async fn connected(
     JsonBody(req): JsonBody<TraceRequest>,
 ) -> Result<Response, AppError> {
     let parts = service::connected(&c.who, &state.index, &state.networks, req).await?;
+    c.audit(&state, "trace/connected", &service::connected_pipes(&parts))
+        .await?;
     Ok(Json(parts).into_response())
 }
 
@@ -193,6 +217,12 @@ async fn directed(
         ));
     }
     let a = service::directed(&c.who, &state.index, &state.networks, req, direction).await?;
+    let target = match direction {
+        Direction::Upstream => "trace/upstream",
+        Direction::Downstream => "trace/downstream",
+    };
+    c.audit(&state, target, &service::directed_pipes(&a))
+        .await?;
     Ok(match f {
         Format::GeoJson => (
             [(header::CONTENT_TYPE, super::ogc::GEOJSON)],
@@ -232,6 +262,7 @@ pub async fn downstream(
 pub async fn alarm_isolation(
     State(state): State<AppState>,
     Caller(actor): Caller,
+    rid: ReqId,
     Path(id): Path<String>,
     QueryParams(q): QueryParams<FormatQuery>,
     headers: HeaderMap,
@@ -240,5 +271,12 @@ pub async fn alarm_isolation(
     let f = negotiate(&q, &headers)?;
     let alarm = state.risk.alarm(parse_id(&id)?).await?;
     let a = service::alarm_isolation(&who, &state.index, &state.networks, &alarm).await?;
+    let (pipes, purpose) = (a.pipes_read(), Some(format!("alarm {}", alarm.id)));
+    let target = format!("alarms/{}/isolation", alarm.id);
+    let index = &state.index;
+    state
+        .audit
+        .pipes(&actor, rid.as_deref(), index, &target, &pipes, purpose)
+        .await?;
     Ok(render(&state, a, f))
 }

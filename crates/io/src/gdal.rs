@@ -229,6 +229,22 @@ pub fn features_to_bytes(
     Ok(bytes)
 }
 
+/// Sets one metadata item of a data set written earlier (opened again for update): for a
+/// GeoPackage GDAL keeps it in `gpkg_metadata`, where `ogrinfo` shows it.
+pub fn set_dataset_metadata(path: &Path, key: &str, value: &str) -> Result<(), GdalError> {
+    use gdal::Metadata;
+    let mut ds = Dataset::open_ex(
+        path,
+        gdal::DatasetOptions {
+            open_flags: gdal::GdalOpenFlags::GDAL_OF_UPDATE | gdal::GdalOpenFlags::GDAL_OF_VECTOR,
+            ..Default::default()
+        },
+    )?;
+    ds.set_metadata_item(key, value, "")?;
+    ds.flush_cache()?;
+    Ok(())
+}
+
 /// A source row's attribute values in column order. The column names are shared by every
 /// row of one read, so a row costs one value per column and no per-row keys.
 #[derive(Debug, Clone)]

@@ -7,6 +7,7 @@
 pub mod macros;
 pub mod access;
 pub mod alarm;
+pub mod audit;
 pub mod calendar;
 pub mod catalog;
 pub mod check;
@@ -491,8 +492,11 @@ pub struct Change {
 
 string_enum! {
     /// Access roles, from least to most privileged. A role includes every right of the
-    /// roles before it in this list.
+    /// roles before it in this list, except `auditor`: it can only read the audit log
+    /// (issue 21), so it sits below `viewer` and [`crate::audit::may_read_audit`] names it
+    /// besides `admin`.
     pub enum Role {
+        Auditor = "auditor",
         Viewer = "viewer",
         Contractor = "contractor",
         Analyst = "analyst",

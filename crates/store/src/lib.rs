@@ -8,6 +8,7 @@
 //! store to assign one; foreign keys are enforced (owner of a pipeline, parent of a grid
 //! cell, grid cell of a risk point, pipeline and risk point of a sensor).
 
+mod audit;
 pub mod gpkg;
 pub mod import_jobs;
 mod keys;
@@ -19,6 +20,7 @@ pub(crate) mod sqlfile;
 pub mod tickets;
 
 use async_trait::async_trait;
+use lifeline_model::audit::{AuditFilter, AuditRecord, ChainAnchor, ChainRow};
 use lifeline_model::{Actor, Change, Dataset, Layer, Record, Role};
 use serde::Serialize;
 use std::sync::Arc;
@@ -152,10 +154,12 @@ pub struct ApiKey {
     pub revoked_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-/// One line of the audit log: who did what to which target, and when.
+/// One line of the audit log: who did what to which target, where, and when.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AuditEntry {
     pub id: i64,
+    /// The append order of the chain (issue 21).
+    pub seq: i64,
     pub at: chrono::DateTime<chrono::Utc>,
     pub actor: String,
     pub role: Role,
@@ -164,6 +168,21 @@ pub struct AuditEntry {
     /// What it acted on, such as `pipelines/12` or `keys/3`.
     pub target: String,
     pub detail: serde_json::Value,
+    /// The request that caused it, when it came over HTTP.
+    pub request_id: Option<String>,
+    /// The area read, `[min_x, min_y, max_x, max_y]`, for reads that have one.
+    pub bbox: Option<[f64; 4]>,
+    /// This entry's chain hash.
+    pub hash: String,
+}
+
+/// What a retention cut removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditCut {
+    /// Entries removed.
+    pub removed: u64,
+    /// The chain's anchor after the cut (unchanged when nothing was removed).
+    pub anchor: lifeline_model::audit::ChainAnchor,
 }
 
 /// Number of records per layer.
@@ -258,20 +277,60 @@ pub trait KeyStore: Send + Sync {
     async fn list_api_keys(&self) -> StoreResult<Vec<ApiKey>>;
 }
 
-/// The audit log: who did what to which target, and when.
+/// The audit log: who did what to which target, and when; an append-only hash chain
+/// (issue 21, [`lifeline_model::audit`]): every store seals each entry it appends, in one
+/// serialised order, whichever statement appends it.
 #[async_trait]
 pub trait AuditLog: Send + Sync {
-    /// Appends to the audit log outside any data write (e.g. a denied request).
+    /// Appends an entry outside any data write (a read, a denied request, a quota event).
+    async fn append_audit(&self, actor: &Actor, record: &AuditRecord) -> StoreResult<()>;
+
+    /// Appends a plain entry (no area, no request id) outside any data write.
     async fn audit(
         &self,
         actor: &Actor,
         action: &str,
         target: &str,
         detail: serde_json::Value,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<()> {
+        self.append_audit(actor, &AuditRecord::plain(action, target, detail))
+            .await
+    }
 
     /// The newest audit entries, newest first.
-    async fn audit_log(&self, limit: usize) -> StoreResult<Vec<AuditEntry>>;
+    async fn audit_log(&self, limit: usize) -> StoreResult<Vec<AuditEntry>> {
+        self.search_audit(&AuditFilter {
+            limit,
+            ..AuditFilter::default()
+        })
+        .await
+    }
+
+    /// The entries that match `filter`, newest first, at most `filter.limit`.
+    async fn search_audit(&self, filter: &AuditFilter) -> StoreResult<Vec<AuditEntry>>;
+
+    /// Where the stored chain begins.
+    async fn audit_anchor(&self) -> StoreResult<ChainAnchor>;
+
+    /// Chain rows with `seq > after`, in sequence order, at most `limit` (for verifying).
+    async fn audit_chain(&self, after: i64, limit: usize) -> StoreResult<Vec<ChainRow>>;
+
+    /// Removes whole segments of `segment` entries (by sequence number) whose entries are
+    /// all older than `before`, oldest first, and moves the anchor past them.
+    async fn cut_audit(
+        &self,
+        before: chrono::DateTime<chrono::Utc>,
+        segment: i64,
+    ) -> StoreResult<AuditCut>;
+}
+
+/// The last sequence number a retention cut may remove: the end of the last whole segment
+/// of `segment` entries that lies entirely before the first young entry (`first_young`, or
+/// one past the newest entry when none is young). `None` when that is not past `anchor`.
+pub(crate) fn cut_end(anchor: i64, first_young: i64, segment: i64) -> Option<i64> {
+    let segment = segment.max(1);
+    let end = (first_young - 1).div_euclid(segment) * segment;
+    (end > anchor).then_some(end)
 }
 
 /// Every store trait, for code that holds a whole [`SharedStore`] (the server, the CLI,
@@ -357,6 +416,18 @@ pub fn insertion_order(data: &Dataset) -> Vec<Record> {
 mod tests {
     use super::*;
     use std::error::Error;
+
+    #[test]
+    fn retention_cuts_whole_segments_only() {
+        // Segments of 10: entries 1..=24 exist, 1..=17 are old: only 1..=10 may go.
+        assert_eq!(cut_end(0, 18, 10), Some(10));
+        // All 24 old: the partial segment 21..=24 stays.
+        assert_eq!(cut_end(0, 25, 10), Some(20));
+        // Nothing past the anchor to cut.
+        assert_eq!(cut_end(10, 18, 10), None);
+        assert_eq!(cut_end(0, 5, 10), None);
+        assert_eq!(cut_end(20, 31, 10), Some(30));
+    }
 
     #[test]
     fn backend_errors_keep_their_cause() {

@@ -158,6 +158,16 @@ pub struct TileAnswer {
     /// `Cache-Control`: the stored layers' (shared or private by the role class), or the
     /// derived layers' (which change with alarms).
     pub cache_control: String,
+    /// What the tile let its caller read, when it was cut for a role above the lowest (its
+    /// attributes are restricted): the stored layers and the tile, for the read audit.
+    pub read: Option<TileRead>,
+}
+
+/// A tile of restricted attributes as served: its stored layers and coordinates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TileRead {
+    pub layers: Vec<lifeline_model::Layer>,
+    pub coord: TileCoord,
 }
 
 impl TileService {
@@ -191,9 +201,11 @@ impl TileService {
             return Ok(TileAnswer {
                 body: served.body,
                 cache_control,
+                read: None,
             });
         }
         let (set, coord) = parse_tile_path(layers, z, x, file)?;
+        let read_layers = set.layers().to_vec();
         let served = self.tile_in(set, coord, role, encoding, datum).await?;
         let d = &config.defaults;
         let cache_control = match served.private {
@@ -203,6 +215,10 @@ impl TileService {
         Ok(TileAnswer {
             body: served.body,
             cache_control,
+            read: served.private.then_some(TileRead {
+                layers: read_layers,
+                coord,
+            }),
         })
     }
 

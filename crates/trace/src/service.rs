@@ -77,6 +77,11 @@ pub struct Tracer {
 }
 
 impl Tracer {
+    /// The ticket the trace is limited to, if it is a ticket's (the read audit's purpose).
+    pub fn ticket(&self) -> Option<i64> {
+        self.only.as_ref().map(|(id, _)| *id)
+    }
+
     /// Checks that `actor` may run traces from any pipe (analyst, operator, admin).
     pub fn check(actor: &Actor) -> Result<Tracer, ServiceError> {
         require(actor, Role::Analyst)?;
@@ -828,6 +833,23 @@ pub struct IsolationAnswer {
     pub totals: Totals,
 }
 
+impl IsolationAnswer {
+    /// Every pipe the answer shows (start pipes, segments, pockets), for the read audit.
+    pub fn pipes_read(&self) -> Vec<i64> {
+        let mut out: Vec<i64> = Vec::new();
+        for n in &self.networks {
+            out.extend(&n.start_pipes);
+            out.extend(&n.isolation.segment.pipes);
+            for pocket in &n.isolation.pockets {
+                out.extend(&pocket.pipes);
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
 /// Sums over the networks of an answer.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Totals {
@@ -1215,6 +1237,28 @@ pub struct DirectedAnswer {
     pub length_m: f64,
     /// Plain-language notes: an unfed start, a looped network's approximation.
     pub notes: Vec<String>,
+}
+
+/// Every pipe a connectivity trace's answers show, for the read audit.
+pub fn connected_pipes(answers: &[ConnectedAnswer]) -> Vec<i64> {
+    let mut out: Vec<i64> = answers
+        .iter()
+        .flat_map(|a| std::iter::once(a.start_pipe).chain(a.part.pipes.iter().copied()))
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+/// Every pipe a directed trace's answers show, for the read audit.
+pub fn directed_pipes(answers: &[DirectedAnswer]) -> Vec<i64> {
+    let mut out: Vec<i64> = answers
+        .iter()
+        .flat_map(|a| std::iter::once(a.start_pipe).chain(a.trace.part.pipes.iter().copied()))
+        .collect();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 /// The upstream or downstream trace of a request, one answer per start pipe (see

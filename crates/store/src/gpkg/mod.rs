@@ -95,6 +95,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         10,
         include_str!("../../../../migrations/gpkg/0010_readings_history.sql"),
     ),
+    (
+        11,
+        include_str!("../../../../migrations/gpkg/0011_audit.sql"),
+    ),
 ];
 
 /// The spatial reference system of every geometry: CGCS2000 lon/lat.
@@ -569,6 +573,35 @@ pub(crate) fn register_functions(conn: &Connection) -> rusqlite::Result<()> {
             })
         })?;
     }
+    // The audit chain's seal (migration 0011): the hash of one entry from its fields, the
+    // same function verification recomputes.
+    conn.create_scalar_function("lifeline_audit_hash", 9, flags, |ctx| {
+        let text = |i: usize| -> rusqlite::Result<String> {
+            Ok(match ctx.get_raw(i) {
+                ValueRef::Null => String::new(),
+                ValueRef::Integer(n) => n.to_string(),
+                v => v
+                    .as_str()
+                    .map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))?
+                    .to_string(),
+            })
+        };
+        let seq: i64 = ctx.get(1)?;
+        let at = DateTime::parse_from_rfc3339(&text(2)?)
+            .map_err(|e| rusqlite::Error::UserFunctionError(Box::new(e)))?;
+        let request_id = text(8)?;
+        Ok(lifeline_model::audit::chain_hash(
+            &text(0)?,
+            seq,
+            at.timestamp_micros(),
+            &text(3)?,
+            &text(4)?,
+            &text(5)?,
+            &text(6)?,
+            &text(7)?,
+            Some(request_id.as_str()),
+        ))
+    })?;
     conn.create_scalar_function("ST_IsEmpty", 1, flags, |ctx| {
         Ok(match ctx.get_raw(0) {
             ValueRef::Blob(b) => parse_header(b).ok().map(|h| i64::from(h.empty)),
@@ -1114,7 +1147,10 @@ mod tests {
         let trigger_sql = |store: &GpkgStore| -> Vec<(String, String)> {
             let c = store.reader.lock();
             let mut stmt = c
-                .prepare("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' ORDER BY name")
+                .prepare(
+                    "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' \
+                     AND tbl_name <> 'audit_log' ORDER BY name",
+                )
                 .unwrap();
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
             rows.collect::<rusqlite::Result<_>>().unwrap()

@@ -3,7 +3,7 @@
 
 use crate::gpkg::*;
 use crate::prelude::*;
-use crate::{backend_error, ApiKey, AuditEntry, StoreError, StoreResult};
+use crate::{backend_error, ApiKey, StoreError, StoreResult};
 use async_trait::async_trait;
 use lifeline_model::{Actor, Role};
 use rusqlite::{params, OptionalExtension};
@@ -111,48 +111,6 @@ impl KeyStore for GpkgStore {
         self.read(|c| {
             let mut stmt = c.prepare_cached(key_sql("key_list")).sql()?;
             let rows = stmt.query_map([], api_key_from_row).sql()?;
-            rows.collect::<rusqlite::Result<_>>().sql()
-        })
-        .await
-    }
-}
-
-#[async_trait]
-impl AuditLog for GpkgStore {
-    async fn audit(
-        &self,
-        actor: &Actor,
-        action: &str,
-        target: &str,
-        detail: serde_json::Value,
-    ) -> StoreResult<()> {
-        let (actor, action, target) = (actor.clone(), action.to_string(), target.to_string());
-        self.write(move |c| {
-            let (_, stamp) = now();
-            log_audit(c, &actor, &action, &target, &detail, &stamp)
-        })
-        .await
-    }
-
-    async fn audit_log(&self, limit: usize) -> StoreResult<Vec<AuditEntry>> {
-        self.read(move |c| {
-            let mut stmt = c.prepare_cached(key_sql("audit_recent")).sql()?;
-            let rows = stmt
-                .query_map([lim(limit)], |r| {
-                    let detail: String = r.get(6)?;
-                    Ok(AuditEntry {
-                        id: r.get(0)?,
-                        at: stamp(r, 1)?,
-                        actor: r.get(2)?,
-                        role: txt(r, 3)?,
-                        action: r.get(4)?,
-                        target: r.get(5)?,
-                        // Written by us as JSON; anything else is shown as the text it is.
-                        detail: serde_json::from_str(&detail)
-                            .unwrap_or(serde_json::Value::String(detail)),
-                    })
-                })
-                .sql()?;
             rows.collect::<rusqlite::Result<_>>().sql()
         })
         .await

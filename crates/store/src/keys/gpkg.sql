@@ -1,5 +1,5 @@
 -- API keys and the audit log of the GeoPackage store (keys/gpkg.rs). Keys are stored as
--- hashes; the audit log is append-only. Columns of a key row, in the order
+-- hashes (the audit log is in ../audit/). Columns of a key row, in the order
 -- `api_key_from_row` reads them: id, name, role, key_hash, created_at, revoked_at.
 
 -- name: key_insert
@@ -15,5 +15,3 @@ UPDATE api_keys SET revoked_at = ?1 WHERE id = ?2 AND revoked_at IS NULL
 SELECT id, name, role, key_hash, created_at, revoked_at FROM api_keys
 ORDER BY created_at DESC, id DESC
 
--- name: audit_recent
-SELECT id, at, actor, role, action, target, detail FROM audit_log ORDER BY id DESC LIMIT ?1

@@ -3,7 +3,7 @@
 
 use crate::postgis::*;
 use crate::prelude::*;
-use crate::{ApiKey, AuditEntry, StoreResult};
+use crate::{ApiKey, StoreResult};
 use async_trait::async_trait;
 use lifeline_model::{Actor, Role};
 use tokio_postgres::Row;
@@ -94,58 +94,5 @@ impl KeyStore for PostgisStore {
             .iter()
             .map(api_key_from_row)
             .collect()
-    }
-}
-
-#[async_trait]
-impl AuditLog for PostgisStore {
-    async fn audit(
-        &self,
-        actor: &Actor,
-        action: &str,
-        target: &str,
-        detail: serde_json::Value,
-    ) -> StoreResult<()> {
-        let e = |e| map_pg(e, Ctx::Other);
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(self.sql.audit_insert)
-            .await
-            .map_err(e)?;
-        client
-            .execute(
-                &stmt,
-                &[&actor.name, &actor.role, &action, &target, &detail],
-            )
-            .await
-            .map_err(e)?;
-        Ok(())
-    }
-
-    async fn audit_log(&self, limit: usize) -> StoreResult<Vec<AuditEntry>> {
-        let e = |e| map_pg(e, Ctx::Other);
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(self.sql.audit_recent)
-            .await
-            .map_err(e)?;
-        client
-            .query(&stmt, &[&as_i64(limit)])
-            .await
-            .map_err(e)?
-            .iter()
-            .map(|r| {
-                Ok(AuditEntry {
-                    id: r.try_get(0)?,
-                    at: r.try_get(1)?,
-                    actor: r.try_get(2)?,
-                    role: r.try_get(3)?,
-                    action: r.try_get(4)?,
-                    target: r.try_get(5)?,
-                    detail: r.try_get(6)?,
-                })
-            })
-            .collect::<Result<_, tokio_postgres::Error>>()
-            .map_err(decode_err)
     }
 }

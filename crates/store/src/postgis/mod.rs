@@ -108,6 +108,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         name: "readings_history",
         sql: include_str!("../../../../migrations/postgis/0010_readings_history.sql"),
     },
+    Migration {
+        version: 11,
+        name: "audit",
+        sql: include_str!("../../../../migrations/postgis/0011_audit.sql"),
+    },
 ];
 
 /// Advisory-lock key serialising migrations between instances ("LIFELN" + 1).
@@ -222,7 +227,6 @@ pub(crate) struct Sql {
     pub(crate) changes_since: &'static str,
     pub(crate) latest_version: &'static str,
     pub(crate) audit_insert: &'static str,
-    pub(crate) audit_recent: &'static str,
     pub(crate) key_insert: &'static str,
     pub(crate) key_by_hash: &'static str,
     pub(crate) key_revoke: &'static str,
@@ -282,7 +286,6 @@ impl Sql {
             changes_since: get("changes_since")?,
             latest_version: get("latest_version")?,
             audit_insert: get("audit_insert")?,
-            audit_recent: get("audit_recent")?,
             key_insert: get("key_insert")?,
             key_by_hash: get("key_by_hash")?,
             key_revoke: get("key_revoke")?,

@@ -32,9 +32,6 @@ SELECT COALESCE(max(version), 0) FROM change_log
 -- name: audit_insert
 INSERT INTO audit_log (actor, role, action, target, detail) VALUES ($1, $2, $3, $4, $5)
 
--- name: audit_recent
-SELECT id, at, actor, role, action, target, detail FROM audit_log ORDER BY id DESC LIMIT $1
-
 -- name: key_insert
 INSERT INTO api_keys (name, role, key_hash) VALUES ($1, $2, $3)
 RETURNING id, name, role, key_hash, created_at, revoked_at
