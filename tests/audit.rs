@@ -270,7 +270,7 @@ async fn tiles_entries(store: &SharedStore) -> Vec<lifeline::store::AuditEntry> 
 /// would), bypassing the append-only guard.
 async fn tamper(backend: Backend, url: &str, seq: i64) {
     match backend {
-        Backend::Postgis => {
+        Backend::Postgis | Backend::Citus => {
             let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
                 .await
                 .unwrap();
@@ -331,7 +331,7 @@ async fn the_chain_verifies_names_a_tampered_entry_and_survives_a_cut(backend: B
 
     // The log refuses changes through the store's own connection rules.
     let refused = match backend {
-        Backend::Postgis => {
+        Backend::Postgis | Backend::Citus => {
             let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
                 .await
                 .unwrap();
@@ -379,7 +379,7 @@ async fn the_chain_verifies_names_a_tampered_entry_and_survives_a_cut(backend: B
     assert_eq!(v.checked, 1);
     drop(store);
     let store_flag = match backend {
-        Backend::Postgis => "--database-url",
+        Backend::Postgis | Backend::Citus => "--database-url",
         Backend::Gpkg => "--gpkg",
     };
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_lifeline"))
