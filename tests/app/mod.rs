@@ -240,44 +240,39 @@ pub async fn serve(
     (addr, tx, handle)
 }
 
+/// Instantiates an async test body `fn(Backend)` once per listed engine, as
+/// `mod $name { fn postgis, … }`: the shared body of [`every_backend!`] and
+/// [`both_backends!`].
+#[macro_export]
+macro_rules! test_on_backends {
+    ($name:ident: $($test:ident => $backend:ident),+) => {
+        mod $name {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$name(super::app::Backend::$backend).await
+                }
+            )+
+        }
+    };
+}
+
 /// Instantiates an async test body `fn(Backend)` once per store engine: PostGIS, Citus
 /// and GeoPackage.
 #[macro_export]
 macro_rules! every_backend {
     ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgis() {
-                super::$name(super::app::Backend::Postgis).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn citus() {
-                super::$name(super::app::Backend::Citus).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn gpkg() {
-                super::$name(super::app::Backend::Gpkg).await
-            }
-        }
+        $crate::test_on_backends!($name: postgis => Postgis, citus => Citus, gpkg => Gpkg);
     };
 }
 
 /// Like [`every_backend!`] for PostGIS and GeoPackage only: for the tests whose subject is
-/// not the store (the browser test, the server's crash safety), where a third engine adds
-/// minutes and no coverage.
+/// not the store (the browser test, the server's crash safety, the audit log, which stays a
+/// plain table on a Citus coordinator), where a third engine adds minutes and no coverage.
 #[macro_export]
 macro_rules! both_backends {
     ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgis() {
-                super::$name(super::app::Backend::Postgis).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn gpkg() {
-                super::$name(super::app::Backend::Gpkg).await
-            }
-        }
+        $crate::test_on_backends!($name: postgis => Postgis, gpkg => Gpkg);
     };
 }
 

@@ -144,23 +144,11 @@ impl RiskStore for PostgisStore {
         every_ms: i64,
         rollup: Rollup,
     ) -> StoreResult<Vec<Bucket>> {
-        let client = self.client().await?;
         let name = match rollup {
             Rollup::Hourly => "readings_rollup_hourly",
             Rollup::Daily => "readings_rollup_daily",
         };
-        let stmt = client
-            .prepare_cached(pg_sql(name))
-            .await
-            .map_err(backend_error)?;
-        let every_s = every_ms as f64 / 1000.0;
-        client
-            .query(&stmt, &[&sensor_id, &from, &to, &every_s])
-            .await
-            .map_err(backend_error)?
-            .iter()
-            .map(pg_bucket)
-            .collect()
+        buckets(self, name, sensor_id, from, to, every_ms).await
     }
 
     async fn maintain_readings(
@@ -255,19 +243,7 @@ impl RiskStore for PostgisStore {
         to: DateTime<Utc>,
         every_ms: i64,
     ) -> StoreResult<Vec<Bucket>> {
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(pg_sql("readings_buckets"))
-            .await
-            .map_err(backend_error)?;
-        let every_s = every_ms as f64 / 1000.0;
-        client
-            .query(&stmt, &[&sensor_id, &from, &to, &every_s])
-            .await
-            .map_err(backend_error)?
-            .iter()
-            .map(pg_bucket)
-            .collect()
+        buckets(self, "readings_buckets", sensor_id, from, to, every_ms).await
     }
 
     async fn last_reading(&self, sensor_id: i64) -> StoreResult<Option<Reading>> {
@@ -516,6 +492,31 @@ impl RiskStore for PostgisStore {
             .map_err(backend_error)?;
         Ok((r, c))
     }
+}
+
+/// min/mean/max buckets of `every_ms` from one of the bucket statements (raw readings or a
+/// rollup): they all take (sensor, from, to, bucket width in seconds).
+async fn buckets(
+    store: &PostgisStore,
+    statement: &str,
+    sensor_id: i64,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    every_ms: i64,
+) -> StoreResult<Vec<Bucket>> {
+    let client = store.client().await?;
+    let stmt = client
+        .prepare_cached(pg_sql(statement))
+        .await
+        .map_err(backend_error)?;
+    let every_s = every_ms as f64 / 1000.0;
+    client
+        .query(&stmt, &[&sensor_id, &from, &to, &every_s])
+        .await
+        .map_err(backend_error)?
+        .iter()
+        .map(pg_bucket)
+        .collect()
 }
 
 async fn lock_sensor_pg(
