@@ -6,7 +6,8 @@
 //! index path (Rust over the R-tree) and, for filters without a spatial predicate, the SQL
 //! pushdown path (the filter translated to PostGIS SQL with bound parameters); `auto` must
 //! pick SQL for those and the index for spatial ones. Sorted pages are compared too.
-//! Also: reprojected output equals PostGIS `ST_Transform`.
+//! Also: reprojected output equals PostGIS `ST_Transform`. All of it on plain PostGIS and on
+//! Citus (issue 16).
 
 mod app;
 
@@ -79,7 +80,18 @@ async fn api_ids(app: &TestApp, filter: &str, lang: &str, plan: &str, want_plan:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cql2_matches_postgis() {
-    let app = TestApp::start_with(Backend::Postgis, Some(Role::Viewer), false).await;
+    cql2_matches(Backend::Postgis).await
+}
+
+/// The same on Citus (issue 16): the pushdown's SQL runs on the coordinator against the
+/// reference tables, and must select what the index path and plain PostGIS SQL select.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cql2_matches_postgis_on_citus() {
+    cql2_matches(Backend::Citus).await
+}
+
+async fn cql2_matches(backend: Backend) {
+    let app = TestApp::start_with(backend, Some(Role::Viewer), false).await;
     let (data, _) = generate(&GenerateOptions {
         preset: Preset::Demo,
         seed: 42,
