@@ -319,7 +319,8 @@ async fn geopackage_0010_keeps_old_rows_backfills_rollups_and_retention_deletes_
         }
     }
     let store = GpkgStore::open(&path).unwrap();
-    assert_eq!(store.migrate().await.unwrap(), 10);
+    // 0010 and whatever came after it.
+    assert!(store.migrate().await.unwrap() >= 10);
     let rows = old_rows();
     let back = store
         .readings(
