@@ -118,6 +118,30 @@ impl RollupRows {
     }
 }
 
+/// min/mean/max buckets of `every_ms` from one of the bucket statements (raw readings or a
+/// rollup): they all take (sensor, from, to, bucket width in milliseconds).
+async fn buckets(
+    store: &GpkgStore,
+    statement: &'static str,
+    sensor_id: i64,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    every_ms: i64,
+) -> StoreResult<Vec<Bucket>> {
+    store
+        .read(move |c| {
+            let mut stmt = c.prepare_cached(gp_sql(statement)).sql()?;
+            let rows = stmt
+                .query_map(
+                    rusqlite::params![sensor_id, ms(from), ms(to), every_ms],
+                    gp_bucket,
+                )
+                .sql()?;
+            rows.collect::<rusqlite::Result<_>>().sql()
+        })
+        .await
+}
+
 fn gp_reading(sensor_id: i64, r: &rusqlite::Row<'_>) -> rusqlite::Result<Reading> {
     let q: String = r.get(2)?;
     Ok(Reading {
@@ -284,17 +308,7 @@ impl RiskStore for GpkgStore {
             Rollup::Hourly => "readings_rollup_hourly",
             Rollup::Daily => "readings_rollup_daily",
         };
-        self.read(move |c| {
-            let mut stmt = c.prepare_cached(gp_sql(name)).sql()?;
-            let rows = stmt
-                .query_map(
-                    rusqlite::params![sensor_id, ms(from), ms(to), every_ms],
-                    gp_bucket,
-                )
-                .sql()?;
-            rows.collect::<rusqlite::Result<_>>().sql()
-        })
-        .await
+        buckets(self, name, sensor_id, from, to, every_ms).await
     }
 
     async fn maintain_readings(
@@ -377,17 +391,7 @@ impl RiskStore for GpkgStore {
         to: DateTime<Utc>,
         every_ms: i64,
     ) -> StoreResult<Vec<Bucket>> {
-        self.read(move |c| {
-            let mut stmt = c.prepare_cached(gp_sql("readings_buckets")).sql()?;
-            let rows = stmt
-                .query_map(
-                    rusqlite::params![sensor_id, ms(from), ms(to), every_ms],
-                    gp_bucket,
-                )
-                .sql()?;
-            rows.collect::<rusqlite::Result<_>>().sql()
-        })
-        .await
+        buckets(self, "readings_buckets", sensor_id, from, to, every_ms).await
     }
 
     async fn last_reading(&self, sensor_id: i64) -> StoreResult<Option<Reading>> {

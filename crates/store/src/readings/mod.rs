@@ -61,7 +61,8 @@ pub trait RiskStore: Send + Sync {
     ) -> StoreResult<Vec<Bucket>>;
 
     /// One maintenance round of the readings history at `now` (the service clock's time):
-    /// makes sure time partitions exist from the retention horizon to a few days ahead,
+    /// makes sure time partitions exist from today to a few days ahead (a past day gets its
+    /// partition from `insert_readings` when a reading for it arrives),
     /// removes raw readings older than the horizon (PostGIS: drops whole daily partitions;
     /// GeoPackage: deletes rows in batches), never touches the rollups, and reports what it
     /// did.
